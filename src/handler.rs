@@ -1,0 +1,403 @@
+//! The handler: event in, each request decoded once, one outcome per record, one response out.
+//!
+//! Sources only translate: [`crate::inbound`] decodes, [`Handler::outcome`] decides, and the answer
+//! of each source is made from the outcomes here.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::sqs::SqsBatchResponse;
+use futures::FutureExt;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::config::Config;
+use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::inbound::{Envelope, Inbound, SqsBatch, SqsRecord, classify};
+use crate::metrics::{Counted, InvocationMetrics};
+use crate::outcome::{Failure, Outcome, codes};
+use crate::pacer::Pacer;
+use crate::partner_central::{PartnerCentral, ThrottleCount};
+use crate::request::DisassociationRequest;
+
+/// Time kept back at the end of an invocation for dead letters and the answer itself.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// A function error: `errorType` names the class of failure, `errorMessage` the cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error_type}: {message}")]
+pub struct HandlerError {
+    pub error_type: String,
+    pub message: String,
+}
+
+impl From<Failure> for HandlerError {
+    fn from(failure: Failure) -> Self {
+        Self { error_type: failure.code, message: failure.message }
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        Diagnostic { error_type: error.error_type, error_message: error.message }
+    }
+}
+
+/// What became of a record once its outcome is carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Disposition {
+    Done(Outcome),
+    DeadLettered(Failure),
+    /// To be delivered again: reported failed, or a function error.
+    Failed(Failure),
+}
+
+/// Where a record came from, for its dead letter.
+struct Origin<'a> {
+    body: &'a str,
+    source_id: Option<&'a str>,
+    group: Option<&'a str>,
+}
+
+/// One invocation's context.
+struct Invocation {
+    request_id: String,
+    /// The last moment a paced call may start and still finish before the deadline.
+    latest_start: Option<Instant>,
+    metrics: InvocationMetrics,
+}
+
+/// The function, generic over its two ports so tests can drive it with fakes.
+pub struct Handler<P, D> {
+    config: Config,
+    partner_central: P,
+    dead_letters: Option<D>,
+    pacer: Arc<Pacer>,
+    throttles: Arc<ThrottleCount>,
+}
+
+impl<P: PartnerCentral, D: DeadLetters> Handler<P, D> {
+    pub fn new(
+        config: Config,
+        partner_central: P,
+        dead_letters: Option<D>,
+        pacer: Arc<Pacer>,
+        throttles: Arc<ThrottleCount>,
+    ) -> Self {
+        Self { config, partner_central, dead_letters, pacer, throttles }
+    }
+
+    /// Handles one invocation, whatever triggered it.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+        let (payload, context) = event.into_parts();
+        let invocation = Invocation {
+            latest_start: latest_start(context.deadline, self.config.operation_timeout),
+            request_id: context.request_id,
+            metrics: InvocationMetrics::default(),
+        };
+        let throttled_before = self.throttles.get();
+        let answer = match classify(&payload) {
+            Inbound::Sqs(batch) => self.sqs(&invocation, batch).await,
+            Inbound::EventBridge(envelope) => self.eventbridge(&invocation, envelope, &payload).await,
+            Inbound::Direct(request) => self.direct(&invocation, request).await,
+            Inbound::Unsupported(failure) => {
+                error!(request_id = %invocation.request_id, error_code = %failure.code, "{}", failure.message);
+                Err(failure.into())
+            }
+        };
+        let throttled = self.throttles.get().saturating_sub(throttled_before);
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        for line in
+            invocation.metrics.emf_lines(&self.config.metrics_namespace, &self.config.service_name, throttled, now_ms)
+        {
+            println!("{line}");
+        }
+        answer
+    }
+
+    async fn sqs(&self, invocation: &Invocation, batch: SqsBatch) -> Result<Value, HandlerError> {
+        // FIFO: records of one message group run in order, and stop at the first failure so that no
+        // later message of the group overtakes it. Otherwise every record is its own lane.
+        let mut lanes: Vec<Vec<usize>> = Vec::new();
+        if batch.fifo {
+            let mut groups: Vec<(Option<&str>, usize)> = Vec::new();
+            for (index, record) in batch.records.iter().enumerate() {
+                match groups.iter().find(|(group, _)| *group == record.group.as_deref()) {
+                    Some((_, lane)) => lanes[*lane].push(index),
+                    None => {
+                        groups.push((record.group.as_deref(), lanes.len()));
+                        lanes.push(vec![index]);
+                    }
+                }
+            }
+        } else {
+            lanes = (0..batch.records.len()).map(|i| vec![i]).collect();
+        }
+
+        let batch = &batch;
+        let lane_runs = lanes.iter().map(|lane| async move {
+            let mut results = Vec::with_capacity(lane.len());
+            let mut blocked = false;
+            for &index in lane {
+                let record = &batch.records[index];
+                let disposition = if blocked {
+                    Disposition::Failed(Failure::new(
+                        codes::EARLIER_FAILURE_IN_GROUP,
+                        "an earlier message of this FIFO group failed in this batch",
+                    ))
+                } else {
+                    self.sqs_record(invocation, record).await
+                };
+                blocked |= batch.fifo && matches!(disposition, Disposition::Failed(_));
+                results.push((index, disposition));
+            }
+            results
+        });
+        let mut results: Vec<(usize, Disposition)> = futures::future::join_all(lane_runs).await.concat();
+        results.sort_by_key(|(index, _)| *index);
+
+        let mut response = SqsBatchResponse::default();
+        let mut unreportable = 0;
+        for (index, disposition) in results {
+            if let Disposition::Failed(failure) = disposition {
+                match &batch.records[index].message_id {
+                    Some(id) => response.add_failure(id.clone()),
+                    None => {
+                        // Never reported (an empty identifier fails the whole batch): dead-letter it,
+                        // and if even that fails, fail the batch so nothing is lost.
+                        let record = &batch.records[index];
+                        let origin = Origin { body: &record.body, source_id: None, group: record.group.as_deref() };
+                        if !self.dead_letter(invocation, &failure, &origin).await {
+                            unreportable += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if unreportable > 0 {
+            let message = format!(
+                "{unreportable} record(s) without a message id failed and could not be dead-lettered: failing the whole batch so none is lost"
+            );
+            error!(request_id = %invocation.request_id, "{message}");
+            return Err(HandlerError { error_type: "UnreportableRecord".to_owned(), message });
+        }
+        serde_json::to_value(response)
+            .map_err(|e| HandlerError { error_type: "SerializationError".to_owned(), message: e.to_string() })
+    }
+
+    async fn sqs_record(&self, invocation: &Invocation, record: &SqsRecord) -> Disposition {
+        let source_id = record.message_id.as_deref();
+        let span = record_span(invocation, source_id, &record.request);
+        async {
+            let origin = Origin { body: &record.body, source_id, group: record.group.as_deref() };
+            let outcome = self.outcome(invocation, &record.request).await;
+            let disposition = self.settle(invocation, outcome, &origin).await;
+            self.log_and_count(invocation, &record.request, &disposition);
+            disposition
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn eventbridge(
+        &self,
+        invocation: &Invocation,
+        envelope: Envelope,
+        event: &Value,
+    ) -> Result<Value, HandlerError> {
+        let span = record_span(invocation, envelope.id.as_deref(), &envelope.request);
+        async {
+            let body = event.to_string();
+            let origin = Origin { body: &body, source_id: envelope.id.as_deref(), group: None };
+            let outcome = self.outcome(invocation, &envelope.request).await;
+            let disposition = self.settle(invocation, outcome, &origin).await;
+            self.log_and_count(invocation, &envelope.request, &disposition);
+            match disposition {
+                Disposition::Done(outcome) => Ok(summary(&outcome, envelope.request.as_ref().ok())),
+                // Handled: no async retry is spent on a request that can never succeed.
+                Disposition::DeadLettered(failure) => Ok(json!({
+                    "outcome": "dead_lettered",
+                    "errorCode": failure.code,
+                    "errorMessage": failure.message,
+                })),
+                Disposition::Failed(failure) => Err(failure.into()),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn direct(
+        &self,
+        invocation: &Invocation,
+        request: Result<DisassociationRequest, Failure>,
+    ) -> Result<Value, HandlerError> {
+        let span = record_span(invocation, None, &request);
+        async {
+            // The caller is waiting for the answer: failures go back to it, not to the dead-letter queue.
+            let outcome = self.outcome(invocation, &request).await;
+            let disposition = match outcome {
+                Outcome::Rejected(failure) | Outcome::Retry(failure) => Disposition::Failed(failure),
+                done => Disposition::Done(done),
+            };
+            self.log_and_count(invocation, &request, &disposition);
+            match disposition {
+                Disposition::Done(outcome) => Ok(summary(&outcome, request.as_ref().ok())),
+                Disposition::DeadLettered(failure) | Disposition::Failed(failure) => Err(failure.into()),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Decides one request's outcome. A panic here is caught and fails only this record.
+    async fn outcome(&self, invocation: &Invocation, request: &Result<DisassociationRequest, Failure>) -> Outcome {
+        let request = match request {
+            Ok(request) => request,
+            Err(failure) => return Outcome::Rejected(failure.clone()),
+        };
+        match AssertUnwindSafe(self.call(invocation, request)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                Outcome::Retry(Failure::new(codes::PANIC, format!("processing panicked: {message}")))
+            }
+        }
+    }
+
+    async fn call(&self, invocation: &Invocation, request: &DisassociationRequest) -> Outcome {
+        if !self.config.allowed_catalogs.contains(&request.catalog) {
+            let allowed: Vec<&str> = self.config.allowed_catalogs.iter().map(|c| c.as_str()).collect();
+            return Outcome::Rejected(Failure::new(
+                codes::CATALOG_NOT_ALLOWED,
+                format!("catalog {} is not in ALLOWED_CATALOGS ({})", request.catalog, allowed.join(",")),
+            ));
+        }
+        if self.config.dry_run {
+            info!(request = %json!(request), "DRY_RUN: would call DisassociateOpportunity");
+            return Outcome::DryRun;
+        }
+        if let Err(too_late) = self.pacer.acquire(invocation.latest_start).await {
+            let wait = too_late.slot.saturating_duration_since(Instant::now());
+            return Outcome::Retry(Failure::new(
+                codes::DEADLINE,
+                format!(
+                    "not started: the next paced write slot ({} ms away) plus the {} s call budget would pass the invocation's deadline",
+                    wait.as_millis(),
+                    self.config.operation_timeout.as_secs_f64()
+                ),
+            ));
+        }
+        let started = Instant::now();
+        let result = self.partner_central.disassociate(request).await;
+        invocation.metrics.latency(request.catalog, started.elapsed().as_secs_f64() * 1000.0);
+        match result {
+            Ok(()) => {
+                self.pacer.succeeded();
+                Outcome::Disassociated
+            }
+            Err(error) => Outcome::of_error(error, self.partner_central.association(request)).await,
+        }
+    }
+
+    /// Carries out an outcome: a rejected request is dead-lettered when a queue is set; if that fails
+    /// it is retried instead, so nothing is ever dropped.
+    async fn settle(&self, invocation: &Invocation, outcome: Outcome, origin: &Origin<'_>) -> Disposition {
+        match outcome {
+            Outcome::Rejected(failure) if self.dead_letters.is_some() => {
+                if self.dead_letter(invocation, &failure, origin).await {
+                    Disposition::DeadLettered(failure)
+                } else {
+                    Disposition::Failed(failure)
+                }
+            }
+            Outcome::Rejected(failure) | Outcome::Retry(failure) => Disposition::Failed(failure),
+            done => Disposition::Done(done),
+        }
+    }
+
+    /// Sends a dead letter; `false` when there is no queue or the send failed.
+    async fn dead_letter(&self, invocation: &Invocation, failure: &Failure, origin: &Origin<'_>) -> bool {
+        let Some(queue) = &self.dead_letters else { return false };
+        let letter = DeadLetter {
+            body: origin.body,
+            failure,
+            lambda_request_id: &invocation.request_id,
+            source_id: origin.source_id,
+            message_group: origin.group,
+        };
+        match queue.send(letter).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "could not dead-letter the record: it will be delivered again");
+                false
+            }
+        }
+    }
+
+    fn log_and_count(
+        &self,
+        invocation: &Invocation,
+        request: &Result<DisassociationRequest, Failure>,
+        disposition: &Disposition,
+    ) {
+        let catalog = request.as_ref().ok().map(|r| r.catalog);
+        let metrics = &invocation.metrics;
+        match disposition {
+            Disposition::Done(outcome) => {
+                let counted = match outcome {
+                    Outcome::AlreadyDisassociated => Counted::AlreadyDisassociated,
+                    Outcome::DryRun => Counted::DryRun,
+                    _ => Counted::Disassociated,
+                };
+                metrics.count(catalog, counted);
+                info!(outcome = outcome.name(), "done");
+            }
+            Disposition::DeadLettered(failure) => {
+                metrics.count(catalog, Counted::DeadLettered);
+                warn!(outcome = "dead_lettered", error_code = %failure.code, service_request_id = ?failure.request_id, "{}", failure.message);
+            }
+            Disposition::Failed(failure) => {
+                metrics.count(catalog, Counted::Retried);
+                warn!(outcome = "failed", error_code = %failure.code, service_request_id = ?failure.request_id, "{}", failure.message);
+            }
+        }
+    }
+}
+
+/// Every log line of a record carries the request id, its message or event id and its opportunity.
+fn record_span(
+    invocation: &Invocation,
+    source_id: Option<&str>,
+    request: &Result<DisassociationRequest, Failure>,
+) -> tracing::Span {
+    let opportunity_id = request.as_ref().ok().map(|r| r.opportunity.as_str());
+    info_span!("record", request_id = %invocation.request_id, source_id, opportunity_id)
+}
+
+/// The answer to a direct or EventBridge invocation that succeeded.
+fn summary(outcome: &Outcome, request: Option<&DisassociationRequest>) -> Value {
+    json!({ "outcome": outcome.name(), "request": request })
+}
+
+/// The last moment a paced call may start: the deadline less the call's budget and a margin.
+fn latest_start(deadline_ms: u64, operation_timeout: Duration) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    let now = Instant::now();
+    Some(match remaining.checked_sub(operation_timeout + DEADLINE_MARGIN) {
+        Some(left) => now + left,
+        // No time for even one call: a moment already past, so every slot is refused.
+        None => now.checked_sub(Duration::from_millis(1)).unwrap_or(now),
+    })
+}

@@ -1,0 +1,170 @@
+//! Paces writes under the account's quota (1 write per second, shared by every caller in the
+//! account), and slows down when the service says it is throttling.
+//!
+//! No crate fits: rate limiters such as `governor` keep a fixed rate, and this one must stretch its
+//! interval on a throttled answer (seen on every attempt, including those the SDK retries) and come
+//! back to its base rate as calls succeed. Waiters are served in arrival order, and a waiter whose
+//! slot would come too late for its deadline is refused before it waits.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How far a run of throttled answers may stretch the interval.
+const MAX_SLOWDOWN: u32 = 16;
+
+#[derive(Debug)]
+pub struct Pacer {
+    base: Duration,
+    state: Mutex<State>,
+    /// Held while waiting for a slot: tokio's mutex is fair, so waiters are served in order.
+    queue: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct State {
+    interval: Duration,
+    next_slot: Instant,
+}
+
+/// The slot would begin too late for the call to finish before the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLate {
+    /// When the earliest slot would begin.
+    pub slot: Instant,
+}
+
+impl Pacer {
+    pub fn new(per_second: f64) -> Self {
+        let base = Duration::from_secs_f64(1.0 / per_second);
+        Self {
+            base,
+            state: Mutex::new(State { interval: base, next_slot: Instant::now() }),
+            queue: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The current interval between writes.
+    pub fn interval(&self) -> Duration {
+        self.lock().interval
+    }
+
+    /// Waits for the next write slot. `latest_start`, when given, is the last moment a slot may begin:
+    /// a later slot is refused at once, without waiting, and nothing is consumed.
+    pub async fn acquire(&self, latest_start: Option<Instant>) -> Result<(), TooLate> {
+        let _turn = self.queue.lock().await;
+        loop {
+            let now = Instant::now();
+            let slot = {
+                let mut state = self.lock();
+                let slot = state.next_slot.max(now);
+                if latest_start.is_some_and(|latest| slot > latest) {
+                    return Err(TooLate { slot });
+                }
+                if slot <= now {
+                    state.next_slot = now + state.interval;
+                    return Ok(());
+                }
+                slot
+            };
+            // A throttled answer may push the slot further while we sleep: look again on waking.
+            tokio::time::sleep_until(slot).await;
+        }
+    }
+
+    /// The service answered with throttling: double the interval (up to a bound) and hold the next
+    /// slot back by a full interval from now.
+    pub fn throttled(&self) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.interval = (state.interval * 2).min(self.base * MAX_SLOWDOWN);
+        state.next_slot = state.next_slot.max(now + state.interval);
+    }
+
+    /// A write went through: come back toward the base rate a quarter at a time.
+    pub fn succeeded(&self) {
+        let mut state = self.lock();
+        if state.interval > self.base {
+            state.interval = (state.interval * 3 / 4).max(self.base);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state stays consistent under any panic (plain assignments), so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn spaces_writes_at_the_configured_rate() {
+        let pacer = Pacer::new(2.0);
+        let start = Instant::now();
+        let mut starts = Vec::new();
+        for _ in 0..5 {
+            pacer.acquire(None).await.unwrap();
+            starts.push(start.elapsed());
+        }
+        let expected: Vec<Duration> = (0..5).map(|i| Duration::from_millis(500 * i)).collect();
+        assert_eq!(starts, expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_waiters_share_the_rate() {
+        let pacer = Arc::new(Pacer::new(1.0));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let pacer = pacer.clone();
+                tokio::spawn(async move {
+                    pacer.acquire(None).await.unwrap();
+                    start.elapsed()
+                })
+            })
+            .collect();
+        let mut starts = Vec::new();
+        for task in tasks {
+            starts.push(task.await.unwrap());
+        }
+        starts.sort();
+        assert_eq!(starts, [0, 1, 2, 3].map(Duration::from_secs));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_stretches_the_interval_and_success_restores_it() {
+        let pacer = Pacer::new(1.0);
+        pacer.acquire(None).await.unwrap();
+        pacer.throttled();
+        assert_eq!(pacer.interval(), Duration::from_secs(2));
+        pacer.throttled();
+        assert_eq!(pacer.interval(), Duration::from_secs(4));
+        let start = Instant::now();
+        pacer.acquire(None).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(4), "the next slot is held back by the new interval");
+        for _ in 0..10 {
+            pacer.throttled();
+        }
+        assert_eq!(pacer.interval(), Duration::from_secs(16), "bounded");
+        for _ in 0..20 {
+            pacer.succeeded();
+        }
+        assert_eq!(pacer.interval(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refuses_a_slot_past_the_latest_start_without_consuming_it() {
+        let pacer = Pacer::new(1.0);
+        pacer.acquire(None).await.unwrap();
+        let now = Instant::now();
+        let refused = pacer.acquire(Some(now + Duration::from_millis(500))).await;
+        assert_eq!(refused, Err(TooLate { slot: now + Duration::from_secs(1) }));
+        assert_eq!(Instant::now(), now, "refused without waiting");
+        pacer.acquire(Some(now + Duration::from_secs(1))).await.unwrap();
+        assert_eq!(Instant::now(), now + Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,428 @@
+//! The handler driven through its ports by in-memory fakes: every trigger, every outcome, mixed and
+//! FIFO batches, panic isolation, the deadline and pacing. No network.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Context, LambdaEvent};
+use opportunity_disassociator::config::Config;
+use opportunity_disassociator::dead_letter::{DeadLetter, DeadLetters};
+use opportunity_disassociator::handler::Handler;
+use opportunity_disassociator::pacer::Pacer;
+use opportunity_disassociator::partner_central::{ApiError, Association, ErrorClass, PartnerCentral, ThrottleCount};
+use opportunity_disassociator::request::DisassociationRequest;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// What the fake service answers for an opportunity.
+#[derive(Clone)]
+enum Script {
+    Ok,
+    Fail(&'static str, ErrorClass),
+    /// Not found, and GetOpportunity answers this.
+    Missing(Association),
+    Panic,
+}
+
+#[derive(Default)]
+struct FakeService {
+    scripts: HashMap<&'static str, Script>,
+    calls: Mutex<Vec<(String, Instant)>>,
+    checks: Mutex<u32>,
+}
+
+impl FakeService {
+    fn with(scripts: &[(&'static str, Script)]) -> Arc<Self> {
+        Arc::new(Self { scripts: scripts.iter().cloned().collect(), ..Default::default() })
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().iter().map(|(o, _)| o.clone()).collect()
+    }
+
+    fn call_times(&self) -> Vec<Instant> {
+        self.calls.lock().unwrap().iter().map(|(_, t)| *t).collect()
+    }
+}
+
+impl PartnerCentral for FakeService {
+    async fn disassociate(&self, request: &DisassociationRequest) -> Result<(), ApiError> {
+        let id = request.opportunity.as_str();
+        self.calls.lock().unwrap().push((id.to_owned(), Instant::now()));
+        match self.scripts.get(id).cloned().unwrap_or(Script::Ok) {
+            Script::Ok => Ok(()),
+            Script::Fail(code, class) => Err(api_error(code, class)),
+            Script::Missing(_) => Err(api_error("ResourceNotFoundException", ErrorClass::Missing)),
+            Script::Panic => panic!("scripted panic for {id}"),
+        }
+    }
+
+    async fn association(&self, request: &DisassociationRequest) -> Result<Association, ApiError> {
+        *self.checks.lock().unwrap() += 1;
+        match self.scripts.get(request.opportunity.as_str()) {
+            Some(Script::Missing(association)) => Ok(*association),
+            _ => Ok(Association::Present),
+        }
+    }
+}
+
+fn api_error(code: &str, class: ErrorClass) -> ApiError {
+    ApiError { code: code.to_owned(), message: format!("scripted {code}"), request_id: Some("svc-req-1".into()), class }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Letter {
+    body: String,
+    code: String,
+    message: String,
+    lambda_request_id: String,
+    source_id: Option<String>,
+}
+
+#[derive(Default)]
+struct FakeQueue {
+    letters: Mutex<Vec<Letter>>,
+    broken: bool,
+}
+
+impl DeadLetters for FakeQueue {
+    async fn send(&self, letter: DeadLetter<'_>) -> Result<(), String> {
+        if self.broken {
+            return Err("queue unavailable".into());
+        }
+        self.letters.lock().unwrap().push(Letter {
+            body: letter.body.to_owned(),
+            code: letter.failure.code.clone(),
+            message: letter.failure.message.clone(),
+            lambda_request_id: letter.lambda_request_id.to_owned(),
+            source_id: letter.source_id.map(str::to_owned),
+        });
+        Ok(())
+    }
+}
+
+struct World {
+    service: Arc<FakeService>,
+    queue: Arc<FakeQueue>,
+    handler: Handler<Arc<FakeService>, Arc<FakeQueue>>,
+}
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_lookup(|name| map.get(name).cloned()).unwrap()
+}
+
+fn world_with(scripts: &[(&'static str, Script)], vars: &[(&str, &str)], dlq: Option<FakeQueue>) -> World {
+    let config = config(vars);
+    let service = FakeService::with(scripts);
+    let with_dlq = dlq.is_some();
+    let queue = Arc::new(dlq.unwrap_or_default());
+    let pacer = Arc::new(Pacer::new(config.writes_per_second));
+    let handler = Handler::new(
+        config,
+        service.clone(),
+        with_dlq.then(|| queue.clone()),
+        pacer,
+        Arc::new(ThrottleCount::default()),
+    );
+    World { service, queue, handler }
+}
+
+fn world(scripts: &[(&'static str, Script)]) -> World {
+    world_with(scripts, &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")], Some(FakeQueue::default()))
+}
+
+fn request(opportunity: &str) -> Value {
+    json!({"Catalog": "Sandbox", "OpportunityIdentifier": opportunity, "RelatedEntityType": "Solutions", "RelatedEntityIdentifier": "S-0000001"})
+}
+
+fn record(id: &str, body: &str) -> Value {
+    json!({
+        "messageId": id, "receiptHandle": "rh", "body": body, "attributes": {}, "messageAttributes": {},
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work", "awsRegion": "us-east-1"
+    })
+}
+
+fn fifo_record(id: &str, group: &str, body: &str) -> Value {
+    let mut r = record(id, body);
+    r["eventSourceARN"] = json!("arn:aws:sqs:us-east-1:123456789012:work.fifo");
+    r["attributes"] = json!({"MessageGroupId": group});
+    r
+}
+
+fn sqs(records: Vec<Value>) -> Value {
+    json!({ "Records": records })
+}
+
+fn eventbridge(detail: Value) -> Value {
+    json!({"version": "0", "id": "ev-1", "detail-type": "Opportunity Disassociation Requested", "source": "com.example.crm",
+           "account": "123456789012", "time": "2026-11-26T00:00:00Z", "region": "us-east-1", "resources": [], "detail": detail})
+}
+
+fn event(payload: Value, seconds_left: u64) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    context.request_id = "lambda-req-1".into();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    context.deadline = now + seconds_left * 1000;
+    LambdaEvent::new(payload, context)
+}
+
+fn failures(answer: &Value) -> Vec<&str> {
+    answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_direct_request_is_disassociated_and_summarised() {
+    let w = world(&[]);
+    let answer = w.handler.handle(event(request("O1"), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "disassociated");
+    assert_eq!(answer["request"], request("O1"));
+    assert_eq!(w.service.calls(), ["O1"]);
+}
+
+#[tokio::test]
+async fn a_direct_error_names_its_class_and_field_and_is_not_dead_lettered() {
+    let w = world(&[("O2", Script::Fail("AccessDeniedException", ErrorClass::Permanent))]);
+    let mut bad = request("O1");
+    bad["OpportunityIdentifier"] = json!("1234");
+    let error = w.handler.handle(event(bad, 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "ValidationError");
+    assert!(error.message.contains("OpportunityIdentifier"), "{}", error.message);
+    let error = w.handler.handle(event(request("O2"), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "AccessDeniedException");
+    assert_eq!(w.service.calls(), ["O2"], "the invalid request made no call");
+    assert!(w.queue.letters.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn every_service_error_class_maps_to_its_outcome() {
+    let w = world(&[
+        ("O1", Script::Fail("ThrottlingException", ErrorClass::Transient)),
+        ("O2", Script::Fail("InternalServerException", ErrorClass::Transient)),
+        ("O3", Script::Fail("ValidationException", ErrorClass::Permanent)),
+        ("O4", Script::Fail("AccessDeniedException", ErrorClass::Permanent)),
+        ("O5", Script::Missing(Association::Absent)),
+        ("O6", Script::Missing(Association::NoSuchOpportunity)),
+        ("O7", Script::Fail("Timeout", ErrorClass::Transient)),
+    ]);
+    let records = (1..=8).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
+    let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
+    assert_eq!(failures(&answer), ["m1", "m2", "m7"], "only transient failures are retried");
+    let letters = w.queue.letters.lock().unwrap().clone();
+    let codes: Vec<(&str, &str)> = letters.iter().map(|l| (l.source_id.as_deref().unwrap(), l.code.as_str())).collect();
+    assert_eq!(
+        codes,
+        [("m3", "ValidationException"), ("m4", "AccessDeniedException"), ("m6", "ResourceNotFoundException")]
+    );
+    assert!(letters[2].message.contains("does not exist"));
+    assert_eq!(letters[0].lambda_request_id, "lambda-req-1");
+    assert_eq!(letters[0].body, request("O3").to_string(), "the original body, unchanged");
+    assert_eq!(*w.service.checks.lock().unwrap(), 2, "GetOpportunity only for the two not-found answers");
+}
+
+#[tokio::test]
+async fn a_mixed_batch_fails_only_its_bad_records_and_calls_only_for_valid_ones() {
+    let w = world(&[]);
+    let mut wrong_type = request("O3");
+    wrong_type["RelatedEntityType"] = json!("solutions");
+    let mut production = request("O4");
+    production["Catalog"] = json!("AWS");
+    let answer = w
+        .handler
+        .handle(event(
+            sqs(vec![
+                record("m1", &request("O1").to_string()),
+                record("m2", "{ not json"),
+                record("m3", &wrong_type.to_string()),
+                record("m4", &production.to_string()),
+                record("m5", &eventbridge(request("O5")).to_string()),
+            ]),
+            60,
+        ))
+        .await
+        .unwrap();
+    assert!(failures(&answer).is_empty(), "rejected records are dead-lettered, not retried");
+    let mut calls = w.service.calls();
+    calls.sort();
+    assert_eq!(calls, ["O1", "O5"]);
+    let letters = w.queue.letters.lock().unwrap().clone();
+    let codes: Vec<&str> = letters.iter().map(|l| l.code.as_str()).collect();
+    assert_eq!(codes, ["ValidationError", "ValidationError", "CatalogNotAllowed"]);
+    assert_eq!(letters[0].body, "{ not json");
+    assert!(letters[1].message.contains("RelatedEntityType"));
+}
+
+#[tokio::test]
+async fn without_a_dead_letter_queue_rejected_records_are_reported_failed() {
+    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")], None);
+    let answer = w
+        .handler
+        .handle(event(sqs(vec![record("m1", "[]"), record("m2", &request("O2").to_string())]), 60))
+        .await
+        .unwrap();
+    assert_eq!(failures(&answer), ["m1"]);
+}
+
+#[tokio::test]
+async fn a_failed_dead_letter_becomes_a_retry() {
+    let w = world_with(
+        &[],
+        &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")],
+        Some(FakeQueue { broken: true, ..Default::default() }),
+    );
+    let answer = w.handler.handle(event(sqs(vec![record("m1", "null")]), 60)).await.unwrap();
+    assert_eq!(failures(&answer), ["m1"]);
+}
+
+#[tokio::test]
+async fn a_panicking_record_fails_alone() {
+    let w = world(&[("O2", Script::Panic)]);
+    let records = (1..=3).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
+    let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
+    assert_eq!(failures(&answer), ["m2"]);
+    assert_eq!(w.service.calls().len(), 3);
+}
+
+#[tokio::test]
+async fn a_record_without_a_message_id_is_never_reported_but_dead_lettered() {
+    let w = world(&[("O1", Script::Fail("ThrottlingException", ErrorClass::Transient))]);
+    let answer = w.handler.handle(event(sqs(vec![record("", &request("O1").to_string())]), 60)).await.unwrap();
+    assert!(failures(&answer).is_empty());
+    assert_eq!(w.queue.letters.lock().unwrap()[0].code, "ThrottlingException");
+
+    let w = world_with(
+        &[("O1", Script::Fail("ThrottlingException", ErrorClass::Transient))],
+        &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")],
+        None,
+    );
+    let error = w.handler.handle(event(sqs(vec![record("", &request("O1").to_string())]), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "UnreportableRecord", "with nowhere to put it, the batch fails rather than lose it");
+}
+
+#[tokio::test]
+async fn fifo_failures_hold_back_the_rest_of_their_group_only() {
+    let w = world(&[("O2", Script::Fail("ThrottlingException", ErrorClass::Transient))]);
+    let answer = w
+        .handler
+        .handle(event(
+            sqs(vec![
+                fifo_record("m1", "a", &request("O1").to_string()),
+                fifo_record("m2", "a", &request("O2").to_string()),
+                fifo_record("m3", "b", &request("O3").to_string()),
+                fifo_record("m4", "a", &request("O4").to_string()),
+                fifo_record("m5", "b", &request("O5").to_string()),
+            ]),
+            60,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(failures(&answer), ["m2", "m4"]);
+    let mut calls = w.service.calls();
+    calls.sort();
+    assert_eq!(calls, ["O1", "O2", "O3", "O5"], "m4 was not processed");
+}
+
+#[tokio::test]
+async fn fifo_records_of_a_group_go_out_in_order() {
+    let w = world(&[]);
+    let records = (1..=6).map(|i| fifo_record(&format!("m{i}"), "g", &request(&format!("O{i}")).to_string())).collect();
+    let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
+    assert!(failures(&answer).is_empty());
+    assert_eq!(w.service.calls(), ["O1", "O2", "O3", "O4", "O5", "O6"]);
+}
+
+#[tokio::test]
+async fn a_dead_lettered_fifo_record_does_not_block_its_group() {
+    let w = world(&[("O1", Script::Fail("ValidationException", ErrorClass::Permanent))]);
+    let answer = w
+        .handler
+        .handle(event(
+            sqs(vec![
+                fifo_record("m1", "a", &request("O1").to_string()),
+                fifo_record("m2", "a", &request("O2").to_string()),
+            ]),
+            60,
+        ))
+        .await
+        .unwrap();
+    assert!(failures(&answer).is_empty());
+    assert_eq!(w.service.calls(), ["O1", "O2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_are_paced_at_the_configured_rate() {
+    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "2")], Some(FakeQueue::default()));
+    let records = (1..=5).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
+    let answer = w.handler.handle(event(sqs(records), 600)).await.unwrap();
+    assert!(failures(&answer).is_empty());
+    let times = w.service.call_times();
+    let gaps: Vec<Duration> = times.windows(2).map(|p| p[1] - p[0]).collect();
+    assert_eq!(gaps, vec![Duration::from_millis(500); 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_that_cannot_finish_before_the_deadline_are_not_started() {
+    // 1 write/s and a 20 s call budget: with 23 s left, slots at 0, 1 and 2 s fit; 3 s and later do not.
+    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1")], Some(FakeQueue::default()));
+    let records = (1..=6).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
+    let answer = w.handler.handle(event(sqs(records), 23)).await.unwrap();
+    let mut failed = failures(&answer);
+    failed.sort();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert_eq!(w.service.calls().len(), 3);
+    assert!(w.queue.letters.lock().unwrap().is_empty(), "a deadline is a retry, not a dead letter");
+}
+
+#[tokio::test]
+async fn eventbridge_success_summarises_and_rejection_is_handled_by_the_dead_letter_queue() {
+    let w = world(&[("O2", Script::Fail("ValidationException", ErrorClass::Permanent))]);
+    let answer = w.handler.handle(event(eventbridge(request("O1")), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "disassociated");
+    let answer = w.handler.handle(event(eventbridge(request("O2")), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "dead_lettered");
+    assert_eq!(answer["errorCode"], "ValidationException");
+    let letter = w.queue.letters.lock().unwrap()[0].clone();
+    assert_eq!(letter.source_id.as_deref(), Some("ev-1"));
+    let body: Value = serde_json::from_str(&letter.body).unwrap();
+    assert_eq!(body, eventbridge(request("O2")), "the whole original event");
+}
+
+#[tokio::test]
+async fn eventbridge_retry_and_undeliverable_rejections_are_function_errors() {
+    let w = world_with(
+        &[("O1", Script::Fail("InternalServerException", ErrorClass::Transient))],
+        &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")],
+        None,
+    );
+    let error = w.handler.handle(event(eventbridge(request("O1")), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "InternalServerException");
+    let error = w.handler.handle(event(eventbridge(json!({"Catalog": "Sandbox"})), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "ValidationError");
+    assert_eq!(w.service.calls(), ["O1"]);
+}
+
+#[tokio::test]
+async fn an_already_disassociated_entity_counts_as_success() {
+    let w = world(&[("O1", Script::Missing(Association::Absent))]);
+    let answer = w.handler.handle(event(request("O1"), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "already_disassociated");
+}
+
+#[tokio::test]
+async fn dry_run_validates_and_makes_no_call() {
+    let w = world_with(&[], &[("DRY_RUN", "true")], Some(FakeQueue::default()));
+    let answer = w.handler.handle(event(request("O1"), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "dry_run");
+    assert!(w.service.calls().is_empty());
+    let error = w.handler.handle(event(json!({}), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "ValidationError");
+}
+
+#[tokio::test]
+async fn an_event_of_another_service_is_a_function_error() {
+    let w = world(&[]);
+    let error = w.handler.handle(event(json!({"Records": [{"eventSource": "aws:s3"}]}), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "UnsupportedEvent");
+    assert!(w.service.calls().is_empty());
+}
