@@ -108,9 +108,14 @@ impl SdkPartnerCentral {
         let conf = aws_sdk_partnercentralselling::config::Builder::from(sdk)
             .region(Region::new(config.partner_central_region.clone()))
             .timeout_config(timeouts)
-            .interceptor(ThrottleWatch { pacer, throttles })
+            .interceptor(throttle_watch(pacer, throttles))
             .build();
         Self { client: Client::from_conf(conf) }
+    }
+
+    /// Wraps a client built elsewhere (tests build one with `aws-smithy-mocks`).
+    pub fn from_client(client: Client) -> Self {
+        Self { client }
     }
 
     pub fn client(&self) -> &Client {
@@ -263,6 +268,11 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     }
     parts.dedup();
     parts.join(": ")
+}
+
+/// The interceptor that tells `pacer` and `throttles` of every throttled attempt.
+pub fn throttle_watch(pacer: Arc<Pacer>, throttles: Arc<ThrottleCount>) -> impl Intercept + 'static {
+    ThrottleWatch { pacer, throttles }
 }
 
 /// Sees every attempt's answer, so that throttling the SDK retries by itself still slows the pacer.

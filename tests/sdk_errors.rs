@@ -1,0 +1,219 @@
+//! Every error shape of the service, as the wire carries it, through the real SDK deserializers
+//! (aws-smithy-mocks serves the HTTP answers) into the adapter's classification and the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_partnercentralselling::Client;
+use aws_sdk_partnercentralselling::config::retry::RetryConfig;
+use aws_sdk_partnercentralselling::operation::disassociate_opportunity::DisassociateOpportunityOutput;
+use aws_sdk_partnercentralselling::operation::get_opportunity::GetOpportunityOutput;
+use aws_sdk_partnercentralselling::types::RelatedEntityIdentifiers;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use opportunity_disassociator::outcome::Outcome;
+use opportunity_disassociator::pacer::Pacer;
+use opportunity_disassociator::partner_central::{
+    Association, ErrorClass, PartnerCentral, SdkPartnerCentral, ThrottleCount, throttle_watch,
+};
+use opportunity_disassociator::request::DisassociationRequest;
+use serde_json::json;
+
+fn request() -> DisassociationRequest {
+    DisassociationRequest::from_document(&json!({
+        "Catalog": "Sandbox", "OpportunityIdentifier": "O1234567",
+        "RelatedEntityType": "Solutions", "RelatedEntityIdentifier": "S-0000001"
+    }))
+    .unwrap()
+}
+
+/// An error answer as the service sends it: status, `x-amzn-ErrorType`, `x-amzn-RequestId`, JSON body.
+fn wire_error(status: u16, error_type: &str, body: serde_json::Value) -> HttpResponse {
+    let mut response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body.to_string()));
+    response.headers_mut().insert("x-amzn-ErrorType", error_type.to_owned());
+    response.headers_mut().insert("x-amzn-RequestId", "req-123".to_owned());
+    response.headers_mut().insert("Content-Type", "application/x-amz-json-1.0");
+    response
+}
+
+struct Adapter {
+    partner_central: SdkPartnerCentral,
+    pacer: Arc<Pacer>,
+    throttles: Arc<ThrottleCount>,
+}
+
+fn adapter(rules: &[&Rule], attempts: u32) -> Adapter {
+    let pacer = Arc::new(Pacer::new(1000.0));
+    let throttles = Arc::new(ThrottleCount::default());
+    let watch = (pacer.clone(), throttles.clone());
+    let client: Client = mock_client!(aws_sdk_partnercentralselling, RuleMode::Sequential, rules, |b| {
+        b.retry_config(
+            RetryConfig::standard().with_max_attempts(attempts).with_initial_backoff(Duration::from_millis(1)),
+        )
+        .interceptor(throttle_watch(watch.0.clone(), watch.1.clone()))
+    });
+    Adapter { partner_central: SdkPartnerCentral::from_client(client), pacer, throttles }
+}
+
+fn disassociate_answers(status: u16, error_type: &'static str, body: serde_json::Value) -> Rule {
+    mock!(Client::disassociate_opportunity).then_http_response(move || wire_error(status, error_type, body.clone()))
+}
+
+async fn outcome_of(adapter: &Adapter) -> Outcome {
+    let request = request();
+    match adapter.partner_central.disassociate(&request).await {
+        Ok(()) => Outcome::Disassociated,
+        Err(error) => Outcome::of_error(error, adapter.partner_central.association(&request)).await,
+    }
+}
+
+#[tokio::test]
+async fn success_is_disassociated() {
+    let rule = mock!(Client::disassociate_opportunity)
+        .match_requests(|r| {
+            r.catalog() == Some("Sandbox")
+                && r.opportunity_identifier() == Some("O1234567")
+                && r.related_entity_type().map(|t| t.as_str()) == Some("Solutions")
+                && r.related_entity_identifier() == Some("S-0000001")
+        })
+        .then_output(|| DisassociateOpportunityOutput::builder().build());
+    let a = adapter(&[&rule], 1);
+    assert_eq!(outcome_of(&a).await, Outcome::Disassociated);
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn request_validation_failure_is_rejected_with_its_fields() {
+    let rule = disassociate_answers(
+        400,
+        "ValidationException",
+        json!({"Message": "bad input", "Reason": "REQUEST_VALIDATION_FAILED",
+               "ErrorList": [{"FieldName": "RelatedEntityIdentifier", "Message": "too long", "Code": "INVALID_STRING_FORMAT"}]}),
+    );
+    let a = adapter(&[&rule], 1);
+    let Outcome::Rejected(failure) = outcome_of(&a).await else { panic!("expected rejected") };
+    assert_eq!(failure.code, "ValidationException");
+    assert_eq!(failure.request_id.as_deref(), Some("req-123"));
+    assert!(failure.message.contains("REQUEST_VALIDATION_FAILED"), "{}", failure.message);
+    assert!(
+        failure.message.contains("RelatedEntityIdentifier: too long (INVALID_STRING_FORMAT)"),
+        "{}",
+        failure.message
+    );
+}
+
+#[tokio::test]
+async fn access_denied_is_rejected_whatever_its_status() {
+    for status in [403, 400] {
+        let rule = disassociate_answers(
+            status,
+            "AccessDeniedException",
+            json!({"Message": "no", "Reason": "INCOMPATIBLE_BENEFIT_AWS_PARTNER_STATE"}),
+        );
+        let a = adapter(&[&rule], 1);
+        let Outcome::Rejected(failure) = outcome_of(&a).await else { panic!("expected rejected") };
+        assert_eq!(failure.code, "AccessDeniedException", "status {status}");
+    }
+}
+
+fn get_shows(solutions: &[&str]) -> Rule {
+    let solutions: Vec<String> = solutions.iter().map(|s| s.to_string()).collect();
+    mock!(Client::get_opportunity)
+        .match_requests(|r| r.catalog() == Some("Sandbox") && r.identifier() == Some("O1234567"))
+        .then_output(move || {
+            GetOpportunityOutput::builder()
+                .catalog("Sandbox")
+                .id("O1234567")
+                .last_modified_date(aws_smithy_types::DateTime::from_secs(0))
+                .created_date(aws_smithy_types::DateTime::from_secs(0))
+                .related_entity_identifiers(
+                    RelatedEntityIdentifiers::builder().set_solutions(Some(solutions.clone())).build(),
+                )
+                .build()
+                .unwrap()
+        })
+}
+
+#[tokio::test]
+async fn not_found_with_the_entity_gone_is_already_disassociated() {
+    let not_found = disassociate_answers(404, "ResourceNotFoundException", json!({"Message": "not associated"}));
+    let get = get_shows(&["S-0000002"]);
+    let a = adapter(&[&not_found, &get], 1);
+    assert_eq!(outcome_of(&a).await, Outcome::AlreadyDisassociated);
+    assert_eq!(get.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn not_found_with_the_entity_still_there_is_rejected() {
+    let not_found = disassociate_answers(404, "ResourceNotFoundException", json!({"Message": "not found"}));
+    let get = get_shows(&["S-0000001"]);
+    let a = adapter(&[&not_found, &get], 1);
+    let Outcome::Rejected(failure) = outcome_of(&a).await else { panic!("expected rejected") };
+    assert_eq!(failure.code, "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn a_missing_opportunity_is_rejected() {
+    let not_found = disassociate_answers(404, "ResourceNotFoundException", json!({"Message": "no opportunity"}));
+    let get = mock!(Client::get_opportunity)
+        .then_http_response(|| wire_error(404, "ResourceNotFoundException", json!({"Message": "no opportunity"})));
+    let a = adapter(&[&not_found, &get], 1);
+    let Outcome::Rejected(failure) = outcome_of(&a).await else { panic!("expected rejected") };
+    assert!(failure.message.contains("does not exist"), "{}", failure.message);
+    assert_eq!(get.num_calls(), 1);
+
+    let get = mock!(Client::get_opportunity)
+        .then_http_response(|| wire_error(404, "ResourceNotFoundException", json!({"Message": "no opportunity"})));
+    let a = adapter(&[&get], 1);
+    assert_eq!(a.partner_central.association(&request()).await.unwrap(), Association::NoSuchOpportunity);
+}
+
+#[tokio::test]
+async fn business_validation_failure_is_checked_like_not_found() {
+    let refused = disassociate_answers(
+        400,
+        "ValidationException",
+        json!({"Message": "entity not associated", "Reason": "BUSINESS_VALIDATION_FAILED"}),
+    );
+    let get = get_shows(&[]);
+    let a = adapter(&[&refused, &get], 1);
+    assert_eq!(outcome_of(&a).await, Outcome::AlreadyDisassociated);
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried() {
+    for (status, error_type) in
+        [(429, "ThrottlingException"), (500, "InternalServerException"), (503, "ServiceUnavailable")]
+    {
+        let rule = disassociate_answers(status, error_type, json!({"Message": "later"}));
+        let a = adapter(&[&rule], 1);
+        let Outcome::Retry(failure) = outcome_of(&a).await else { panic!("expected retry for {error_type}") };
+        assert_eq!(failure.code, error_type);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_error_code_is_retried_not_rejected() {
+    let rule = disassociate_answers(400, "SomethingNewException", json!({"Message": "?"}));
+    let a = adapter(&[&rule], 1);
+    let error = a.partner_central.disassociate(&request()).await.unwrap_err();
+    assert_eq!((error.code.as_str(), error.class), ("SomethingNewException", ErrorClass::Transient));
+}
+
+#[tokio::test]
+async fn every_throttled_attempt_slows_the_pacer_even_when_the_sdk_retry_succeeds() {
+    let rule = mock!(Client::disassociate_opportunity)
+        .sequence()
+        .http_response(|| wire_error(429, "ThrottlingException", json!({"Message": "slow down"})))
+        .times(2)
+        .output(|| DisassociateOpportunityOutput::builder().build())
+        .build();
+    let a = adapter(&[&rule], 3);
+    let before = a.pacer.interval();
+    assert_eq!(outcome_of(&a).await, Outcome::Disassociated);
+    assert_eq!(rule.num_calls(), 3);
+    assert_eq!(a.throttles.get(), 2);
+    assert_eq!(a.pacer.interval(), before * 4, "two throttled attempts doubled the interval twice");
+}
