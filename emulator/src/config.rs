@@ -1,0 +1,242 @@
+//! Configuration types and the error type.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Seed;
+
+/// Errors of [`crate::Emulator::start`] and of the configuration setters.
+#[derive(Debug)]
+pub enum EmulatorError {
+    /// Binding or serving failed.
+    Io(std::io::Error),
+    /// A configuration value (seed, faults, quotas, credentials) is invalid.
+    Config(String),
+}
+
+impl fmt::Display for EmulatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EmulatorError::Io(e) => write!(f, "I/O error: {e}"),
+            EmulatorError::Config(msg) => write!(f, "invalid configuration: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for EmulatorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EmulatorError::Io(e) => Some(e),
+            EmulatorError::Config(_) => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for EmulatorError {
+    fn from(e: std::io::Error) -> Self {
+        EmulatorError::Io(e)
+    }
+}
+
+/// Fault injection for Partner Central operations (never for `/_emulator/…`).
+///
+/// Each call draws, independently and in this order: drop (`drop_rate`), internal error
+/// (`error_rate`), throttle (`throttle_rate`), slow (`slow_rate`); the first hit wins.
+/// A faulted call never changes state, except a slow call when `slow_applies` is set.
+/// `latency_ms` is added to every call. JSON member names are PascalCase (`ThrottleRate`, …);
+/// absent members take their defaults (0 / false / null).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Probability of an injected `ThrottlingException` (429).
+    pub throttle_rate: f64,
+    /// Probability of an injected `InternalServerException` (500).
+    pub error_rate: f64,
+    /// Probability of closing the connection without an answer.
+    pub drop_rate: f64,
+    /// Latency added to every call, in milliseconds.
+    pub latency_ms: u64,
+    /// Probability of a slow call, delayed by `slow_ms`.
+    pub slow_rate: f64,
+    /// Delay of a slow call, in milliseconds.
+    pub slow_ms: u64,
+    /// `false` (default): after the delay a slow call answers `InternalServerException` and
+    /// changes nothing. `true`: after the delay it is processed normally (the change happens
+    /// even if the client has already timed out — the ambiguous case).
+    pub slow_applies: bool,
+    /// Reseeds the fault RNG when set (at start or at runtime); unseeded means random.
+    pub rng_seed: Option<u64>,
+}
+
+impl FaultConfig {
+    /// Checks that every probability is within 0..=1.
+    pub fn validate(&self) -> Result<(), EmulatorError> {
+        for (name, p) in [
+            ("ThrottleRate", self.throttle_rate),
+            ("ErrorRate", self.error_rate),
+            ("DropRate", self.drop_rate),
+            ("SlowRate", self.slow_rate),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(EmulatorError::Config(format!("{name} must be a probability between 0 and 1, got {p}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A token bucket: `Rate` tokens per second refill, at most `Burst` tokens (the bucket starts
+/// full). `Rate` 0 gives exactly `Burst` calls in total, handy for exact tests.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TokenBucketConfig {
+    /// Tokens per second.
+    pub rate: f64,
+    /// Bucket size.
+    pub burst: f64,
+}
+
+impl TokenBucketConfig {
+    fn validate(&self, name: &str) -> Result<(), EmulatorError> {
+        if !self.rate.is_finite() || self.rate < 0.0 {
+            return Err(EmulatorError::Config(format!("{name}.Rate must be a finite number >= 0, got {}", self.rate)));
+        }
+        if !self.burst.is_finite() || self.burst < 1.0 {
+            return Err(EmulatorError::Config(format!(
+                "{name}.Burst must be a finite number >= 1, got {}",
+                self.burst
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Quotas: writes (`AssociateOpportunity`, `DisassociateOpportunity`, one shared bucket) and
+/// reads (`GetOpportunity`). `null` means unlimited. Over quota a call answers
+/// `ThrottlingException` (429).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Write bucket; the service's quota is 1 per second.
+    pub write: Option<TokenBucketConfig>,
+    /// Read bucket; the service's quota is 10 per second.
+    pub read: Option<TokenBucketConfig>,
+}
+
+impl Default for QuotaConfig {
+    /// The service's quotas: writes 1/s burst 1, reads 10/s burst 10.
+    fn default() -> Self {
+        QuotaConfig {
+            write: Some(TokenBucketConfig { rate: 1.0, burst: 1.0 }),
+            read: Some(TokenBucketConfig { rate: 10.0, burst: 10.0 }),
+        }
+    }
+}
+
+impl QuotaConfig {
+    /// No quotas at all.
+    pub fn unlimited() -> Self {
+        QuotaConfig { write: None, read: None }
+    }
+
+    /// Checks rates (>= 0) and bursts (>= 1).
+    pub fn validate(&self) -> Result<(), EmulatorError> {
+        if let Some(w) = &self.write {
+            w.validate("Write")?;
+        }
+        if let Some(r) = &self.read {
+            r.validate("Read")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything [`crate::Emulator::start`] needs. `Default` gives 127.0.0.1 on an ephemeral port,
+/// no opportunities, credentials `test`/`test`, the service's quotas, no faults, 15 minutes of
+/// allowed clock skew, and request logging to stderr.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Address to bind (default 127.0.0.1).
+    pub host: IpAddr,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Initial data.
+    pub seed: Seed,
+    /// Known access key id -> secret access key.
+    pub credentials: BTreeMap<String, String>,
+    /// Quotas.
+    pub quotas: QuotaConfig,
+    /// Fault injection.
+    pub faults: FaultConfig,
+    /// Largest accepted difference between `X-Amz-Date` and the emulator's clock.
+    pub max_clock_skew: Duration,
+    /// Log one line per request to stderr.
+    pub log_requests: bool,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            seed: Seed::default(),
+            credentials: BTreeMap::from([("test".to_owned(), "test".to_owned())]),
+            quotas: QuotaConfig::default(),
+            faults: FaultConfig::default(),
+            max_clock_skew: Duration::from_secs(15 * 60),
+            log_requests: true,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Checks the seed, faults, quotas and credentials.
+    pub fn validate(&self) -> Result<(), EmulatorError> {
+        self.seed.validate()?;
+        self.faults.validate()?;
+        self.quotas.validate()?;
+        if self.credentials.is_empty() {
+            return Err(EmulatorError::Config("at least one access key is needed".to_owned()));
+        }
+        if self.credentials.keys().any(|k| k.is_empty() || k.contains('/')) {
+            return Err(EmulatorError::Config("access key ids must be non-empty and contain no '/'".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_config_json() {
+        let f: FaultConfig =
+            serde_json::from_str(r#"{"ThrottleRate":0.5,"LatencyMs":10,"RngSeed":7}"#).expect("parses");
+        assert_eq!(f.throttle_rate, 0.5);
+        assert_eq!(f.latency_ms, 10);
+        assert_eq!(f.rng_seed, Some(7));
+        assert_eq!(f.error_rate, 0.0);
+        assert!(f.validate().is_ok());
+        assert!(serde_json::from_str::<FaultConfig>(r#"{"throttle_rate":0.5}"#).is_err());
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let f = FaultConfig { drop_rate: bad, ..FaultConfig::default() };
+            assert!(f.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn quota_config_json() {
+        let q: QuotaConfig = serde_json::from_str(r#"{"Write":{"Rate":0,"Burst":2},"Read":null}"#).expect("parses");
+        assert_eq!(q.write, Some(TokenBucketConfig { rate: 0.0, burst: 2.0 }));
+        assert_eq!(q.read, None);
+        assert!(q.validate().is_ok());
+        let bad = QuotaConfig { write: Some(TokenBucketConfig { rate: 1.0, burst: 0.5 }), read: None };
+        assert!(bad.validate().is_err());
+        assert!(EmulatorConfig::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,216 @@
+//! A local emulator of the AWS Partner Central Selling API, for demos and end-to-end tests.
+//!
+//! It is an independent implementation of the service's documented rules (it does not use the
+//! function under test), speaking the real wire protocol so the real Rust SDK talks to it:
+//! awsJson1_0 over HTTP/1.1, `POST /` with `X-Amz-Target: AWSPartnerCentralSelling.<Operation>`,
+//! SigV4-signed for service `partnercentral-selling` in `us-east-1`.
+//!
+//! # Operations
+//!
+//! * `DisassociateOpportunity`, `AssociateOpportunity`: input `Catalog`,
+//!   `OpportunityIdentifier`, `RelatedEntityType`, `RelatedEntityIdentifier`; success is 200 `{}`.
+//!   Disassociating an entity that is not associated answers `ResourceNotFoundException`
+//!   ("Related entity … is not associated with opportunity …"; the real service's answer is
+//!   undocumented, this is the emulator's choice). Associating is idempotent. Disassociating the
+//!   last `Solutions` entry of an opportunity whose `LifeCycle.ReviewStatus` is `Submitted`,
+//!   `In review`, `Approved` or `Action Required` answers `ValidationException` with reason
+//!   `BUSINESS_VALIDATION_FAILED` and code `ACTION_NOT_PERMITTED`.
+//! * `GetOpportunity`: input `Catalog`, `Identifier`; answers `Catalog`, `Id`, `Arn`,
+//!   `CreatedDate`, `LastModifiedDate` (RFC 3339 strings: the model's `date-time` format, which is
+//!   what the SDK parses), `LifeCycle` and `RelatedEntityIdentifiers` (all six lists, always).
+//!
+//! Validation (all failures of a request are listed in `ErrorList`, reason
+//! `REQUEST_VALIDATION_FAILED`): every member required (`REQUIRED_FIELD_MISSING`; a non-string
+//! is `INVALID_VALUE`); `Catalog` `AWS` | `Sandbox` (`INVALID_ENUM_VALUE`); opportunity
+//! identifiers `O[0-9]{1,19}` (`INVALID_STRING_FORMAT`); `RelatedEntityType` one of the six
+//! names, case-sensitive (`INVALID_ENUM_VALUE`); `RelatedEntityIdentifier` 1 to 255 characters
+//! and its per-type pattern (`INVALID_STRING_FORMAT`). Unknown members are ignored. An empty
+//! body counts as `{}`; a body that is not a JSON object answers `SerializationException` (400),
+//! as AWS does.
+//!
+//! # Errors
+//!
+//! Every error carries the header `x-amzn-ErrorType: <Name>` and the body
+//! `{"__type": "<Name>", "Message": "…", …}`.
+//!
+//! | error | status | extra members |
+//! |---|---|---|
+//! | `ValidationException` | 400 | `Reason`, `ErrorList` [`FieldName`, `Message`, `Code`] |
+//! | `SerializationException` | 400 | |
+//! | `UnknownOperationException` | 400 | |
+//! | `AccessDeniedException` | 403 | `Reason` = `INCOMPATIBLE_BENEFIT_AWS_PARTNER_STATE` |
+//! | `MissingAuthenticationTokenException` | 403 | (no `Authorization` header) |
+//! | `IncompleteSignatureException` | 403 | (malformed `Authorization`, no `X-Amz-Date`) |
+//! | `UnrecognizedClientException` | 403 | (unknown access key) |
+//! | `InvalidSignatureException` | 403 | (wrong secret/region/service/scope, tampering, clock skew > 15 min) |
+//! | `ResourceNotFoundException` | 404 | |
+//! | `ThrottlingException` | 429 | |
+//! | `InternalServerException` | 500 | |
+//!
+//! Processing order of a Partner Central request: SigV4 verification, operation routing,
+//! added latency, fault draw, quota (token bucket), JSON parsing, validation, catalog access
+//! (`DeniedCatalogs`), then the operation. So a faulted or throttled call never changes state
+//! (except a slow call with `SlowApplies`, see [`FaultConfig`]).
+//!
+//! # Library use
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), partner_central_emulator::EmulatorError> {
+//! use partner_central_emulator::{Emulator, EmulatorConfig, FaultConfig, Seed};
+//! let seed = Seed::from_json(r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1",
+//!     "RelatedEntityIdentifiers":{"Solutions":["S-1"]}}]}"#)?;
+//! let emulator = Emulator::start(EmulatorConfig { seed, ..EmulatorConfig::default() }).await?;
+//! let endpoint = emulator.endpoint(); // http://127.0.0.1:PORT, give it to the SDK
+//! emulator.set_faults(FaultConfig { throttle_rate: 0.5, rng_seed: Some(1), ..FaultConfig::default() })?;
+//! let state = emulator.state();
+//! assert_eq!(state.disassociation_count("Sandbox", "O1", "Solutions", "S-1"), 0);
+//! emulator.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Binary
+//!
+//! ```text
+//! partner-central-emulator [--host IP] [--port N] [--seed FILE]
+//!     [--write-rate R] [--write-burst B] [--read-rate R] [--read-burst B] [--no-quotas]
+//!     [--throttle-rate P] [--error-rate P] [--drop-rate P] [--latency-ms N]
+//!     [--slow-rate P] [--slow-ms N] [--slow-applies] [--rng-seed N]
+//!     [--access-key K --secret-key S] [--quiet]
+//! ```
+//!
+//! It prints one line, `partner-central-emulator listening on http://127.0.0.1:PORT`, to stdout,
+//! logs one line per request to stderr, and serves until SIGTERM or SIGINT. Defaults: port 0
+//! (ephemeral), no opportunities, credentials `test`/`test`, writes 1/s burst 1, reads 10/s
+//! burst 10 (a rate given without its burst gets burst max(1, rate)), no faults.
+//!
+//! # Control endpoints (plain JSON, unsigned, never faulted)
+//!
+//! * `GET /_emulator/health` → `{"Status":"ok"}`
+//! * `GET /_emulator/state` → a [`StateSnapshot`]:
+//!   `{"Opportunities":[{"Catalog","Id","Arn","CreatedDate","LastModifiedDate","LifeCycle",
+//!   "RelatedEntityIdentifiers"}], "DeniedCatalogs":[…], "Requests":n, "AuthFailures":n,
+//!   "UnknownOperations":n, "Operations":{"DisassociateOpportunity":{"Calls","Successes",
+//!   "Throttled","QuotaThrottled","FaultsInjected","Errors":{"<ErrorType>":n}}, …},
+//!   "FaultsInjected":{"Throttle","InternalError","Dropped","Slow"},
+//!   "Disassociations":[{"Catalog","OpportunityIdentifier","RelatedEntityType",
+//!   "RelatedEntityIdentifier","Count"}], "Associations":[…same…], "Faults":{…}, "Quotas":{…}}`
+//! * `GET`/`POST /_emulator/faults` — a [`FaultConfig`]: `{"ThrottleRate":0.0,"ErrorRate":0.0,
+//!   "DropRate":0.0,"LatencyMs":0,"SlowRate":0.0,"SlowMs":0,"SlowApplies":false,"RngSeed":null}`
+//!   (POST replaces the whole configuration; absent members are 0/false/null; answers the new one)
+//! * `GET`/`POST /_emulator/quotas` — a [`QuotaConfig`]:
+//!   `{"Write":{"Rate":1.0,"Burst":1.0},"Read":{"Rate":10.0,"Burst":10.0}}` (`null` = unlimited)
+//! * `POST /_emulator/seed` — a [`Seed`]; replaces opportunities and denied catalogs and resets all
+//!   counters; answers `{"Status":"ok","Opportunities":n}`
+//!
+//! Control errors answer 400/404/405 with `{"Message":"…"}`.
+
+mod config;
+mod model;
+mod rules;
+mod server;
+mod sigv4;
+mod state;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{EmulatorConfig, EmulatorError, FaultConfig, QuotaConfig, TokenBucketConfig};
+pub use model::{EntityType, LifeCycle, RelatedEntityIdentifiers, Seed, SeedOpportunity};
+pub use server::{REGION, SIGNING_NAME, TARGET_PREFIX};
+pub use state::{ACCOUNT_ID, EntityCount, FaultCounters, OperationCounters, OpportunityState, StateSnapshot};
+
+use server::Shared;
+
+/// Entry point: [`Emulator::start`].
+#[derive(Debug)]
+pub struct Emulator;
+
+impl Emulator {
+    /// Validates `config`, binds `config.host:config.port` and serves in the background on the
+    /// current tokio runtime.
+    pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+        config.validate()?;
+        let listener = TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(&config));
+        let (shutdown, receiver) = watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, shared.clone(), receiver));
+        Ok(RunningEmulator { addr, shared, shutdown, task: Some(task) })
+    }
+}
+
+/// A running emulator. Dropping it stops accepting connections; [`RunningEmulator::shutdown`]
+/// also waits for the server to finish.
+pub struct RunningEmulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningEmulator").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl RunningEmulator {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint URL for the SDK, `http://127.0.0.1:PORT` (a wildcard bind address is
+    /// replaced by loopback).
+    pub fn endpoint(&self) -> String {
+        let ip = match self.addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// A snapshot of opportunities, counters and configuration.
+    pub fn state(&self) -> StateSnapshot {
+        self.shared.lock().snapshot()
+    }
+
+    /// The fault configuration in force.
+    pub fn faults(&self) -> FaultConfig {
+        self.shared.lock().faults.clone()
+    }
+
+    /// Replaces the fault configuration (reseeding the RNG if `rng_seed` is set).
+    pub fn set_faults(&self, faults: FaultConfig) -> Result<(), EmulatorError> {
+        faults.validate()?;
+        self.shared.lock().set_faults(faults);
+        Ok(())
+    }
+
+    /// Replaces the quotas (buckets start full).
+    pub fn set_quotas(&self, quotas: QuotaConfig) -> Result<(), EmulatorError> {
+        quotas.validate()?;
+        self.shared.lock().set_quotas(quotas);
+        Ok(())
+    }
+
+    /// Replaces opportunities and denied catalogs, and resets every counter.
+    pub fn seed(&self, seed: Seed) -> Result<(), EmulatorError> {
+        seed.validate()?;
+        self.shared.lock().apply_seed(&seed);
+        Ok(())
+    }
+
+    /// Stops accepting, lets in-flight requests finish (at most 2 seconds) and waits.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}

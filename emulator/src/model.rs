@@ -1,0 +1,345 @@
+//! Data model: seed file, opportunities, related entities, timestamps.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::EmulatorError;
+use crate::rules;
+
+/// The six related-entity types of `AssociateOpportunity` / `DisassociateOpportunity`
+/// (case-sensitive on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntityType {
+    /// `Solutions` (identifier `S-` followed by 1 to 19 digits).
+    Solutions,
+    /// `AwsProducts` (a product code, free string).
+    AwsProducts,
+    /// `AwsMarketplaceOffers` (offer ARN).
+    AwsMarketplaceOffers,
+    /// `AwsMarketplaceOfferSets` (offer set ARN).
+    AwsMarketplaceOfferSets,
+    /// `AwsMarketplaceSolutions` (any ARN).
+    AwsMarketplaceSolutions,
+    /// `AwsMarketplaceProducts` (any ARN).
+    AwsMarketplaceProducts,
+}
+
+impl EntityType {
+    /// Every entity type, in wire order.
+    pub const ALL: [EntityType; 6] = [
+        EntityType::Solutions,
+        EntityType::AwsProducts,
+        EntityType::AwsMarketplaceOffers,
+        EntityType::AwsMarketplaceOfferSets,
+        EntityType::AwsMarketplaceSolutions,
+        EntityType::AwsMarketplaceProducts,
+    ];
+
+    /// The wire name (`RelatedEntityType` value and `RelatedEntityIdentifiers` member name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityType::Solutions => "Solutions",
+            EntityType::AwsProducts => "AwsProducts",
+            EntityType::AwsMarketplaceOffers => "AwsMarketplaceOffers",
+            EntityType::AwsMarketplaceOfferSets => "AwsMarketplaceOfferSets",
+            EntityType::AwsMarketplaceSolutions => "AwsMarketplaceSolutions",
+            EntityType::AwsMarketplaceProducts => "AwsMarketplaceProducts",
+        }
+    }
+
+    /// Parses a wire name, case-sensitively. `None` for anything else.
+    pub fn parse(value: &str) -> Option<EntityType> {
+        EntityType::ALL.into_iter().find(|t| t.as_str() == value)
+    }
+}
+
+impl fmt::Display for EntityType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The related entities of one opportunity: one list per entity type, serialized with exactly
+/// the member names of the service's `RelatedEntityIdentifiers` structure.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
+pub struct RelatedEntityIdentifiers {
+    /// `AwsMarketplaceOffers`.
+    pub aws_marketplace_offers: Vec<String>,
+    /// `AwsMarketplaceOfferSets`.
+    pub aws_marketplace_offer_sets: Vec<String>,
+    /// `Solutions`.
+    pub solutions: Vec<String>,
+    /// `AwsProducts`.
+    pub aws_products: Vec<String>,
+    /// `AwsMarketplaceSolutions`.
+    pub aws_marketplace_solutions: Vec<String>,
+    /// `AwsMarketplaceProducts`.
+    pub aws_marketplace_products: Vec<String>,
+}
+
+impl RelatedEntityIdentifiers {
+    /// The list for one entity type.
+    pub fn list(&self, entity_type: EntityType) -> &[String] {
+        match entity_type {
+            EntityType::Solutions => &self.solutions,
+            EntityType::AwsProducts => &self.aws_products,
+            EntityType::AwsMarketplaceOffers => &self.aws_marketplace_offers,
+            EntityType::AwsMarketplaceOfferSets => &self.aws_marketplace_offer_sets,
+            EntityType::AwsMarketplaceSolutions => &self.aws_marketplace_solutions,
+            EntityType::AwsMarketplaceProducts => &self.aws_marketplace_products,
+        }
+    }
+
+    /// The mutable list for one entity type.
+    pub fn list_mut(&mut self, entity_type: EntityType) -> &mut Vec<String> {
+        match entity_type {
+            EntityType::Solutions => &mut self.solutions,
+            EntityType::AwsProducts => &mut self.aws_products,
+            EntityType::AwsMarketplaceOffers => &mut self.aws_marketplace_offers,
+            EntityType::AwsMarketplaceOfferSets => &mut self.aws_marketplace_offer_sets,
+            EntityType::AwsMarketplaceSolutions => &mut self.aws_marketplace_solutions,
+            EntityType::AwsMarketplaceProducts => &mut self.aws_marketplace_products,
+        }
+    }
+
+    /// Whether `identifier` is currently associated as `entity_type`.
+    pub fn contains(&self, entity_type: EntityType, identifier: &str) -> bool {
+        self.list(entity_type).iter().any(|i| i == identifier)
+    }
+}
+
+/// The `LifeCycle` of an opportunity (only the members the emulator uses).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct LifeCycle {
+    /// `Stage`, e.g. `Prospect`.
+    #[serde(default = "default_stage")]
+    pub stage: String,
+    /// `ReviewStatus`, e.g. `Pending Submission`. With `Submitted`, `In review`, `Approved` or
+    /// `Action Required`, the last solution of the opportunity cannot be disassociated.
+    #[serde(default = "default_review_status")]
+    pub review_status: String,
+}
+
+fn default_stage() -> String {
+    "Prospect".to_owned()
+}
+
+fn default_review_status() -> String {
+    "Pending Submission".to_owned()
+}
+
+impl Default for LifeCycle {
+    fn default() -> Self {
+        LifeCycle { stage: default_stage(), review_status: default_review_status() }
+    }
+}
+
+impl LifeCycle {
+    /// Whether the opportunity counts as submitted (at least one solution must stay on it).
+    pub fn is_submitted(&self) -> bool {
+        matches!(self.review_status.as_str(), "Submitted" | "In review" | "Approved" | "Action Required")
+    }
+}
+
+/// One opportunity of a [`Seed`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SeedOpportunity {
+    /// `AWS` or `Sandbox`.
+    pub catalog: String,
+    /// Opportunity identifier, `O` followed by 1 to 19 digits.
+    pub id: String,
+    /// Entities associated at start.
+    #[serde(default)]
+    pub related_entity_identifiers: RelatedEntityIdentifiers,
+    /// Life cycle; defaults to `Prospect` / `Pending Submission`.
+    #[serde(default)]
+    pub life_cycle: LifeCycle,
+}
+
+/// The emulator's initial data: the seed file (`--seed FILE`), `POST /_emulator/seed` and
+/// [`crate::RunningEmulator::seed`].
+///
+/// ```json
+/// {
+///   "DeniedCatalogs": ["AWS"],
+///   "Opportunities": [
+///     {"Catalog": "Sandbox", "Id": "O1234567",
+///      "RelatedEntityIdentifiers": {"Solutions": ["S-0000001"]},
+///      "LifeCycle": {"Stage": "Prospect", "ReviewStatus": "Pending Submission"}}
+///   ]
+/// }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Seed {
+    /// Catalogs whose every call answers `AccessDeniedException`.
+    #[serde(default)]
+    pub denied_catalogs: Vec<String>,
+    /// The opportunities, keyed by (`Catalog`, `Id`).
+    #[serde(default)]
+    pub opportunities: Vec<SeedOpportunity>,
+}
+
+impl Seed {
+    /// Parses a seed from JSON and validates it.
+    pub fn from_json(text: &str) -> Result<Seed, EmulatorError> {
+        let seed: Seed =
+            serde_json::from_str(text).map_err(|e| EmulatorError::Config(format!("invalid seed JSON: {e}")))?;
+        seed.validate()?;
+        Ok(seed)
+    }
+
+    /// Reads, parses and validates a seed file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Seed, EmulatorError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EmulatorError::Config(format!("cannot read seed file {}: {e}", path.display())))?;
+        Seed::from_json(&text)
+    }
+
+    /// Checks catalogs, opportunity identifiers and entity identifiers against the service rules,
+    /// and that no (catalog, id) appears twice.
+    pub fn validate(&self) -> Result<(), EmulatorError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for catalog in &self.denied_catalogs {
+            if !rules::is_catalog(catalog) {
+                return Err(EmulatorError::Config(format!(
+                    "seed: DeniedCatalogs entry {catalog:?} is not AWS or Sandbox"
+                )));
+            }
+        }
+        for opp in &self.opportunities {
+            if !rules::is_catalog(&opp.catalog) {
+                return Err(EmulatorError::Config(format!(
+                    "seed: opportunity {:?} has Catalog {:?}, expected AWS or Sandbox",
+                    opp.id, opp.catalog
+                )));
+            }
+            if !rules::is_opportunity_identifier(&opp.id) {
+                return Err(EmulatorError::Config(format!(
+                    "seed: opportunity Id {:?} does not match O[0-9]{{1,19}}",
+                    opp.id
+                )));
+            }
+            if !seen.insert((opp.catalog.clone(), opp.id.clone())) {
+                return Err(EmulatorError::Config(format!(
+                    "seed: opportunity {}/{} appears twice",
+                    opp.catalog, opp.id
+                )));
+            }
+            for entity_type in EntityType::ALL {
+                for identifier in opp.related_entity_identifiers.list(entity_type) {
+                    if let Err(msg) = rules::check_entity_identifier(entity_type, identifier) {
+                        return Err(EmulatorError::Config(format!(
+                            "seed: opportunity {}/{}: {entity_type} identifier {identifier:?}: {msg}",
+                            opp.catalog, opp.id
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Formats epoch seconds as an RFC 3339 / ISO 8601 UTC timestamp (`2024-05-01T12:00:00Z`), the
+/// `date-time` format the service model uses for `CreatedDate` and `LastModifiedDate`.
+pub fn format_timestamp(epoch_secs: u64) -> String {
+    let days = (epoch_secs / 86_400) as i64;
+    let rem = epoch_secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01, proleptic Gregorian.
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_timestamp(1_714_564_800), "2024-05-01T12:00:00Z");
+        for days in [-1000_i64, 0, 59, 60, 11_016, 19_844, 60_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn entity_type_names_are_case_sensitive() {
+        for t in EntityType::ALL {
+            assert_eq!(EntityType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(EntityType::parse("solutions"), None);
+        assert_eq!(EntityType::parse("AWSProducts"), None);
+        assert_eq!(EntityType::parse(""), None);
+    }
+
+    #[test]
+    fn related_entity_identifiers_serialize_every_list() {
+        let json = serde_json::to_value(RelatedEntityIdentifiers::default()).unwrap_or_default();
+        let obj = json.as_object().cloned().unwrap_or_default();
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut expected: Vec<&str> = EntityType::ALL.iter().map(|t| t.as_str()).collect();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn seed_validation() {
+        let ok = r#"{"DeniedCatalogs":["AWS"],"Opportunities":[{"Catalog":"Sandbox","Id":"O1",
+            "RelatedEntityIdentifiers":{"Solutions":["S-1"],"AwsProducts":["AmazonEC2"]}}]}"#;
+        let seed = Seed::from_json(ok).expect("valid seed");
+        assert_eq!(seed.opportunities[0].life_cycle, LifeCycle::default());
+        for bad in [
+            r#"{"DeniedCatalogs":["aws"]}"#,
+            r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"1"}]}"#,
+            r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","RelatedEntityIdentifiers":{"Solutions":["X"]}}]}"#,
+            r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1"},{"Catalog":"Sandbox","Id":"O1"}]}"#,
+            r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","Typo":1}]}"#,
+            "not json",
+        ] {
+            assert!(Seed::from_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sample_seed_file_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/seed.json");
+        let seed = Seed::from_file(path).expect("seed.json is valid");
+        assert_eq!(seed.denied_catalogs, vec!["AWS".to_owned()]);
+        assert!(seed.opportunities.len() >= 6);
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real SDK and raw HTTP against an in-process emulator, plus the binary.
+
+mod binary;
+mod common;
+mod control;
+mod errors;
+mod faults;
+mod operations;
+mod quotas;
+mod sigv4;

@@ -1,0 +1,124 @@
+//! Quotas as token buckets; counts, not timings.
+
+use aws_sdk_partnercentralselling::operation::disassociate_opportunity::DisassociateOpportunityError;
+use aws_sdk_partnercentralselling::operation::get_opportunity::GetOpportunityError;
+use aws_sdk_partnercentralselling::types::RelatedEntityType;
+use partner_central_emulator::{EmulatorConfig, QuotaConfig, TokenBucketConfig};
+use tokio::task::JoinSet;
+
+use crate::common::{client, entities, seed, start_with};
+
+#[tokio::test]
+async fn a_burst_of_writes_is_throttled_by_the_default_quota() {
+    // Default quotas: writes 1 per second, burst 1.
+    let emulator = start_with(EmulatorConfig { seed: seed(), ..EmulatorConfig::default() }).await;
+    let client = client(&emulator.endpoint()).await;
+    let mut calls = JoinSet::new();
+    for n in 1..=5 {
+        let client = client.clone();
+        calls.spawn(async move {
+            client
+                .disassociate_opportunity()
+                .catalog("Sandbox")
+                .opportunity_identifier(format!("O200000{n}"))
+                .related_entity_type(RelatedEntityType::Solutions)
+                .related_entity_identifier(format!("S-200000{n}"))
+                .send()
+                .await
+        });
+    }
+    let (mut ok, mut throttled) = (0, 0);
+    while let Some(result) = calls.join_next().await {
+        match result.expect("task") {
+            Ok(_) => ok += 1,
+            Err(e) => match e.into_service_error() {
+                DisassociateOpportunityError::ThrottlingException(_) => throttled += 1,
+                other => panic!("unexpected {other:?}"),
+            },
+        }
+    }
+    assert_eq!(ok + throttled, 5);
+    assert!(ok >= 1, "the bucket starts full");
+    assert!(throttled >= 1, "five writes at once exceed 1/s burst 1");
+    let state = emulator.state();
+    let d = state.operation("DisassociateOpportunity");
+    assert_eq!(d.calls, 5);
+    assert_eq!(d.successes, ok);
+    assert_eq!(d.throttled, throttled);
+    assert_eq!(d.quota_throttled, throttled);
+    assert_eq!(d.faults_injected, 0);
+    assert_eq!(state.total_disassociations(), ok);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn exact_counts_with_a_non_refilling_bucket() {
+    let emulator = start_with(EmulatorConfig {
+        seed: seed(),
+        quotas: QuotaConfig {
+            write: Some(TokenBucketConfig { rate: 0.0, burst: 2.0 }),
+            read: Some(TokenBucketConfig { rate: 0.0, burst: 3.0 }),
+        },
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = client(&emulator.endpoint()).await;
+    let before = entities(&emulator.state());
+    let mut results = Vec::new();
+    for n in 1..=5 {
+        let r = client
+            .disassociate_opportunity()
+            .catalog("Sandbox")
+            .opportunity_identifier(format!("O200000{n}"))
+            .related_entity_type(RelatedEntityType::Solutions)
+            .related_entity_identifier(format!("S-200000{n}"))
+            .send()
+            .await;
+        results.push(r.is_ok());
+    }
+    assert_eq!(results, [true, true, false, false, false]);
+    // Associate shares the write bucket.
+    let err = client
+        .associate_opportunity()
+        .catalog("Sandbox")
+        .opportunity_identifier("O2000001")
+        .related_entity_type(RelatedEntityType::Solutions)
+        .related_entity_identifier("S-2000001")
+        .send()
+        .await
+        .expect_err("write bucket empty");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(429));
+
+    // Reads have their own bucket.
+    let mut reads = Vec::new();
+    for _ in 0..5 {
+        let r = client.get_opportunity().catalog("Sandbox").identifier("O1234567").send().await;
+        reads.push(match r {
+            Ok(_) => "ok",
+            Err(e) => match e.into_service_error() {
+                GetOpportunityError::ThrottlingException(_) => "throttled",
+                _ => "other",
+            },
+        });
+    }
+    assert_eq!(reads, ["ok", "ok", "ok", "throttled", "throttled"]);
+
+    let state = emulator.state();
+    assert_eq!(state.total_disassociations(), 2);
+    let changed: Vec<_> =
+        before.iter().zip(entities(&state).iter()).filter(|(a, b)| a != b).map(|(a, _)| a.1.clone()).collect();
+    assert_eq!(changed, ["O2000001", "O2000002"]);
+    assert_eq!(state.operation("DisassociateOpportunity").quota_throttled, 3);
+    assert_eq!(state.operation("AssociateOpportunity").quota_throttled, 1);
+    assert_eq!(state.operation("GetOpportunity").quota_throttled, 2);
+
+    // Quotas can be changed at runtime.
+    emulator.set_quotas(QuotaConfig::unlimited()).expect("quotas");
+    client.get_opportunity().catalog("Sandbox").identifier("O1234567").send().await.expect("unlimited");
+    assert!(
+        emulator
+            .set_quotas(QuotaConfig { write: Some(TokenBucketConfig { rate: -1.0, burst: 1.0 }), read: None })
+            .is_err()
+    );
+    emulator.shutdown().await;
+}
