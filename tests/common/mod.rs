@@ -1,0 +1,458 @@
+//! The local world for end-to-end tests: a Lambda Runtime API served here, the built function run
+//! under it as Lambda runs it, the Partner Central emulator in-process, moto's SQS server, and an
+//! SQS event source mapping (receive, invoke, delete or release) like Lambda's.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+/// Credentials the emulator and moto accept.
+pub const ACCESS_KEY: &str = "test";
+pub const SECRET_KEY: &str = "test";
+
+/// What one invocation answered: the response document, or the error document.
+pub type Answer = Result<Value, Value>;
+
+struct Pending {
+    id: String,
+    payload: Value,
+    deadline_ms: u64,
+}
+
+#[derive(Default)]
+struct Waiting {
+    answers: HashMap<String, oneshot::Sender<Answer>>,
+    init_error: Option<Value>,
+}
+
+/// A Lambda Runtime API (`/2018-06-01/runtime/...`) on loopback, fed by [`RuntimeApi::invoke`].
+pub struct RuntimeApi {
+    addr: SocketAddr,
+    queue: mpsc::UnboundedSender<Pending>,
+    waiting: Arc<Mutex<Waiting>>,
+    counter: AtomicU64,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RuntimeApi {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the runtime API");
+        let addr = listener.local_addr().unwrap();
+        let (queue, receiver) = mpsc::unbounded_channel::<Pending>();
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        let waiting = Arc::new(Mutex::new(Waiting::default()));
+        let server = {
+            let waiting = waiting.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else { return };
+                    let receiver = receiver.clone();
+                    let waiting = waiting.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |request| {
+                            runtime_route(request, receiver.clone(), waiting.clone())
+                        });
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                    });
+                }
+            })
+        };
+        Self { addr, queue, waiting, counter: AtomicU64::new(0), server }
+    }
+
+    /// `host:port`, as `AWS_LAMBDA_RUNTIME_API` takes it.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Invokes the function with `payload` and a deadline `timeout` from now, and waits for its answer.
+    pub async fn invoke(&self, payload: Value, timeout: Duration) -> Answer {
+        let id = format!("req-{}", self.counter.fetch_add(1, Ordering::Relaxed) + 1);
+        let (sender, receiver) = oneshot::channel();
+        self.waiting.lock().unwrap().answers.insert(id.clone(), sender);
+        let deadline_ms = now_ms() + timeout.as_millis() as u64;
+        self.queue.send(Pending { id: id.clone(), payload, deadline_ms }).expect("runtime API is running");
+        match tokio::time::timeout(timeout + Duration::from_secs(5), receiver).await {
+            Ok(Ok(answer)) => answer,
+            _ => panic!("no answer to invocation {id} within {timeout:?} (+5 s)"),
+        }
+    }
+
+    pub fn init_error(&self) -> Option<Value> {
+        self.waiting.lock().unwrap().init_error.clone()
+    }
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn runtime_route(
+    request: Request<Incoming>,
+    receiver: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>>,
+    waiting: Arc<Mutex<Waiting>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_owned();
+    let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let reply = |status: StatusCode, body: String| {
+        Ok(Response::builder().status(status).body(Full::new(Bytes::from(body))).unwrap())
+    };
+    let parts: Vec<&str> = path.trim_start_matches("/2018-06-01/runtime/").split('/').collect();
+    match parts.as_slice() {
+        ["invocation", "next"] => {
+            let next = receiver.lock().await.recv().await;
+            let Some(pending) = next else { return reply(StatusCode::GONE, String::new()) };
+            Ok(Response::builder()
+                .header("Lambda-Runtime-Aws-Request-Id", &pending.id)
+                .header("Lambda-Runtime-Deadline-Ms", pending.deadline_ms.to_string())
+                .header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:test")
+                .header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0")
+                .body(Full::new(Bytes::from(pending.payload.to_string())))
+                .unwrap())
+        }
+        ["invocation", id, outcome @ ("response" | "error")] => {
+            let sender = waiting.lock().unwrap().answers.remove(*id);
+            if let Some(sender) = sender {
+                let _ = sender.send(if *outcome == "response" { Ok(parsed) } else { Err(parsed) });
+            }
+            reply(StatusCode::ACCEPTED, "{\"status\":\"OK\"}".into())
+        }
+        ["init", "error"] => {
+            waiting.lock().unwrap().init_error = Some(parsed);
+            reply(StatusCode::ACCEPTED, "{\"status\":\"OK\"}".into())
+        }
+        _ => reply(StatusCode::NOT_FOUND, String::new()),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// The built function binary, run as Lambda runs it, its output gathered line by line.
+pub struct Function {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Function {
+    /// Starts the function with Lambda's environment, the test credentials, and `env` on top.
+    pub fn start(runtime: &RuntimeApi, env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_opportunity-disassociator"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "opportunity-disassociator-test")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/opportunity-disassociator-test")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start the function binary");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    if std::env::var_os("SHOW_FUNCTION_LOGS").is_some() {
+                        eprintln!("function: {line}");
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { child, lines }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process to exit (an init failure), and gives its exit code.
+    pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        tokio::time::timeout(within, self.child.wait()).await.ok()?.ok()?.code()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// moto's server, as the SQS API. Its path comes from `MOTO_SERVER` (the Makefile sets it to the
+/// venv's), or `.venv/bin/moto_server`.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Moto {
+    pub async fn start() -> Self {
+        let path = std::env::var("MOTO_SERVER")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/moto_server").to_owned());
+        assert!(
+            std::path::Path::new(&path).exists(),
+            "moto's server is not at {path}: run the tests with `make test` (it installs the pinned tools), or set MOTO_SERVER"
+        );
+        let port = free_port();
+        let child = Command::new(&path)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start moto_server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "moto_server did not start within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("eu-west-1"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+            .build();
+        Self { child, endpoint, sqs: aws_sdk_sqs::Client::from_conf(config) }
+    }
+
+    /// Creates a work queue whose redrive policy moves a message to a new dead-letter queue after
+    /// `max_receives` receives.
+    pub async fn queues(&self, name: &str, fifo: bool, max_receives: u32, visibility_seconds: u32) -> Queues {
+        let suffix = if fifo { ".fifo" } else { "" };
+        let mut dlq = self.sqs.create_queue().queue_name(format!("{name}-dlq{suffix}"));
+        let mut work = self.sqs.create_queue().queue_name(format!("{name}{suffix}"));
+        if fifo {
+            dlq = dlq.attributes(QueueAttributeName::FifoQueue, "true");
+            work = work
+                .attributes(QueueAttributeName::FifoQueue, "true")
+                .attributes(QueueAttributeName::ContentBasedDeduplication, "true");
+        }
+        let dlq_url = dlq.send().await.expect("create the dead-letter queue").queue_url.unwrap();
+        let dlq_arn = self.arn(&dlq_url).await;
+        let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()});
+        let work_url = work
+            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+            .attributes(QueueAttributeName::VisibilityTimeout, visibility_seconds.to_string())
+            .send()
+            .await
+            .expect("create the work queue")
+            .queue_url
+            .unwrap();
+        let work_arn = self.arn(&work_url).await;
+        Queues { work_url, work_arn, dlq_url, fifo }
+    }
+
+    async fn arn(&self, url: &str) -> String {
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes");
+        attributes.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
+    }
+
+    /// Sends `bodies` to the work queue (FIFO: in `group`).
+    pub async fn send(&self, queues: &Queues, group: &str, bodies: &[String]) {
+        for chunk in bodies.chunks(10) {
+            let mut batch = self.sqs.send_message_batch().queue_url(&queues.work_url);
+            for (i, body) in chunk.iter().enumerate() {
+                let mut entry =
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(format!("e{i}")).message_body(body);
+                if queues.fifo {
+                    entry = entry.message_group_id(group);
+                }
+                batch = batch.entries(entry.build().unwrap());
+            }
+            let sent = batch.send().await.expect("send to the work queue");
+            assert!(sent.failed.is_empty(), "moto refused messages: {:?}", sent.failed);
+        }
+    }
+
+    /// Every message in the dead-letter queue, with its attributes (removes them).
+    pub async fn drain(&self, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("receive");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return all;
+            }
+            for m in &messages {
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            all.extend(messages);
+        }
+    }
+
+    /// Approximate number of messages in a queue, visible or in flight.
+    pub async fn depth(&self, url: &str) -> u64 {
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .unwrap_or_default();
+        let count = |name| attributes.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        count(QueueAttributeName::ApproximateNumberOfMessages)
+            + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+    }
+}
+
+/// A work queue and its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    pub work_url: String,
+    pub work_arn: String,
+    pub dlq_url: String,
+    pub fifo: bool,
+}
+
+/// What one pass of the event source mapping did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PumpPass {
+    pub received: usize,
+    pub failed: usize,
+}
+
+/// Lambda's SQS event source mapping, in small: receive a batch, invoke, delete the records not
+/// reported failed, and make the failed ones visible again at once (a real mapping waits for the
+/// visibility timeout; the receive count, and so the redrive, is the same).
+pub async fn pump_once(moto: &Moto, queues: &Queues, runtime: &RuntimeApi, batch: i32, timeout: Duration) -> PumpPass {
+    let received = moto
+        .sqs
+        .receive_message()
+        .queue_url(&queues.work_url)
+        .max_number_of_messages(batch)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .expect("receive from the work queue");
+    let messages = received.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return PumpPass::default();
+    }
+    let records: Vec<Value> = messages.iter().map(|m| sqs_record(m, &queues.work_arn)).collect();
+    let answer = runtime.invoke(json!({ "Records": records }), timeout).await;
+    let failed: Vec<String> = match &answer {
+        Ok(response) => response["batchItemFailures"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+        // A function error: the whole batch comes back.
+        Err(_) => messages.iter().filter_map(|m| m.message_id().map(str::to_owned)).collect(),
+    };
+    for message in &messages {
+        let handle = message.receipt_handle().unwrap();
+        if failed.iter().any(|id| Some(id.as_str()) == message.message_id()) {
+            let _ = moto
+                .sqs
+                .change_message_visibility()
+                .queue_url(&queues.work_url)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await;
+        } else {
+            moto.sqs.delete_message().queue_url(&queues.work_url).receipt_handle(handle).send().await.expect("delete");
+        }
+    }
+    PumpPass { received: messages.len(), failed: failed.len() }
+}
+
+/// An SQS message as Lambda's event source mapping delivers it.
+pub fn sqs_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
+    let attributes: serde_json::Map<String, Value> = message
+        .attributes()
+        .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v))).collect())
+        .unwrap_or_default();
+    json!({
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body(),
+        "attributes": attributes,
+        "messageAttributes": {},
+        "md5OfBody": message.md5_of_body(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "eu-west-1",
+    })
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A request document.
+pub fn request(catalog: &str, opportunity: &str, entity_type: &str, identifier: &str) -> Value {
+    json!({"Catalog": catalog, "OpportunityIdentifier": opportunity, "RelatedEntityType": entity_type, "RelatedEntityIdentifier": identifier})
+}

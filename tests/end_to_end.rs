@@ -1,0 +1,400 @@
+//! End to end: the built function, run as Lambda runs it under a Runtime API served here, against
+//! the Partner Central emulator (through the real SDK: signing, the endpoint override, error parsing)
+//! and moto's SQS (partial batch responses, dead letters and their attributes, redrive).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{Function, Moto, RuntimeApi, pump_once, request};
+use partner_central_emulator::{
+    Emulator, EmulatorConfig, FaultConfig, QuotaConfig, RunningEmulator, Seed, TokenBucketConfig,
+};
+use serde_json::{Value, json};
+
+/// Credentials only these tests use, so the log check below can look for them.
+const ACCESS_KEY: &str = "AKIDENDTOENDTEST";
+const SECRET_KEY: &str = "e2e-secret-must-never-be-logged-5f3a";
+
+const SEED: &str = r#"{
+  "DeniedCatalogs": ["AWS"],
+  "Opportunities": [
+    {"Catalog": "Sandbox", "Id": "O1234567", "RelatedEntityIdentifiers": {
+        "Solutions": ["S-0000001", "S-0000002"],
+        "AwsMarketplaceOffers": ["arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Offer/offer-abc123"]}},
+    {"Catalog": "Sandbox", "Id": "O2000001", "RelatedEntityIdentifiers": {"Solutions": ["S-2000001"]}},
+    {"Catalog": "Sandbox", "Id": "O2000002", "RelatedEntityIdentifiers": {"Solutions": ["S-2000002"]}},
+    {"Catalog": "Sandbox", "Id": "O2000003", "RelatedEntityIdentifiers": {"Solutions": ["S-2000003"]}},
+    {"Catalog": "Sandbox", "Id": "O2000004", "RelatedEntityIdentifiers": {"Solutions": ["S-2000004"]}},
+    {"Catalog": "Sandbox", "Id": "O2000005", "RelatedEntityIdentifiers": {"Solutions": ["S-2000005"]}},
+    {"Catalog": "Sandbox", "Id": "O2000006", "RelatedEntityIdentifiers": {"Solutions": ["S-2000006"]}},
+    {"Catalog": "Sandbox", "Id": "O2000007", "RelatedEntityIdentifiers": {"Solutions": ["S-2000007"]}},
+    {"Catalog": "Sandbox", "Id": "O2000008", "RelatedEntityIdentifiers": {"Solutions": ["S-2000008"]}},
+    {"Catalog": "AWS", "Id": "O9000001", "RelatedEntityIdentifiers": {"Solutions": ["S-9000001"]}}
+  ]
+}"#;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn emulator(quotas: QuotaConfig, faults: FaultConfig) -> RunningEmulator {
+    Emulator::start(EmulatorConfig {
+        seed: Seed::from_json(SEED).expect("seed"),
+        credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
+        quotas,
+        faults,
+        log_requests: false,
+        ..Default::default()
+    })
+    .await
+    .expect("start the emulator")
+}
+
+fn writes(rate: f64, burst: f64) -> QuotaConfig {
+    QuotaConfig { write: Some(TokenBucketConfig { rate, burst }), ..QuotaConfig::default() }
+}
+
+/// The function's environment against `emulator` (and moto's SQS when given).
+fn env(emulator: &RunningEmulator, moto: Option<&Moto>, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emulator.endpoint()),
+        ("PARTNER_CENTRAL_WRITES_PER_SECOND", "1".into()),
+        ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "10".into()),
+        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".into()),
+    ];
+    if let Some(moto) = moto {
+        env.push(("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()));
+    }
+    for (key, value) in extra {
+        let key: &'static str = Box::leak(key.to_string().into_boxed_str());
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value.to_string()));
+    }
+    env
+}
+
+fn solutions(emulator: &RunningEmulator, id: &str) -> Vec<String> {
+    emulator.state().opportunity("Sandbox", id).expect("seeded").related_entity_identifiers.solutions.clone()
+}
+
+fn sqs_event(records: &[(&str, Value)], fifo_group: Option<&str>) -> Value {
+    let arn = if fifo_group.is_some() {
+        "arn:aws:sqs:us-east-1:123456789012:work.fifo"
+    } else {
+        "arn:aws:sqs:us-east-1:123456789012:work"
+    };
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(id, body)| {
+            let body = match body {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let attributes = fifo_group.map_or(json!({}), |g| json!({"MessageGroupId": g}));
+            json!({"messageId": id, "receiptHandle": "rh", "body": body, "attributes": attributes, "messageAttributes": {},
+                   "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1"})
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn failures(answer: &Value) -> Vec<String> {
+    answer["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
+    message.message_attributes()?.get(name)?.string_value().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_direct_request_is_signed_disassociated_and_idempotent_on_redelivery() {
+    let emulator = emulator(QuotaConfig::default(), FaultConfig::default()).await;
+    let runtime = RuntimeApi::start().await;
+    let function = Function::start(&runtime, &env(&emulator, None, &[]));
+    let doc = request("Sandbox", "O1234567", "Solutions", "S-0000001");
+
+    let answer = runtime.invoke(doc.clone(), TIMEOUT).await.expect("success");
+    assert_eq!(answer["outcome"], "disassociated");
+    assert_eq!(solutions(&emulator, "O1234567"), ["S-0000002"]);
+    let state = emulator.state();
+    assert_eq!(state.auth_failures, 0, "every request carried a valid SigV4 signature for us-east-1");
+
+    let again = runtime.invoke(doc, TIMEOUT).await.expect("success");
+    assert_eq!(again["outcome"], "already_disassociated");
+    assert_eq!(emulator.state().disassociation_count("Sandbox", "O1234567", "Solutions", "S-0000001"), 1);
+    assert_eq!(emulator.state().operation("GetOpportunity").calls, 1);
+
+    let missing = runtime.invoke(request("Sandbox", "O7777777", "Solutions", "S-1"), TIMEOUT).await.unwrap_err();
+    assert_eq!(missing["errorType"], "ResourceNotFoundException");
+
+    let offer = request(
+        "Sandbox",
+        "O1234567",
+        "AwsMarketplaceOffers",
+        "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Offer/offer-abc123",
+    );
+    assert_eq!(runtime.invoke(offer, TIMEOUT).await.unwrap()["outcome"], "disassociated");
+
+    // Every log line is JSON; a record's lines carry the request id and the opportunity.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = function.lines();
+    let json_lines: Vec<Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(json_lines.len(), lines.len(), "non-JSON log lines: {lines:#?}");
+    let done: Vec<&Value> = json_lines.iter().filter(|l| l["outcome"] == "disassociated").collect();
+    assert_eq!(done.len(), 2);
+    assert_eq!(done[0]["span"]["request_id"], "req-1");
+    assert_eq!(done[0]["span"]["opportunity_id"], "O1234567");
+    for line in &lines {
+        assert!(!line.contains(SECRET_KEY) && !line.contains("Signature="), "a secret in the logs: {line}");
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_request_makes_no_call_and_names_its_field() {
+    let emulator = emulator(QuotaConfig::default(), FaultConfig::default()).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(&runtime, &env(&emulator, None, &[]));
+    let mut bad = request("Sandbox", "O1234567", "Solutions", "S-0000001");
+    bad["RelatedEntityType"] = json!("solutions");
+    let error = runtime.invoke(bad, TIMEOUT).await.unwrap_err();
+    assert_eq!(error["errorType"], "ValidationError");
+    assert!(error["errorMessage"].as_str().unwrap().contains("RelatedEntityType"));
+    let production = request("AWS", "O9000001", "Solutions", "S-9000001");
+    assert_eq!(runtime.invoke(production, TIMEOUT).await.unwrap_err()["errorType"], "CatalogNotAllowed");
+    assert_eq!(emulator.state().requests, 0, "nothing reached the service");
+}
+
+#[tokio::test]
+async fn rejected_requests_are_dead_lettered_with_their_reason() {
+    let emulator = emulator(QuotaConfig::default(), FaultConfig::default()).await;
+    let moto = Moto::start().await;
+    let queues = moto.queues("rejects", false, 3, 30).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(
+        &runtime,
+        &env(
+            &emulator,
+            Some(&moto),
+            &[("DEAD_LETTER_QUEUE_URL", &queues.dlq_url), ("ALLOWED_CATALOGS", "Sandbox,AWS")],
+        ),
+    );
+
+    // EventBridge: the AWS catalog is denied by the emulator -> dead-lettered, answered as handled.
+    let event = json!({"version": "0", "id": "ev-42", "detail-type": "Opportunity Disassociation Requested",
+        "source": "com.example.crm", "account": "123456789012", "time": "2026-11-26T00:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": request("AWS", "O9000001", "Solutions", "S-9000001")});
+    let answer = runtime.invoke(event.clone(), TIMEOUT).await.expect("handled");
+    assert_eq!(answer["outcome"], "dead_lettered");
+    assert_eq!(answer["errorCode"], "AccessDeniedException");
+
+    // SQS: a mixed batch. Only the transiently failed record would be reported; here none is.
+    let batch = sqs_event(
+        &[
+            ("m1", request("Sandbox", "O2000001", "Solutions", "S-2000001")),
+            ("m2", json!("{ this is not json")),
+            ("m3", request("Sandbox", "O2000002", "Solutions", "S-9999999")),
+            ("m4", request("Sandbox", "O0", "Solutions", "S-1")),
+        ],
+        None,
+    );
+    let answer = runtime.invoke(batch, TIMEOUT).await.expect("batch response");
+    assert_eq!(failures(&answer), Vec::<String>::new());
+    assert!(solutions(&emulator, "O2000001").is_empty());
+
+    let letters = moto.drain(&queues.dlq_url).await;
+    let mut by_source: BTreeMap<String, (String, String, String, String)> = BTreeMap::new();
+    for letter in &letters {
+        by_source.insert(
+            attribute(letter, "SourceID").unwrap_or_default(),
+            (
+                attribute(letter, "ErrorCode").unwrap(),
+                attribute(letter, "ErrorMessage").unwrap(),
+                attribute(letter, "RequestID").unwrap(),
+                letter.body().unwrap().to_owned(),
+            ),
+        );
+    }
+    assert_eq!(by_source.len(), 3, "{by_source:#?}");
+    let (code, _, request_id, body) = &by_source["ev-42"];
+    assert_eq!((code.as_str(), request_id.as_str()), ("AccessDeniedException", "req-1"));
+    assert_eq!(serde_json::from_str::<Value>(body).unwrap(), event);
+    assert_eq!(by_source["m2"].0, "ValidationError");
+    assert_eq!(by_source["m2"].3, "{ this is not json", "the original body, unchanged");
+    // S-9999999 is not on O2000002: the service says not found, GetOpportunity shows the opportunity
+    // without it, and that is the state the request asked for.
+    assert!(!by_source.contains_key("m3"), "an entity absent from an existing opportunity is already disassociated");
+    assert_eq!(by_source["m4"].0, "ResourceNotFoundException");
+    assert!(by_source["m4"].1.contains("does not exist"));
+}
+
+#[tokio::test]
+async fn paced_writes_stay_under_the_quota() {
+    // A bucket of 2/s with no burst, and the function paced a little under it: an exact match would
+    // let network jitter bring two calls closer than the refill interval.
+    let emulator = emulator(writes(2.0, 1.0), FaultConfig::default()).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(&runtime, &env(&emulator, None, &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1.8")]));
+    let records: Vec<(String, Value)> = (1..=8)
+        .map(|i| (format!("m{i}"), request("Sandbox", &format!("O200000{i}"), "Solutions", &format!("S-200000{i}"))))
+        .collect();
+    let records: Vec<(&str, Value)> = records.iter().map(|(id, v)| (id.as_str(), v.clone())).collect();
+    let answer = runtime.invoke(sqs_event(&records, None), TIMEOUT).await.unwrap();
+    assert!(failures(&answer).is_empty());
+    let counters = emulator.state().operation("DisassociateOpportunity");
+    assert_eq!((counters.calls, counters.successes, counters.throttled), (8, 8, 0));
+}
+
+#[tokio::test]
+async fn throttled_writes_are_retried_not_dead_lettered_and_all_land() {
+    // The function is told 20 writes/s but the account allows 2: the service throttles, the pacer
+    // slows down, and throttled records come back through the queue until all are done.
+    let emulator = emulator(writes(2.0, 1.0), FaultConfig::default()).await;
+    let moto = Moto::start().await;
+    let queues = moto.queues("throttled", false, 10, 30).await;
+    let runtime = RuntimeApi::start().await;
+    let function = Function::start(
+        &runtime,
+        &env(
+            &emulator,
+            Some(&moto),
+            &[
+                ("PARTNER_CENTRAL_WRITES_PER_SECOND", "20"),
+                ("AWS_MAX_ATTEMPTS", "1"),
+                ("DEAD_LETTER_QUEUE_URL", &queues.dlq_url),
+            ],
+        ),
+    );
+    let bodies: Vec<String> = (1..=8)
+        .map(|i| request("Sandbox", &format!("O200000{i}"), "Solutions", &format!("S-200000{i}")).to_string())
+        .collect();
+    moto.send(&queues, "", &bodies).await;
+    let mut passes = 0;
+    while moto.depth(&queues.work_url).await > 0 {
+        passes += 1;
+        assert!(passes < 40, "the backlog did not drain");
+        pump_once(&moto, &queues, &runtime, 10, TIMEOUT).await;
+    }
+    let state = emulator.state();
+    assert_eq!(state.total_disassociations(), 8);
+    assert!(state.operation("DisassociateOpportunity").throttled > 0, "the quota was hit, as intended");
+    assert!(moto.drain(&queues.dlq_url).await.is_empty(), "throttling never dead-letters");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let emf: Vec<Value> = function
+        .lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    let throttled: u64 = emf.iter().filter_map(|l| l["Throttled"].as_u64()).sum();
+    assert_eq!(
+        throttled,
+        state.operation("DisassociateOpportunity").throttled,
+        "every throttled answer is in the metrics"
+    );
+    let disassociated: u64 = emf.iter().filter_map(|l| l["Disassociated"].as_u64()).sum();
+    assert_eq!(disassociated, 8);
+}
+
+#[tokio::test]
+async fn a_fifo_group_stops_at_its_first_failure() {
+    // Exactly one write is allowed: m1 succeeds, m2 is throttled, m3 must not overtake it.
+    let emulator = emulator(writes(0.0, 1.0), FaultConfig::default()).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(
+        &runtime,
+        &env(&emulator, None, &[("AWS_MAX_ATTEMPTS", "1"), ("PARTNER_CENTRAL_WRITES_PER_SECOND", "50")]),
+    );
+    let batch = sqs_event(
+        &[
+            ("m1", request("Sandbox", "O2000001", "Solutions", "S-2000001")),
+            ("m2", request("Sandbox", "O2000002", "Solutions", "S-2000002")),
+            ("m3", request("Sandbox", "O2000003", "Solutions", "S-2000003")),
+        ],
+        Some("opportunity-group"),
+    );
+    let answer = runtime.invoke(batch, TIMEOUT).await.unwrap();
+    assert_eq!(failures(&answer), ["m2", "m3"]);
+    assert_eq!(emulator.state().operation("DisassociateOpportunity").calls, 2, "m3 was never sent");
+    assert_eq!(solutions(&emulator, "O2000003"), ["S-2000003"]);
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_reaches_the_dead_letter_queue_by_redrive() {
+    let faults = FaultConfig { error_rate: 1.0, ..FaultConfig::default() };
+    let emulator = emulator(QuotaConfig::unlimited(), faults).await;
+    let moto = Moto::start().await;
+    let queues = moto.queues("redrive", false, 3, 30).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(
+        &runtime,
+        &env(
+            &emulator,
+            Some(&moto),
+            &[
+                ("AWS_MAX_ATTEMPTS", "1"),
+                ("DEAD_LETTER_QUEUE_URL", &queues.dlq_url),
+                ("PARTNER_CENTRAL_WRITES_PER_SECOND", "50"),
+            ],
+        ),
+    );
+    let body = request("Sandbox", "O2000001", "Solutions", "S-2000001").to_string();
+    moto.send(&queues, "", std::slice::from_ref(&body)).await;
+    let mut receives = 0;
+    for _ in 0..10 {
+        let pass = pump_once(&moto, &queues, &runtime, 10, TIMEOUT).await;
+        receives += pass.received;
+        assert_eq!(pass.failed, pass.received, "a 5xx is retried, never dropped");
+    }
+    assert_eq!(receives, 3, "received maxReceiveCount times");
+    let letters = moto.drain(&queues.dlq_url).await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].body(), Some(body.as_str()));
+    assert_eq!(solutions(&emulator, "O2000001"), ["S-2000001"]);
+}
+
+#[tokio::test]
+async fn dropped_connections_and_slow_calls_are_retryable_errors() {
+    let emulator = emulator(QuotaConfig::unlimited(), FaultConfig { drop_rate: 1.0, ..FaultConfig::default() }).await;
+    let runtime = RuntimeApi::start().await;
+    let mut function = Function::start(
+        &runtime,
+        &env(
+            &emulator,
+            None,
+            &[
+                ("AWS_MAX_ATTEMPTS", "1"),
+                ("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", "1"),
+                ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "2"),
+            ],
+        ),
+    );
+    let doc = request("Sandbox", "O2000001", "Solutions", "S-2000001");
+    let dropped = runtime.invoke(doc.clone(), TIMEOUT).await.unwrap_err();
+    assert_eq!(dropped["errorType"], "ConnectionError", "{dropped}");
+
+    emulator.set_faults(FaultConfig { slow_rate: 1.0, slow_ms: 3000, ..FaultConfig::default() }).unwrap();
+    let slow = runtime.invoke(doc, TIMEOUT).await.unwrap_err();
+    assert_eq!(slow["errorType"], "Timeout", "{slow}");
+    assert_eq!(solutions(&emulator, "O2000001"), ["S-2000001"], "neither changed anything");
+    assert!(function.is_running());
+}
+
+#[tokio::test]
+async fn a_bad_setting_fails_init_naming_it() {
+    let emulator = emulator(QuotaConfig::default(), FaultConfig::default()).await;
+    let runtime = RuntimeApi::start().await;
+    let mut function =
+        Function::start(&runtime, &env(&emulator, None, &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "fast")]));
+    let code = function.exit_code(Duration::from_secs(30)).await;
+    assert!(matches!(code, Some(c) if c != 0), "init must fail, got {code:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let output = function.lines().join("\n");
+    assert!(output.contains("PARTNER_CENTRAL_WRITES_PER_SECOND"), "{output}");
+}
