@@ -1,0 +1,134 @@
+# opportunity-disassociator: the steps a person (or CI, through .ci/run) takes.
+# `make` alone lists them. Tool-using targets install the pinned tools they need by themselves
+# (tools/venv.sh: .venv/ and .venv-checkov/), so a fresh machine needs only rustup, gcc, python3, make.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-print-directory
+
+ENV ?= dev
+REGION ?= us-east-1
+BIN := opportunity-disassociator
+ARM64_TARGET := aarch64-unknown-linux-gnu
+LAMBDA_DIR := $(CURDIR)/target/lambda
+PACKAGE_ZIP := $(LAMBDA_DIR)/$(BIN)/bootstrap.zip
+
+VENV := $(CURDIR)/.venv
+VENV_STAMP := .venv/.tools-stamp
+CHECKOV_VENV := $(CURDIR)/.venv-checkov
+CHECKOV_STAMP := .venv-checkov/.tools-stamp
+
+# The venv first on PATH: cargo-lambda finds zig through `python3 -m ziglang`, and sam runs
+# cargo lambda. checkov is called by its full path (its venv would shadow sam's dependencies).
+export PATH := $(VENV)/bin:$(PATH)
+# Integration tests start moto's SQS server from this path themselves.
+export MOTO_SERVER := $(VENV)/bin/moto_server
+# No AWS network here (and none wanted from a linter): no telemetry calls.
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help venv demo test fmt-check clippy cargo-test deny build package sam-build validate \
+        deploy bench chaos fuzz clean distclean pin-tools
+
+help: ## List the targets
+	@echo "opportunity-disassociator - make targets:"
+	@grep -E '^[a-z][a-zA-Z0-9_-]*:.*## ' $(MAKEFILE_LIST) \
+	  | awk 'BEGIN {FS = ":.*## "}; {printf "  %-11s %s\n", $$1, $$2}'
+	@echo "Variables: ENV=$(ENV) (dev|prod, for deploy), REGION=$(REGION)"
+
+# ---------------------------------------------------------------- tools
+$(VENV_STAMP): tools/requirements.txt tools/constraints.txt tools/venv.sh
+	@tools/venv.sh main
+
+$(CHECKOV_STAMP): tools/requirements-checkov.txt tools/constraints-checkov.txt tools/venv.sh
+	@tools/venv.sh checkov
+
+venv: $(VENV_STAMP) $(CHECKOV_STAMP) ## Install the pinned tools (.venv/, .venv-checkov/)
+
+# ---------------------------------------------------------------- run locally
+demo: $(VENV_STAMP) ## Run the local demo (tools/demo.sh: emulator + function, no AWS)
+	@test -f tools/demo.sh || { echo "make demo: tools/demo.sh is missing" >&2; exit 1; }
+	bash tools/demo.sh
+
+# ---------------------------------------------------------------- test (what CI runs)
+test: fmt-check clippy cargo-test deny validate ## Everything CI checks: fmt, clippy, tests, deny, validate
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+cargo-test: $(VENV_STAMP)
+	@echo "MOTO_SERVER=$(MOTO_SERVER)"
+	cargo test --workspace
+
+deny: ## Supply-chain checks: cargo deny (licenses, bans, sources; advisories when reachable)
+	@test -f tools/deny.sh || { echo "make deny: tools/deny.sh is missing" >&2; exit 1; }
+	bash tools/deny.sh
+
+# ---------------------------------------------------------------- build
+build: ## cargo build --release (host architecture)
+	cargo build --release
+
+package: $(VENV_STAMP) ## Build the arm64 Lambda zip with cargo lambda and print its size
+	@rustup target list --installed | grep -qx '$(ARM64_TARGET)' \
+	  || { echo "==> rustup target add $(ARM64_TARGET)"; rustup target add $(ARM64_TARGET); }
+	cargo lambda build --release --arm64 --output-format zip --bin $(BIN) --lambda-dir $(LAMBDA_DIR)
+	@bytes=$$(stat -c %s '$(PACKAGE_ZIP)'); \
+	  echo "package: $(PACKAGE_ZIP)"; \
+	  echo "size: $$bytes bytes ($$(awk -v b=$$bytes 'BEGIN {printf "%.2f", b / 1048576}') MiB)"
+
+sam-build: $(VENV_STAMP) ## sam build (rust-cargolambda) into .aws-sam/
+	@rustup target list --installed | grep -qx '$(ARM64_TARGET)' \
+	  || { echo "==> rustup target add $(ARM64_TARGET)"; rustup target add $(ARM64_TARGET); }
+	sam build --template-file template.yaml
+
+# ---------------------------------------------------------------- template
+# template.yaml as deployed by default, and a copy with every optional part switched on
+# (tools/template-all-options.sh), so the conditional resources are linted and scanned too.
+ALL_OPTIONS := target/template/template.all-options.yaml
+
+validate: $(VENV_STAMP) $(CHECKOV_STAMP) ## sam validate --lint, cfn-lint, checkov on template.yaml
+	@tools/template-all-options.sh $(ALL_OPTIONS)
+	sam validate --lint --template-file template.yaml --region $(REGION)
+	sam validate --lint --template-file $(ALL_OPTIONS) --region $(REGION)
+	cfn-lint template.yaml $(ALL_OPTIONS)
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --file template.yaml --file $(ALL_OPTIONS)
+
+# ---------------------------------------------------------------- deploy
+deploy: sam-build ## sam build + sam deploy --config-env ENV (ENV=dev|prod, default dev; needs AWS credentials)
+	sam deploy --config-env $(ENV)
+
+# ---------------------------------------------------------------- measurements
+bench: $(VENV_STAMP) ## Benchmarks (bench/run.sh)
+	@test -f bench/run.sh || { echo "make bench: bench/run.sh is missing (not written yet)" >&2; exit 1; }
+	bash bench/run.sh
+
+chaos: $(VENV_STAMP) ## Failure-injection run (tools/chaos.sh)
+	@test -f tools/chaos.sh || { echo "make chaos: tools/chaos.sh is missing (not written yet)" >&2; exit 1; }
+	bash tools/chaos.sh
+
+fuzz: ## Fuzz the request parser (tools/fuzz.sh, nightly cargo-fuzz)
+	@test -f tools/fuzz.sh || { echo "make fuzz: tools/fuzz.sh is missing (not written yet)" >&2; exit 1; }
+	bash tools/fuzz.sh
+
+# ---------------------------------------------------------------- housekeeping
+clean: ## Remove build outputs (target/, .aws-sam/); keeps the tool venvs
+	cargo clean
+	rm -rf .aws-sam
+
+distclean: clean ## clean, and remove the tool venvs too
+	rm -rf .venv .venv-checkov
+
+# Maintainers: after changing a pin in tools/requirements*.txt, regenerate the full pinned sets.
+pin-tools:
+	rm -rf /tmp/pin-main /tmp/pin-checkov
+	python3 -m venv /tmp/pin-main && /tmp/pin-main/bin/pip install -q -r tools/requirements.txt
+	python3 -m venv /tmp/pin-checkov && /tmp/pin-checkov/bin/pip install -q -r tools/requirements-checkov.txt
+	{ sed -n '1,2p' tools/constraints.txt; /tmp/pin-main/bin/pip freeze --all | grep -viE '^(pip|setuptools)=='; } > tools/constraints.txt.new
+	{ sed -n '1,2p' tools/constraints-checkov.txt; /tmp/pin-checkov/bin/pip freeze --all | grep -viE '^(pip|setuptools)=='; } > tools/constraints-checkov.txt.new
+	mv tools/constraints.txt.new tools/constraints.txt
+	mv tools/constraints-checkov.txt.new tools/constraints-checkov.txt
+	rm -rf /tmp/pin-main /tmp/pin-checkov
