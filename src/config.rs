@@ -4,6 +4,13 @@
 use std::time::Duration;
 
 use crate::request::Catalog;
+use crate::secret::{SecretSource, WebhookSecret};
+
+/// The default and the bounds of `WEBHOOK_MAX_BODY_BYTES`: 256 KiB by default, the classic SQS message
+/// size limit, far above 100 request documents (about 40 KB); at most 6 MB, Lambda's own limit on a
+/// synchronous invocation's payload.
+pub const DEFAULT_WEBHOOK_MAX_BODY_BYTES: usize = 256 * 1024;
+const WEBHOOK_MAX_BODY_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=6_000_000;
 
 /// The function's settings. Every field comes from one environment variable (see the README).
 #[derive(Debug, Clone, PartialEq)]
@@ -19,8 +26,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `PARTNER_CENTRAL_READ_TIMEOUT_SECONDS`, like the CLI's `--cli-read-timeout`.
     pub read_timeout: Duration,
-    /// `PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS`: one call, all its retries included. A record is
-    /// started only when its paced slot plus this much fits before the invocation's deadline.
+    /// `PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS`: one call, all its SDK retries included (a call is
+    /// also cut off at the invocation's deadline).
     pub operation_timeout: Duration,
     /// `DEAD_LETTER_QUEUE_URL`: where permanent failures go at once, with their reason.
     pub dead_letter_queue_url: Option<String>,
@@ -30,6 +37,14 @@ pub struct Config {
     pub metrics_namespace: String,
     /// `METRICS_SERVICE_NAME`: the `Service` dimension of the embedded metrics.
     pub service_name: String,
+    /// `WEBHOOK_SECRET_ARN` (Secrets Manager, read at init) or `WEBHOOK_SECRET` (the value, for local
+    /// runs): the HMAC key of the CRM webhook. `None`: the webhook is off and refuses every request.
+    /// `Debug` never shows the value.
+    pub webhook_secret: Option<SecretSource>,
+    /// `WORK_QUEUE_URL`: the queue the webhook buffers requests into; required with a webhook secret.
+    pub work_queue_url: Option<String>,
+    /// `WEBHOOK_MAX_BODY_BYTES`: the largest webhook body taken (default 256 KiB); larger is answered 413.
+    pub webhook_max_body_bytes: usize,
 }
 
 /// A setting that cannot be used, by name.
@@ -123,6 +138,53 @@ impl Config {
             return Err(error("DEAD_LETTER_QUEUE_URL", url, "must be an SQS queue URL (https://...)"));
         }
 
+        let work_queue_url = get("WORK_QUEUE_URL");
+        if let Some(url) = &work_queue_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(error("WORK_QUEUE_URL", url, "must be an SQS queue URL (https://...)"));
+        }
+        // The value is never put in an error: only whether it was set.
+        let webhook_secret = match (get("WEBHOOK_SECRET_ARN"), lookup("WEBHOOK_SECRET").filter(|v| !v.is_empty())) {
+            (Some(_), Some(_)) => {
+                return Err(error(
+                    "WEBHOOK_SECRET",
+                    "<redacted>",
+                    "set either WEBHOOK_SECRET_ARN (Secrets Manager) or WEBHOOK_SECRET (local runs), not both",
+                ));
+            }
+            (Some(arn), None) => {
+                let parts: Vec<&str> = arn.split(':').collect();
+                if parts.len() < 7 || parts[0] != "arn" || parts[2] != "secretsmanager" || parts[5] != "secret" {
+                    return Err(error(
+                        "WEBHOOK_SECRET_ARN",
+                        &arn,
+                        "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)",
+                    ));
+                }
+                Some(SecretSource::SecretsManager(arn))
+            }
+            (None, Some(value)) => Some(SecretSource::Value(
+                WebhookSecret::new(value).map_err(|reason| error("WEBHOOK_SECRET", "<redacted>", &reason))?,
+            )),
+            (None, None) => None,
+        };
+        if webhook_secret.is_some() && work_queue_url.is_none() {
+            return Err(error(
+                "WORK_QUEUE_URL",
+                "",
+                "is required with WEBHOOK_SECRET_ARN or WEBHOOK_SECRET: the webhook queues requests there",
+            ));
+        }
+        let webhook_max_body_bytes = match get("WEBHOOK_MAX_BODY_BYTES") {
+            None => DEFAULT_WEBHOOK_MAX_BODY_BYTES,
+            Some(v) => {
+                v.parse::<usize>().ok().filter(|n| WEBHOOK_MAX_BODY_BYTES_RANGE.contains(n)).ok_or_else(|| {
+                    error("WEBHOOK_MAX_BODY_BYTES", &v, "must be a number of bytes from 1024 to 6000000")
+                })?
+            }
+        };
+
         let dry_run = match get("DRY_RUN").map(|v| v.to_ascii_lowercase()) {
             None => false,
             Some(v) if v == "true" || v == "1" || v == "yes" => true,
@@ -141,6 +203,9 @@ impl Config {
             dry_run,
             metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "OpportunityDisassociator".to_owned()),
             service_name: get("METRICS_SERVICE_NAME").unwrap_or_else(|| "opportunity-disassociator".to_owned()),
+            webhook_secret,
+            work_queue_url,
+            webhook_max_body_bytes,
         })
     }
 }
@@ -165,6 +230,9 @@ mod tests {
         assert_eq!(config.read_timeout, Duration::from_secs(10));
         assert_eq!(config.dead_letter_queue_url, None);
         assert!(!config.dry_run);
+        assert_eq!(config.webhook_secret, None, "the webhook is off unless a secret is set");
+        assert_eq!(config.work_queue_url, None);
+        assert_eq!(config.webhook_max_body_bytes, 262_144);
     }
 
     #[test]
@@ -206,10 +274,68 @@ mod tests {
             ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "1"),
             ("DEAD_LETTER_QUEUE_URL", "my-dlq"),
             ("DRY_RUN", "maybe"),
+            ("WORK_QUEUE_URL", "work"),
+            ("WEBHOOK_SECRET_ARN", "my-secret"),
+            ("WEBHOOK_SECRET_ARN", "arn:aws:sqs:us-east-1:123456789012:work"),
+            ("WEBHOOK_SECRET", "too-short"),
+            ("WEBHOOK_MAX_BODY_BYTES", "100"),
+            ("WEBHOOK_MAX_BODY_BYTES", "7000000"),
+            ("WEBHOOK_MAX_BODY_BYTES", "lots"),
         ] {
             let err = load(&[(name, value)]).expect_err(name);
             assert_eq!(err.name, name, "{value}");
             assert!(err.to_string().contains(name));
+        }
+    }
+
+    const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:webhook-AbCdEf";
+    const WORK_QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/work";
+
+    #[test]
+    fn reads_the_webhook_settings() {
+        let config = load(&[
+            ("WEBHOOK_SECRET_ARN", SECRET_ARN),
+            ("WORK_QUEUE_URL", WORK_QUEUE),
+            ("WEBHOOK_MAX_BODY_BYTES", "65536"),
+        ])
+        .unwrap();
+        assert_eq!(config.webhook_secret, Some(SecretSource::SecretsManager(SECRET_ARN.into())));
+        assert_eq!(config.work_queue_url.as_deref(), Some(WORK_QUEUE));
+        assert_eq!(config.webhook_max_body_bytes, 65536);
+        let local = load(&[("WEBHOOK_SECRET", "demo-webhook-secret"), ("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap();
+        let Some(SecretSource::Value(secret)) = &local.webhook_secret else { panic!("expected the value") };
+        assert_eq!(secret.expose(), b"demo-webhook-secret", "the value is used as given");
+        // A work queue alone is harmless: the webhook stays off.
+        assert_eq!(load(&[("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap().webhook_secret, None);
+    }
+
+    #[test]
+    fn a_webhook_secret_needs_the_work_queue_and_only_one_source() {
+        let err = load(&[("WEBHOOK_SECRET", "demo-webhook-secret")]).unwrap_err();
+        assert_eq!(err.name, "WORK_QUEUE_URL");
+        let err = load(&[
+            ("WEBHOOK_SECRET", "demo-webhook-secret"),
+            ("WEBHOOK_SECRET_ARN", SECRET_ARN),
+            ("WORK_QUEUE_URL", WORK_QUEUE),
+        ])
+        .unwrap_err();
+        assert_eq!(err.name, "WEBHOOK_SECRET");
+        assert!(err.reason.contains("not both"));
+    }
+
+    #[test]
+    fn the_webhook_secret_is_never_shown() {
+        let secret = "demo-webhook-secret-never-shown";
+        let config = load(&[("WEBHOOK_SECRET", secret), ("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap();
+        assert!(!format!("{config:?}").contains(secret), "Debug shows the secret");
+        assert!(!format!("{config:#?}").contains(secret), "Debug shows the secret");
+        for vars in [
+            vec![("WEBHOOK_SECRET", "short-secret")],
+            vec![("WEBHOOK_SECRET", secret)],
+            vec![("WEBHOOK_SECRET", secret), ("WEBHOOK_SECRET_ARN", SECRET_ARN), ("WORK_QUEUE_URL", WORK_QUEUE)],
+        ] {
+            let err = load(&vars).unwrap_err();
+            assert!(!err.to_string().contains("short-secret") && !err.to_string().contains(secret), "{err}");
         }
     }
 }

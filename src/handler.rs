@@ -1,12 +1,14 @@
 //! The handler: event in, each request decoded once, one outcome per record, one response out.
 //!
 //! Sources only translate: [`crate::inbound`] decodes, [`Handler::outcome`] decides, and the answer
-//! of each source is made from the outcomes here.
+//! of each source is made from the outcomes here. A webhook is the exception that proves it: it
+//! decides no outcome, it only buffers requests in the work queue ([`crate::webhook`]).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use futures::FutureExt;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -22,9 +24,15 @@ use crate::outcome::{Failure, Outcome, codes};
 use crate::pacer::Pacer;
 use crate::partner_central::{PartnerCentral, ThrottleCount};
 use crate::request::DisassociationRequest;
+use crate::webhook::{Refusal, Reply, Webhook, refuse};
+use crate::work_queue::{NoWorkQueue, WorkQueue};
 
 /// Time kept back at the end of an invocation for dead letters and the answer itself.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+/// The least time a call is given: a record whose paced slot leaves less before the deadline (less
+/// the margin) is not started. A call takes a few hundred milliseconds; one that takes longer is cut
+/// off at the deadline (less the margin) and retried later, so no call can time the invocation out.
+const CALL_RESERVE: Duration = Duration::from_secs(1);
 
 /// A function error: `errorType` names the class of failure, `errorMessage` the cause.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,18 +73,20 @@ struct Origin<'a> {
 /// One invocation's context.
 struct Invocation {
     request_id: String,
-    /// The last moment a paced call may start and still finish before the deadline.
-    latest_start: Option<Instant>,
+    /// When calls must be over: the deadline less the margin. `None` when the event has no deadline.
+    calls_end: Option<Instant>,
     metrics: InvocationMetrics,
 }
 
-/// The function, generic over its two ports so tests can drive it with fakes.
-pub struct Handler<P, D> {
+/// The function, generic over its ports so tests can drive it with fakes. `W`, the webhook's work
+/// queue, is [`NoWorkQueue`] until [`Handler::with_webhook`] sets one.
+pub struct Handler<P, D, W = NoWorkQueue> {
     config: Config,
     partner_central: P,
     dead_letters: Option<D>,
     pacer: Arc<Pacer>,
     throttles: Arc<ThrottleCount>,
+    webhook: Option<Webhook<W>>,
 }
 
 impl<P: PartnerCentral, D: DeadLetters> Handler<P, D> {
@@ -87,21 +97,38 @@ impl<P: PartnerCentral, D: DeadLetters> Handler<P, D> {
         pacer: Arc<Pacer>,
         throttles: Arc<ThrottleCount>,
     ) -> Self {
-        Self { config, partner_central, dead_letters, pacer, throttles }
+        Self { config, partner_central, dead_letters, pacer, throttles, webhook: None }
+    }
+}
+
+impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
+    /// Serves CRM webhooks (Function URL requests) with `webhook`; without one they are answered 500
+    /// `webhook not configured`, never accepted.
+    pub fn with_webhook<V: WorkQueue>(self, webhook: Option<Webhook<V>>) -> Handler<P, D, V> {
+        let Self { config, partner_central, dead_letters, pacer, throttles, webhook: _ } = self;
+        Handler { config, partner_central, dead_letters, pacer, throttles, webhook }
     }
 
     /// Handles one invocation, whatever triggered it.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
         let (payload, context) = event.into_parts();
+        let context_deadline = context.deadline;
         let invocation = Invocation {
-            latest_start: latest_start(context.deadline, self.config.operation_timeout),
+            calls_end: calls_end(context.deadline),
             request_id: context.request_id,
             metrics: InvocationMetrics::default(),
         };
+        tracing::debug!(
+            request_id = %invocation.request_id,
+            deadline_ms = context_deadline,
+            remaining_ms = invocation.calls_end.map(|end| end.saturating_duration_since(Instant::now()).as_millis() as u64),
+            "invocation started"
+        );
         let throttled_before = self.throttles.get();
         let answer = match classify(&payload) {
             Inbound::Sqs(batch) => self.sqs(&invocation, batch).await,
             Inbound::EventBridge(envelope) => self.eventbridge(&invocation, envelope, &payload).await,
+            Inbound::Webhook(request) => self.webhook(&invocation, request).await,
             Inbound::Direct(request) => self.direct(&invocation, request).await,
             Inbound::Unsupported(failure) => {
                 error!(request_id = %invocation.request_id, error_code = %failure.code, "{}", failure.message);
@@ -253,6 +280,39 @@ impl<P: PartnerCentral, D: DeadLetters> Handler<P, D> {
         .await
     }
 
+    /// Answers a Function URL request over HTTP: always a response, never a function error (Lambda
+    /// would answer that 502, which says nothing to the CRM).
+    async fn webhook(
+        &self,
+        invocation: &Invocation,
+        request: Result<Box<LambdaFunctionUrlRequest>, String>,
+    ) -> Result<Value, HandlerError> {
+        let source_ip = request.as_ref().ok().and_then(|r| r.request_context.http.source_ip.clone());
+        let span = info_span!("webhook", request_id = %invocation.request_id, source_ip);
+        let reply = async {
+            match (&self.webhook, request) {
+                (None, _) => {
+                    error!(
+                        "a Function URL request arrived, but the webhook is not configured (WEBHOOK_SECRET_ARN or WEBHOOK_SECRET, and WORK_QUEUE_URL): answered 500"
+                    );
+                    Reply::not_configured()
+                }
+                (Some(_), Err(reason)) => {
+                    warn!(reason, "the Function URL event could not be read");
+                    refuse(Refusal::UnreadableEvent)
+                }
+                (Some(webhook), Ok(request)) => {
+                    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    webhook.answer(&request, now).await
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        serde_json::to_value(reply.into_response())
+            .map_err(|e| HandlerError { error_type: "SerializationError".to_owned(), message: e.to_string() })
+    }
+
     /// Decides one request's outcome. A panic here is caught and fails only this record.
     async fn outcome(&self, invocation: &Invocation, request: &Result<DisassociationRequest, Failure>) -> Outcome {
         let request = match request {
@@ -284,26 +344,36 @@ impl<P: PartnerCentral, D: DeadLetters> Handler<P, D> {
             info!(request = %json!(request), "DRY_RUN: would call DisassociateOpportunity");
             return Outcome::DryRun;
         }
-        if let Err(too_late) = self.pacer.acquire(invocation.latest_start).await {
+        let latest_start = invocation.calls_end.map(|end| end.checked_sub(CALL_RESERVE).unwrap_or(end));
+        if let Err(too_late) = self.pacer.acquire(latest_start).await {
             let wait = too_late.slot.saturating_duration_since(Instant::now());
             return Outcome::Retry(Failure::new(
                 codes::DEADLINE,
                 format!(
-                    "not started: the next paced write slot ({} ms away) plus the {} s call budget would pass the invocation's deadline",
-                    wait.as_millis(),
-                    self.config.operation_timeout.as_secs_f64()
+                    "not started: the next paced write slot is {} ms away, too close to the invocation's deadline",
+                    wait.as_millis()
                 ),
             ));
         }
-        let started = Instant::now();
-        let result = self.partner_central.disassociate(request).await;
-        invocation.metrics.latency(request.catalog, started.elapsed().as_secs_f64() * 1000.0);
-        match result {
-            Ok(()) => {
-                self.pacer.succeeded();
-                Outcome::Disassociated
+        let call = async {
+            let started = Instant::now();
+            let result = self.partner_central.disassociate(request).await;
+            invocation.metrics.latency(request.catalog, started.elapsed().as_secs_f64() * 1000.0);
+            match result {
+                Ok(()) => {
+                    self.pacer.succeeded();
+                    Outcome::Disassociated
+                }
+                Err(error) => Outcome::of_error(error, self.partner_central.association(request)).await,
             }
-            Err(error) => Outcome::of_error(error, self.partner_central.association(request)).await,
+        };
+        match invocation.calls_end {
+            None => call.await,
+            Some(end) => tokio::time::timeout_at(end, call).await.unwrap_or_else(|_| {
+                // Whether the service applied the call is unknown: the redelivery will find out
+                // (already disassociated counts as success).
+                Outcome::Retry(Failure::new(codes::DEADLINE, "the call was cut off at the invocation's deadline"))
+            }),
         }
     }
 
@@ -387,17 +457,21 @@ fn summary(outcome: &Outcome, request: Option<&DisassociationRequest>) -> Value 
     json!({ "outcome": outcome.name(), "request": request })
 }
 
-/// The last moment a paced call may start: the deadline less the call's budget and a margin.
-fn latest_start(deadline_ms: u64, operation_timeout: Duration) -> Option<Instant> {
-    if deadline_ms == 0 {
+/// Lambda's deadlines are milliseconds since the epoch; an earlier value is no such time (`cargo lambda
+/// watch` sends its timeout, 600000, instead) and is taken as no deadline at all.
+const EARLIEST_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+/// When calls must be over: the invocation's deadline (milliseconds since the epoch) less the margin.
+fn calls_end(deadline_ms: u64) -> Option<Instant> {
+    if deadline_ms < EARLIEST_DEADLINE_MS {
         return None;
     }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
     let now = Instant::now();
-    Some(match remaining.checked_sub(operation_timeout + DEADLINE_MARGIN) {
+    Some(match remaining.checked_sub(DEADLINE_MARGIN) {
         Some(left) => now + left,
-        // No time for even one call: a moment already past, so every slot is refused.
+        // Already past: a moment before now, so every slot is refused.
         None => now.checked_sub(Duration::from_millis(1)).unwrap_or(now),
     })
 }

@@ -2,21 +2,26 @@
 //!
 //! - SQS: `{"Records": [...]}`, each body a request document or an EventBridge event carrying one;
 //! - EventBridge: an event (`source`, `detail-type`, `detail`) whose `detail` is the request document;
+//! - webhook: a Lambda Function URL request (payload format 2.0: `version` "2.0" and
+//!   `requestContext.http.method`), a CRM's signed POST, answered over HTTP by [`crate::webhook`];
 //! - direct: the request document itself (`aws lambda invoke`, `sam local invoke`, Step Functions).
 //!
 //! Decoding never fails the whole event for one bad record: each record carries its own result.
 
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::sqs::SqsMessage;
 use serde_json::Value;
 
 use crate::outcome::{Failure, codes};
-use crate::request::DisassociationRequest;
+use crate::request::{self, DisassociationRequest};
 
 /// An event, by shape.
 #[derive(Debug)]
 pub enum Inbound {
     Sqs(SqsBatch),
     EventBridge(Envelope),
+    /// A Function URL request: `Err` (why) when it has the shape but cannot be read.
+    Webhook(Result<Box<LambdaFunctionUrlRequest>, String>),
     Direct(Result<DisassociationRequest, Failure>),
     /// Not an event this function takes: answered with a function error.
     Unsupported(Failure),
@@ -60,11 +65,42 @@ pub fn classify(event: &Value) -> Inbound {
     if is_eventbridge(event) {
         return Inbound::EventBridge(envelope(event));
     }
+    if is_function_url(event) {
+        return Inbound::Webhook(
+            serde_json::from_value(event.clone()).map(Box::new).map_err(|e| without_quoted_values(&e.to_string())),
+        );
+    }
     Inbound::Direct(DisassociationRequest::from_document(event).map_err(Failure::from))
 }
 
 fn is_eventbridge(value: &Value) -> bool {
     value.get("detail-type").is_some() && value.get("source").is_some()
+}
+
+/// A Function URL event. Lambda builds it, so a caller controls only its headers and body: a request
+/// member at the top level means a direct invocation (by someone allowed to invoke the function), so
+/// such a document stays a direct request whatever else it carries.
+fn is_function_url(value: &Value) -> bool {
+    value.get("version").and_then(Value::as_str) == Some("2.0")
+        && value.pointer("/requestContext/http/method").is_some_and(Value::is_string)
+        && [
+            request::CATALOG,
+            request::OPPORTUNITY_IDENTIFIER,
+            request::RELATED_ENTITY_TYPE,
+            request::RELATED_ENTITY_IDENTIFIER,
+        ]
+        .iter()
+        .all(|member| value.get(member).is_none())
+}
+
+/// A decoding error with every quoted value blanked out: for a Function URL event such a value may
+/// be a header (a signature, say), which has no place in a log line.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, part) in message.split('"').enumerate() {
+        out.push_str(if i % 2 == 1 { "\"...\"" } else { part });
+    }
+    out
 }
 
 fn envelope(event: &Value) -> Envelope {
@@ -98,6 +134,18 @@ fn sqs_batch(records: &Value) -> Inbound {
     Inbound::Sqs(SqsBatch { records: records.iter().map(sqs_record).collect(), fifo })
 }
 
+/// A record Lambda wrote for a failed asynchronous invocation (the `OnFailure` destination of the
+/// direct EventBridge path) carries the original event in `requestPayload`: redriven from the
+/// dead-letter queue to the work queue, it is that event which is processed again.
+fn unwrap_async_record(doc: Value) -> Value {
+    let is_invocation_record =
+        doc.get("requestContext").and_then(|c| c.get("functionArn")).is_some() && doc.get("responseContext").is_some();
+    match doc {
+        Value::Object(mut map) if is_invocation_record => map.remove("requestPayload").unwrap_or(Value::Null),
+        other => other,
+    }
+}
+
 fn sqs_record(record: &Value) -> SqsRecord {
     let message: SqsMessage = match serde_json::from_value(record.clone()) {
         Ok(message) => message,
@@ -114,7 +162,7 @@ fn sqs_record(record: &Value) -> SqsRecord {
         }
     };
     let body = message.body.unwrap_or_default();
-    let (event_id, request) = match serde_json::from_str::<Value>(&body) {
+    let (event_id, request) = match serde_json::from_str::<Value>(&body).map(unwrap_async_record) {
         Err(e) => (None, Err(Failure::new(codes::VALIDATION_ERROR, format!("the message body is not JSON: {e}")))),
         Ok(doc) if is_eventbridge(&doc) => {
             let envelope = envelope(&doc);
@@ -200,6 +248,25 @@ mod tests {
     }
 
     #[test]
+    fn a_redriven_async_invocation_record_is_processed_as_its_original_event() {
+        let invocation_record = json!({
+            "version": "1.0",
+            "timestamp": "2026-11-26T09:00:00.000Z",
+            "requestContext": {"requestId": "r-1", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST",
+                               "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": eventbridge(request_doc()),
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": {"errorType": "ThrottlingException", "errorMessage": "Rate exceeded"}
+        });
+        let Inbound::Sqs(batch) = classify(&sqs(vec![record("m1", &invocation_record.to_string())])) else {
+            panic!("expected SQS")
+        };
+        assert!(batch.records[0].request.is_ok(), "{:?}", batch.records[0].request);
+        assert_eq!(batch.records[0].event_id.as_deref(), Some("ev-1"));
+        assert_eq!(batch.records[0].body, invocation_record.to_string(), "the body itself is kept unchanged");
+    }
+
+    #[test]
     fn fifo_batches_are_recognised_with_their_groups() {
         let mut rec = record("m1", &request_doc().to_string());
         rec["eventSourceARN"] = json!("arn:aws:sqs:us-east-1:123456789012:work.fifo");
@@ -207,6 +274,44 @@ mod tests {
         let Inbound::Sqs(batch) = classify(&sqs(vec![rec])) else { panic!("expected SQS") };
         assert!(batch.fifo);
         assert_eq!(batch.records[0].group.as_deref(), Some("g1"));
+    }
+
+    fn function_url(body: &str) -> Value {
+        json!({"version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+            "headers": {"x-webhook-timestamp": "1764000000", "x-webhook-signature": "sha256=00"},
+            "requestContext": {"http": {"method": "POST", "path": "/", "sourceIp": "203.0.113.9"}, "timeEpoch": 1764000000000u64},
+            "body": body, "isBase64Encoded": false})
+    }
+
+    #[test]
+    fn a_function_url_request_is_a_webhook() {
+        let body = request_doc().to_string();
+        let Inbound::Webhook(Ok(request)) = classify(&function_url(&body)) else { panic!("expected a webhook") };
+        assert_eq!(request.body.as_deref(), Some(body.as_str()));
+        assert_eq!(request.request_context.http.method.as_deref(), Some("POST"));
+        assert_eq!(request.headers["x-webhook-timestamp"], "1764000000");
+        // The shape, but unreadable (Lambda never sends this): still a webhook, refused as such.
+        let mut broken = function_url(&body);
+        broken["isBase64Encoded"] = json!("sha256=abc");
+        let Inbound::Webhook(Err(reason)) = classify(&broken) else { panic!("expected an unreadable webhook") };
+        assert!(reason.contains("invalid type") && !reason.contains("sha256=abc"), "{reason}");
+    }
+
+    #[test]
+    fn a_webhook_is_never_confused_with_a_direct_request_or_an_eventbridge_event() {
+        // A direct request carrying stray webhook-like members stays a direct request.
+        let mut doc = request_doc();
+        doc["version"] = json!("2.0");
+        doc["requestContext"] = json!({"http": {"method": "POST"}});
+        assert!(matches!(classify(&doc), Inbound::Direct(Ok(_))));
+        // EventBridge events are version "0"; a 2.0 without requestContext.http is no Function URL event.
+        assert!(matches!(classify(&eventbridge(request_doc())), Inbound::EventBridge(_)));
+        assert!(matches!(classify(&json!({"version": "2.0", "body": "{}"})), Inbound::Direct(Err(_))));
+        let mut rest_api = function_url("{}");
+        rest_api["version"] = json!("1.0");
+        assert!(matches!(classify(&rest_api), Inbound::Direct(Err(_))));
+        // A body that is itself a request document is still the webhook's to check.
+        assert!(matches!(classify(&function_url(&request_doc().to_string())), Inbound::Webhook(Ok(_))));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! one decided outcome per record.
 //!
 //! `main.rs` only wires; the flow is [`inbound`] (decode once) -> [`handler`] (decide, carry out) ->
-//! the answer of each trigger. The outside world is behind two ports: [`partner_central`] and
-//! [`dead_letter`].
+//! the answer of each trigger. The outside world is behind ports: [`partner_central`],
+//! [`dead_letter`] and, for the CRM [`webhook`] that buffers signed requests, [`work_queue`].
 
 pub mod config;
 pub mod dead_letter;
@@ -16,3 +16,6 @@ pub mod outcome;
 pub mod pacer;
 pub mod partner_central;
 pub mod request;
+pub mod secret;
+pub mod webhook;
+pub mod work_queue;

@@ -14,7 +14,7 @@ pub mod codes {
     pub const CATALOG_NOT_ALLOWED: &str = "CatalogNotAllowed";
     /// The event is of no shape the function knows.
     pub const UNSUPPORTED_EVENT: &str = "UnsupportedEvent";
-    /// Not started: the invocation's remaining time could not cover its paced call.
+    /// Not started, or cut off: the invocation's remaining time could not cover its paced call.
     pub const DEADLINE: &str = "DeadlineExceeded";
     /// Not started: an earlier record of the same FIFO message group failed in this batch.
     pub const EARLIER_FAILURE_IN_GROUP: &str = "EarlierFailureInGroup";

@@ -7,24 +7,37 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_partnercentralselling::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_partnercentralselling::operation::RequestId;
 use aws_sdk_partnercentralselling::operation::disassociate_opportunity::DisassociateOpportunityError;
 use aws_sdk_partnercentralselling::operation::get_opportunity::GetOpportunityError;
 use aws_sdk_partnercentralselling::types::{RelatedEntityIdentifiers, RelatedEntityType};
 use aws_sdk_partnercentralselling::{Client, config::Region};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder, proxy::ProxyConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::pacer::Pacer;
-use crate::request::{DisassociationRequest, EntityType};
+use crate::request::{Catalog, DisassociationRequest, EntityType};
+
+/// The roots AWS documents for its endpoints (Amazon Trust Services), built in: see [`https_client`].
+const AMAZON_TRUST_SERVICES: &str = include_str!("amazon_trust_services.pem");
+/// The longest init waits for the connection warm-up.
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Matches the model's `O[0-9]{1,19}` and names no opportunity: the warm-up reads nothing real.
+const WARM_UP_OPPORTUNITY: &str = "O0";
 
 /// What a failed call means for the request that made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +133,101 @@ impl SdkPartnerCentral {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Opens the connection to Partner Central during init, so that the first invocation's call finds
+    /// it in the pool: no TLS handshake (hundreds of milliseconds have been measured for a cold HTTPS
+    /// client, and at 128 MB an invocation gets a fraction of a vCPU, where init gets a full one), and
+    /// the SDK's first-request work (credentials, endpoint, signing set-up) done too.
+    ///
+    /// A read, never a write: `GetOpportunity`, which the function's role already has for the
+    /// association check, in a catalog the role may read, on an identifier that names no opportunity.
+    /// It costs one unit of the read quota (10 per second, 100,000 a day, shared by the account) per
+    /// cold start, and none of the write quota. Any answer of the service, the expected
+    /// `ResourceNotFoundException` included, leaves a warm connection behind. No retries and at most
+    /// [`WARM_UP_TIMEOUT`]: when the service cannot be reached, init goes on (the first call will
+    /// connect by itself) and says so in the log.
+    pub async fn warm_up(&self, catalog: Catalog) {
+        let started = Instant::now();
+        let no_retries =
+            aws_sdk_partnercentralselling::config::Builder::default().retry_config(RetryConfig::disabled());
+        let call = self
+            .client
+            .get_opportunity()
+            .catalog(catalog.as_str())
+            .identifier(WARM_UP_OPPORTUNITY)
+            .customize()
+            .config_override(no_retries)
+            .send();
+        let failure = match tokio::time::timeout(WARM_UP_TIMEOUT, call).await {
+            Ok(Ok(_) | Err(SdkError::ServiceError(_) | SdkError::ResponseError(_))) => None,
+            Ok(Err(e)) => Some(error_chain(&e)),
+            Err(_) => Some(format!("no answer within {} s", WARM_UP_TIMEOUT.as_secs_f64())),
+        };
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match failure {
+            None => tracing::debug!(elapsed_ms, "connection to Partner Central warmed"),
+            Some(error) => tracing::warn!(elapsed_ms, %error, "could not warm the connection to Partner Central"),
+        }
+    }
+}
+
+/// The SDK configuration every client of the function is built from: `aws_config`'s defaults (region,
+/// retry and timeout settings, endpoint URLs from the environment) with the [`https_client`]. When the
+/// environment holds credentials, as Lambda's always does (the execution role's), they are read from
+/// there directly: the default chain would pick them first anyway, and building the rest of it (profile
+/// files, web identity with its STS client, container and instance metadata) took most of the load.
+pub async fn sdk_config(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(&lookup));
+    let set = |name| lookup(name).is_some_and(|v: String| !v.trim().is_empty());
+    if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+    }
+    loader.load().await
+}
+
+/// The HTTPS client every SDK client of the function shares: the SDK's default one (hyper 1, rustls on
+/// aws-lc, proxy settings from the environment), but for its trust store. The default reads and
+/// parses the system's (some 140 certificates, parsed again for every connector built): that was
+/// most of init. AWS endpoints chain to Amazon Trust Services, so those roots are built in. When
+/// `SSL_CERT_FILE` or `SSL_CERT_DIR` is set (a TLS-inspecting proxy, a private CA), the system store
+/// is used as the SDK uses it, honouring them.
+pub fn https_client(lookup: impl Fn(&str) -> Option<String>) -> SharedHttpClient {
+    let system = ["SSL_CERT_FILE", "SSL_CERT_DIR"].iter().any(|name| lookup(name).is_some_and(|v| !v.is_empty()));
+    let trust_store = if system {
+        TrustStore::default()
+    } else {
+        TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES.as_bytes())
+    };
+    let tls_context = TlsContext::builder().with_trust_store(trust_store).build().unwrap_or_default();
+    HttpClientBuilder::new().build_with_connector_fn(move |settings, components| {
+        let mut connector = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls_context.clone());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
+
+/// `WARM_UP`: whether init warms the connection ([`SdkPartnerCentral::warm_up`]). `true`, `false`, or
+/// `auto` (the default): only in Lambda, which sets `AWS_LAMBDA_INITIALIZATION_TYPE` in every
+/// execution environment. A harness that runs the binary under a Runtime API of its own then sees
+/// exactly the calls its events cause, unless it asks for the warm-up.
+pub fn warm_up_wanted(lookup: impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    let value = lookup("WARM_UP").map(|v| v.trim().to_ascii_lowercase()).filter(|v| !v.is_empty());
+    match value.as_deref() {
+        None | Some("auto") => Ok(lookup("AWS_LAMBDA_INITIALIZATION_TYPE").is_some_and(|t| !t.trim().is_empty())),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError {
+            name: "WARM_UP",
+            value: other.to_owned(),
+            reason: "must be true, false or auto".to_owned(),
+        }),
     }
 }
 
@@ -303,5 +411,50 @@ impl Intercept for ThrottleWatch {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    fn lookup(vars: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        let vars = vars.to_vec();
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn warms_up_in_lambda_unless_told_otherwise() {
+        let lambda = ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
+        assert_eq!(warm_up_wanted(lookup(&[lambda])), Ok(true));
+        assert_eq!(warm_up_wanted(lookup(&[])), Ok(false), "not in Lambda");
+        assert_eq!(warm_up_wanted(lookup(&[lambda, ("WARM_UP", "auto")])), Ok(true));
+        assert_eq!(warm_up_wanted(lookup(&[lambda, ("WARM_UP", " False ")])), Ok(false));
+        assert_eq!(warm_up_wanted(lookup(&[("WARM_UP", "true")])), Ok(true));
+        let error = warm_up_wanted(lookup(&[("WARM_UP", "sometimes")])).unwrap_err();
+        assert_eq!(error.name, "WARM_UP");
+    }
+
+    #[tokio::test]
+    async fn the_warm_up_is_one_read_whatever_it_answers() {
+        let throttled = mock!(Client::get_opportunity)
+            .match_requests(|input| {
+                input.catalog() == Some("Sandbox") && input.identifier() == Some(WARM_UP_OPPORTUNITY)
+            })
+            .then_http_response(|| {
+                let body = SdkBody::from(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#);
+                let mut response = HttpResponse::new(StatusCode::try_from(429).unwrap(), body);
+                response.headers_mut().insert("x-amzn-ErrorType", "ThrottlingException");
+                response
+            });
+        let client = mock_client!(aws_sdk_partnercentralselling, RuleMode::MatchAny, [&throttled], |b| {
+            b.retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1)))
+        });
+        SdkPartnerCentral::from_client(client).warm_up(Catalog::Sandbox).await;
+        assert_eq!(throttled.num_calls(), 1, "never retried, and init goes on");
     }
 }

@@ -398,3 +398,79 @@ async fn a_bad_setting_fails_init_naming_it() {
     let output = function.lines().join("\n");
     assert!(output.contains("PARTNER_CENTRAL_WRITES_PER_SECOND"), "{output}");
 }
+
+#[tokio::test]
+async fn every_sample_event_does_what_the_demo_says() {
+    let seed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/seed.json")).unwrap();
+    let emulator = Emulator::start(EmulatorConfig {
+        seed: Seed::from_json(&seed).expect("emulator/seed.json"),
+        credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
+        quotas: QuotaConfig::unlimited(),
+        log_requests: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let moto = Moto::start().await;
+    let queues = moto.queues("samples", false, 3, 30).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(
+        &runtime,
+        &env(
+            &emulator,
+            Some(&moto),
+            &[("DEAD_LETTER_QUEUE_URL", &queues.dlq_url), ("PARTNER_CENTRAL_WRITES_PER_SECOND", "50")],
+        ),
+    );
+    let mut names: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    let mut dead_letters = 0;
+    for name in names {
+        // The webhook sample is signed with a timestamp, so it is re-signed and tested in tests/webhook_end_to_end.rs.
+        if name.starts_with("webhook-") {
+            continue;
+        }
+        let payload: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+        )
+        .unwrap();
+        let throttled = name == "eventbridge-throttled.json";
+        if throttled {
+            emulator.set_faults(FaultConfig { throttle_rate: 1.0, ..FaultConfig::default() }).unwrap();
+        }
+        let answer = runtime.invoke(payload, TIMEOUT).await;
+        emulator.set_faults(FaultConfig::default()).unwrap();
+        let letters = moto.drain(&queues.dlq_url).await.len();
+        dead_letters += letters;
+        let summary = match &answer {
+            Ok(v) if v.get("batchItemFailures").is_some() => {
+                format!("failures {:?}, dead letters {letters}", failures(v))
+            }
+            Ok(v) => v["outcome"].as_str().unwrap_or("?").to_owned(),
+            Err(e) => format!("error {}", e["errorType"].as_str().unwrap_or("?")),
+        };
+        let expected = match name.as_str() {
+            "direct.json" | "eventbridge.json" | "marketplace-offer.json" => "disassociated",
+            "direct-already-disassociated.json" => "already_disassociated",
+            "direct-invalid.json" => "error ValidationError",
+            "eventbridge-throttled.json" => "error ThrottlingException",
+            "sqs-eventbridge-record.json" => "failures [], dead letters 0",
+            "sqs-mixed-batch.json" => "failures [], dead letters 4",
+            "sqs-fifo-batch.json" => "failures [], dead letters 1",
+            other => panic!("events/{other} has no expectation here: add one"),
+        };
+        assert_eq!(summary, expected, "events/{name}: {answer:?}");
+    }
+    assert_eq!(dead_letters, 5);
+    let state = emulator.state();
+    let o = state.opportunity("Sandbox", "O1234567").unwrap();
+    assert_eq!(o.related_entity_identifiers.solutions, ["S-0000002"]);
+    assert_eq!(o.related_entity_identifiers.aws_products, ["AmazonS3"], "the throttled sample changed nothing");
+    assert!(o.related_entity_identifiers.aws_marketplace_offers.is_empty());
+    assert!(state.opportunity("Sandbox", "O2000003").unwrap().related_entity_identifiers.solutions.is_empty());
+    assert_eq!(state.opportunity("Sandbox", "O3000001").unwrap().related_entity_identifiers.solutions, ["S-3000001"]);
+}

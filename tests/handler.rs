@@ -23,6 +23,8 @@ enum Script {
     /// Not found, and GetOpportunity answers this.
     Missing(Association),
     Panic,
+    /// Answers success after this long.
+    Slow(Duration),
 }
 
 #[derive(Default)]
@@ -55,6 +57,10 @@ impl PartnerCentral for FakeService {
             Script::Fail(code, class) => Err(api_error(code, class)),
             Script::Missing(_) => Err(api_error("ResourceNotFoundException", ErrorClass::Missing)),
             Script::Panic => panic!("scripted panic for {id}"),
+            Script::Slow(delay) => {
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
         }
     }
 
@@ -363,14 +369,15 @@ async fn writes_are_paced_at_the_configured_rate() {
 
 #[tokio::test(start_paused = true)]
 async fn records_that_cannot_finish_before_the_deadline_are_not_started() {
-    // 1 write/s and a 20 s call budget: with 23 s left, slots at 0, 1 and 2 s fit; 3 s and later do not.
+    // 1 write/s, a 0.5 s margin and a 1 s reserve per call: with 5 s left, slots at 0, 1, 2 and 3 s
+    // fit (3 <= 5 - 1.5); 4 s and later do not.
     let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1")], Some(FakeQueue::default()));
     let records = (1..=6).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
-    let answer = w.handler.handle(event(sqs(records), 23)).await.unwrap();
+    let answer = w.handler.handle(event(sqs(records), 5)).await.unwrap();
     let mut failed = failures(&answer);
     failed.sort();
-    assert_eq!(failed.len(), 3, "{failed:?}");
-    assert_eq!(w.service.calls().len(), 3);
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(w.service.calls().len(), 4);
     assert!(w.queue.letters.lock().unwrap().is_empty(), "a deadline is a retry, not a dead letter");
 }
 
@@ -425,4 +432,23 @@ async fn an_event_of_another_service_is_a_function_error() {
     let error = w.handler.handle(event(json!({"Records": [{"eventSource": "aws:s3"}]}), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "UnsupportedEvent");
     assert!(w.service.calls().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_slower_than_the_time_left_is_cut_off_at_the_deadline() {
+    let w = world(&[("O1", Script::Slow(Duration::from_secs(30)))]);
+    let start = Instant::now();
+    let error = w.handler.handle(event(request("O1"), 3)).await.unwrap_err();
+    assert_eq!(error.error_type, "DeadlineExceeded");
+    assert!(error.message.contains("cut off"), "{}", error.message);
+    assert!(start.elapsed() <= Duration::from_millis(2600), "answered before the deadline: {:?}", start.elapsed());
+}
+
+#[tokio::test]
+async fn a_deadline_that_is_no_epoch_time_is_taken_as_none() {
+    // `cargo lambda watch` sends its timeout (600000) where Lambda sends milliseconds since the epoch.
+    let w = world(&[]);
+    let mut invocation = event(request("O1"), 60);
+    invocation.context.deadline = 600_000;
+    assert_eq!(w.handler.handle(invocation).await.unwrap()["outcome"], "disassociated");
 }

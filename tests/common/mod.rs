@@ -31,7 +31,8 @@ pub type Answer = Result<Value, Value>;
 
 struct Pending {
     id: String,
-    payload: Value,
+    /// The raw payload: the Runtime API delivers bytes, and the function's runtime parses them.
+    payload: Bytes,
     deadline_ms: u64,
 }
 
@@ -84,15 +85,38 @@ impl RuntimeApi {
 
     /// Invokes the function with `payload` and a deadline `timeout` from now, and waits for its answer.
     pub async fn invoke(&self, payload: Value, timeout: Duration) -> Answer {
+        self.invoke_bytes(payload.to_string(), timeout).await
+    }
+
+    /// [`RuntimeApi::invoke`] with a raw payload, which need not be JSON at all.
+    pub async fn invoke_bytes(&self, payload: impl Into<Bytes>, timeout: Duration) -> Answer {
+        let (id, answer) = self.submit(payload.into(), timeout);
+        match tokio::time::timeout(timeout + Duration::from_secs(5), answer).await {
+            Ok(Ok(answer)) => answer,
+            _ => panic!("no answer to invocation {id} within {timeout:?} (+5 s)"),
+        }
+    }
+
+    /// Invokes, and gives up after `wait`: `None` when no answer came (the function crashed or hung).
+    /// As in Lambda, an answer to an abandoned invocation is then ignored.
+    pub async fn invoke_or_abandon(&self, payload: Value, timeout: Duration, wait: Duration) -> Option<Answer> {
+        let (id, answer) = self.submit(Bytes::from(payload.to_string()), timeout);
+        match tokio::time::timeout(wait, answer).await {
+            Ok(Ok(answer)) => Some(answer),
+            _ => {
+                self.waiting.lock().unwrap().answers.remove(&id);
+                None
+            }
+        }
+    }
+
+    fn submit(&self, payload: Bytes, timeout: Duration) -> (String, oneshot::Receiver<Answer>) {
         let id = format!("req-{}", self.counter.fetch_add(1, Ordering::Relaxed) + 1);
         let (sender, receiver) = oneshot::channel();
         self.waiting.lock().unwrap().answers.insert(id.clone(), sender);
         let deadline_ms = now_ms() + timeout.as_millis() as u64;
         self.queue.send(Pending { id: id.clone(), payload, deadline_ms }).expect("runtime API is running");
-        match tokio::time::timeout(timeout + Duration::from_secs(5), receiver).await {
-            Ok(Ok(answer)) => answer,
-            _ => panic!("no answer to invocation {id} within {timeout:?} (+5 s)"),
-        }
+        (id, receiver)
     }
 
     pub fn init_error(&self) -> Option<Value> {
@@ -127,7 +151,7 @@ async fn runtime_route(
                 .header("Lambda-Runtime-Deadline-Ms", pending.deadline_ms.to_string())
                 .header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:test")
                 .header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0")
-                .body(Full::new(Bytes::from(pending.payload.to_string())))
+                .body(Full::new(pending.payload))
                 .unwrap())
         }
         ["invocation", id, outcome @ ("response" | "error")] => {
@@ -218,6 +242,11 @@ impl Function {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// Kills the process with SIGKILL, as a crash or Lambda's timeout would end it, and reaps it.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill the function process");
     }
 }
 
@@ -381,12 +410,41 @@ pub struct Queues {
 pub struct PumpPass {
     pub received: usize,
     pub failed: usize,
+    /// No answer came (the function crashed or hung): the batch was left in flight.
+    pub abandoned: bool,
+    /// Done, but not deleted (a stale receipt handle): they come back.
+    pub undeleted: usize,
 }
 
 /// Lambda's SQS event source mapping, in small: receive a batch, invoke, delete the records not
 /// reported failed, and make the failed ones visible again at once (a real mapping waits for the
 /// visibility timeout; the receive count, and so the redrive, is the same).
 pub async fn pump_once(moto: &Moto, queues: &Queues, runtime: &RuntimeApi, batch: i32, timeout: Duration) -> PumpPass {
+    pump(moto, queues, runtime, batch, timeout, None).await
+}
+
+/// [`pump_once`] that gives up on the invocation after `wait`. An abandoned batch is left in flight,
+/// as Lambda leaves it when the function crashes or times out: each message comes back when its
+/// visibility timeout ends, one receive further on its way to the redrive.
+pub async fn pump_once_or_abandon(
+    moto: &Moto,
+    queues: &Queues,
+    runtime: &RuntimeApi,
+    batch: i32,
+    timeout: Duration,
+    wait: Duration,
+) -> PumpPass {
+    pump(moto, queues, runtime, batch, timeout, Some(wait)).await
+}
+
+async fn pump(
+    moto: &Moto,
+    queues: &Queues,
+    runtime: &RuntimeApi,
+    batch: i32,
+    timeout: Duration,
+    wait: Option<Duration>,
+) -> PumpPass {
     let received = moto
         .sqs
         .receive_message()
@@ -402,7 +460,14 @@ pub async fn pump_once(moto: &Moto, queues: &Queues, runtime: &RuntimeApi, batch
         return PumpPass::default();
     }
     let records: Vec<Value> = messages.iter().map(|m| sqs_record(m, &queues.work_arn)).collect();
-    let answer = runtime.invoke(json!({ "Records": records }), timeout).await;
+    let event = json!({ "Records": records });
+    let answer = match wait {
+        None => runtime.invoke(event, timeout).await,
+        Some(wait) => match runtime.invoke_or_abandon(event, timeout, wait).await {
+            Some(answer) => answer,
+            None => return PumpPass { received: messages.len(), abandoned: true, ..PumpPass::default() },
+        },
+    };
     let failed: Vec<String> = match &answer {
         Ok(response) => response["batchItemFailures"]
             .as_array()
@@ -411,22 +476,54 @@ pub async fn pump_once(moto: &Moto, queues: &Queues, runtime: &RuntimeApi, batch
         // A function error: the whole batch comes back.
         Err(_) => messages.iter().filter_map(|m| m.message_id().map(str::to_owned)).collect(),
     };
-    for message in &messages {
+    let (mut release, mut delete) = (Vec::new(), Vec::new());
+    for (i, message) in messages.iter().enumerate() {
         let handle = message.receipt_handle().unwrap();
         if failed.iter().any(|id| Some(id.as_str()) == message.message_id()) {
-            let _ = moto
-                .sqs
-                .change_message_visibility()
-                .queue_url(&queues.work_url)
-                .receipt_handle(handle)
-                .visibility_timeout(0)
-                .send()
-                .await;
+            release.push(
+                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .build()
+                    .unwrap(),
+            );
         } else {
-            moto.sqs.delete_message().queue_url(&queues.work_url).receipt_handle(handle).send().await.expect("delete");
+            delete.push(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .receipt_handle(handle)
+                    .build()
+                    .unwrap(),
+            );
         }
     }
-    PumpPass { received: messages.len(), failed: failed.len() }
+    if !release.is_empty() {
+        // Best effort, as the real mapping: a message not released comes back after its visibility timeout.
+        let _ = moto
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(&queues.work_url)
+            .set_entries(Some(release))
+            .send()
+            .await;
+    }
+    let mut undeleted = 0;
+    if !delete.is_empty() {
+        let deleted = moto
+            .sqs
+            .delete_message_batch()
+            .queue_url(&queues.work_url)
+            .set_entries(Some(delete))
+            .send()
+            .await
+            .expect("delete");
+        // A receipt handle goes stale when the message was received again meanwhile (moto's receive
+        // is not atomic under concurrent pollers; SQS delivers at least once): the message comes
+        // back, and is done again, as with Lambda's own mapping.
+        undeleted = deleted.failed.len();
+    }
+    PumpPass { received: messages.len(), failed: failed.len(), abandoned: false, undeleted }
 }
 
 /// An SQS message as Lambda's event source mapping delivers it.

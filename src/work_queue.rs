@@ -1,0 +1,235 @@
+//! The work queue, as the webhook sees it: where signed CRM requests are buffered, so that they are
+//! paced, retried and dead-lettered like every other request. The webhook only sends; the queue's
+//! event source mapping brings each message back to the function as an SQS record.
+//!
+//! A message is the canonical request document (see [`message_body`]): the same JSON a direct
+//! invocation takes, so a message that ends up in the dead-letter queue reads, and redrives, like
+//! any other.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_smithy_types::timeout::TimeoutConfig;
+use sha2::{Digest, Sha256};
+
+use crate::request::DisassociationRequest;
+
+/// The most messages one `SendMessageBatch` takes.
+pub const MAX_BATCH: usize = 10;
+
+/// A batch the queue did not take whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct QueueError {
+    /// How many of the batch's messages were queued all the same (a partial batch failure).
+    pub sent: usize,
+    pub message: String,
+}
+
+/// The port: queues one batch of at most [`MAX_BATCH`] requests, and gives their message ids in
+/// order when every one of them was taken.
+pub trait WorkQueue: Send + Sync {
+    fn send_batch(
+        &self,
+        requests: &[DisassociationRequest],
+    ) -> impl Future<Output = Result<Vec<String>, QueueError>> + Send;
+}
+
+impl<T: WorkQueue> WorkQueue for Arc<T> {
+    fn send_batch(
+        &self,
+        requests: &[DisassociationRequest],
+    ) -> impl Future<Output = Result<Vec<String>, QueueError>> + Send {
+        (**self).send_batch(requests)
+    }
+}
+
+/// No work queue: the handler's type while the webhook is off. It has no value, so it is never called.
+#[derive(Debug)]
+pub enum NoWorkQueue {}
+
+impl WorkQueue for NoWorkQueue {
+    async fn send_batch(&self, _requests: &[DisassociationRequest]) -> Result<Vec<String>, QueueError> {
+        match *self {}
+    }
+}
+
+/// The message a request is queued as: its canonical request document.
+///
+/// SQS refuses the noncharacters U+FFFE and U+FFFF in a body (every other character JSON leaves
+/// unescaped is allowed), and a free-form identifier may hold them: they are written as JSON escapes,
+/// which can only occur inside strings and decode back to the same request.
+pub fn message_body(request: &DisassociationRequest) -> String {
+    // Serializing this type (strings and unit enums) cannot fail.
+    let json = serde_json::to_string(request).expect("a request serializes to JSON");
+    if json.contains(['\u{fffe}', '\u{ffff}']) {
+        json.replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff")
+    } else {
+        json
+    }
+}
+
+/// The adapter over SQS.
+#[derive(Debug, Clone)]
+pub struct SqsWorkQueue {
+    client: Client,
+    queue_url: String,
+    fifo: bool,
+}
+
+impl SqsWorkQueue {
+    pub fn new(sdk: &SdkConfig, queue_url: String) -> Self {
+        // The CRM is waiting on the answer: a queue that does not take the batch within a few
+        // seconds is answered 503, and the CRM retries, rather than holding its connection open.
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .operation_attempt_timeout(Duration::from_secs(2))
+            .operation_timeout(Duration::from_secs(5))
+            .build();
+        let config = aws_sdk_sqs::config::Builder::from(sdk).timeout_config(timeouts).build();
+        let fifo = queue_url.ends_with(".fifo");
+        Self { client: Client::from_conf(config), queue_url, fifo }
+    }
+}
+
+impl WorkQueue for SqsWorkQueue {
+    async fn send_batch(&self, requests: &[DisassociationRequest]) -> Result<Vec<String>, QueueError> {
+        if requests.len() > MAX_BATCH {
+            return Err(QueueError {
+                sent: 0,
+                message: format!("a batch holds at most {MAX_BATCH} messages, got {}", requests.len()),
+            });
+        }
+        let mut entries = Vec::with_capacity(requests.len());
+        for (index, request) in requests.iter().enumerate() {
+            let body = message_body(request);
+            let mut entry = SendMessageBatchRequestEntry::builder().id(index.to_string());
+            if self.fifo {
+                // One group per opportunity keeps its requests in order without holding back the
+                // others; the body's hash as the deduplication id makes a CRM's retry within
+                // SQS's 5-minute window a no-op.
+                entry = entry
+                    .message_group_id(request.opportunity.as_str())
+                    .message_deduplication_id(hex(&Sha256::digest(body.as_bytes())));
+            }
+            let entry = entry
+                .message_body(body)
+                .build()
+                .map_err(|e| QueueError { sent: 0, message: format!("building the batch failed: {e}") })?;
+            entries.push(entry);
+        }
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| QueueError {
+                sent: 0,
+                message: format!("SendMessageBatch failed: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
+            })?;
+        message_ids(requests.len(), &output)
+    }
+}
+
+/// The message ids of a batch of `count` entries (ids `0..count`), in order; an error when any entry
+/// failed or is missing from the answer.
+fn message_ids(count: usize, output: &SendMessageBatchOutput) -> Result<Vec<String>, QueueError> {
+    let mut ids: Vec<Option<String>> = vec![None; count];
+    for entry in output.successful() {
+        if let Some(slot) = entry.id().parse::<usize>().ok().and_then(|i| ids.get_mut(i)) {
+            *slot = Some(entry.message_id().to_owned());
+        }
+    }
+    let sent = ids.iter().flatten().count();
+    if sent == count {
+        return Ok(ids.into_iter().flatten().collect());
+    }
+    let failures: Vec<String> = output
+        .failed()
+        .iter()
+        .map(|f| {
+            let fault = if f.sender_fault() { "sender" } else { "service" };
+            format!("entry {}: {} ({fault} fault) {}", f.id(), f.code(), f.message().unwrap_or_default())
+        })
+        .collect();
+    let detail = if failures.is_empty() { "entries missing from the answer".to_owned() } else { failures.join("; ") };
+    Err(QueueError { sent, message: format!("SendMessageBatch took {sent} of {count} messages: {detail}") })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
+    use serde_json::{Value, json};
+
+    fn request(identifier: &str) -> DisassociationRequest {
+        DisassociationRequest::from_document(&json!({
+            "Catalog": "Sandbox", "OpportunityIdentifier": "O1",
+            "RelatedEntityType": "AwsProducts", "RelatedEntityIdentifier": identifier
+        }))
+        .unwrap()
+    }
+
+    fn ok(id: &str, message_id: &str) -> SendMessageBatchResultEntry {
+        SendMessageBatchResultEntry::builder().id(id).message_id(message_id).md5_of_message_body("x").build().unwrap()
+    }
+
+    fn output(
+        successful: Vec<SendMessageBatchResultEntry>,
+        failed: Vec<BatchResultErrorEntry>,
+    ) -> SendMessageBatchOutput {
+        SendMessageBatchOutput::builder().set_successful(Some(successful)).set_failed(Some(failed)).build().unwrap()
+    }
+
+    #[test]
+    fn a_message_is_the_canonical_request_document() {
+        let body = message_body(&request("P-1"));
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            doc,
+            json!({"Catalog": "Sandbox", "OpportunityIdentifier": "O1", "RelatedEntityType": "AwsProducts", "RelatedEntityIdentifier": "P-1"})
+        );
+    }
+
+    #[test]
+    fn characters_sqs_refuses_are_escaped_and_decode_back() {
+        let original = request("P\u{ffff}\u{fffe}\u{1f600}é");
+        let body = message_body(&original);
+        assert!(!body.contains(['\u{fffe}', '\u{ffff}']), "{body}");
+        let back = DisassociationRequest::from_document(&serde_json::from_str(&body).unwrap()).unwrap();
+        assert_eq!(back, original);
+    }
+
+    #[test]
+    fn message_ids_come_back_in_the_order_of_the_entries() {
+        let output = output(vec![ok("1", "m-b"), ok("0", "m-a")], vec![]);
+        assert_eq!(message_ids(2, &output).unwrap(), ["m-a", "m-b"]);
+    }
+
+    #[test]
+    fn a_partial_batch_failure_is_an_error_that_counts_what_was_sent() {
+        let failed = BatchResultErrorEntry::builder()
+            .id("1")
+            .code("InternalError")
+            .sender_fault(false)
+            .message("try again")
+            .build()
+            .unwrap();
+        let err = message_ids(2, &output(vec![ok("0", "m-a")], vec![failed])).unwrap_err();
+        assert_eq!(err.sent, 1);
+        assert!(err.message.contains("InternalError (service fault)"), "{}", err.message);
+        // An answer that leaves an entry out is a failure too, never a shorter list of ids.
+        assert_eq!(message_ids(2, &output(vec![ok("0", "m-a"), ok("7", "m-x")], vec![])).unwrap_err().sent, 1);
+    }
+}

@@ -1,0 +1,356 @@
+//! The CRM webhook end to end: the built function answers a signed Function URL event by queueing
+//! the request in moto's SQS, and the same function, fed that queue by an event source mapping in
+//! small, makes the call against the Partner Central emulator. Also: the secret read from Secrets
+//! Manager (moto's) at init, and every refusal leaving the queue empty.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::BehaviorVersion;
+use common::{Function, Moto, RuntimeApi, pump_once, request};
+use opportunity_disassociator::request::DisassociationRequest;
+use opportunity_disassociator::webhook::signature;
+use opportunity_disassociator::work_queue::{SqsWorkQueue, WorkQueue};
+use partner_central_emulator::{Emulator, EmulatorConfig, RunningEmulator, Seed};
+use serde_json::{Value, json};
+
+const ACCESS_KEY: &str = "AKIDWEBHOOKTEST";
+const SECRET_KEY: &str = "webhook-e2e-aws-secret-key-7c1d";
+/// The documented test secret of the samples and the demo.
+const WEBHOOK_SECRET: &str = "demo-webhook-secret";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+const SEED: &str = r#"{
+  "Opportunities": [
+    {"Catalog": "Sandbox", "Id": "O2000004", "RelatedEntityIdentifiers": {"Solutions": ["S-2000004"]}},
+    {"Catalog": "Sandbox", "Id": "O2000005", "RelatedEntityIdentifiers": {"Solutions": ["S-2000005", "S-2000006"]}}
+  ]
+}"#;
+
+async fn emulator() -> RunningEmulator {
+    Emulator::start(EmulatorConfig {
+        seed: Seed::from_json(SEED).expect("seed"),
+        credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
+        log_requests: false,
+        ..Default::default()
+    })
+    .await
+    .expect("start the emulator")
+}
+
+fn env(emulator: &RunningEmulator, moto: &Moto, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emulator.endpoint()),
+        ("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.endpoint.clone()),
+        ("PARTNER_CENTRAL_WRITES_PER_SECOND", "5".into()),
+        ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "10".into()),
+        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".into()),
+    ];
+    env.extend(extra.iter().cloned());
+    env
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A Function URL event (payload format 2.0) as Lambda delivers a POST.
+fn function_url_event(body: &str, headers: Value) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abcdefghij1234567890",
+            "domainName": "abcdefghij1234567890.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abcdefghij1234567890",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10", "userAgent": "crm/1.0"},
+            "requestId": "url-request-1",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "26/Nov/2026:08:00:00 +0000",
+            "timeEpoch": now() * 1000
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+fn signed_at(body: &str, timestamp: u64, secret: &str) -> Value {
+    let ts = timestamp.to_string();
+    function_url_event(
+        body,
+        json!({
+            "content-type": "application/json",
+            "x-webhook-timestamp": ts,
+            "x-webhook-signature": signature(secret.as_bytes(), &ts, body.as_bytes()),
+        }),
+    )
+}
+
+fn signed(body: &str) -> Value {
+    signed_at(body, now(), WEBHOOK_SECRET)
+}
+
+/// The HTTP status and the parsed JSON body of a Function URL response.
+fn http(answer: common::Answer) -> (u64, Value) {
+    let response = answer.expect("a webhook is always answered with a response, never a function error");
+    let body = serde_json::from_str(response["body"].as_str().expect("a body")).expect("a JSON body");
+    (response["statusCode"].as_u64().expect("a status"), body)
+}
+
+fn solutions(emulator: &RunningEmulator, id: &str) -> Vec<String> {
+    emulator.state().opportunity("Sandbox", id).expect("seeded").related_entity_identifiers.solutions.clone()
+}
+
+#[tokio::test]
+async fn a_signed_webhook_is_queued_and_the_queue_disassociates_it() {
+    let emulator = emulator().await;
+    let moto = Moto::start().await;
+    let queues = moto.queues("webhook", false, 3, 30).await;
+    let runtime = RuntimeApi::start().await;
+    let function = Function::start(
+        &runtime,
+        &env(
+            &emulator,
+            &moto,
+            &[
+                ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+                ("WORK_QUEUE_URL", queues.work_url.clone()),
+                ("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone()),
+            ],
+        ),
+    );
+
+    // The CRM's body, with its own spacing and an extra member: the signature covers it as sent.
+    let body = r#"{ "Catalog": "Sandbox", "OpportunityIdentifier": "O2000004",
+        "RelatedEntityType": "Solutions", "RelatedEntityIdentifier": "S-2000004", "CrmRecordId": "00Q5e000" }"#;
+    let (status, answer) = http(runtime.invoke(signed(body), TIMEOUT).await);
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["queued"], 1);
+    assert_eq!(answer["messageIds"].as_array().unwrap().len(), 1);
+    assert_eq!(emulator.state().requests, 0, "the webhook never calls Partner Central");
+    assert_eq!(solutions(&emulator, "O2000004"), ["S-2000004"]);
+    assert_eq!(moto.depth(&queues.work_url).await, 1);
+
+    // The queue's event source mapping brings the message back to the same function: it is paced,
+    // called, and deleted from the queue like any other request.
+    let pass = pump_once(&moto, &queues, &runtime, 10, TIMEOUT).await;
+    assert_eq!((pass.received, pass.failed), (1, 0));
+    assert!(solutions(&emulator, "O2000004").is_empty(), "the emulator shows the entity disassociated");
+    assert_eq!(emulator.state().disassociation_count("Sandbox", "O2000004", "Solutions", "S-2000004"), 1);
+    assert_eq!(moto.depth(&queues.work_url).await, 0);
+    assert!(moto.drain(&queues.dlq_url).await.is_empty());
+
+    // A list: every member queued, then each one disassociated in turn.
+    let list = json!([
+        request("Sandbox", "O2000005", "Solutions", "S-2000005"),
+        request("Sandbox", "O2000005", "Solutions", "S-2000006"),
+    ])
+    .to_string();
+    let (status, answer) = http(runtime.invoke(signed(&list), TIMEOUT).await);
+    assert_eq!((status, answer["queued"].as_u64()), (202, Some(2)), "{answer}");
+    let mut passes = 0;
+    while moto.depth(&queues.work_url).await > 0 && passes < 5 {
+        pump_once(&moto, &queues, &runtime, 10, TIMEOUT).await;
+        passes += 1;
+    }
+    assert!(solutions(&emulator, "O2000005").is_empty());
+
+    // The secret never reaches the logs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = function.lines();
+    assert!(lines.iter().any(|l| l.contains("webhook accepted (202)")), "{lines:#?}");
+    for line in &lines {
+        assert!(!line.contains(WEBHOOK_SECRET), "the webhook secret in the logs: {line}");
+    }
+}
+
+#[tokio::test]
+async fn refused_webhooks_queue_nothing() {
+    let emulator = emulator().await;
+    let moto = Moto::start().await;
+    let queues = moto.queues("refusals", false, 3, 30).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(
+        &runtime,
+        &env(
+            &emulator,
+            &moto,
+            &[
+                ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+                ("WORK_QUEUE_URL", queues.work_url.clone()),
+                ("WEBHOOK_MAX_BODY_BYTES", "2048".into()),
+            ],
+        ),
+    );
+    let body = request("Sandbox", "O2000004", "Solutions", "S-2000004").to_string();
+
+    let unsigned = function_url_event(&body, json!({"content-type": "application/json"}));
+    // Well past 300 s either way: the function's clock may have moved a second on since signing.
+    let stale = signed_at(&body, now() - 330, WEBHOOK_SECRET);
+    let future = signed_at(&body, now() + 330, WEBHOOK_SECRET);
+    let wrong_secret = signed_at(&body, now(), "not-the-webhook-secret");
+    let mut tampered = signed(&body);
+    tampered["body"] = json!(body.replace("S-2000004", "S-2000005"));
+    for (name, event) in [
+        ("unsigned", unsigned),
+        ("stale", stale),
+        ("future", future),
+        ("wrong secret", wrong_secret),
+        ("tampered", tampered),
+    ] {
+        let (status, answer) = http(runtime.invoke(event, TIMEOUT).await);
+        assert_eq!((status, answer), (401, json!({"message": "unauthorized"})), "{name}");
+    }
+
+    let oversized = format!("{body:<2049}");
+    let (status, _) = http(runtime.invoke(signed(&oversized), TIMEOUT).await);
+    assert_eq!(status, 413);
+
+    let mut invalid = request("Sandbox", "O2000004", "Solutions", "S-2000004");
+    invalid["RelatedEntityIdentifier"] = json!("2000004");
+    let list = json!([request("Sandbox", "O2000004", "Solutions", "S-2000004"), invalid]).to_string();
+    let (status, answer) = http(runtime.invoke(signed(&list), TIMEOUT).await);
+    assert_eq!(status, 400);
+    assert_eq!(answer["errors"][0]["index"], 1);
+    assert_eq!(answer["errors"][0]["field"], "RelatedEntityIdentifier");
+
+    assert_eq!(moto.depth(&queues.work_url).await, 0, "nothing was queued");
+    assert_eq!(emulator.state().requests, 0);
+}
+
+#[tokio::test]
+async fn a_queue_that_cannot_take_the_requests_is_503() {
+    let emulator = emulator().await;
+    let moto = Moto::start().await;
+    let runtime = RuntimeApi::start().await;
+    let missing_queue = format!("{}/123456789012/no-such-queue", moto.endpoint);
+    let _function = Function::start(
+        &runtime,
+        &env(&emulator, &moto, &[("WEBHOOK_SECRET", WEBHOOK_SECRET.into()), ("WORK_QUEUE_URL", missing_queue)]),
+    );
+    let body = request("Sandbox", "O2000004", "Solutions", "S-2000004").to_string();
+    let response = runtime.invoke(signed(&body), TIMEOUT).await.expect("a response");
+    assert_eq!(response["statusCode"], 503);
+    assert_eq!(response["headers"]["retry-after"], "10");
+}
+
+#[tokio::test]
+async fn without_a_secret_a_function_url_request_is_never_accepted() {
+    let emulator = emulator().await;
+    let moto = Moto::start().await;
+    let queues = moto.queues("unconfigured", false, 3, 30).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(&runtime, &env(&emulator, &moto, &[("WORK_QUEUE_URL", queues.work_url.clone())]));
+    let body = request("Sandbox", "O2000004", "Solutions", "S-2000004").to_string();
+    let (status, answer) = http(runtime.invoke(signed(&body), TIMEOUT).await);
+    assert_eq!((status, answer), (500, json!({"message": "webhook not configured"})));
+    assert_eq!(moto.depth(&queues.work_url).await, 0);
+}
+
+async fn secrets_manager(moto: &Moto) -> aws_sdk_secretsmanager::Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("eu-west-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "test"))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn the_secret_is_read_from_secrets_manager_once_at_init() {
+    let emulator = emulator().await;
+    let moto = Moto::start().await;
+    let queues = moto.queues("secret", false, 3, 30).await;
+    let secrets = secrets_manager(&moto).await;
+    let generated = "Jx8vQ2mN7pR4tW9yB3cF6hK1";
+    let arn = secrets
+        .create_secret()
+        .name("opportunity-disassociator-test-webhook")
+        .secret_string(generated)
+        .send()
+        .await
+        .expect("create the secret")
+        .arn
+        .unwrap();
+    let runtime = RuntimeApi::start().await;
+    let function = Function::start(
+        &runtime,
+        &env(&emulator, &moto, &[("WEBHOOK_SECRET_ARN", arn.clone()), ("WORK_QUEUE_URL", queues.work_url.clone())]),
+    );
+    let body = request("Sandbox", "O2000004", "Solutions", "S-2000004").to_string();
+    let (status, _) = http(runtime.invoke(signed_at(&body, now(), generated), TIMEOUT).await);
+    assert_eq!(status, 202);
+
+    // Read once: a rotation in Secrets Manager reaches new instances only.
+    secrets.put_secret_value().secret_id(&arn).secret_string("a-rotated-secret-value-0000").send().await.unwrap();
+    let (status, _) = http(runtime.invoke(signed_at(&body, now(), generated), TIMEOUT).await);
+    assert_eq!(status, 202);
+    assert_eq!(moto.depth(&queues.work_url).await, 2);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for line in function.lines() {
+        assert!(!line.contains(generated), "the webhook secret in the logs: {line}");
+    }
+}
+
+#[tokio::test]
+async fn a_secret_that_cannot_be_read_fails_init_naming_the_setting() {
+    let emulator = emulator().await;
+    let moto = Moto::start().await;
+    let runtime = RuntimeApi::start().await;
+    let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:no-such-secret-AbCdEf";
+    let mut function = Function::start(
+        &runtime,
+        &env(
+            &emulator,
+            &moto,
+            &[("WEBHOOK_SECRET_ARN", arn.into()), ("WORK_QUEUE_URL", format!("{}/123456789012/work", moto.endpoint))],
+        ),
+    );
+    let code = function.exit_code(Duration::from_secs(30)).await;
+    assert!(matches!(code, Some(c) if c != 0), "init must fail, got {code:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let output = function.lines().join("\n");
+    assert!(output.contains("WEBHOOK_SECRET_ARN"), "{output}");
+}
+
+#[tokio::test]
+async fn a_fifo_work_queue_gets_a_group_per_opportunity_and_deduplicates_retries() {
+    let moto = Moto::start().await;
+    let queues = moto.queues("webhook-fifo", true, 3, 30).await;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    let queue = SqsWorkQueue::new(&sdk, queues.work_url.clone());
+    let requests: Vec<DisassociationRequest> = [("O2000004", "S-2000004"), ("O2000005", "S-2000005")]
+        .iter()
+        .map(|(o, s)| DisassociationRequest::from_document(&request("Sandbox", o, "Solutions", s)).unwrap())
+        .collect();
+    let ids = queue.send_batch(&requests).await.expect("queued");
+    assert_eq!(ids.len(), 2);
+    // A CRM retry of the same requests within SQS's deduplication window queues nothing new.
+    queue.send_batch(&requests).await.expect("queued again");
+    let messages = moto.drain(&queues.work_url).await;
+    let mut groups: Vec<String> = messages
+        .iter()
+        .map(|m| m.attributes().unwrap()[&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId].clone())
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["O2000004", "O2000005"]);
+    let body: Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!(body["Catalog"], "Sandbox");
+}
