@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# make demo: the function under cargo lambda's Runtime API emulator, fed every sample in events/,
+# against the local Partner Central emulator and moto's SQS (for the dead-letter queue). No AWS.
+# Prints, for each sample: its name, what it shows, the function's answer, and what the emulator
+# now holds. Stops every process it started, by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="$PWD/.venv"
+export PATH="$VENV/bin:$PATH"
+WORK=.demo
+mkdir -p "$WORK"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # url, what, seconds
+  for _ in $(seq 1 $(( $3 * 10 ))); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "demo: $2 did not come up (see $WORK/*.log)" >&2
+  exit 1
+}
+bold() { printf '\033[1m%s\033[0m\n' "$*"; }
+
+bold "==> building the function and the Partner Central emulator"
+cargo build --quiet -p partner-central-emulator -p opportunity-disassociator
+
+bold "==> starting the Partner Central emulator (seed: emulator/seed.json, quota 1 write/s)"
+target/debug/partner-central-emulator --port 0 --seed emulator/seed.json >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
+PIDS+=($!)
+for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/emulator.out" 2>/dev/null && break; sleep 0.1; done
+EMULATOR=$(sed -n 's/.*listening on //p' "$WORK/emulator.out" | head -n1)
+[ -n "$EMULATOR" ] || { echo "demo: the emulator did not start (see $WORK/emulator.log)" >&2; exit 1; }
+echo "    $EMULATOR"
+
+bold "==> starting moto's SQS with a work queue and its dead-letter queue"
+MOTO_PORT=$(free_port)
+moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+PIDS+=($!)
+MOTO="http://127.0.0.1:$MOTO_PORT"
+wait_for "$MOTO/moto-api/" "moto" 60
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+QUEUES=$(python3 - "$MOTO" <<'EOF'
+import json, sys, boto3
+sqs = boto3.client("sqs", endpoint_url=sys.argv[1])
+dlq = sqs.create_queue(QueueName="opportunity-disassociator-demo-dlq")["QueueUrl"]
+arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+work = sqs.create_queue(QueueName="opportunity-disassociator-demo-work",
+                        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"})})["QueueUrl"]
+print(dlq, work)
+EOF
+)
+read -r DLQ_URL WORK_URL <<<"$QUEUES"
+echo "    $MOTO (work queue $WORK_URL, dead-letter queue $DLQ_URL)"
+
+bold "==> starting the function under cargo lambda watch"
+INVOKE_PORT=$(free_port)
+cargo lambda watch --quiet --ignore-changes --bin opportunity-disassociator --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
+  --env-var AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING="$EMULATOR" \
+  --env-var AWS_ENDPOINT_URL_SQS="$MOTO" \
+  --env-var AWS_ACCESS_KEY_ID=test --env-var AWS_SECRET_ACCESS_KEY=test --env-var AWS_REGION=us-east-1 \
+  --env-var DEAD_LETTER_QUEUE_URL="$DLQ_URL" \
+  --env-var ALLOWED_CATALOGS=Sandbox \
+  --env-var PARTNER_CENTRAL_WRITES_PER_SECOND=0.9 \
+  --env-var AWS_LAMBDA_LOG_FORMAT=JSON \
+  --env-var WEBHOOK_SECRET=demo-webhook-secret \
+  --env-var WORK_QUEUE_URL="$WORK_URL" \
+  >"$WORK/function.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$INVOKE_PORT/" "cargo lambda watch" 300
+echo "    invoke port $INVOKE_PORT; function logs in $WORK/function.log"
+
+rm -f "$WORK/state.json"
+show_state() { python3 tools/show_state.py "$EMULATOR" "$WORK/state.json"; }
+
+describe() {
+  case "$1" in
+    direct.json) echo "direct invocation (aws lambda invoke, Step Functions): remove the AwsProducts entry AmazonEC2 from O1234567" ;;
+    direct-already-disassociated.json) echo "direct: S-0000009 is not on O1234567; the service says not found, GetOpportunity confirms it is gone: success, so redelivery is idempotent" ;;
+    direct-invalid.json) echo "direct, invalid: the function names each bad member and makes no call" ;;
+    eventbridge.json) echo "EventBridge event whose detail is the request: remove solution S-0000001 from O1234567" ;;
+    eventbridge-throttled.json) echo "EventBridge event while the emulator throttles every call (fault injected for this sample): a function error, so Lambda's async retry brings it back" ;;
+    marketplace-offer.json) echo "direct: remove a Marketplace offer (ARN identifier) from O1234567" ;;
+    sqs-eventbridge-record.json) echo "SQS record carrying an EventBridge event (rule -> queue -> function)" ;;
+    sqs-mixed-batch.json) echo "SQS batch: 1 valid, 2 malformed, 1 production-catalog request (not allowed here), 1 unknown opportunity; the bad ones go to the dead-letter queue with their reason" ;;
+    sqs-fifo-batch.json) echo "FIFO batch, one message group, in order; the middle one breaks a business rule (last solution of a submitted opportunity) and is dead-lettered" ;;
+    webhook-*) echo "signed CRM webhook (Function URL): re-signed now with the documented demo secret, queued to the work queue" ;;
+    *) echo "sample event" ;;
+  esac
+}
+
+bold "==> the emulator holds, before anything runs:"
+show_state
+
+for file in events/*.json; do
+  name=$(basename "$file")
+  data="$file"
+  echo
+  bold "==> $name"
+  echo "    $(describe "$name")"
+  case "$name" in
+    eventbridge-throttled.json) curl -s -X POST "$EMULATOR/_emulator/faults" -d '{"ThrottleRate": 1.0}' >/dev/null ;;
+    webhook-*)
+      if [ -x tools/sign-webhook ]; then
+        data="$WORK/$name"
+        tools/sign-webhook --secret demo-webhook-secret --event "$file" >"$data"
+      fi
+      ;;
+  esac
+  set +e
+  answer=$(cargo lambda invoke opportunity-disassociator --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" --data-file "$data" 2>&1 \
+    | grep -v -e 'Was this behavior unexpected' -e 'Start a thread in' -e '^\s*$')
+  status=$?
+  set -e
+  curl -s -X POST "$EMULATOR/_emulator/faults" -d '{}' >/dev/null
+  if [ $status -eq 0 ]; then echo "    answer: $answer"; else echo "    function error: $answer"; fi
+  case "$name" in
+    webhook-*)
+      echo "    then the queue's event source mapping delivers it to the function:"
+      python3 tools/pump_once.py "$MOTO" "$WORK_URL" "$INVOKE_PORT" "$WORK/work-queue-batch.json"
+      ;;
+  esac
+  echo "    the emulator now holds:"
+  show_state
+done
+
+echo
+bold "==> the dead-letter queue: each rejected request, body unchanged, with its reason"
+python3 - "$MOTO" "$DLQ_URL" <<'EOF'
+import sys, boto3
+sqs = boto3.client("sqs", endpoint_url=sys.argv[1])
+seen = 0
+while True:
+    got = sqs.receive_message(QueueUrl=sys.argv[2], MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
+    if not got:
+        break
+    for m in got:
+        seen += 1
+        attrs = {k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()}
+        body = m["Body"] if len(m["Body"]) <= 100 else m["Body"][:100] + "..."
+        print(f"    {attrs.get('ErrorCode')}: {attrs.get('ErrorMessage')}")
+        print(f"      body: {body}")
+        sqs.delete_message(QueueUrl=sys.argv[2], ReceiptHandle=m["ReceiptHandle"])
+print(f"    {seen} dead letter(s)")
+EOF
+echo
+bold "==> done: every process started here is stopped on exit. Function logs (JSON lines, with EMF metrics): $WORK/function.log"
