@@ -1,0 +1,929 @@
+#!/usr/bin/env python3
+"""The benchmark driver: the Rust function, the bare floor and the Python peer, side by side.
+
+Run it through `bench/run.sh` (`make bench`), which builds what it needs and gives it its paths.
+
+Everything a function sees is served or started here, on loopback, the same for all three:
+
+- a Lambda Runtime API (`/2018-06-01/runtime/...`), so the driver sees the moment of the first
+  `/next` poll (the end of init), when it hands each event over, and when the answer comes back;
+- the Partner Central emulator binary (`partner-central-emulator`), its latency and quotas set
+  through its control endpoints (`POST /_emulator/faults`, `/_emulator/quotas`, `/_emulator/seed`);
+- for the backlog drain, moto's SQS server and an SQS event source mapping in small (one poller:
+  receive up to 10, invoke, delete the records not reported failed, make the failed ones visible
+  again at once; a real mapping waits out the visibility timeout, the receive counts and so the
+  redrive to the dead-letter queue are the same).
+
+Figures (each the median over `--runs` fresh processes):
+
+- init: process start (just before exec) to the first `/next` poll;
+- first invocation: `/next` answered to the answer received, one SQS record, its API call included;
+- warm cost per record: the same, warm, one record per invocation (and per record in batches of
+  10), at 0 ms and at 50 ms of API latency added by the emulator;
+- peak RSS: `VmHWM` of the function's process after all of the above;
+- backlog drain: N messages against the emulator's write quota, fraction of the quota achieved,
+  throttled answers, dead letters.
+
+Results: a table on stdout, and JSON in `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+RUNTIME_PREFIX = "/2018-06-01/runtime/"
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:bench"
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+INVOKE_TIMEOUT_S = 60  # the template's function timeout
+# Between warm invocations: more than the Rust function's pacing interval at its fastest setting
+# (1000 writes/s), so that no warm record waits for a write slot and what is measured is its cost.
+WARM_GAP_S = 0.005
+
+
+def now_ns() -> int:
+    return time.perf_counter_ns()
+
+
+def ms(ns: float) -> float:
+    return ns / 1e6
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+# ------------------------------------------------------------------------------------ Runtime API
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a function stopped mid-poll resets its connection: expected, not news
+
+
+class RuntimeApi:
+    """A Lambda Runtime API for one function process. `invoke` hands an event over and waits."""
+
+    def __init__(self):
+        self.pending: queue.Queue = queue.Queue()
+        self.first_poll_ns: int | None = None
+        self.first_poll = threading.Event()
+        self.lock = threading.Lock()
+        self.sent_ns: dict[str, int] = {}
+        self.answers: dict[str, tuple[bool, bytes, int]] = {}
+        self.answered = threading.Condition(self.lock)
+        self.init_error: bytes | None = None
+        self.closed = False
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None):
+                # One write for status line, headers and body: no Nagle/delayed-ACK stalls.
+                lines = [f"HTTP/1.1 {status} {'OK' if status < 300 else 'Error'}"]
+                for key, value in (headers or {}).items():
+                    lines.append(f"{key}: {value}")
+                lines.append("Content-Type: application/json")
+                lines.append(f"Content-Length: {len(body)}")
+                head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+                self.wfile.write(head + body)
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def do_GET(self):
+                if self.path != RUNTIME_PREFIX + "invocation/next":
+                    return self._reply(404, b"{}")
+                if api.first_poll_ns is None:
+                    api.first_poll_ns = now_ns()
+                    api.first_poll.set()
+                while True:
+                    try:
+                        request_id, payload, deadline_ms = api.pending.get(timeout=0.5)
+                        break
+                    except queue.Empty:
+                        if api.closed:
+                            return self._reply(410, b"{}")
+                headers = {
+                    "Lambda-Runtime-Aws-Request-Id": request_id,
+                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+                    "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
+                    "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
+                }
+                with api.lock:
+                    api.sent_ns[request_id] = now_ns()
+                self._reply(200, payload, headers)
+
+            def do_POST(self):
+                body = self._body()
+                received = now_ns()
+                parts = self.path[len(RUNTIME_PREFIX):].split("/")
+                if len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
+                    with api.lock:
+                        api.answers[parts[1]] = (parts[2] == "response", body, received)
+                        api.answered.notify_all()
+                elif parts == ["init", "error"]:
+                    api.init_error = body
+                    api.first_poll.set()
+                self._reply(202, b'{"status":"OK"}')
+
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"{host}:{port}"
+
+    def enqueue(self, payload: dict) -> str:
+        request_id = str(uuid.uuid4())
+        deadline_ms = int(time.time() * 1000) + INVOKE_TIMEOUT_S * 1000
+        self.pending.put((request_id, json.dumps(payload).encode(), deadline_ms))
+        return request_id
+
+    def wait(self, request_id: str, timeout: float = INVOKE_TIMEOUT_S + 5):
+        """(ok, answer, duration_ms) of an enqueued invocation."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while request_id not in self.answers:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no answer to {request_id} within {timeout} s")
+                self.answered.wait(left)
+            ok, body, received = self.answers.pop(request_id)
+            sent = self.sent_ns.pop(request_id)
+        try:
+            answer = json.loads(body) if body else None
+        except ValueError:
+            answer = body.decode(errors="replace")
+        return ok, answer, ms(received - sent)
+
+    def invoke(self, payload: dict):
+        return self.wait(self.enqueue(payload))
+
+    def close(self):
+        self.closed = True
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ------------------------------------------------------------------------------------ emulator
+
+
+class Emulator:
+    def __init__(self, binary: str, seed_path: str):
+        self.proc = subprocess.Popen(
+            [binary, "--port", "0", "--quiet", "--no-quotas", "--seed", seed_path],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.proc.stdout.readline().strip()
+        prefix = "partner-central-emulator listening on "
+        if not line.startswith(prefix):
+            raise RuntimeError(f"the emulator did not start: {line!r}")
+        self.endpoint = line[len(prefix):]
+
+    def control(self, path: str, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.endpoint + "/_emulator/" + path,
+            data=data,
+            method="GET" if body is None else "POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def reset(self, seed: dict, latency_ms: int = 0, write=None, read=None):
+        """A fresh seed (which also zeroes every counter), the latency, and the quotas (None: unlimited)."""
+        self.control("seed", seed)
+        self.control("faults", {"LatencyMs": latency_ms})
+        self.control("quotas", {"Write": write, "Read": read})
+
+    def latency(self, latency_ms: int):
+        self.control("faults", {"LatencyMs": latency_ms})
+
+    def probe(self, latency_ms: int, samples: int = 50) -> float:
+        """The API latency as the emulator delivers it (its timer rounds the added latency up): the
+        median round trip of one SigV4-signed GetOpportunity, signed once and replayed over one
+        keep-alive connection, so that next to nothing but the service's own time is measured."""
+        import http.client
+        from urllib.parse import urlsplit
+
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        self.latency(latency_ms)
+        body = json.dumps({"Catalog": "Sandbox", "Identifier": "O5000000"}).encode()
+        request = AWSRequest(
+            method="POST",
+            url=self.endpoint + "/",
+            data=body,
+            headers={
+                "Content-Type": "application/x-amz-json-1.0",
+                "X-Amz-Target": "AWSPartnerCentralSelling.GetOpportunity",
+            },
+        )
+        SigV4Auth(Credentials("test", "test"), "partnercentral-selling", "us-east-1").add_auth(request)
+        headers = dict(request.headers.items())
+        url = urlsplit(self.endpoint)
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        times = []
+        try:
+            for _ in range(samples + 5):
+                started = now_ns()
+                connection.request("POST", "/", body, headers)
+                response = connection.getresponse()
+                response.read()
+                times.append(ms(now_ns() - started))
+                if response.status != 200:
+                    raise RuntimeError(f"latency probe answered {response.status}")
+                time.sleep(WARM_GAP_S)
+        finally:
+            connection.close()
+        return statistics.median(times[5:])
+
+    def disassociate_counters(self) -> dict:
+        operations = self.control("state").get("Operations", {})
+        return operations.get("DisassociateOpportunity", {})
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Entities:
+    """Fresh (opportunity, solution) pairs: every record disassociates an entity still associated,
+    so every record costs exactly one DisassociateOpportunity call."""
+
+    PER_OPPORTUNITY = 10
+
+    def __init__(self, count: int):
+        opportunities = (count + self.PER_OPPORTUNITY - 1) // self.PER_OPPORTUNITY
+        self.pairs = []
+        self.seed = {"Opportunities": []}
+        for o in range(opportunities):
+            opportunity = f"O5{o:06d}"
+            solutions = [f"S-5{o:06d}{s:02d}" for s in range(self.PER_OPPORTUNITY)]
+            self.seed["Opportunities"].append(
+                {"Catalog": "Sandbox", "Id": opportunity, "RelatedEntityIdentifiers": {"Solutions": solutions}}
+            )
+            self.pairs.extend((opportunity, s) for s in solutions)
+        self.next = 0
+
+    def rewind(self):
+        self.next = 0
+
+    def document(self) -> dict:
+        opportunity, solution = self.pairs[self.next]
+        self.next += 1
+        return {
+            "Catalog": "Sandbox",
+            "OpportunityIdentifier": opportunity,
+            "RelatedEntityType": "Solutions",
+            "RelatedEntityIdentifier": solution,
+        }
+
+
+def sqs_record(body: str, message_id: str | None = None, receipt: str | None = None, attributes=None) -> dict:
+    """An SQS message as Lambda's event source mapping delivers it."""
+    millis = str(int(time.time() * 1000))
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": receipt or "bench",
+        "body": body,
+        "attributes": attributes
+        or {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": millis,
+            "SenderId": "123456789012",
+            "ApproximateFirstReceiveTimestamp": millis,
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": "us-east-1",
+    }
+
+
+def sqs_event(entities: Entities, size: int) -> dict:
+    return {"Records": [sqs_record(json.dumps(entities.document())) for _ in range(size)]}
+
+
+# ------------------------------------------------------------------------------------ functions
+
+
+class FunctionProcess:
+    """One function process under its own Runtime API."""
+
+    def __init__(self, kind: dict, endpoint: str, env: dict, log_path: str):
+        self.kind = kind
+        self.api = RuntimeApi()
+        full_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "AWS_LAMBDA_RUNTIME_API": self.api.address,
+            "AWS_LAMBDA_FUNCTION_NAME": "bench-" + kind["name"],
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench-" + kind["name"],
+            "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING": endpoint,
+        }
+        full_env.update(kind.get("env", {}))
+        full_env.update(env)
+        self.log = open(log_path, "ab")
+        self.started_ns = now_ns()
+        self.proc = subprocess.Popen(
+            kind["command"],
+            env=full_env,
+            cwd=kind.get("cwd"),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_init(self, timeout: float = 60) -> float:
+        if not self.api.first_poll.wait(timeout):
+            raise TimeoutError(f"{self.kind['name']}: no /next poll within {timeout} s")
+        if self.api.init_error is not None:
+            raise RuntimeError(f"{self.kind['name']}: init error {self.api.init_error!r}")
+        return ms(self.api.first_poll_ns - self.started_ns)
+
+    def peak_rss_mib(self) -> float | None:
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
+
+    def stop(self):
+        self.api.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def failures_of(kind: dict, ok: bool, answer) -> int:
+    """Records the function did not complete (a function error fails them all)."""
+    if not ok:
+        return -1
+    if kind["name"] == "floor" or not isinstance(answer, dict):
+        return 0
+    return len(answer.get("batchItemFailures") or [])
+
+
+def measure_run(kind: dict, emulator: Emulator, entities: Entities, args, log_path: str, warm: bool) -> dict:
+    """One fresh process: init, first invocation, then (when `warm`) the warm figures and peak RSS."""
+    entities.rewind()
+    emulator.reset(entities.seed)
+    result: dict = {"errors": 0}
+    fn = FunctionProcess(kind, emulator.endpoint, {}, log_path)
+    try:
+        # The first event waits in the queue, so the first poll is answered at once.
+        first_id = fn.api.enqueue(sqs_event(entities, 1))
+        result["init_ms"] = fn.wait_init()
+        ok, answer, duration = fn.api.wait(first_id)
+        result["errors"] += failures_of(kind, ok, answer) != 0
+        result["first_invocation_ms"] = duration
+        result["cold_start_ms"] = result["init_ms"] + duration
+        if not warm:
+            return result
+        for latency in args.latencies:
+            emulator.latency(latency)
+            for _ in range(args.warmup_invocations):
+                fn.api.invoke(sqs_event(entities, 1))
+                time.sleep(WARM_GAP_S)
+            singles, per_record = [], []
+            for _ in range(args.warm_invocations):
+                ok, answer, duration = fn.api.invoke(sqs_event(entities, 1))
+                result["errors"] += failures_of(kind, ok, answer) != 0
+                singles.append(duration)
+                time.sleep(WARM_GAP_S)
+            for _ in range(args.warm_batches):
+                ok, answer, duration = fn.api.invoke(sqs_event(entities, 10))
+                result["errors"] += failures_of(kind, ok, answer) != 0
+                per_record.append(duration / 10)
+                time.sleep(WARM_GAP_S)
+            result[f"warm_record_ms@{latency}"] = median(singles)
+            result[f"warm_batch10_per_record_ms@{latency}"] = median(per_record)
+        result["peak_rss_mib"] = fn.peak_rss_mib()
+        return result
+    finally:
+        fn.stop()
+
+
+# ------------------------------------------------------------------------------------ backlog
+
+
+def drain(kind: dict, emulator: Emulator, sqs, entities: Entities, args, log_path: str) -> dict:
+    """A backlog of `--messages` in a queue with a dead-letter queue (maxReceiveCount 3), drained by
+    one poller against the emulator's write quota."""
+    tag = f"{kind['name']}-{uuid.uuid4().hex[:8]}"
+    dlq_url = sqs.create_queue(QueueName=f"bench-{tag}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    work_url = sqs.create_queue(
+        QueueName=f"bench-{tag}",
+        Attributes={
+            "VisibilityTimeout": "360",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
+        },
+    )["QueueUrl"]
+    work_arn = sqs.get_queue_attributes(QueueUrl=work_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    entities.rewind()
+    bodies = [json.dumps(entities.document()) for _ in range(args.messages)]
+    for start in range(0, len(bodies), 10):
+        entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start:start + 10])]
+        sqs.send_message_batch(QueueUrl=work_url, Entries=entries)
+
+    write = {"Rate": args.quota, "Burst": args.burst}
+    emulator.reset(entities.seed, latency_ms=args.drain_latency, write=write, read={"Rate": 10.0, "Burst": 10.0})
+    fn = FunctionProcess(kind, emulator.endpoint, kind.get("drain_env", {}), log_path)
+    invocations = function_errors = 0
+    try:
+        fn.wait_init()
+        started = time.monotonic()
+        stopped_by_cap = False
+        while True:
+            if time.monotonic() - started > args.drain_cap:
+                stopped_by_cap = True
+                break
+            received = sqs.receive_message(
+                QueueUrl=work_url,
+                MaxNumberOfMessages=10,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not received:
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=work_url,
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )["Attributes"]
+                if sum(int(v) for v in attributes.values()) == 0:
+                    break
+                time.sleep(0.05)
+                continue
+            records = [
+                sqs_record(m["Body"], m["MessageId"], m["ReceiptHandle"], m.get("Attributes")) for m in received
+            ]
+            for record in records:
+                record["eventSourceARN"] = work_arn
+            ok, answer, _ = fn.api.invoke({"Records": records})
+            invocations += 1
+            if ok and isinstance(answer, dict):
+                failed = {f.get("itemIdentifier") for f in answer.get("batchItemFailures") or []}
+            else:
+                function_errors += 1
+                failed = {m["MessageId"] for m in received}
+            release = [m for m in received if m["MessageId"] in failed]
+            done = [m for m in received if m["MessageId"] not in failed]
+            if done:
+                sqs.delete_message_batch(
+                    QueueUrl=work_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                )
+            if release:
+                sqs.change_message_visibility_batch(
+                    QueueUrl=work_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                        for i, m in enumerate(release)
+                    ],
+                )
+        elapsed = time.monotonic() - started
+    finally:
+        fn.stop()
+    counters = emulator.disassociate_counters()
+    dead = int(
+        sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+    )
+    left = sum(
+        int(v)
+        for v in sqs.get_queue_attributes(
+            QueueUrl=work_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"].values()
+    )
+    successes = counters.get("Successes", 0)
+    return {
+        "messages": args.messages,
+        "elapsed_s": elapsed,
+        "stopped_by_cap": stopped_by_cap,
+        "invocations": invocations,
+        "function_errors": function_errors,
+        "calls": counters.get("Calls", 0),
+        "successful_writes": successes,
+        "throttled": counters.get("QuotaThrottled", 0),
+        "dead_letters": dead,
+        "left_in_queue": left,
+        "quota_fraction": successes / (elapsed * args.quota) if elapsed > 0 else None,
+    }
+
+
+class Moto:
+    def __init__(self, binary: str):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [binary, "-H", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("moto_server did not start")
+                time.sleep(0.1)
+        import boto3  # the bench venv's; only the drain needs it
+
+        self.sqs = boto3.client(
+            "sqs",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = None
+    try:
+        with open("/proc/meminfo") as info:
+            memory = round(int(info.readline().split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+
+    def version(command):
+        try:
+            return subprocess.run(command, capture_output=True, text=True, timeout=10).stdout.strip()
+        except OSError:
+            return None
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory,
+        "kernel": platform.release(),
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "rustc": version(["rustc", "--version"]),
+    }
+
+
+def fmt(value, digits=1, suffix=""):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def table(results: dict) -> str:
+    fns = results["functions"]
+    names = [n for n in ("rust", "python", "floor") if n in fns]
+    titles = {"rust": "Rust (this function)", "python": "Python peer (boto3 + Powertools)", "floor": "bare lambda_runtime"}
+    rows = [
+        ("init (process start to first /next)", "init_ms", 2, " ms"),
+        ("first invocation (1 record, its API call)", "first_invocation_ms", 2, " ms"),
+        ("cold start (init + first invocation)", "cold_start_ms", 2, " ms"),
+    ]
+    probe = results.get("api_latency_ms", {})
+    for latency in results["config"]["latencies_ms"]:
+        delivered = probe.get(str(latency))
+        rows.append((f"warm, 1 record, API latency {latency} ms", f"warm_record_ms@{latency}", 2, " ms"))
+        rows.append((f"  same, above the API latency as delivered ({fmt(delivered, 2, ' ms')})", f"over@{latency}", 2, " ms"))
+        rows.append((f"warm, per record in batches of 10, latency {latency} ms", f"warm_batch10_per_record_ms@{latency}", 2, " ms"))
+    rows.append(("peak RSS (VmHWM)", "peak_rss_mib", 1, " MiB"))
+    out = ["| | " + " | ".join(titles[n] for n in names) + " |", "|---|" + "---:|" * len(names)]
+    for label, key, digits, suffix in rows:
+        cells = []
+        for n in names:
+            if key.startswith("over@"):
+                latency = key.split("@")[1]
+                value, delivered = fns[n].get(f"warm_record_ms@{latency}"), probe.get(latency)
+                cells.append(fmt(value - delivered, digits, suffix) if n != "floor" and None not in (value, delivered) else "-")
+            else:
+                cells.append(fmt(fns[n].get(key), digits, suffix))
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    zips = results.get("zip", {})
+    out.append(
+        "| arm64 zip | "
+        + " | ".join(
+            fmt(zips.get(n, {}).get("mib"), 2, " MiB") if zips.get(n) else "-" for n in names
+        )
+        + " |"
+    )
+    drains = results.get("drain", {})
+    if drains:
+        cfg = results["config"]
+        out.append("")
+        out.append(
+            f"Backlog drain: {cfg['messages']} messages, write quota {cfg['quota']}/s burst {cfg['burst']:g}, "
+            f"API latency {cfg['drain_latency_ms']} ms, batch size 10, one poller, maxReceiveCount 3"
+        )
+        out.append("")
+        dnames = [n for n in ("rust", "python") if n in drains]
+        out.append("| | " + " | ".join(titles[n] for n in dnames) + " |")
+        out.append("|---|" + "---:|" * len(dnames))
+        drows = [
+            ("fraction of the quota achieved", lambda d: fmt(100 * d["quota_fraction"], 1, " %")),
+            ("successful writes", lambda d: fmt(d["successful_writes"])),
+            ("elapsed", lambda d: fmt(d["elapsed_s"], 1, " s") + (" (cap)" if d["stopped_by_cap"] else "")),
+            ("throttled answers", lambda d: fmt(d["throttled"])),
+            ("dead letters", lambda d: fmt(d["dead_letters"])),
+            ("left in the queue", lambda d: fmt(d["left_in_queue"])),
+            ("invocations", lambda d: fmt(d["invocations"])),
+        ]
+        for label, get in drows:
+            out.append(f"| {label} | " + " | ".join(get(drains[n]) for n in dnames) + " |")
+    warm_up = results.get("warm_up")
+    if warm_up:
+        out.append("")
+        out.append("Connection warm-up during init (Rust function, API latency 0 ms):")
+        out.append("")
+        out.append("| | WARM_UP=true (default) | WARM_UP=false |")
+        out.append("|---|---:|---:|")
+        for label, key in (("init", "init_ms"), ("first invocation", "first_invocation_ms"), ("cold start", "cold_start_ms")):
+            out.append(
+                f"| {label} | {fmt(warm_up['on'].get(key), 2, ' ms')} | {fmt(warm_up['off'].get(key), 2, ' ms')} |"
+            )
+    return "\n".join(out)
+
+
+def targets(results: dict) -> dict:
+    fns, drains, zips = results["functions"], results.get("drain", {}), results.get("zip", {})
+    rust, python, floor = fns.get("rust", {}), fns.get("python", {}), fns.get("floor", {})
+    checks = {}
+
+    def check(name, value, limit, ok):
+        checks[name] = {"value": value, "limit": limit, "met": bool(ok) if value is not None else None}
+
+    if rust.get("cold_start_ms") and floor.get("cold_start_ms"):
+        ratio = rust["cold_start_ms"] / floor["cold_start_ms"]
+        check("cold start / floor's", round(ratio, 2), "<= 2", ratio <= 2)
+    if rust.get("cold_start_ms") and python.get("cold_start_ms"):
+        ratio = python["cold_start_ms"] / rust["cold_start_ms"]
+        check("Python peer's cold start / ours", round(ratio, 1), ">= 25", ratio >= 25)
+    if rust.get("peak_rss_mib") and python.get("peak_rss_mib"):
+        ratio = rust["peak_rss_mib"] / python["peak_rss_mib"]
+        check("peak RSS / Python peer's", round(ratio, 2), "<= 0.5", ratio <= 0.5)
+    for latency in results["config"]["latencies_ms"]:
+        value, delivered = rust.get(f"warm_record_ms@{latency}"), results.get("api_latency_ms", {}).get(str(latency))
+        if value is not None and delivered is not None:
+            over = value - delivered
+            check(f"warm per record above the API latency ({latency} ms)", round(over, 3), "<= 0.5 ms", over <= 0.5)
+    if "rust" in drains:
+        d = drains["rust"]
+        check("backlog drain, fraction of quota", round(d["quota_fraction"], 3), ">= 0.9", d["quota_fraction"] >= 0.9)
+        check("backlog drain, dead letters", d["dead_letters"], "0", d["dead_letters"] == 0)
+    if zips.get("rust"):
+        check("arm64 zip", zips["rust"]["mib"], "<= 5 MiB", zips["rust"]["mib"] <= 5)
+    return checks
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rust", required=True, help="the function's release binary")
+    parser.add_argument("--floor", required=True, help="the bare lambda_runtime binary")
+    parser.add_argument("--peer", required=True, help="the Python peer's folder (app.py)")
+    parser.add_argument("--python", default=sys.executable, help="the bench venv's interpreter")
+    parser.add_argument("--emulator", required=True, help="partner-central-emulator binary")
+    parser.add_argument("--moto", help="moto_server (the backlog drain is skipped without it)")
+    parser.add_argument("--zip", action="append", default=[], metavar="NAME=PATH", help="an arm64 zip to report")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--latencies", type=int, nargs="+", default=[0, 50])
+    parser.add_argument("--warmup-invocations", type=int, default=5, help="discarded, per latency")
+    parser.add_argument("--warm-invocations", type=int, default=20, help="one record each, per latency")
+    parser.add_argument("--warm-batches", type=int, default=5, help="ten records each, per latency")
+    parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--quota", type=float, default=10.0, help="emulator write quota, per second")
+    parser.add_argument("--burst", type=float, default=1.0, help="emulator write bucket size")
+    parser.add_argument("--pace", type=float, default=9.5, help="our PARTNER_CENTRAL_WRITES_PER_SECOND")
+    parser.add_argument("--drain-latency", type=int, default=50, help="API latency during the drain, ms")
+    parser.add_argument("--drain-cap", type=float, default=150, help="seconds before a drain is stopped")
+    parser.add_argument("--only", nargs="+", choices=["rust", "python", "floor"], default=None)
+    parser.add_argument("--no-drain", action="store_true")
+    parser.add_argument("--out", required=True, help="where the JSON goes")
+    parser.add_argument("--logs", required=True, help="a folder for the functions' output")
+    args = parser.parse_args()
+
+    os.makedirs(args.logs, exist_ok=True)
+    # The Rust function paces its writes; for the warm figures its pace is raised out of the way
+    # (quotas are off then) so that what is measured is the cost of a record, not the pacing.
+    rust_env = {"PARTNER_CENTRAL_WRITES_PER_SECOND": "1000"}
+    kinds = {
+        "rust": {
+            "name": "rust",
+            "command": [args.rust],
+            "env": rust_env,
+            "drain_env": {"PARTNER_CENTRAL_WRITES_PER_SECOND": str(args.pace)},
+        },
+        "python": {
+            "name": "python",
+            "command": [args.python, "-m", "awslambdaric", "app.lambda_handler"],
+            "cwd": args.peer,
+        },
+        "floor": {"name": "floor", "command": [args.floor]},
+    }
+    selected = args.only or ["rust", "python", "floor"]
+    rust_off = dict(kinds["rust"], name="rust-no-warm-up", env=dict(rust_env, WARM_UP="false"))
+
+    per_run = 1 + len(args.latencies) * (args.warmup_invocations + args.warm_invocations + 10 * args.warm_batches)
+    entities = Entities(max(per_run, args.messages))
+    seed_path = os.path.join(args.logs, "seed.json")
+    with open(seed_path, "w") as f:
+        json.dump(entities.seed, f)
+
+    results = {
+        "machine": machine(),
+        "config": {
+            "runs": args.runs,
+            "latencies_ms": args.latencies,
+            "warm_invocations": args.warm_invocations,
+            "warm_batches": args.warm_batches,
+            "messages": args.messages,
+            "quota": args.quota,
+            "burst": args.burst,
+            "pace": args.pace,
+            "drain_latency_ms": args.drain_latency,
+            "function_memory_mb": 128,
+            "pollers": 1,
+            "python_retry_mode": "standard (botocore 1.44 default: 3 attempts, exponential backoff with jitter)",
+        },
+        "functions": {},
+        "runs": {},
+    }
+    emulator = Emulator(args.emulator, seed_path)
+    try:
+        order = [n for n in ("floor", "rust", "python") if n in selected]
+        # One discarded round first: page cache, Python's bytecode cache, the emulator's first answers.
+        for name in order if args.runs else []:
+            measure_run(kinds[name], emulator, entities, args, os.path.join(args.logs, f"{name}.log"), warm=False)
+        emulator.reset(entities.seed)
+        results["api_latency_ms"] = {str(latency): emulator.probe(latency) for latency in args.latencies} if args.runs else {}
+        print(f"  API latency as delivered: {results['api_latency_ms']}", file=sys.stderr, flush=True)
+        raw: dict[str, list] = {n: [] for n in order}
+        if "rust" in selected:
+            raw["rust-no-warm-up"] = []
+        for run in range(args.runs):
+            # Interleaved, so that a slow moment of the machine touches every function alike.
+            for name in order:
+                log = os.path.join(args.logs, f"{name}.log")
+                raw[name].append(measure_run(kinds[name], emulator, entities, args, log, warm=True))
+                print(f"  run {run + 1}/{args.runs} {name}: {short(raw[name][-1])}", file=sys.stderr, flush=True)
+            if "rust" in selected:
+                log = os.path.join(args.logs, "rust-no-warm-up.log")
+                raw["rust-no-warm-up"].append(measure_run(rust_off, emulator, entities, args, log, warm=False))
+                print(
+                    f"  run {run + 1}/{args.runs} rust, WARM_UP=false: {short(raw['rust-no-warm-up'][-1])}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        for name, runs in raw.items():
+            keys = sorted({k for r in runs for k in r})
+            summary = {k: median([r.get(k) for r in runs]) for k in keys if k != "errors"}
+            summary["errors"] = sum(r.get("errors", 0) for r in runs)
+            results["runs"][name] = runs
+            if name == "rust-no-warm-up":
+                continue
+            results["functions"][name] = summary
+        if "rust" in selected and args.runs:
+            results["warm_up"] = {
+                "on": {k: results["functions"]["rust"].get(k) for k in ("init_ms", "first_invocation_ms", "cold_start_ms")},
+                "off": {
+                    k: median([r.get(k) for r in raw["rust-no-warm-up"]])
+                    for k in ("init_ms", "first_invocation_ms", "cold_start_ms")
+                },
+            }
+
+        if args.moto and not args.no_drain:
+            moto = Moto(args.moto)
+            try:
+                results["drain"] = {}
+                for name in [n for n in ("rust", "python") if n in selected]:
+                    print(f"  backlog drain: {name} ...", file=sys.stderr, flush=True)
+                    log = os.path.join(args.logs, f"{name}-drain.log")
+                    results["drain"][name] = drain(kinds[name], emulator, moto.sqs, entities, args, log)
+                    print(f"  backlog drain: {name}: {results['drain'][name]}", file=sys.stderr, flush=True)
+            finally:
+                moto.stop()
+    finally:
+        emulator.stop()
+
+    results["zip"] = {}
+    for item in args.zip:
+        name, _, path = item.partition("=")
+        if os.path.exists(path):
+            size = os.path.getsize(path)
+            results["zip"][name] = {"path": path, "bytes": size, "mib": round(size / 1048576, 2)}
+    results["targets"] = targets(results)
+    results["table"] = table(results)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+    m = results["machine"]
+    print()
+    print(
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']} {m['arch']}; "
+        f"Python {m['python']}; {m['rustc']}. Medians of {args.runs} runs."
+    )
+    print()
+    print(results["table"])
+    print()
+    print("Targets:")
+    for name, c in results["targets"].items():
+        state = {True: "met", False: "NOT met", None: "-"}[c["met"]]
+        print(f"  {name}: {c['value']} (target {c['limit']}): {state}")
+    print()
+    print(f"JSON: {args.out}")
+    return 0
+
+
+def short(result: dict) -> str:
+    keys = ("init_ms", "first_invocation_ms", "peak_rss_mib", "errors")
+    return ", ".join(f"{k}={fmt(result.get(k), 2)}" for k in keys if k in result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The benchmark (`make bench`): this function, the bare lambda_runtime floor and the Python peer, side
+# by side under one Runtime API, against the Partner Central emulator. See bench/README.md.
+#
+#   bash bench/run.sh [driver options]      e.g. --runs 3, --messages 200, --no-drain, --only rust floor
+#
+# Steps: release builds (host), the arm64 zips (cargo lambda; the first arm64 build takes ~9 minutes,
+# later ones reuse it; BENCH_ZIP=0 skips them), the bench venv (.venv-bench/, pinned), then
+# bench/driver.py, which prints the table and writes bench/results/latest.json.
+# Environment: PYTHON (default python3), MOTO_SERVER (default .venv/bin/moto_server, as make sets it).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+start=$SECONDS
+
+echo "==> release builds: the function, the floor, the emulator"
+cargo build --release --quiet -p opportunity-disassociator -p bench-floor -p partner-central-emulator
+
+zips=()
+if [[ "${BENCH_ZIP:-1}" != 0 ]]; then
+  echo "==> arm64 zips (cargo lambda)"
+  make --no-print-directory package >/dev/null
+  cargo lambda build --release --arm64 --output-format zip --package bench-floor --bin bench-floor \
+    --lambda-dir target/lambda >/dev/null 2>&1 \
+    || echo "    (the floor's zip could not be built; its size is left out)"
+  zips+=(--zip "rust=target/lambda/opportunity-disassociator/bootstrap.zip")
+  zips+=(--zip "floor=target/lambda/bench-floor/bootstrap.zip")
+fi
+
+# The bench venv: rebuilt only when bench/requirements.txt or the interpreter changes.
+venv=.venv-bench
+python="${PYTHON:-python3}"
+key="$({ "$python" -c 'import sys, platform; print(sys.version, platform.machine())'; cat bench/requirements.txt; } \
+  | sha256sum | cut -d' ' -f1)"
+if [[ ! -f "$venv/.stamp" || "$(cat "$venv/.stamp")" != "$key" ]]; then
+  echo "==> $venv from bench/requirements.txt"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+    "$venv/bin/python" -m pip install --quiet --progress-bar off --only-binary=:all: -r bench/requirements.txt
+  echo "$key" >"$venv/.stamp"
+fi
+
+moto="${MOTO_SERVER:-$root/.venv/bin/moto_server}"
+moto_args=(--moto "$moto")
+if [[ ! -x "$moto" ]]; then
+  echo "    moto_server not found at $moto (run through make, or set MOTO_SERVER): no backlog drain"
+  moto_args=()
+fi
+
+mkdir -p bench/results
+rm -rf bench/results/logs
+echo "==> measuring (a few minutes)"
+"$venv/bin/python" bench/driver.py \
+  --rust target/release/opportunity-disassociator \
+  --floor target/release/bench-floor \
+  --emulator target/release/partner-central-emulator \
+  --peer bench/peer \
+  --python "$root/$venv/bin/python" \
+  "${moto_args[@]}" "${zips[@]}" \
+  --out bench/results/latest.json \
+  --logs bench/results/logs \
+  "$@"
+echo "==> bench done in $((SECONDS - start)) s"
