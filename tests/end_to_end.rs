@@ -38,8 +38,12 @@ const SEED: &str = r#"{
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn emulator(quotas: QuotaConfig, faults: FaultConfig) -> RunningEmulator {
+    seeded_emulator(SEED, quotas, faults).await
+}
+
+async fn seeded_emulator(seed: &str, quotas: QuotaConfig, faults: FaultConfig) -> RunningEmulator {
     Emulator::start(EmulatorConfig {
-        seed: Seed::from_json(SEED).expect("seed"),
+        seed: Seed::from_json(seed).expect("seed"),
         credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
         quotas,
         faults,
@@ -402,15 +406,7 @@ async fn a_bad_setting_fails_init_naming_it() {
 #[tokio::test]
 async fn every_sample_event_does_what_the_demo_says() {
     let seed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/seed.json")).unwrap();
-    let emulator = Emulator::start(EmulatorConfig {
-        seed: Seed::from_json(&seed).expect("emulator/seed.json"),
-        credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
-        quotas: QuotaConfig::unlimited(),
-        log_requests: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let emulator = seeded_emulator(&seed, QuotaConfig::unlimited(), FaultConfig::default()).await;
     let moto = Moto::start().await;
     let queues = moto.queues("samples", false, 3, 30).await;
     let runtime = RuntimeApi::start().await;
