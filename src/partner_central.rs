@@ -172,15 +172,19 @@ impl SdkPartnerCentral {
     }
 }
 
-/// The SDK configuration every client of the function is built from: `aws_config`'s defaults (region,
-/// retry and timeout settings, endpoint URLs from the environment) with the [`https_client`]. When the
-/// environment holds credentials, as Lambda's always does (the execution role's), they are read from
-/// there directly: the default chain would pick them first anyway, and building the rest of it (profile
-/// files, web identity with its STS client, container and instance metadata) took most of the load.
+/// The SDK configuration every client of the function is built from: `aws_config`'s defaults (retry and
+/// timeout settings, endpoint URLs from the environment) with the [`https_client`]. The region and the
+/// credentials, when the environment holds them as Lambda's always does (`AWS_REGION`, the execution
+/// role's keys), are taken from there directly: the default chains would pick them first anyway, and
+/// building the rest of them (profile files, web identity with its STS client, container and instance
+/// metadata clients) was most of the load.
 pub async fn sdk_config(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(&lookup));
-    let set = |name| lookup(name).is_some_and(|v: String| !v.trim().is_empty());
-    if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
+    let value = |name| lookup(name).map(|v: String| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if let Some(region) = value("AWS_REGION") {
+        loader = loader.region(Region::new(region));
+    }
+    if value("AWS_ACCESS_KEY_ID").is_some() && value("AWS_SECRET_ACCESS_KEY").is_some() {
         loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
     }
     loader.load().await
@@ -437,6 +441,19 @@ mod tests {
         assert_eq!(warm_up_wanted(lookup(&[("WARM_UP", "true")])), Ok(true));
         let error = warm_up_wanted(lookup(&[("WARM_UP", "sometimes")])).unwrap_err();
         assert_eq!(error.name, "WARM_UP");
+    }
+
+    #[tokio::test]
+    async fn the_sdk_config_takes_lambdas_region_and_credentials_from_the_environment() {
+        let lambda = lookup(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ]);
+        let sdk = sdk_config(lambda).await;
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert!(sdk.credentials_provider().is_some());
+        assert!(sdk.http_client().is_some(), "the shared client with the built-in trust store");
     }
 
     #[tokio::test]
