@@ -6,9 +6,10 @@
 //! lost, no entity is disassociated twice, every malformed one is dead-lettered with its reason, and
 //! the function processes are still running.
 //!
-//! The short run (1,000 requests) is part of `cargo test`. The long one (10,000) is `make chaos`
-//! (tools/chaos.sh): `cargo test --release --test chaos -- --ignored --nocapture`. `CHAOS_SEED`
-//! fixes the emulator's fault draws (the run prints the seed it used).
+//! The short run (1,000 requests, one queue) is part of `cargo test`. The long one (10,000, spread
+//! over ten queues because moto slows down with a queue's depth) is `make chaos` (tools/chaos.sh):
+//! `cargo test --release --test chaos -- --ignored --nocapture`. `CHAOS_SEED` fixes the emulator's
+//! fault draws (the run prints the seed it used).
 
 mod common;
 
@@ -200,58 +201,102 @@ struct Report {
     unexpected_letters: Vec<String>,
 }
 
-async fn chaos(count: usize, processes: usize, lanes: usize, time_limit: Duration) {
+/// The shape of a chaos run.
+struct Plan {
+    /// Valid requests in the backlog.
+    requests: usize,
+    /// Work queues the backlog is spread over, each with its redrive to its own dead-letter queue
+    /// (several event source mappings). moto's SQS slows down linearly with a queue's depth (a send
+    /// or a receive scans the queue), so a queue is kept to about a thousand messages.
+    shards: usize,
+    /// Function processes (concurrent execution environments) on the Runtime API.
+    processes: usize,
+    /// Concurrent event-source-mapping pollers.
+    lanes: usize,
+    time_limit: Duration,
+}
+
+async fn chaos(plan: Plan) {
+    let Plan { requests, shards, processes, lanes, time_limit } = plan;
     let seed_value = std::env::var("CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| common::now_ms() ^ u64::from(std::process::id()));
-    let backlog = backlog(count);
+    let backlog = backlog(requests);
     let malformed = malformed_bodies();
     let emulator = emulator(seed(&backlog), faults(seed_value)).await;
     let moto = Moto::start().await;
-    let queues = moto.queues("chaos", false, MAX_RECEIVES, 30).await;
+    let mut shard_queues = Vec::new();
+    for shard in 0..shards {
+        shard_queues.push(moto.queues(&format!("chaos-{shard}"), false, MAX_RECEIVES, 30).await);
+    }
     let runtime = RuntimeApi::start().await;
     let share = format!("{}", (WRITES_PER_SECOND / processes as f64 * 1000.0).floor() / 1000.0);
+    // The function dead-letters into the first shard's dead-letter queue.
     let mut functions: Vec<Function> = (0..processes)
         .map(|_| {
             Function::start(
                 &runtime,
-                &env(&emulator, &moto, &queues, &[("PARTNER_CENTRAL_WRITES_PER_SECOND", share.clone())]),
+                &env(&emulator, &moto, &shard_queues[0], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", share.clone())]),
             )
         })
         .collect();
 
-    // The malformed bodies are spread through the backlog.
+    // The malformed bodies are spread through the backlog, and the backlog over the shards.
     let mut bodies: Vec<String> = backlog.iter().map(|v| v.body.clone()).collect();
     let step = (bodies.len() / malformed.len()).max(1);
     for (i, (_, body)) in malformed.iter().enumerate().rev() {
         bodies.insert((i * step).min(bodies.len()), body.clone());
     }
+    let mut per_shard = vec![Vec::new(); shards];
+    for (i, body) in bodies.iter().enumerate() {
+        per_shard[i % shards].push(body.clone());
+    }
     let sending = Instant::now();
-    let parts = bodies.chunks(bodies.len().div_ceil(4).max(1)).map(|part| moto.send(&queues, "", part));
-    futures::future::join_all(parts).await;
-    println!("chaos: {} messages sent in {:.1} s", bodies.len(), sending.elapsed().as_secs_f64());
+    let sends = per_shard.iter().zip(&shard_queues).flat_map(|(bodies, queues)| {
+        bodies.chunks(bodies.len().div_ceil(2).max(1)).map(|part| moto.send(queues, "", part))
+    });
+    futures::future::join_all(sends).await;
+    println!("chaos: {} messages sent to {shards} queue(s) in {:.1} s", bodies.len(), sending.elapsed().as_secs_f64());
 
     let started = Instant::now();
     let (invocations, records, undeleted) = {
-        let lane = || async {
-            let (mut invocations, mut records, mut undeleted) = (0usize, 0usize, 0usize);
-            loop {
-                assert!(started.elapsed() < time_limit, "the backlog did not drain within {time_limit:?}");
-                let pass = pump_once(&moto, &queues, &runtime, 10, INVOCATION_TIMEOUT).await;
-                if pass.received == 0 {
-                    if moto.depth(&queues.work_url).await == 0 {
-                        return (invocations, records, undeleted);
+        // Each lane polls its own shards (or shares one, when there are more lanes than shards).
+        let lane = |k: usize| {
+            let mine: Vec<&Queues> = if shards >= lanes {
+                shard_queues.iter().enumerate().filter(|(s, _)| s % lanes == k).map(|(_, q)| q).collect()
+            } else {
+                vec![&shard_queues[k % shards]]
+            };
+            let (moto, runtime) = (&moto, &runtime);
+            async move {
+                let (mut invocations, mut records, mut undeleted) = (0usize, 0usize, 0usize);
+                loop {
+                    assert!(started.elapsed() < time_limit, "the backlog did not drain within {time_limit:?}");
+                    let mut idle = true;
+                    for queues in &mine {
+                        let pass = pump_once(moto, queues, runtime, 10, INVOCATION_TIMEOUT).await;
+                        if pass.received > 0 {
+                            idle = false;
+                            invocations += 1;
+                            records += pass.received;
+                            undeleted += pass.undeleted;
+                        }
                     }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                } else {
-                    invocations += 1;
-                    records += pass.received;
-                    undeleted += pass.undeleted;
+                    if idle {
+                        let mut left = 0;
+                        for queues in &mine {
+                            left += moto.depth(&queues.work_url).await;
+                        }
+                        if left == 0 {
+                            return (invocations, records, undeleted);
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                 }
             }
         };
-        let done = futures::future::join_all((0..lanes).map(|_| lane())).await;
+        let done = futures::future::join_all((0..lanes).map(lane)).await;
         done.iter().fold((0, 0, 0), |(i, r, u), (li, lr, lu)| (i + li, r + lr, u + lu))
     };
     let elapsed = started.elapsed();
@@ -259,7 +304,10 @@ async fn chaos(count: usize, processes: usize, lanes: usize, time_limit: Duratio
     // Let the last log lines arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let state = emulator.state();
-    let letters = moto.drain(&queues.dlq_url).await;
+    let mut letters = Vec::new();
+    for queues in &shard_queues {
+        letters.extend(moto.drain(&queues.dlq_url).await);
+    }
 
     let mut report = Report { valid: backlog.len(), malformed: malformed.len(), ..Report::default() };
     let by_body: HashMap<&str, usize> = backlog.iter().enumerate().map(|(i, v)| (v.body.as_str(), i)).collect();
@@ -314,7 +362,7 @@ async fn chaos(count: usize, processes: usize, lanes: usize, time_limit: Duratio
     let outcomes = metrics(&functions);
     let operation = state.operation("DisassociateOpportunity");
     println!(
-        "chaos: seed {seed_value}, {} valid + {} malformed requests, {processes} function processes, {lanes} pump lanes, batch 10",
+        "chaos: seed {seed_value}, {} valid + {} malformed requests, {shards} queue(s), {processes} function processes, {lanes} pump lanes, batch 10",
         report.valid, report.malformed
     );
     println!(
@@ -367,7 +415,9 @@ async fn chaos(count: usize, processes: usize, lanes: usize, time_limit: Duratio
     assert!(report.unexpected_letters.is_empty(), "{:#?}", report.unexpected_letters);
     assert_eq!(state.total_disassociations(), report.disassociated as u64);
     assert_eq!(state.auth_failures, 0);
-    assert_eq!(moto.depth(&queues.work_url).await, 0);
+    for queues in &shard_queues {
+        assert_eq!(moto.depth(&queues.work_url).await, 0);
+    }
     for function in &mut functions {
         assert!(function.is_running(), "a function process died");
     }
@@ -375,13 +425,14 @@ async fn chaos(count: usize, processes: usize, lanes: usize, time_limit: Duratio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_through_faults_lose_nothing() {
-    chaos(1_000, 4, 8, Duration::from_secs(20 * 60)).await;
+    chaos(Plan { requests: 1_000, shards: 1, processes: 4, lanes: 8, time_limit: Duration::from_secs(20 * 60) }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: run by `make chaos` (tools/chaos.sh)"]
 async fn ten_thousand_requests_through_faults_lose_nothing() {
-    chaos(10_000, 2, 4, Duration::from_secs(120 * 60)).await;
+    chaos(Plan { requests: 10_000, shards: 10, processes: 4, lanes: 10, time_limit: Duration::from_secs(120 * 60) })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
