@@ -5,7 +5,8 @@
 #   bash bench/run.sh [driver options]      e.g. --runs 3, --messages 200, --no-drain, --only rust floor
 #
 # Steps: release builds (host), the arm64 zips (cargo lambda; the first arm64 build takes ~9 minutes,
-# later ones reuse it; BENCH_ZIP=0 skips them), the bench venv (.venv-bench/, pinned), then
+# later ones reuse it; BENCH_ZIP=0 skips the build and reports the zips already there), criterion's
+# decode benchmark, the bench venv (.venv-bench/, pinned), then
 # bench/driver.py, which prints the table and writes bench/results/latest.json.
 # Environment: PYTHON (default python3), MOTO_SERVER (default .venv/bin/moto_server, as make sets it).
 set -euo pipefail
@@ -14,19 +15,27 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 start=$SECONDS
 
-echo "==> release builds: the function, the floor, the emulator"
-cargo build --release --quiet -p opportunity-disassociator -p bench-floor -p partner-central-emulator
+echo "==> release builds: the function, the emulator, the floor"
+cargo build --release --quiet -p opportunity-disassociator -p partner-central-emulator
+# Alone: built with the others, it would share their dependencies' features and be no floor.
+cargo build --release --quiet -p bench-floor
 
-zips=()
+mkdir -p bench/results
 if [[ "${BENCH_ZIP:-1}" != 0 ]]; then
   echo "==> arm64 zips (cargo lambda)"
   make --no-print-directory package >/dev/null
   cargo lambda build --release --arm64 --output-format zip --package bench-floor --bin bench-floor \
     --lambda-dir target/lambda >/dev/null 2>&1 \
     || echo "    (the floor's zip could not be built; its size is left out)"
-  zips+=(--zip "rust=target/lambda/opportunity-disassociator/bootstrap.zip")
-  zips+=(--zip "floor=target/lambda/bench-floor/bootstrap.zip")
+else
+  echo "==> arm64 zips: not built (BENCH_ZIP=0); sizes of the ones in target/lambda, if any"
 fi
+zips=(--zip "rust=target/lambda/opportunity-disassociator/bootstrap.zip")
+zips+=(--zip "floor=target/lambda/bench-floor/bootstrap.zip")
+
+echo "==> cargo bench --bench decode (criterion)"
+cargo bench --quiet --bench decode -- --warm-up-time 1 --measurement-time 3 >bench/results/decode.txt 2>&1 \
+  || { cat bench/results/decode.txt; exit 1; }
 
 # The bench venv: rebuilt only when bench/requirements.txt or the interpreter changes.
 venv=.venv-bench
@@ -49,7 +58,6 @@ if [[ ! -x "$moto" ]]; then
   moto_args=()
 fi
 
-mkdir -p bench/results
 rm -rf bench/results/logs
 echo "==> measuring (a few minutes)"
 "$venv/bin/python" bench/driver.py \
@@ -58,7 +66,7 @@ echo "==> measuring (a few minutes)"
   --emulator target/release/partner-central-emulator \
   --peer bench/peer \
   --python "$root/$venv/bin/python" \
-  "${moto_args[@]}" "${zips[@]}" \
+  "${moto_args[@]}" "${zips[@]}" --criterion target/criterion/decode \
   --out bench/results/latest.json \
   --logs bench/results/logs \
   "$@"
