@@ -256,6 +256,10 @@ pub struct Moto {
     child: Child,
     pub endpoint: String,
     pub sqs: aws_sdk_sqs::Client,
+    /// moto's ReceiveMessage is not atomic: two at once may deliver one message twice, or fail (500)
+    /// moving the same message to the dead-letter queue. The pollers here take turns, as SQS's own
+    /// receive is atomic.
+    receiving: tokio::sync::Mutex<()>,
 }
 
 impl Moto {
@@ -287,7 +291,7 @@ impl Moto {
             .endpoint_url(&endpoint)
             .credentials_provider(aws_sdk_sqs::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
             .build();
-        Self { child, endpoint, sqs: aws_sdk_sqs::Client::from_conf(config) }
+        Self { child, endpoint, sqs: aws_sdk_sqs::Client::from_conf(config), receiving: tokio::sync::Mutex::new(()) }
     }
 
     /// Creates a work queue whose redrive policy moves a message to a new dead-letter queue after
@@ -346,21 +350,27 @@ impl Moto {
         }
     }
 
+    /// Receives up to `max` messages with all their attributes (one receive at a time, see `receiving`).
+    pub async fn receive(&self, url: &str, max: i32) -> Vec<aws_sdk_sqs::types::Message> {
+        let _turn = self.receiving.lock().await;
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive");
+        received.messages.unwrap_or_default()
+    }
+
     /// Every message in the dead-letter queue, with its attributes (removes them).
     pub async fn drain(&self, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
         let mut all = Vec::new();
         loop {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .expect("receive");
-            let messages = received.messages.unwrap_or_default();
+            let messages = self.receive(url, 10).await;
             if messages.is_empty() {
                 return all;
             }
@@ -445,17 +455,7 @@ async fn pump(
     timeout: Duration,
     wait: Option<Duration>,
 ) -> PumpPass {
-    let received = moto
-        .sqs
-        .receive_message()
-        .queue_url(&queues.work_url)
-        .max_number_of_messages(batch)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .expect("receive from the work queue");
-    let messages = received.messages.unwrap_or_default();
+    let messages = moto.receive(&queues.work_url, batch).await;
     if messages.is_empty() {
         return PumpPass::default();
     }
@@ -518,9 +518,9 @@ async fn pump(
             .send()
             .await
             .expect("delete");
-        // A receipt handle goes stale when the message was received again meanwhile (moto's receive
-        // is not atomic under concurrent pollers; SQS delivers at least once): the message comes
-        // back, and is done again, as with Lambda's own mapping.
+        // A receipt handle goes stale when the message was received again meanwhile (its visibility
+        // timeout ended during a long invocation): the message comes back and is done again, as
+        // with Lambda's own mapping.
         undeleted = deleted.failed.len();
     }
     PumpPass { received: messages.len(), failed: failed.len(), abandoned: false, undeleted }
