@@ -4,10 +4,10 @@
 #
 #   bash bench/run.sh [driver options]      e.g. --runs 3, --messages 200, --no-drain, --only rust floor
 #
-# Steps: release builds (host), the arm64 zips (cargo lambda; the first arm64 build takes ~9 minutes,
-# later ones reuse it; BENCH_ZIP=0 skips the build and reports the zips already there), criterion's
-# decode benchmark, the bench venv (.venv-bench/, pinned), then
-# bench/driver.py, which prints the table and writes bench/results/latest.json.
+# Steps: release builds (host); the arm64 zips (cargo lambda; the first arm64 build takes ~9 minutes,
+# later ones reuse it; BENCH_ZIP=0 skips the build and reports the zips already there); criterion's
+# decode benchmark; the bench venv (.venv-bench/, pinned); then bench/driver.py, which prints the
+# table and writes bench/results/latest.json.
 # Environment: PYTHON (default python3), MOTO_SERVER (default .venv/bin/moto_server, as make sets it).
 set -euo pipefail
 

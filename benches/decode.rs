@@ -59,13 +59,23 @@ fn function_url_request() -> Value {
         "routeKey": "$default",
         "rawPath": "/",
         "rawQueryString": "",
-        "headers": {"content-type": "application/json", "x-webhook-timestamp": "1764140400", "x-webhook-signature": "sha256=00"},
+        "headers": {
+            "content-type": "application/json",
+            "x-webhook-timestamp": "1764140400",
+            "x-webhook-signature": "sha256=00"
+        },
         "requestContext": {
             "accountId": "anonymous",
             "apiId": "abcdefghij",
             "domainName": "abcdefghij.lambda-url.us-east-1.on.aws",
             "domainPrefix": "abcdefghij",
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "crm"},
+            "http": {
+                "method": "POST",
+                "path": "/",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.9",
+                "userAgent": "crm"
+            },
             "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
             "routeKey": "$default",
             "stage": "$default",
