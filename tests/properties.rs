@@ -186,7 +186,12 @@ fn member(valid: BoxedStrategy<String>, near: BoxedStrategy<String>) -> BoxedStr
 fn document() -> BoxedStrategy<Value> {
     prop::sample::select(ENTITY_TYPES.to_vec())
         .prop_flat_map(|entity_type| {
-            let types = prop::sample::select(ENTITY_TYPES.to_vec()).prop_map(str::to_owned).boxed();
+            // Another type (its identifier then rarely fits), or a near miss of one.
+            let types = prop_oneof![
+                prop::sample::select(ENTITY_TYPES.to_vec()).prop_map(str::to_owned),
+                s("(?i)(solutions|awsproducts)|AwsMarketplaceOffer|AwsProduct|Solutions "),
+            ]
+            .boxed();
             (
                 member(s("AWS|Sandbox"), s("(?i)(aws|sandbox)|AWS |Sandbox.")),
                 member(s("O[0-9]{1,19}"), s("[Oo0]?[0-9]{0,21}")),
