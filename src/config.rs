@@ -26,9 +26,13 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `PARTNER_CENTRAL_READ_TIMEOUT_SECONDS`, like the CLI's `--cli-read-timeout`.
     pub read_timeout: Duration,
-    /// `PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS`: one call, all its SDK retries included (a call is
-    /// also cut off at the invocation's deadline).
+    /// `PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS`: one call (a read with its SDK retries; one attempt
+    /// of a write), also cut off at the invocation's deadline.
     pub operation_timeout: Duration,
+    /// `AWS_MAX_ATTEMPTS` (default 3, the SDK's): attempts per write, each in its own paced slot (see
+    /// the handler), and per read or SQS call, retried by the SDK in standard mode. Read here, and
+    /// handed to the SDK, because the SDK's own loader panics on a value it cannot use.
+    pub max_attempts: u32,
     /// `DEAD_LETTER_QUEUE_URL`: where permanent failures go at once, with their reason.
     pub dead_letter_queue_url: Option<String>,
     /// `DRY_RUN`: validate and log the call, make none.
@@ -131,6 +135,15 @@ impl Config {
             ));
         }
 
+        let max_attempts = match get("AWS_MAX_ATTEMPTS") {
+            None => 3,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| error("AWS_MAX_ATTEMPTS", &v, "must be a number of attempts, 1 or more"))?,
+        };
+
         let dead_letter_queue_url = get("DEAD_LETTER_QUEUE_URL");
         if let Some(url) = &dead_letter_queue_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -199,6 +212,7 @@ impl Config {
             connect_timeout,
             read_timeout,
             operation_timeout,
+            max_attempts,
             dead_letter_queue_url,
             dry_run,
             metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "OpportunityDisassociator".to_owned()),
@@ -228,6 +242,7 @@ mod tests {
         assert_eq!(config.writes_per_second, 1.0);
         assert_eq!(config.connect_timeout, Duration::from_secs(3));
         assert_eq!(config.read_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_attempts, 3, "the SDK's default");
         assert_eq!(config.dead_letter_queue_url, None);
         assert!(!config.dry_run);
         assert_eq!(config.webhook_secret, None, "the webhook is off unless a secret is set");
@@ -244,6 +259,7 @@ mod tests {
             ("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", "1.5"),
             ("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", "4"),
             ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "8"),
+            ("AWS_MAX_ATTEMPTS", "5"),
             ("DEAD_LETTER_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/dlq"),
             ("DRY_RUN", "TRUE"),
             ("METRICS_NAMESPACE", "Ns"),
@@ -255,6 +271,7 @@ mod tests {
         assert_eq!(config.writes_per_second, 0.5);
         assert_eq!(config.connect_timeout, Duration::from_millis(1500));
         assert_eq!(config.operation_timeout, Duration::from_secs(8));
+        assert_eq!(config.max_attempts, 5);
         assert!(config.dead_letter_queue_url.is_some());
         assert!(config.dry_run);
         assert_eq!((config.metrics_namespace.as_str(), config.service_name.as_str()), ("Ns", "svc"));
@@ -272,6 +289,8 @@ mod tests {
             ("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", "-1"),
             ("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", "inf"),
             ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "1"),
+            ("AWS_MAX_ATTEMPTS", "0"),
+            ("AWS_MAX_ATTEMPTS", "three"),
             ("DEAD_LETTER_QUEUE_URL", "my-dlq"),
             ("DRY_RUN", "maybe"),
             ("WORK_QUEUE_URL", "work"),

@@ -22,7 +22,7 @@ use crate::inbound::{Envelope, Inbound, SqsBatch, SqsRecord, classify};
 use crate::metrics::{Counted, InvocationMetrics};
 use crate::outcome::{Failure, Outcome, codes};
 use crate::pacer::Pacer;
-use crate::partner_central::{PartnerCentral, ThrottleCount};
+use crate::partner_central::{ApiError, ErrorClass, PartnerCentral, ThrottleCount};
 use crate::request::DisassociationRequest;
 use crate::webhook::{Refusal, Reply, Webhook, refuse};
 use crate::work_queue::{NoWorkQueue, WorkQueue};
@@ -345,33 +345,73 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
             return Outcome::DryRun;
         }
         let latest_start = invocation.calls_end.map(|end| end.checked_sub(CALL_RESERVE).unwrap_or(end));
-        if let Err(too_late) = self.pacer.acquire(latest_start).await {
-            let wait = too_late.slot.saturating_duration_since(Instant::now());
-            return Outcome::Retry(Failure::new(
-                codes::DEADLINE,
-                format!(
-                    "not started: the next paced write slot is {} ms away, too close to the invocation's deadline",
-                    wait.as_millis()
-                ),
-            ));
-        }
-        let call = async {
-            let started = Instant::now();
-            let result = self.partner_central.disassociate(request).await;
-            invocation.metrics.latency(request.catalog, started.elapsed().as_secs_f64() * 1000.0);
-            match result {
-                Ok(()) => {
-                    self.pacer.succeeded();
-                    Outcome::Disassociated
-                }
-                Err(error) => Outcome::of_error(error, self.partner_central.association(request)).await,
+        // Every attempt of a write, retries included, takes its own paced slot: a retry fired outside
+        // the pacer would land between paced writes and throttle the next one. A throttled answer
+        // stretches the pacer's interval first, so the retry waits longer than the write it repeats.
+        let mut last_error: Option<ApiError> = None;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Err(too_late) = self.pacer.acquire(latest_start).await {
+                return match last_error {
+                    // The record is retried later for the reason its last attempt failed.
+                    Some(error) => Outcome::Retry(error.into()),
+                    None => {
+                        let wait = too_late.slot.saturating_duration_since(Instant::now());
+                        Outcome::Retry(Failure::new(
+                            codes::DEADLINE,
+                            format!(
+                                "not started: the next paced write slot is {} ms away, too close to the invocation's deadline",
+                                wait.as_millis()
+                            ),
+                        ))
+                    }
+                };
             }
-        };
-        match invocation.calls_end {
-            None => call.await,
-            Some(end) => tokio::time::timeout_at(end, call).await.unwrap_or_else(|_| {
+            let started = Instant::now();
+            let result = match invocation.calls_end {
+                None => Ok(self.partner_central.disassociate(request).await),
+                Some(end) => tokio::time::timeout_at(end, self.partner_central.disassociate(request)).await,
+            };
+            invocation.metrics.latency(request.catalog, started.elapsed().as_secs_f64() * 1000.0);
+            let error = match result {
+                Ok(Ok(())) => {
+                    self.pacer.succeeded();
+                    return Outcome::Disassociated;
+                }
+                Ok(Err(error)) => error,
                 // Whether the service applied the call is unknown: the redelivery will find out
                 // (already disassociated counts as success).
+                Err(_) => {
+                    return Outcome::Retry(Failure::new(
+                        codes::DEADLINE,
+                        "the call was cut off at the invocation's deadline",
+                    ));
+                }
+            };
+            if error.is_throttling() {
+                self.pacer.throttled();
+            }
+            if error.class != ErrorClass::Transient || attempt >= self.config.max_attempts {
+                return self.settle_error(invocation, request, error).await;
+            }
+            info!(
+                attempt,
+                max_attempts = self.config.max_attempts,
+                error_code = %error.code,
+                "write attempt failed, retrying in the next paced slot"
+            );
+            last_error = Some(error);
+        }
+    }
+
+    /// The outcome of a failed write: the association check, when it is needed, is cut off at the
+    /// deadline too.
+    async fn settle_error(&self, invocation: &Invocation, request: &DisassociationRequest, error: ApiError) -> Outcome {
+        let outcome = Outcome::of_error(error, self.partner_central.association(request));
+        match invocation.calls_end {
+            None => outcome.await,
+            Some(end) => tokio::time::timeout_at(end, outcome).await.unwrap_or_else(|_| {
                 Outcome::Retry(Failure::new(codes::DEADLINE, "the call was cut off at the invocation's deadline"))
             }),
         }

@@ -23,10 +23,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             return Err(e.into());
         }
     };
-    let sdk = sdk_config(|name| std::env::var(name).ok()).await;
+    let sdk = sdk_config(|name| std::env::var(name).ok(), config.max_attempts).await;
     let pacer = Arc::new(Pacer::new(config.writes_per_second));
     let throttles = Arc::new(ThrottleCount::default());
-    let partner_central = SdkPartnerCentral::new(&sdk, &config, pacer.clone(), throttles.clone());
+    let partner_central = SdkPartnerCentral::new(&sdk, &config, throttles.clone());
     if warm_up && let Some(&catalog) = config.allowed_catalogs.first() {
         partner_central.warm_up(catalog).await;
     }

@@ -1,8 +1,8 @@
 //! The Partner Central Selling API, behind a small port so the handler can be driven by a fake.
 //!
 //! The SDK adapter turns every error shape into an [`ApiError`] keyed on the error code (not the HTTP
-//! status: AccessDenied has been seen arriving as 400), and tells the pacer about every throttled
-//! attempt, including the ones the SDK retries by itself.
+//! status: AccessDenied has been seen arriving as 400). A write is one attempt: the handler retries it
+//! in its own paced slot. Reads (the association check) are retried by the SDK.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,7 +29,6 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
 use crate::config::{Config, ConfigError};
-use crate::pacer::Pacer;
 use crate::request::{Catalog, DisassociationRequest, EntityType};
 
 /// The roots AWS documents for its endpoints (Amazon Trust Services), built in: see [`https_client`].
@@ -59,6 +58,13 @@ pub struct ApiError {
     pub message: String,
     pub request_id: Option<String>,
     pub class: ErrorClass,
+}
+
+impl ApiError {
+    /// The service refused the call for the rate of calls, not for the call itself.
+    pub fn is_throttling(&self) -> bool {
+        self.code == "ThrottlingException"
+    }
 }
 
 /// Where the related entity stands on the opportunity, as `GetOpportunity` shows it.
@@ -105,30 +111,53 @@ impl ThrottleCount {
 #[derive(Debug, Clone)]
 pub struct SdkPartnerCentral {
     client: Client,
+    /// The SDK retries of a read, set per call because the client itself makes one attempt.
+    read_retries: Option<RetryConfig>,
 }
 
 impl SdkPartnerCentral {
-    /// Builds the client from the loaded SDK config (so `AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING`,
-    /// credentials and retry settings apply as everywhere in the SDK), pointed at the service's region
-    /// whatever region runs the function.
-    pub fn new(sdk: &SdkConfig, config: &Config, pacer: Arc<Pacer>, throttles: Arc<ThrottleCount>) -> Self {
+    /// Builds the client from the loaded SDK config (so `AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING` and
+    /// credentials apply as everywhere in the SDK), pointed at the service's region whatever region
+    /// runs the function, as [`SdkPartnerCentral::configure`] sets it up.
+    pub fn new(sdk: &SdkConfig, config: &Config, throttles: Arc<ThrottleCount>) -> Self {
+        let builder = Self::configure(aws_sdk_partnercentralselling::config::Builder::from(sdk), config, throttles);
+        Self::from_client(Client::from_conf(builder.build()))
+            .with_read_retries(RetryConfig::standard().with_max_attempts(config.max_attempts))
+    }
+
+    /// The client's settings: the service's region, the timeouts, the [`throttle_watch`], and one
+    /// attempt per call. A write must not be retried by the SDK: its retry would go out between two
+    /// paced writes, outside the pacer, and throttle the next one; the handler retries it in a paced
+    /// slot instead. Reads get the SDK's retries back per call ([`PartnerCentral::association`]).
+    pub fn configure(
+        builder: aws_sdk_partnercentralselling::config::Builder,
+        config: &Config,
+        throttles: Arc<ThrottleCount>,
+    ) -> aws_sdk_partnercentralselling::config::Builder {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .operation_attempt_timeout(config.read_timeout + config.connect_timeout)
             .operation_timeout(config.operation_timeout)
             .build();
-        let conf = aws_sdk_partnercentralselling::config::Builder::from(sdk)
+        builder
             .region(Region::new(config.partner_central_region.clone()))
             .timeout_config(timeouts)
-            .interceptor(throttle_watch(pacer, throttles))
-            .build();
-        Self { client: Client::from_conf(conf) }
+            .retry_config(RetryConfig::disabled())
+            .interceptor(throttle_watch(throttles))
     }
 
-    /// Wraps a client built elsewhere (tests build one with `aws-smithy-mocks`).
+    /// Wraps a client built elsewhere (tests build one with `aws-smithy-mocks`); reads use the
+    /// client's own retry settings.
     pub fn from_client(client: Client) -> Self {
-        Self { client }
+        Self { client, read_retries: None }
+    }
+
+    /// Reads are retried by the SDK as `retries` says (`AWS_MAX_ATTEMPTS`); the client itself makes
+    /// one attempt per call.
+    pub fn with_read_retries(mut self, retries: RetryConfig) -> Self {
+        self.read_retries = Some(retries);
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -144,21 +173,13 @@ impl SdkPartnerCentral {
     /// association check, in a catalog the role may read, on an identifier that names no opportunity.
     /// It costs one unit of the read quota (10 per second, 100,000 a day, shared by the account) per
     /// cold start, and none of the write quota. Any answer of the service, the expected
-    /// `ResourceNotFoundException` included, leaves a warm connection behind. No retries and at most
+    /// `ResourceNotFoundException` included, leaves a warm connection behind. One attempt (the client
+    /// makes no retries by itself) and at most
     /// [`WARM_UP_TIMEOUT`]: when the service cannot be reached, init goes on (the first call will
     /// connect by itself) and says so in the log.
     pub async fn warm_up(&self, catalog: Catalog) {
         let started = Instant::now();
-        let no_retries =
-            aws_sdk_partnercentralselling::config::Builder::default().retry_config(RetryConfig::disabled());
-        let call = self
-            .client
-            .get_opportunity()
-            .catalog(catalog.as_str())
-            .identifier(WARM_UP_OPPORTUNITY)
-            .customize()
-            .config_override(no_retries)
-            .send();
+        let call = self.client.get_opportunity().catalog(catalog.as_str()).identifier(WARM_UP_OPPORTUNITY).send();
         let failure = match tokio::time::timeout(WARM_UP_TIMEOUT, call).await {
             Ok(Ok(_) | Err(SdkError::ServiceError(_) | SdkError::ResponseError(_))) => None,
             Ok(Err(e)) => Some(error_chain(&e)),
@@ -178,8 +199,10 @@ impl SdkPartnerCentral {
 /// role's keys), are taken from there directly: the default chains would pick them first anyway, and
 /// building the rest of them (profile files, web identity with its STS client, container and instance
 /// metadata clients) was most of the load.
-pub async fn sdk_config(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(&lookup));
+pub async fn sdk_config(lookup: impl Fn(&str) -> Option<String>, max_attempts: u32) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client(&lookup))
+        .retry_config(RetryConfig::standard().with_max_attempts(max_attempts));
     let value = |name| lookup(name).map(|v: String| v.trim().to_owned()).filter(|v| !v.is_empty());
     if let Some(region) = value("AWS_REGION") {
         loader = loader.region(Region::new(region));
@@ -250,13 +273,18 @@ impl PartnerCentral for SdkPartnerCentral {
     }
 
     async fn association(&self, request: &DisassociationRequest) -> Result<Association, ApiError> {
-        let result = self
+        let mut call = self
             .client
             .get_opportunity()
             .catalog(request.catalog.as_str())
             .identifier(request.opportunity.as_str())
-            .send()
-            .await;
+            .customize();
+        if let Some(retries) = &self.read_retries {
+            call = call.config_override(
+                aws_sdk_partnercentralselling::config::Builder::default().retry_config(retries.clone()),
+            );
+        }
+        let result = call.send().await;
         match result {
             Ok(output) => {
                 let present = output.related_entity_identifiers().is_some_and(|ids| {
@@ -382,15 +410,15 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
-/// The interceptor that tells `pacer` and `throttles` of every throttled attempt.
-pub fn throttle_watch(pacer: Arc<Pacer>, throttles: Arc<ThrottleCount>) -> impl Intercept + 'static {
-    ThrottleWatch { pacer, throttles }
+/// The interceptor that counts every throttled attempt in `throttles` (the `Throttled` metric),
+/// the SDK's retries of reads included.
+pub fn throttle_watch(throttles: Arc<ThrottleCount>) -> impl Intercept + 'static {
+    ThrottleWatch { throttles }
 }
 
-/// Sees every attempt's answer, so that throttling the SDK retries by itself still slows the pacer.
+/// Sees every attempt's answer, so that throttling the SDK retries by itself is still counted.
 #[derive(Debug)]
 struct ThrottleWatch {
-    pacer: Arc<Pacer>,
     throttles: Arc<ThrottleCount>,
 }
 
@@ -411,7 +439,6 @@ impl Intercept for ThrottleWatch {
             let name = error_type.split(':').next().unwrap_or("");
             if name == "ThrottlingException" || (name.is_empty() && response.status().as_u16() == 429) {
                 self.throttles.0.fetch_add(1, Ordering::Relaxed);
-                self.pacer.throttled();
             }
         }
         Ok(())
@@ -450,7 +477,7 @@ mod tests {
             ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
             ("AWS_SECRET_ACCESS_KEY", "secret"),
         ]);
-        let sdk = sdk_config(lambda).await;
+        let sdk = sdk_config(lambda, 3).await;
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert!(sdk.credentials_provider().is_some());
         assert!(sdk.http_client().is_some(), "the shared client with the built-in trust store");
@@ -468,10 +495,14 @@ mod tests {
                 response.headers_mut().insert("x-amzn-ErrorType", "ThrottlingException");
                 response
             });
+        let throttles = Arc::new(ThrottleCount::default());
+        let config = Config::from_lookup(|_| None).unwrap();
         let client = mock_client!(aws_sdk_partnercentralselling, RuleMode::MatchAny, [&throttled], |b| {
-            b.retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1)))
+            SdkPartnerCentral::configure(b, &config, throttles.clone())
         });
-        SdkPartnerCentral::from_client(client).warm_up(Catalog::Sandbox).await;
+        let retries = RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1));
+        SdkPartnerCentral::from_client(client).with_read_retries(retries).warm_up(Catalog::Sandbox).await;
         assert_eq!(throttled.num_calls(), 1, "never retried, and init goes on");
+        assert_eq!(throttles.get(), 1, "counted");
     }
 }

@@ -25,6 +25,8 @@ enum Script {
     Panic,
     /// Answers success after this long.
     Slow(Duration),
+    /// Fails this many times with this transient code, then succeeds.
+    FailTimes(u32, &'static str),
 }
 
 #[derive(Default)]
@@ -50,8 +52,15 @@ impl FakeService {
 
 impl PartnerCentral for FakeService {
     async fn disassociate(&self, request: &DisassociationRequest) -> Result<(), ApiError> {
+        // A call goes over the network: other records' tasks run meanwhile.
+        tokio::task::yield_now().await;
         let id = request.opportunity.as_str();
-        self.calls.lock().unwrap().push((id.to_owned(), Instant::now()));
+        let earlier = {
+            let mut calls = self.calls.lock().unwrap();
+            let earlier = calls.iter().filter(|(o, _)| o == id).count() as u32;
+            calls.push((id.to_owned(), Instant::now()));
+            earlier
+        };
         match self.scripts.get(id).cloned().unwrap_or(Script::Ok) {
             Script::Ok => Ok(()),
             Script::Fail(code, class) => Err(api_error(code, class)),
@@ -61,6 +70,8 @@ impl PartnerCentral for FakeService {
                 tokio::time::sleep(delay).await;
                 Ok(())
             }
+            Script::FailTimes(times, code) if earlier < times => Err(api_error(code, ErrorClass::Transient)),
+            Script::FailTimes(..) => Ok(()),
         }
     }
 
@@ -225,6 +236,10 @@ async fn every_service_error_class_maps_to_its_outcome() {
     assert_eq!(letters[0].lambda_request_id, "lambda-req-1");
     assert_eq!(letters[0].body, request("O3").to_string(), "the original body, unchanged");
     assert_eq!(*w.service.checks.lock().unwrap(), 2, "GetOpportunity only for the two not-found answers");
+    let calls = w.service.calls();
+    let count = |id: &str| calls.iter().filter(|c| *c == id).count();
+    assert_eq!([count("O1"), count("O2"), count("O7")], [3, 3, 3], "transient: AWS_MAX_ATTEMPTS (3) attempts");
+    assert_eq!([count("O3"), count("O4"), count("O5"), count("O6")], [1, 1, 1, 1], "the others: one");
 }
 
 #[tokio::test]
@@ -326,7 +341,7 @@ async fn fifo_failures_hold_back_the_rest_of_their_group_only() {
     assert_eq!(failures(&answer), ["m2", "m4"]);
     let mut calls = w.service.calls();
     calls.sort();
-    assert_eq!(calls, ["O1", "O2", "O3", "O5"], "m4 was not processed");
+    assert_eq!(calls, ["O1", "O2", "O2", "O2", "O3", "O5"], "O2 had its 3 attempts, m4 was not processed");
 }
 
 #[tokio::test]
@@ -368,6 +383,65 @@ async fn writes_are_paced_at_the_configured_rate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failed_write_is_retried_in_a_paced_slot_after_the_writes_already_waiting() {
+    // 2 writes/s. O1 is throttled once: the interval doubles to 1 s, so O2, already waiting, goes at
+    // 1 s and O1's retry at 2 s; nothing is fired between paced slots.
+    let w = world_with(
+        &[("O1", Script::FailTimes(1, "ThrottlingException"))],
+        &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "2")],
+        Some(FakeQueue::default()),
+    );
+    let start = Instant::now();
+    let records = ["O1", "O2"].iter().map(|o| record(&format!("m-{o}"), &request(o).to_string())).collect();
+    let answer = w.handler.handle(event(sqs(records), 600)).await.unwrap();
+    assert!(failures(&answer).is_empty(), "{answer}");
+    let calls: Vec<(String, Duration)> =
+        w.service.calls.lock().unwrap().iter().map(|(o, t)| (o.clone(), *t - start)).collect();
+    let expected = [("O1", 0), ("O2", 1000), ("O1", 2000)].map(|(o, ms)| (o.to_owned(), Duration::from_millis(ms)));
+    assert_eq!(calls, expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_is_tried_at_most_aws_max_attempts_times_and_fails_with_its_last_error() {
+    let w = world_with(
+        &[("O1", Script::FailTimes(5, "InternalServerException")), ("O2", Script::FailTimes(1, "Timeout"))],
+        &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "10"), ("AWS_MAX_ATTEMPTS", "2")],
+        Some(FakeQueue::default()),
+    );
+    let records = ["O1", "O2"].iter().map(|o| record(&format!("m-{o}"), &request(o).to_string())).collect();
+    let answer = w.handler.handle(event(sqs(records), 600)).await.unwrap();
+    assert_eq!(failures(&answer), ["m-O1"], "O2 succeeded on its second attempt");
+    let calls = w.service.calls();
+    assert_eq!(calls.iter().filter(|c| *c == "O1").count(), 2);
+    assert!(w.queue.letters.lock().unwrap().is_empty(), "a transient failure is never dead-lettered");
+
+    let w = world_with(
+        &[("O1", Script::FailTimes(1, "ThrottlingException"))],
+        &[("AWS_MAX_ATTEMPTS", "1")],
+        Some(FakeQueue::default()),
+    );
+    let error = w.handler.handle(event(request("O1"), 600)).await.unwrap_err();
+    assert_eq!(error.error_type, "ThrottlingException");
+    assert_eq!(w.service.calls(), ["O1"], "AWS_MAX_ATTEMPTS=1: no retry");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_whose_slot_would_miss_the_deadline_is_left_to_the_queue_with_its_reason() {
+    // 1 write/s, 5 s left: a slot may start up to 3.5 s. Throttled at 0 s (interval 2 s) and at 2 s
+    // (interval 4 s): the third slot, at 6 s, is too late.
+    let w = world_with(
+        &[("O1", Script::FailTimes(9, "ThrottlingException"))],
+        &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1")],
+        Some(FakeQueue::default()),
+    );
+    let start = Instant::now();
+    let error = w.handler.handle(event(request("O1"), 5)).await.unwrap_err();
+    assert_eq!(error.error_type, "ThrottlingException", "the last attempt's reason, not the deadline");
+    assert_eq!(w.service.call_times().iter().map(|t| *t - start).collect::<Vec<_>>(), [0, 2].map(Duration::from_secs));
+    assert!(start.elapsed() < Duration::from_secs(3), "answered without waiting for the refused slot");
+}
+
+#[tokio::test(start_paused = true)]
 async fn records_that_cannot_finish_before_the_deadline_are_not_started() {
     // 1 write/s, a 0.5 s margin and a 1 s reserve per call: with 5 s left, slots at 0, 1, 2 and 3 s
     // fit (3 <= 5 - 1.5); 4 s and later do not.
@@ -406,7 +480,7 @@ async fn eventbridge_retry_and_undeliverable_rejections_are_function_errors() {
     assert_eq!(error.error_type, "InternalServerException");
     let error = w.handler.handle(event(eventbridge(json!({"Catalog": "Sandbox"})), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "ValidationError");
-    assert_eq!(w.service.calls(), ["O1"]);
+    assert_eq!(w.service.calls(), ["O1", "O1", "O1"], "3 attempts, and no call for the invalid request");
 }
 
 #[tokio::test]

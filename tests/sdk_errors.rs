@@ -13,10 +13,10 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
+use opportunity_disassociator::config::Config;
 use opportunity_disassociator::outcome::Outcome;
-use opportunity_disassociator::pacer::Pacer;
 use opportunity_disassociator::partner_central::{
-    Association, ErrorClass, PartnerCentral, SdkPartnerCentral, ThrottleCount, throttle_watch,
+    Association, ErrorClass, PartnerCentral, SdkPartnerCentral, ThrottleCount,
 };
 use opportunity_disassociator::request::DisassociationRequest;
 use serde_json::json;
@@ -40,21 +40,20 @@ fn wire_error(status: u16, error_type: &str, body: serde_json::Value) -> HttpRes
 
 struct Adapter {
     partner_central: SdkPartnerCentral,
-    pacer: Arc<Pacer>,
     throttles: Arc<ThrottleCount>,
 }
 
-fn adapter(rules: &[&Rule], attempts: u32) -> Adapter {
-    let pacer = Arc::new(Pacer::new(1000.0));
+/// The client as the function configures it ([`SdkPartnerCentral::configure`]: one attempt per call),
+/// with `read_attempts` SDK attempts for reads, as `AWS_MAX_ATTEMPTS` gives them.
+fn adapter(rules: &[&Rule], read_attempts: u32) -> Adapter {
     let throttles = Arc::new(ThrottleCount::default());
-    let watch = (pacer.clone(), throttles.clone());
+    let config = Config::from_lookup(|_| None).unwrap();
     let client: Client = mock_client!(aws_sdk_partnercentralselling, RuleMode::Sequential, rules, |b| {
-        b.retry_config(
-            RetryConfig::standard().with_max_attempts(attempts).with_initial_backoff(Duration::from_millis(1)),
-        )
-        .interceptor(throttle_watch(watch.0.clone(), watch.1.clone()))
+        SdkPartnerCentral::configure(b, &config, throttles.clone())
     });
-    Adapter { partner_central: SdkPartnerCentral::from_client(client), pacer, throttles }
+    let read_retries =
+        RetryConfig::standard().with_max_attempts(read_attempts).with_initial_backoff(Duration::from_millis(1));
+    Adapter { partner_central: SdkPartnerCentral::from_client(client).with_read_retries(read_retries), throttles }
 }
 
 fn disassociate_answers(status: u16, error_type: &'static str, body: serde_json::Value) -> Rule {
@@ -203,17 +202,45 @@ async fn an_unknown_error_code_is_retried_not_rejected() {
 }
 
 #[tokio::test]
-async fn every_throttled_attempt_slows_the_pacer_even_when_the_sdk_retry_succeeds() {
+async fn a_write_is_one_attempt_whose_throttling_is_counted_and_left_to_the_handler() {
     let rule = mock!(Client::disassociate_opportunity)
         .sequence()
         .http_response(|| wire_error(429, "ThrottlingException", json!({"Message": "slow down"})))
-        .times(2)
         .output(|| DisassociateOpportunityOutput::builder().build())
         .build();
     let a = adapter(&[&rule], 3);
-    let before = a.pacer.interval();
-    assert_eq!(outcome_of(&a).await, Outcome::Disassociated);
-    assert_eq!(rule.num_calls(), 3);
-    assert_eq!(a.throttles.get(), 2);
-    assert_eq!(a.pacer.interval(), before * 4, "two throttled attempts doubled the interval twice");
+    let error = a.partner_central.disassociate(&request()).await.unwrap_err();
+    assert!(error.is_throttling(), "{error:?}");
+    assert_eq!(error.class, ErrorClass::Transient);
+    assert_eq!(rule.num_calls(), 1, "the SDK did not retry the write");
+    assert_eq!(a.throttles.get(), 1);
+    // The handler's retry, in its next paced slot, goes through.
+    assert_eq!(a.partner_central.disassociate(&request()).await, Ok(()));
+}
+
+#[tokio::test]
+async fn a_read_is_retried_by_the_sdk_and_every_throttled_attempt_counted() {
+    let get = mock!(Client::get_opportunity)
+        .sequence()
+        .http_response(|| wire_error(429, "ThrottlingException", json!({"Message": "slow down"})))
+        .output(|| {
+            GetOpportunityOutput::builder()
+                .catalog("Sandbox")
+                .id("O1234567")
+                .last_modified_date(aws_smithy_types::DateTime::from_secs(0))
+                .created_date(aws_smithy_types::DateTime::from_secs(0))
+                .build()
+                .unwrap()
+        })
+        .build();
+    let a = adapter(&[&get], 3);
+    assert_eq!(a.partner_central.association(&request()).await, Ok(Association::Absent));
+    assert_eq!(get.num_calls(), 2, "retried once by the SDK");
+    assert_eq!(a.throttles.get(), 1);
+
+    let get = mock!(Client::get_opportunity)
+        .then_http_response(|| wire_error(429, "ThrottlingException", json!({"Message": "slow down"})));
+    let a = adapter(&[&get], 2);
+    assert_eq!(a.partner_central.association(&request()).await.unwrap_err().code, "ThrottlingException");
+    assert_eq!(get.num_calls(), 2, "AWS_MAX_ATTEMPTS attempts, no more");
 }
