@@ -908,11 +908,9 @@ def main() -> int:
     parser.add_argument("--warm-batches", type=int, default=5, help="ten records each, per latency")
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--quota", type=float, default=10.0, help="emulator write quota, per second")
-    # A bucket of 2, not 1: the emulator checks its bucket after its added latency, whose timer
-    # wakes a few milliseconds late now and then on a busy 2-core machine; with a bucket of 1 that
-    # shift alone throttles a client paced at 95% of the rate. 2 absorbs one late check, and no
-    # sustained rate above the quota is possible either way.
-    parser.add_argument("--burst", type=float, default=2.0, help="emulator write bucket size")
+    # A bucket of 1: no burst at all, the strictest reading of "10 writes per second". The emulator
+    # takes its token as a request arrives, before its added latency.
+    parser.add_argument("--burst", type=float, default=1.0, help="emulator write bucket size")
     parser.add_argument("--pace", type=float, default=9.5, help="our PARTNER_CENTRAL_WRITES_PER_SECOND")
     parser.add_argument("--drain-latency", type=int, default=50, help="API latency during the drain, ms")
     parser.add_argument("--drain-cap", type=float, default=120, help="seconds before a drain is stopped")

@@ -353,13 +353,23 @@ fn record_outcome(shared: &Shared, op: Operation, outcome: &Outcome) {
 }
 
 async fn run_operation(shared: &Shared, op: Operation, body: &[u8]) -> Outcome {
-    let faults = {
+    // The quota is checked as the request arrives, as a front door does, before the added latency:
+    // checked after it, the timer's late wake-ups (milliseconds on a busy machine) would move
+    // the check and throttle a client that paced its sends correctly.
+    let (faults, admitted) = {
         let mut st = shared.lock();
         st.counters(op.name()).calls += 1;
-        st.faults.clone()
+        let admitted = st.take_token(op.quota());
+        if !admitted {
+            st.counters(op.name()).quota_throttled += 1;
+        }
+        (st.faults.clone(), admitted)
     };
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    if !admitted {
+        return Outcome::Answer(throttled("Rate exceeded."));
     }
 
     let fault = {
@@ -392,14 +402,6 @@ async fn run_operation(shared: &Shared, op: Operation, body: &[u8]) -> Outcome {
             }
         }
         None => {}
-    }
-
-    {
-        let mut st = shared.lock();
-        if !st.take_token(op.quota()) {
-            st.counters(op.name()).quota_throttled += 1;
-            return Outcome::Answer(throttled("Rate exceeded."));
-        }
     }
 
     let input = if body.iter().all(u8::is_ascii_whitespace) {
