@@ -3,7 +3,7 @@
 use aws_sdk_partnercentralselling::operation::disassociate_opportunity::DisassociateOpportunityError;
 use aws_sdk_partnercentralselling::operation::get_opportunity::GetOpportunityError;
 use aws_sdk_partnercentralselling::types::RelatedEntityType;
-use partner_central_emulator::{EmulatorConfig, QuotaConfig, TokenBucketConfig};
+use partner_central_emulator::{EmulatorConfig, FaultConfig, QuotaConfig, TokenBucketConfig};
 use tokio::task::JoinSet;
 
 use crate::common::{client, entities, seed, start_with};
@@ -120,5 +120,43 @@ async fn exact_counts_with_a_non_refilling_bucket() {
             .set_quotas(QuotaConfig { write: Some(TokenBucketConfig { rate: -1.0, burst: 1.0 }), read: None })
             .is_err()
     );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_quota_is_taken_as_a_request_arrives_not_after_the_added_latency() {
+    // One write token, never refilled. A arrives first and sleeps 400 ms of added latency; B arrives
+    // 100 ms later with no latency. The token is A's: taken after the latency, it would be B's.
+    let emulator = start_with(EmulatorConfig {
+        seed: seed(),
+        quotas: QuotaConfig { write: Some(TokenBucketConfig { rate: 0.0, burst: 1.0 }), read: None },
+        faults: FaultConfig { latency_ms: 400, ..FaultConfig::default() },
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = client(&emulator.endpoint()).await;
+    let write = |n: u32| {
+        let client = client.clone();
+        async move {
+            client
+                .disassociate_opportunity()
+                .catalog("Sandbox")
+                .opportunity_identifier(format!("O200000{n}"))
+                .related_entity_type(RelatedEntityType::Solutions)
+                .related_entity_identifier(format!("S-200000{n}"))
+                .send()
+                .await
+        }
+    };
+    let first = tokio::spawn(write(1));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    emulator.set_faults(FaultConfig::default()).expect("faults");
+    let second = write(2).await;
+    assert!(
+        matches!(second.map_err(|e| e.into_service_error()), Err(DisassociateOpportunityError::ThrottlingException(_))),
+        "the later arrival finds the bucket empty"
+    );
+    first.await.expect("task").expect("the first arrival holds the token");
+    assert_eq!(emulator.state().operation("DisassociateOpportunity").quota_throttled, 1);
     emulator.shutdown().await;
 }
