@@ -7,6 +7,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_partnercentralselling::Client;
 use aws_sdk_partnercentralselling::config::{Credentials, Region};
+use aws_sdk_partnercentralselling::error::SdkError;
+use aws_sdk_partnercentralselling::operation::disassociate_opportunity::DisassociateOpportunityError;
+use aws_sdk_partnercentralselling::types::RelatedEntityType;
 use partner_central_emulator::{Emulator, EmulatorConfig, QuotaConfig, RunningEmulator, Seed, StateSnapshot};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -209,6 +212,22 @@ pub fn aws_headers(
 pub async fn signed_call(endpoint: &str, operation: &str, body: &str) -> Raw {
     let headers = aws_headers(endpoint, operation, body.as_bytes(), Some(Signing::default()));
     raw(endpoint, "POST", "/", &headers, body.as_bytes()).await.expect("request")
+}
+
+/// Disassociates the seed's solution `S-200000{n}` from opportunity `O200000{n}`.
+pub async fn disassociate(
+    client: &Client,
+    n: u32,
+) -> Result<(), SdkError<DisassociateOpportunityError, aws_sdk_partnercentralselling::config::http::HttpResponse>> {
+    client
+        .disassociate_opportunity()
+        .catalog("Sandbox")
+        .opportunity_identifier(format!("O200000{n}"))
+        .related_entity_type(RelatedEntityType::Solutions)
+        .related_entity_identifier(format!("S-200000{n}"))
+        .send()
+        .await
+        .map(|_| ())
 }
 
 pub fn disassociate_body(opportunity: &str, entity_type: &str, identifier: &str) -> String {

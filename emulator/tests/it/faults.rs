@@ -2,28 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_partnercentralselling::Client;
 use aws_sdk_partnercentralselling::error::SdkError;
 use aws_sdk_partnercentralselling::operation::disassociate_opportunity::DisassociateOpportunityError;
-use aws_sdk_partnercentralselling::types::RelatedEntityType;
 use partner_central_emulator::{EmulatorConfig, FaultConfig, QuotaConfig};
 
-use crate::common::{ClientOptions, client, client_with, control, entities, seed, start, start_with};
-
-async fn disassociate(
-    client: &Client,
-    n: u32,
-) -> Result<(), SdkError<DisassociateOpportunityError, aws_sdk_partnercentralselling::config::http::HttpResponse>> {
-    client
-        .disassociate_opportunity()
-        .catalog("Sandbox")
-        .opportunity_identifier(format!("O200000{n}"))
-        .related_entity_type(RelatedEntityType::Solutions)
-        .related_entity_identifier(format!("S-200000{n}"))
-        .send()
-        .await
-        .map(|_| ())
-}
+use crate::common::{ClientOptions, client, client_with, control, disassociate, entities, seed, start, start_with};
 
 #[tokio::test]
 async fn injected_throttling_and_errors() {

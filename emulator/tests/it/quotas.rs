@@ -6,7 +6,7 @@ use aws_sdk_partnercentralselling::types::RelatedEntityType;
 use partner_central_emulator::{EmulatorConfig, FaultConfig, QuotaConfig, TokenBucketConfig};
 use tokio::task::JoinSet;
 
-use crate::common::{client, entities, seed, start_with};
+use crate::common::{client, disassociate, entities, seed, start_with};
 
 #[tokio::test]
 async fn a_burst_of_writes_is_throttled_by_the_default_quota() {
@@ -16,16 +16,7 @@ async fn a_burst_of_writes_is_throttled_by_the_default_quota() {
     let mut calls = JoinSet::new();
     for n in 1..=5 {
         let client = client.clone();
-        calls.spawn(async move {
-            client
-                .disassociate_opportunity()
-                .catalog("Sandbox")
-                .opportunity_identifier(format!("O200000{n}"))
-                .related_entity_type(RelatedEntityType::Solutions)
-                .related_entity_identifier(format!("S-200000{n}"))
-                .send()
-                .await
-        });
+        calls.spawn(async move { disassociate(&client, n).await });
     }
     let (mut ok, mut throttled) = (0, 0);
     while let Some(result) = calls.join_next().await {
@@ -66,15 +57,7 @@ async fn exact_counts_with_a_non_refilling_bucket() {
     let before = entities(&emulator.state());
     let mut results = Vec::new();
     for n in 1..=5 {
-        let r = client
-            .disassociate_opportunity()
-            .catalog("Sandbox")
-            .opportunity_identifier(format!("O200000{n}"))
-            .related_entity_type(RelatedEntityType::Solutions)
-            .related_entity_identifier(format!("S-200000{n}"))
-            .send()
-            .await;
-        results.push(r.is_ok());
+        results.push(disassociate(&client, n).await.is_ok());
     }
     assert_eq!(results, [true, true, false, false, false]);
     // Associate shares the write bucket.
@@ -135,23 +118,13 @@ async fn the_quota_is_taken_as_a_request_arrives_not_after_the_added_latency() {
     })
     .await;
     let client = client(&emulator.endpoint()).await;
-    let write = |n: u32| {
+    let first = {
         let client = client.clone();
-        async move {
-            client
-                .disassociate_opportunity()
-                .catalog("Sandbox")
-                .opportunity_identifier(format!("O200000{n}"))
-                .related_entity_type(RelatedEntityType::Solutions)
-                .related_entity_identifier(format!("S-200000{n}"))
-                .send()
-                .await
-        }
+        tokio::spawn(async move { disassociate(&client, 1).await })
     };
-    let first = tokio::spawn(write(1));
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     emulator.set_faults(FaultConfig::default()).expect("faults");
-    let second = write(2).await;
+    let second = disassociate(&client, 2).await;
     assert!(
         matches!(second.map_err(|e| e.into_service_error()), Err(DisassociateOpportunityError::ThrottlingException(_))),
         "the later arrival finds the bucket empty"
