@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_partnercentralselling::Client;
+use aws_sdk_partnercentralselling::config::{Region, StalledStreamProtectionConfig};
 use aws_sdk_partnercentralselling::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_partnercentralselling::operation::RequestId;
 use aws_sdk_partnercentralselling::operation::disassociate_opportunity::DisassociateOpportunityError;
 use aws_sdk_partnercentralselling::operation::get_opportunity::GetOpportunityError;
 use aws_sdk_partnercentralselling::types::{RelatedEntityIdentifiers, RelatedEntityType};
-use aws_sdk_partnercentralselling::{Client, config::Region};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder, proxy::ProxyConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -129,6 +130,10 @@ impl SdkPartnerCentral {
     /// attempt per call. A write must not be retried by the SDK: its retry would go out between two
     /// paced writes, outside the pacer, and throttle the next one; the handler retries it in a paced
     /// slot instead. Reads get the SDK's retries back per call ([`PartnerCentral::association`]).
+    ///
+    /// No stalled-stream protection: it watches a body's throughput over seconds, and these bodies are
+    /// a few hundred bytes, already bounded by the read, attempt and operation timeouts. Its timers and
+    /// body wrappers cost every call CPU for nothing.
     pub fn configure(
         builder: aws_sdk_partnercentralselling::config::Builder,
         config: &Config,
@@ -144,6 +149,7 @@ impl SdkPartnerCentral {
             .region(Region::new(config.partner_central_region.clone()))
             .timeout_config(timeouts)
             .retry_config(RetryConfig::disabled())
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .interceptor(throttle_watch(throttles))
     }
 
@@ -481,6 +487,17 @@ mod tests {
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert!(sdk.credentials_provider().is_some());
         assert!(sdk.http_client().is_some(), "the shared client with the built-in trust store");
+    }
+
+    #[tokio::test]
+    async fn the_client_makes_one_attempt_without_stalled_stream_protection() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        let sdk = sdk_config(lookup(&[("AWS_REGION", "eu-west-1")]), 3).await;
+        let partner_central = SdkPartnerCentral::new(&sdk, &config, Arc::new(ThrottleCount::default()));
+        let client_config = partner_central.client().config();
+        assert_eq!(client_config.retry_config().map(|r| r.max_attempts()), Some(1));
+        assert_eq!(client_config.stalled_stream_protection().map(|s| s.is_enabled()), Some(false));
+        assert_eq!(client_config.region().map(|r| r.as_ref()), Some(config.partner_central_region.as_str()));
     }
 
     #[tokio::test]
