@@ -21,7 +21,9 @@ thread got to read them. Figures (each the median over `--runs` fresh processes)
 - init: process start (just before exec) to the first `/next` poll;
 - first invocation: `/next` answered to the answer received, one SQS record, its API call included;
 - warm cost per record: the same, warm, one record per invocation (and per record in batches of
-  10), at 0 ms and at 50 ms of API latency added by the emulator;
+  10), at 0 ms and at 50 ms of API latency added by the emulator, and the CPU the process ran per
+  such invocation (`/proc/<pid>/task/*/schedstat`: user and kernel, the loopback's network work
+  included);
 - peak RSS: `VmHWM` of the function's process after all of the above;
 - backlog drain: N messages against the emulator's write quota, fraction of the quota achieved,
   throttled answers, dead letters.
@@ -447,6 +449,18 @@ class FunctionProcess:
             raise RuntimeError(f"{self.kind['name']}: init error {self.api.init_error!r}")
         return ms(self.api.first_poll_ns - self.started_ns)
 
+    def cpu_ns(self) -> int | None:
+        """CPU time the process's threads have run so far, user and kernel, in ns (the sum of
+        `/proc/<pid>/task/*/schedstat`)."""
+        try:
+            total = 0
+            for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+                with open(f"/proc/{self.proc.pid}/task/{task}/schedstat") as schedstat:
+                    total += int(schedstat.read().split()[0])
+            return total
+        except (OSError, ValueError, IndexError):
+            return None
+
     def peak_rss_mib(self) -> float | None:
         try:
             with open(f"/proc/{self.proc.pid}/status") as status:
@@ -503,11 +517,15 @@ def measure_run(kind: dict, emulator: Emulator, entities: Entities, args, log_pa
                 fn.api.invoke(sqs_event(entities, 1))
                 time.sleep(WARM_GAP_S)
             singles, per_record = [], []
+            cpu_before = fn.cpu_ns()
             for _ in range(args.warm_invocations):
                 ok, answer, duration = fn.api.invoke(sqs_event(entities, 1))
                 result["errors"] += failures_of(kind, ok, answer) != 0
                 singles.append(duration)
                 time.sleep(WARM_GAP_S)
+            cpu_after = fn.cpu_ns()
+            if None not in (cpu_before, cpu_after) and args.warm_invocations:
+                result[f"warm_cpu_ms@{latency}"] = ms(cpu_after - cpu_before) / args.warm_invocations
             for _ in range(args.warm_batches):
                 ok, answer, duration = fn.api.invoke(sqs_event(entities, 10))
                 result["errors"] += failures_of(kind, ok, answer) != 0
@@ -764,6 +782,7 @@ def table(results: dict) -> str:
         label = f"  same, above the API latency as delivered ({fmt(delivered, 2, ' ms')})"
         rows.append((label, f"over@{latency}", 2, " ms"))
         rows.append(("  same, less the floor's Runtime API round trip", f"net@{latency}", 2, " ms"))
+        rows.append(("  CPU the process ran per such invocation (user + kernel)", f"warm_cpu_ms@{latency}", 2, " ms"))
         wake = results.get("wake_up_after_wait_ms", {}).get(str(latency))
         rows.append((f"  (waking a process after this wait takes {fmt(wake, 2, ' ms')} here)", None, 2, " ms"))
         label = f"warm, per record in batches of 10, latency {latency} ms"
