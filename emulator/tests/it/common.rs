@@ -215,16 +215,29 @@ pub async fn signed_call(endpoint: &str, operation: &str, body: &str) -> Raw {
 }
 
 /// Disassociates the seed's solution `S-200000{n}` from opportunity `O200000{n}`.
-pub async fn disassociate(
+pub type DisassociateResult =
+    Result<(), SdkError<DisassociateOpportunityError, aws_sdk_partnercentralselling::config::http::HttpResponse>>;
+
+/// The seed's solution `S-200000{n}` off `O200000{n}`, in the Sandbox catalog.
+pub async fn disassociate(client: &Client, n: u32) -> DisassociateResult {
+    let (opportunity, solution) = (format!("O200000{n}"), format!("S-200000{n}"));
+    disassociate_entity(client, "Sandbox", &opportunity, RelatedEntityType::Solutions, &solution).await
+}
+
+/// One `DisassociateOpportunity` call with every member as given (the SDK checks none of them).
+pub async fn disassociate_entity(
     client: &Client,
-    n: u32,
-) -> Result<(), SdkError<DisassociateOpportunityError, aws_sdk_partnercentralselling::config::http::HttpResponse>> {
+    catalog: &str,
+    opportunity: &str,
+    entity_type: RelatedEntityType,
+    identifier: &str,
+) -> DisassociateResult {
     client
         .disassociate_opportunity()
-        .catalog("Sandbox")
-        .opportunity_identifier(format!("O200000{n}"))
-        .related_entity_type(RelatedEntityType::Solutions)
-        .related_entity_identifier(format!("S-200000{n}"))
+        .catalog(catalog)
+        .opportunity_identifier(opportunity)
+        .related_entity_type(entity_type)
+        .related_entity_identifier(identifier)
         .send()
         .await
         .map(|_| ())

@@ -9,7 +9,7 @@ use aws_sdk_partnercentralselling::types::{
 };
 use partner_central_emulator::{EmulatorConfig, FaultConfig, QuotaConfig, TokenBucketConfig};
 
-use crate::common::{client, seed, signed_call, start, start_with};
+use crate::common::{client, disassociate, disassociate_entity, seed, signed_call, start, start_with};
 
 fn fields(e: &aws_sdk_partnercentralselling::types::error::ValidationException) -> Vec<(String, Code)> {
     e.error_list().iter().map(|x| (x.field_name().unwrap_or("").to_owned(), x.code().clone())).collect()
@@ -45,13 +45,7 @@ async fn missing_members_are_all_listed() {
 async fn invalid_values_are_all_listed() {
     let emulator = start().await;
     let client = client(&emulator.endpoint()).await;
-    let err = client
-        .disassociate_opportunity()
-        .catalog("sandbox")
-        .opportunity_identifier("o123")
-        .related_entity_type(RelatedEntityType::from("solutions"))
-        .related_entity_identifier("")
-        .send()
+    let err = disassociate_entity(&client, "sandbox", "o123", RelatedEntityType::from("solutions"), "")
         .await
         .expect_err("invalid")
         .into_service_error();
@@ -68,13 +62,7 @@ async fn invalid_values_are_all_listed() {
         other => panic!("unexpected {other:?}"),
     }
     // Per-type pattern: a product code is not a solution identifier; nothing changed.
-    let err = client
-        .disassociate_opportunity()
-        .catalog("Sandbox")
-        .opportunity_identifier("O1234567")
-        .related_entity_type(RelatedEntityType::Solutions)
-        .related_entity_identifier("AmazonEC2")
-        .send()
+    let err = disassociate_entity(&client, "Sandbox", "O1234567", RelatedEntityType::Solutions, "AmazonEC2")
         .await
         .expect_err("invalid")
         .into_service_error();
@@ -128,13 +116,7 @@ async fn get_opportunity_validation() {
 async fn denied_catalog_is_access_denied() {
     let emulator = start().await;
     let client = client(&emulator.endpoint()).await;
-    let err = client
-        .disassociate_opportunity()
-        .catalog("AWS")
-        .opportunity_identifier("O9000001")
-        .related_entity_type(RelatedEntityType::Solutions)
-        .related_entity_identifier("S-9000001")
-        .send()
+    let err = disassociate_entity(&client, "AWS", "O9000001", RelatedEntityType::Solutions, "S-9000001")
         .await
         .expect_err("denied");
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
@@ -165,13 +147,7 @@ async fn denied_catalog_is_access_denied() {
 async fn unknown_opportunity_and_unassociated_entity_are_not_found() {
     let emulator = start().await;
     let client = client(&emulator.endpoint()).await;
-    let err = client
-        .disassociate_opportunity()
-        .catalog("Sandbox")
-        .opportunity_identifier("O7777777")
-        .related_entity_type(RelatedEntityType::Solutions)
-        .related_entity_identifier("S-1")
-        .send()
+    let err = disassociate_entity(&client, "Sandbox", "O7777777", RelatedEntityType::Solutions, "S-1")
         .await
         .expect_err("unknown");
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
@@ -191,13 +167,7 @@ async fn unknown_opportunity_and_unassociated_entity_are_not_found() {
         .expect_err("unknown")
         .into_service_error();
     assert!(matches!(err, GetOpportunityError::ResourceNotFoundException(_)), "{err:?}");
-    let err = client
-        .disassociate_opportunity()
-        .catalog("Sandbox")
-        .opportunity_identifier("O2000001")
-        .related_entity_type(RelatedEntityType::Solutions)
-        .related_entity_identifier("S-2000002")
-        .send()
+    let err = disassociate_entity(&client, "Sandbox", "O2000001", RelatedEntityType::Solutions, "S-2000002")
         .await
         .expect_err("not associated")
         .into_service_error();
@@ -215,13 +185,7 @@ async fn unknown_opportunity_and_unassociated_entity_are_not_found() {
 async fn last_solution_of_submitted_opportunity_is_business_validation() {
     let emulator = start().await;
     let client = client(&emulator.endpoint()).await;
-    let err = client
-        .disassociate_opportunity()
-        .catalog("Sandbox")
-        .opportunity_identifier("O3000001")
-        .related_entity_type(RelatedEntityType::Solutions)
-        .related_entity_identifier("S-3000001")
-        .send()
+    let err = disassociate_entity(&client, "Sandbox", "O3000001", RelatedEntityType::Solutions, "S-3000001")
         .await
         .expect_err("business rule")
         .into_service_error();
@@ -242,13 +206,7 @@ async fn last_solution_of_submitted_opportunity_is_business_validation() {
         .send()
         .await
         .expect("associate");
-    client
-        .disassociate_opportunity()
-        .catalog("Sandbox")
-        .opportunity_identifier("O3000001")
-        .related_entity_type(RelatedEntityType::Solutions)
-        .related_entity_identifier("S-3000001")
-        .send()
+    disassociate_entity(&client, "Sandbox", "O3000001", RelatedEntityType::Solutions, "S-3000001")
         .await
         .expect("disassociate");
     emulator.shutdown().await;
@@ -263,17 +221,8 @@ async fn throttling_and_internal_errors_are_parsed() {
     })
     .await;
     let client = client(&emulator.endpoint()).await;
-    let call = || {
-        client
-            .disassociate_opportunity()
-            .catalog("Sandbox")
-            .opportunity_identifier("O2000001")
-            .related_entity_type(RelatedEntityType::Solutions)
-            .related_entity_identifier("S-2000001")
-            .send()
-    };
-    call().await.expect("first write fits the bucket");
-    let err = call().await.expect_err("throttled");
+    disassociate(&client, 1).await.expect("first write fits the bucket");
+    let err = disassociate(&client, 1).await.expect_err("throttled");
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(429));
     assert!(matches!(err.into_service_error(), DisassociateOpportunityError::ThrottlingException(_)),);
 
