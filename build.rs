@@ -2,7 +2,7 @@
 //!
 //! A position-independent executable is relocated by the dynamic loader at every start: for this
 //! binary some 27,000 relative relocations, which write (and so copy) every page of `.data.rel.ro`
-//! and read the whole relocation table, about 0.3-0.4 ms of a cold start of 4 ms (`make bench`).
+//! and read the whole relocation table: about 0.5 ms of a 3.5 ms init here (bench/README.md).
 //! Linked at a fixed address, it has none. The cost: the executable's own code and data are not
 //! randomised by ASLR (the libraries, heap and stack still are), as with Go's default on Linux.
 //! Only the shipped binary is linked so; tests and the other binaries are left as the target makes them.
