@@ -445,30 +445,16 @@ mod tests {
         json!({"Catalog": "Sandbox", "OpportunityIdentifier": opportunity, "RelatedEntityType": "Solutions", "RelatedEntityIdentifier": "S-2000004"})
     }
 
-    /// A Function URL event as Lambda delivers it (payload format 2.0).
+    /// A Function URL event as Lambda delivers it (payload format 2.0): the sample
+    /// `events/webhook-signed.json` with this method, headers and body.
     fn event(method: &str, headers: Value, body: &str, base64: bool) -> LambdaFunctionUrlRequest {
-        serde_json::from_value(json!({
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": "/",
-            "rawQueryString": "",
-            "headers": headers,
-            "requestContext": {
-                "accountId": "anonymous",
-                "apiId": "abc123",
-                "domainName": "abc123.lambda-url.us-east-1.on.aws",
-                "domainPrefix": "abc123",
-                "http": {"method": method, "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "crm/1.0"},
-                "requestId": "url-req-1",
-                "routeKey": "$default",
-                "stage": "$default",
-                "time": "24/Nov/2025:16:00:00 +0000",
-                "timeEpoch": 1_764_000_000_000u64
-            },
-            "body": body,
-            "isBase64Encoded": base64
-        }))
-        .expect("a Function URL event")
+        let mut event: Value =
+            serde_json::from_str(include_str!("../events/webhook-signed.json")).expect("the sample event");
+        event["requestContext"]["http"]["method"] = method.into();
+        event["headers"] = headers;
+        event["body"] = body.into();
+        event["isBase64Encoded"] = base64.into();
+        serde_json::from_value(event).expect("a Function URL event")
     }
 
     fn signed_at(body: &str, timestamp: u64) -> LambdaFunctionUrlRequest {

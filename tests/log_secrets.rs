@@ -10,10 +10,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{Function, Moto, Queues, RuntimeApi, pump_once, request};
-use opportunity_disassociator::webhook::signature;
+use common::{Function, Moto, Queues, RuntimeApi, function_url_event, now_secs, pump_once, request, signed_webhook};
 use partner_central_emulator::{Emulator, EmulatorConfig, FaultConfig, QuotaConfig, RunningEmulator, Seed};
 use serde_json::{Value, json};
 
@@ -58,29 +57,11 @@ const LOGGINGS: [Logging; 5] = [
     },
 ];
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-fn function_url_event(body: &str, headers: Value) -> Value {
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "", "headers": headers,
-        "requestContext": {"accountId": "anonymous", "apiId": "abcdefghij1234567890",
-            "domainName": "abcdefghij1234567890.lambda-url.us-east-1.on.aws", "domainPrefix": "abcdefghij1234567890",
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10", "userAgent": "crm/1.0"},
-            "requestId": "url-request-1", "routeKey": "$default", "stage": "$default",
-            "time": "26/Nov/2026:08:00:00 +0000", "timeEpoch": now() * 1000},
-        "body": body, "isBase64Encoded": false
-    })
-}
-
 /// A webhook call signed with `secret`, and the signature it carries.
 fn webhook(body: &str, timestamp: u64, secret: &str) -> (Value, String) {
-    let ts = timestamp.to_string();
-    let signature = signature(secret.as_bytes(), &ts, body.as_bytes());
-    let headers =
-        json!({"content-type": "application/json", "x-webhook-timestamp": ts, "x-webhook-signature": signature});
-    (function_url_event(body, headers), signature)
+    let event = signed_webhook(body, timestamp, secret);
+    let signature = event["headers"]["x-webhook-signature"].as_str().expect("signed").to_owned();
+    (event, signature)
 }
 
 fn status(answer: &common::Answer) -> u64 {
@@ -100,14 +81,7 @@ async fn emulator() -> RunningEmulator {
 }
 
 async fn webhook_secret_arn(moto: &Moto, name: &str) -> String {
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("eu-west-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "test"))
-        .build();
-    let client = aws_sdk_secretsmanager::Client::from_conf(config);
-    let created = client.create_secret().name(name).secret_string(WEBHOOK_SECRET).send().await;
+    let created = moto.secrets_manager().create_secret().name(name).secret_string(WEBHOOK_SECRET).send().await;
     created.expect("create the secret").arn.expect("an ARN")
 }
 
@@ -164,11 +138,11 @@ async fn mixed_run(logging: &Logging, moto: &Moto) -> (Vec<String>, Vec<String>)
     let mut signatures = Vec::new();
     let body =
         json!([request("Sandbox", "O3", "Solutions", "S-3"), request("Sandbox", "O4", "Solutions", "S-4")]).to_string();
-    let (signed, good) = webhook(&body, now(), WEBHOOK_SECRET);
+    let (signed, good) = webhook(&body, now_secs(), WEBHOOK_SECRET);
     assert_eq!(status(&runtime.invoke(signed, TIMEOUT).await), 202, "{name}");
-    let (forged, bad) = webhook(&body, now(), "a-guess-at-the-secret-0000000000");
+    let (forged, bad) = webhook(&body, now_secs(), "a-guess-at-the-secret-0000000000");
     assert_eq!(status(&runtime.invoke(forged, TIMEOUT).await), 401, "{name}");
-    let (stale, old) = webhook(&body, now() - 3600, WEBHOOK_SECRET);
+    let (stale, old) = webhook(&body, now_secs() - 3600, WEBHOOK_SECRET);
     assert_eq!(status(&runtime.invoke(stale, TIMEOUT).await), 401, "{name}");
     let unsigned = function_url_event(&body, json!({"content-type": "application/json"}));
     assert_eq!(status(&runtime.invoke(unsigned, TIMEOUT).await), 401, "{name}");

@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use common::{Function, Moto, RuntimeApi, pump_once, request};
+use common::{Function, Moto, RuntimeApi, function_url_event, now_secs, pump_once, request, signed_webhook};
 use opportunity_disassociator::request::DisassociationRequest;
-use opportunity_disassociator::webhook::signature;
 use opportunity_disassociator::work_queue::{SqsWorkQueue, WorkQueue};
 use partner_central_emulator::{Emulator, EmulatorConfig, RunningEmulator, Seed};
 use serde_json::{Value, json};
@@ -55,49 +54,8 @@ fn env(emulator: &RunningEmulator, moto: &Moto, extra: &[(&'static str, String)]
     env
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// A Function URL event (payload format 2.0) as Lambda delivers a POST.
-fn function_url_event(body: &str, headers: Value) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "abcdefghij1234567890",
-            "domainName": "abcdefghij1234567890.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "abcdefghij1234567890",
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10", "userAgent": "crm/1.0"},
-            "requestId": "url-request-1",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "26/Nov/2026:08:00:00 +0000",
-            "timeEpoch": now() * 1000
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-}
-
-fn signed_at(body: &str, timestamp: u64, secret: &str) -> Value {
-    let ts = timestamp.to_string();
-    function_url_event(
-        body,
-        json!({
-            "content-type": "application/json",
-            "x-webhook-timestamp": ts,
-            "x-webhook-signature": signature(secret.as_bytes(), &ts, body.as_bytes()),
-        }),
-    )
-}
-
 fn signed(body: &str) -> Value {
-    signed_at(body, now(), WEBHOOK_SECRET)
+    signed_webhook(body, now_secs(), WEBHOOK_SECRET)
 }
 
 /// The HTTP status and the parsed JSON body of a Function URL response.
@@ -196,9 +154,9 @@ async fn refused_webhooks_queue_nothing() {
 
     let unsigned = function_url_event(&body, json!({"content-type": "application/json"}));
     // Well past 300 s either way: the function's clock may have moved a second on since signing.
-    let stale = signed_at(&body, now() - 330, WEBHOOK_SECRET);
-    let future = signed_at(&body, now() + 330, WEBHOOK_SECRET);
-    let wrong_secret = signed_at(&body, now(), "not-the-webhook-secret");
+    let stale = signed_webhook(&body, now_secs() - 330, WEBHOOK_SECRET);
+    let future = signed_webhook(&body, now_secs() + 330, WEBHOOK_SECRET);
+    let wrong_secret = signed_webhook(&body, now_secs(), "not-the-webhook-secret");
     let mut tampered = signed(&body);
     tampered["body"] = json!(body.replace("S-2000004", "S-2000005"));
     for (name, event) in [
@@ -257,22 +215,12 @@ async fn without_a_secret_a_function_url_request_is_never_accepted() {
     assert_eq!(moto.depth(&queues.work_url).await, 0);
 }
 
-async fn secrets_manager(moto: &Moto) -> aws_sdk_secretsmanager::Client {
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("eu-west-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "test"))
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
-}
-
 #[tokio::test]
 async fn the_secret_is_read_from_secrets_manager_once_at_init() {
     let emulator = emulator().await;
     let moto = Moto::start().await;
     let queues = moto.queues("secret", false, 3, 30).await;
-    let secrets = secrets_manager(&moto).await;
+    let secrets = moto.secrets_manager();
     let generated = "Jx8vQ2mN7pR4tW9yB3cF6hK1";
     let arn = secrets
         .create_secret()
@@ -289,12 +237,12 @@ async fn the_secret_is_read_from_secrets_manager_once_at_init() {
         &env(&emulator, &moto, &[("WEBHOOK_SECRET_ARN", arn.clone()), ("WORK_QUEUE_URL", queues.work_url.clone())]),
     );
     let body = request("Sandbox", "O2000004", "Solutions", "S-2000004").to_string();
-    let (status, _) = http(runtime.invoke(signed_at(&body, now(), generated), TIMEOUT).await);
+    let (status, _) = http(runtime.invoke(signed_webhook(&body, now_secs(), generated), TIMEOUT).await);
     assert_eq!(status, 202);
 
     // Read once: a rotation in Secrets Manager reaches new instances only.
     secrets.put_secret_value().secret_id(&arn).secret_string("a-rotated-secret-value-0000").send().await.unwrap();
-    let (status, _) = http(runtime.invoke(signed_at(&body, now(), generated), TIMEOUT).await);
+    let (status, _) = http(runtime.invoke(signed_webhook(&body, now_secs(), generated), TIMEOUT).await);
     assert_eq!(status, 202);
     assert_eq!(moto.depth(&queues.work_url).await, 2);
 

@@ -173,6 +173,31 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A Function URL event (payload format 2.0) as Lambda delivers a POST: the sample
+/// `events/webhook-signed.json`, carrying `body` with `headers`.
+pub fn function_url_event(body: &str, headers: Value) -> Value {
+    let sample = include_str!("../../events/webhook-signed.json");
+    let mut event: Value = serde_json::from_str(sample).expect("the sample Function URL event");
+    event["headers"] = headers;
+    event["body"] = body.into();
+    event["requestContext"]["timeEpoch"] = now_ms().into();
+    event
+}
+
+/// A webhook call as a CRM signs it: `X-Webhook-Timestamp` and the HMAC of `timestamp.body` under `secret`.
+pub fn signed_webhook(body: &str, timestamp: u64, secret: &str) -> Value {
+    let ts = timestamp.to_string();
+    let signature = opportunity_disassociator::webhook::signature(secret.as_bytes(), &ts, body.as_bytes());
+    function_url_event(
+        body,
+        json!({"content-type": "application/json", "x-webhook-timestamp": ts, "x-webhook-signature": signature}),
+    )
+}
+
 /// The built function binary, run as Lambda runs it, its output gathered line by line.
 pub struct Function {
     child: Child,
@@ -292,6 +317,19 @@ impl Moto {
             .credentials_provider(aws_sdk_sqs::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
             .build();
         Self { child, endpoint, sqs: aws_sdk_sqs::Client::from_conf(config), receiving: tokio::sync::Mutex::new(()) }
+    }
+
+    /// A Secrets Manager client on moto's server.
+    pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("eu-west-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "test",
+            ))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
     }
 
     /// Creates a work queue whose redrive policy moves a message to a new dead-letter queue after
