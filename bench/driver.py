@@ -88,6 +88,15 @@ def ms(ns: float) -> float:
     return ns / 1e6
 
 
+def terminate(proc: subprocess.Popen):
+    """SIGTERM, and SIGKILL after 5 s."""
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -338,11 +347,7 @@ class Emulator:
         return operations.get("DisassociateOpportunity", {})
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        terminate(self.proc)
 
 
 class Entities:
@@ -710,11 +715,7 @@ class Moto:
         )
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        terminate(self.proc)
 
 
 # ------------------------------------------------------------------------------------ report
