@@ -73,7 +73,7 @@ build: ## cargo build --release (host architecture)
 	cargo build --release
 
 package: $(VENV_STAMP) ## Build the arm64 Lambda zip with cargo lambda and print its size
-	@rustup target list --installed | grep -qx '$(ARM64_TARGET)' \
+	@rustup target list --installed | grep -x '$(ARM64_TARGET)' >/dev/null \
 	  || { echo "==> rustup target add $(ARM64_TARGET)"; rustup target add $(ARM64_TARGET); }
 	cargo lambda build --release --arm64 --output-format zip --bin $(BIN) --lambda-dir $(LAMBDA_DIR)
 	@bytes=$$(stat -c %s '$(PACKAGE_ZIP)'); \
@@ -81,7 +81,7 @@ package: $(VENV_STAMP) ## Build the arm64 Lambda zip with cargo lambda and print
 	  echo "size: $$bytes bytes ($$(awk -v b=$$bytes 'BEGIN {printf "%.2f", b / 1048576}') MiB)"
 
 sam-build: $(VENV_STAMP) ## sam build (rust-cargolambda) into .aws-sam/
-	@rustup target list --installed | grep -qx '$(ARM64_TARGET)' \
+	@rustup target list --installed | grep -x '$(ARM64_TARGET)' >/dev/null \
 	  || { echo "==> rustup target add $(ARM64_TARGET)"; rustup target add $(ARM64_TARGET); }
 	sam build --template-file template.yaml
 

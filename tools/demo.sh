@@ -35,7 +35,7 @@ bold "==> starting the Partner Central emulator (seed: emulator/seed.json, quota
 target/debug/partner-central-emulator --port 0 --seed emulator/seed.json >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
 PIDS+=($!)
 for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/emulator.out" 2>/dev/null && break; sleep 0.1; done
-EMULATOR=$(sed -n 's/.*listening on //p' "$WORK/emulator.out" | head -n1)
+EMULATOR=$(sed -n '/listening on /{s/.*listening on //p;q;}' "$WORK/emulator.out")
 [ -n "$EMULATOR" ] || { echo "demo: the emulator did not start (see $WORK/emulator.log)" >&2; exit 1; }
 echo "    $EMULATOR"
 

@@ -30,7 +30,7 @@ echo "==> cargo deny check advisories"
 if cargo deny fetch db >/dev/null 2>&1; then
   cargo deny --offline check --hide-inclusion-graph advisories
 elif has_db; then
-  newest="$(ls -td "$db_home"/*/ | head -n 1)"
+  newest="$(ls -td "$db_home"/*/ | sed -n 1p)"
   fetched="$(git -C "$newest" log -1 --format=%cs 2>/dev/null || echo 'an unknown date')"
   echo "warning: the advisory database could not be updated; checking against the copy of $fetched" >&2
   cargo deny --offline check --hide-inclusion-graph advisories
