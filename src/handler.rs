@@ -78,6 +78,23 @@ struct Invocation {
     metrics: InvocationMetrics,
 }
 
+impl Invocation {
+    /// Runs `call` until it ends or the calls' end comes, whichever is first: `None` when it was cut
+    /// off. Without a deadline, until it ends.
+    async fn before_deadline<F: Future>(&self, call: F) -> Option<F::Output> {
+        match self.calls_end {
+            None => Some(call.await),
+            Some(end) => tokio::time::timeout_at(end, call).await.ok(),
+        }
+    }
+}
+
+/// A call cut off at the invocation's deadline: whether the service applied it is unknown, and the
+/// redelivery will find out (already disassociated counts as success).
+fn cut_off() -> Outcome {
+    Outcome::Retry(Failure::new(codes::DEADLINE, "the call was cut off at the invocation's deadline"))
+}
+
 /// The function, generic over its ports so tests can drive it with fakes. `W`, the webhook's work
 /// queue, is [`NoWorkQueue`] until [`Handler::with_webhook`] sets one.
 pub struct Handler<P, D, W = NoWorkQueue> {
@@ -369,31 +386,23 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
                 };
             }
             let started = Instant::now();
-            let result = match invocation.calls_end {
-                None => Ok(self.partner_central.disassociate(request).await),
-                Some(end) => tokio::time::timeout_at(end, self.partner_central.disassociate(request)).await,
-            };
+            let result = invocation.before_deadline(self.partner_central.disassociate(request)).await;
             invocation.metrics.latency(request.catalog, started.elapsed().as_secs_f64() * 1000.0);
             let error = match result {
-                Ok(Ok(())) => {
+                Some(Ok(())) => {
                     self.pacer.succeeded();
                     return Outcome::Disassociated;
                 }
-                Ok(Err(error)) => error,
-                // Whether the service applied the call is unknown: the redelivery will find out
-                // (already disassociated counts as success).
-                Err(_) => {
-                    return Outcome::Retry(Failure::new(
-                        codes::DEADLINE,
-                        "the call was cut off at the invocation's deadline",
-                    ));
-                }
+                Some(Err(error)) => error,
+                None => return cut_off(),
             };
             if error.is_throttling() {
                 self.pacer.throttled();
             }
             if error.class != ErrorClass::Transient || attempt >= self.config.max_attempts {
-                return self.settle_error(invocation, request, error).await;
+                // The association check, when the error needs one, is cut off at the deadline too.
+                let outcome = Outcome::of_error(error, self.partner_central.association(request));
+                return invocation.before_deadline(outcome).await.unwrap_or_else(cut_off);
             }
             info!(
                 attempt,
@@ -402,18 +411,6 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
                 "write attempt failed, retrying in the next paced slot"
             );
             last_error = Some(error);
-        }
-    }
-
-    /// The outcome of a failed write: the association check, when it is needed, is cut off at the
-    /// deadline too.
-    async fn settle_error(&self, invocation: &Invocation, request: &DisassociationRequest, error: ApiError) -> Outcome {
-        let outcome = Outcome::of_error(error, self.partner_central.association(request));
-        match invocation.calls_end {
-            None => outcome.await,
-            Some(end) => tokio::time::timeout_at(end, outcome).await.unwrap_or_else(|_| {
-                Outcome::Retry(Failure::new(codes::DEADLINE, "the call was cut off at the invocation's deadline"))
-            }),
         }
     }
 
