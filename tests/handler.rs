@@ -22,6 +22,8 @@ enum Script {
     Fail(&'static str, ErrorClass),
     /// Not found, and GetOpportunity answers this.
     Missing(Association),
+    /// Not found, and GetOpportunity answers (absent) only after this long.
+    MissingSlowly(Duration),
     Panic,
     /// Answers success after this long.
     Slow(Duration),
@@ -64,7 +66,9 @@ impl PartnerCentral for FakeService {
         match self.scripts.get(id).cloned().unwrap_or(Script::Ok) {
             Script::Ok => Ok(()),
             Script::Fail(code, class) => Err(api_error(code, class)),
-            Script::Missing(_) => Err(api_error("ResourceNotFoundException", ErrorClass::Missing)),
+            Script::Missing(_) | Script::MissingSlowly(_) => {
+                Err(api_error("ResourceNotFoundException", ErrorClass::Missing))
+            }
             Script::Panic => panic!("scripted panic for {id}"),
             Script::Slow(delay) => {
                 tokio::time::sleep(delay).await;
@@ -79,6 +83,10 @@ impl PartnerCentral for FakeService {
         *self.checks.lock().unwrap() += 1;
         match self.scripts.get(request.opportunity.as_str()) {
             Some(Script::Missing(association)) => Ok(*association),
+            Some(Script::MissingSlowly(delay)) => {
+                tokio::time::sleep(*delay).await;
+                Ok(Association::Absent)
+            }
             _ => Ok(Association::Present),
         }
     }
@@ -516,6 +524,18 @@ async fn a_call_slower_than_the_time_left_is_cut_off_at_the_deadline() {
     assert_eq!(error.error_type, "DeadlineExceeded");
     assert!(error.message.contains("cut off"), "{}", error.message);
     assert!(start.elapsed() <= Duration::from_millis(2600), "answered before the deadline: {:?}", start.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_association_check_slower_than_the_time_left_is_cut_off_at_the_deadline() {
+    let w = world_with(&[("O1", Script::MissingSlowly(Duration::from_secs(30)))], &[], Some(FakeQueue::default()));
+    let start = Instant::now();
+    let error = w.handler.handle(event(request("O1"), 3)).await.unwrap_err();
+    assert_eq!(error.error_type, "DeadlineExceeded");
+    assert!(error.message.contains("cut off"), "{}", error.message);
+    assert_eq!(*w.service.checks.lock().unwrap(), 1, "the check was started");
+    assert!(start.elapsed() <= Duration::from_millis(2600), "answered before the deadline: {:?}", start.elapsed());
+    assert!(w.queue.letters.lock().unwrap().is_empty(), "not dead-lettered: the check may yet say it is done");
 }
 
 #[tokio::test]
