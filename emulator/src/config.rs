@@ -16,6 +16,8 @@ pub enum EmulatorError {
     Io(std::io::Error),
     /// A configuration value (seed, faults, quotas, credentials) is invalid.
     Config(String),
+    /// The HTTPS certificate or configuration could not be made.
+    Tls(String),
 }
 
 impl fmt::Display for EmulatorError {
@@ -23,6 +25,7 @@ impl fmt::Display for EmulatorError {
         match self {
             EmulatorError::Io(e) => write!(f, "I/O error: {e}"),
             EmulatorError::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            EmulatorError::Tls(msg) => write!(f, "TLS set-up failed: {msg}"),
         }
     }
 }
@@ -31,7 +34,7 @@ impl std::error::Error for EmulatorError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             EmulatorError::Io(e) => Some(e),
-            EmulatorError::Config(_) => None,
+            EmulatorError::Config(_) | EmulatorError::Tls(_) => None,
         }
     }
 }
@@ -176,6 +179,8 @@ pub struct EmulatorConfig {
     pub max_clock_skew: Duration,
     /// Log one line per request to stderr.
     pub log_requests: bool,
+    /// Serve HTTPS with a certificate authority made at start (see [`crate::RunningEmulator::ca_pem`]).
+    pub tls: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -189,6 +194,7 @@ impl Default for EmulatorConfig {
             faults: FaultConfig::default(),
             max_clock_skew: Duration::from_secs(15 * 60),
             log_requests: true,
+            tls: false,
         }
     }
 }

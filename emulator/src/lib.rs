@@ -75,7 +75,7 @@
 //!     [--write-rate R] [--write-burst B] [--read-rate R] [--read-burst B] [--no-quotas]
 //!     [--throttle-rate P] [--error-rate P] [--drop-rate P] [--latency-ms N]
 //!     [--slow-rate P] [--slow-ms N] [--slow-applies] [--rng-seed N]
-//!     [--access-key K --secret-key S] [--quiet]
+//!     [--access-key K --secret-key S] [--tls CA_FILE] [--quiet]
 //! ```
 //!
 //! It prints one line, `partner-central-emulator listening on http://127.0.0.1:PORT`, to stdout,
@@ -83,13 +83,19 @@
 //! (ephemeral), no opportunities, credentials `test`/`test`, writes 1/s burst 1, reads 10/s
 //! burst 10 (a rate given without its burst gets burst max(1, rate)), no faults.
 //!
+//! With `--tls CA_FILE` ([`EmulatorConfig::tls`]) it serves HTTPS (TLS 1.2 and 1.3, HTTP/1.1) with a
+//! certificate for `localhost`, `127.0.0.1` and `::1`, signed by a certificate authority made at
+//! start, whose certificate it writes to `CA_FILE` before printing `… listening on
+//! https://127.0.0.1:PORT`. The function trusts it with `SSL_CERT_FILE=CA_FILE`. The state's
+//! `Connections` and `TlsHandshakes` then show whether a client reused its connection.
+//!
 //! # Control endpoints (plain JSON, unsigned, never faulted)
 //!
 //! * `GET /_emulator/health` → `{"Status":"ok"}`
 //! * `GET /_emulator/state` → a [`StateSnapshot`]:
 //!   `{"Opportunities":[{"Catalog","Id","Arn","CreatedDate","LastModifiedDate","LifeCycle",
-//!   "RelatedEntityIdentifiers"}], "DeniedCatalogs":[…], "Requests":n, "AuthFailures":n,
-//!   "UnknownOperations":n, "Operations":{"DisassociateOpportunity":{"Calls","Successes",
+//!   "RelatedEntityIdentifiers"}], "DeniedCatalogs":[…], "Connections":n, "TlsHandshakes":n,
+//!   "Requests":n, "AuthFailures":n, "UnknownOperations":n, "Operations":{"DisassociateOpportunity":{"Calls","Successes",
 //!   "Throttled","QuotaThrottled","FaultsInjected","Errors":{"<ErrorType>":n}}, …},
 //!   "FaultsInjected":{"Throttle","InternalError","Dropped","Slow"},
 //!   "Disassociations":[{"Catalog","OpportunityIdentifier","RelatedEntityType",
@@ -110,6 +116,7 @@ mod rules;
 mod server;
 mod sigv4;
 mod state;
+mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -134,12 +141,14 @@ impl Emulator {
     /// current tokio runtime.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
         config.validate()?;
+        let tls = if config.tls { Some(tls::Tls::generate()?) } else { None };
         let listener = TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(&config));
         let (shutdown, receiver) = watch::channel(false);
-        let task = tokio::spawn(server::serve(listener, shared.clone(), receiver));
-        Ok(RunningEmulator { addr, shared, shutdown, task: Some(task) })
+        let (acceptor, ca_pem) = tls.map(|t| (t.acceptor, t.ca_pem)).unzip();
+        let task = tokio::spawn(server::serve(listener, shared.clone(), acceptor, receiver));
+        Ok(RunningEmulator { addr, ca_pem, shared, shutdown, task: Some(task) })
     }
 }
 
@@ -147,6 +156,7 @@ impl Emulator {
 /// also waits for the server to finish.
 pub struct RunningEmulator {
     addr: SocketAddr,
+    ca_pem: Option<String>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -164,15 +174,22 @@ impl RunningEmulator {
         self.addr
     }
 
-    /// The endpoint URL for the SDK, `http://127.0.0.1:PORT` (a wildcard bind address is
-    /// replaced by loopback).
+    /// The endpoint URL for the SDK, `http://127.0.0.1:PORT`, or `https://` with
+    /// [`EmulatorConfig::tls`] (a wildcard bind address is replaced by loopback).
     pub fn endpoint(&self) -> String {
         let ip = match self.addr.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// With [`EmulatorConfig::tls`], the PEM of the certificate authority made at start, which
+    /// signed the emulator's certificate: trust it and nothing else to reach the emulator.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// A snapshot of opportunities, counters and configuration.

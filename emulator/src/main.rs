@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
 
@@ -32,6 +33,8 @@ Options:
   --rng-seed N         seed of the fault RNG
   --access-key K       access key id (with --secret-key; default test/test)
   --secret-key S       secret access key
+  --tls CA_FILE        serve HTTPS, with a certificate authority made at start whose
+                       certificate (PEM) is written to CA_FILE: trust it to connect
   --quiet              no per-request log on stderr
   -h, --help           this help
   -V, --version        version
@@ -41,7 +44,14 @@ fn parse<T: FromStr>(flag: &str, value: &str) -> Result<T, String> {
     value.parse().map_err(|_| format!("invalid value {value:?} for {flag}"))
 }
 
-fn parse_args(args: Vec<String>) -> Result<Option<EmulatorConfig>, String> {
+/// What the command line asks for.
+struct Options {
+    config: EmulatorConfig,
+    /// With `--tls`: where the certificate authority's PEM goes.
+    ca_file: Option<PathBuf>,
+}
+
+fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
     let mut config = EmulatorConfig::default();
     let mut faults = FaultConfig::default();
     let (mut write_rate, mut write_burst, mut read_rate, mut read_burst) =
@@ -49,6 +59,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<EmulatorConfig>, String> {
     let mut no_quotas = false;
     let (mut access_key, mut secret_key) = (None, None);
     let mut seed_file = None;
+    let mut ca_file = None;
 
     let mut iter = args.into_iter();
     while let Some(arg) = iter.next() {
@@ -99,6 +110,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<EmulatorConfig>, String> {
             "--access-key" => access_key = Some(value),
             "--secret-key" => secret_key = Some(value),
             "--quiet" => config.log_requests = false,
+            "--tls" => ca_file = Some(PathBuf::from(value)),
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -125,8 +137,9 @@ fn parse_args(args: Vec<String>) -> Result<Option<EmulatorConfig>, String> {
     if let Some(path) = seed_file {
         config.seed = Seed::from_file(path).map_err(|e| e.to_string())?;
     }
+    config.tls = ca_file.is_some();
     config.validate().map_err(|e| e.to_string())?;
-    Ok(Some(config))
+    Ok(Some(Options { config, ca_file }))
 }
 
 async fn wait_for_signal() {
@@ -153,8 +166,8 @@ async fn wait_for_signal() {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(Some(config)) => config,
+    let Options { config, ca_file } = match parse_args(std::env::args().skip(1).collect()) {
+        Ok(Some(options)) => options,
         Ok(None) => return ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("partner-central-emulator: {msg}");
@@ -168,6 +181,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let (Some(path), Some(pem)) = (ca_file, emulator.ca_pem()) {
+        // Written before the line below, so that a client that has read the line can trust it.
+        if let Err(e) = std::fs::write(&path, pem) {
+            eprintln!("partner-central-emulator: cannot write the CA certificate to {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "partner-central-emulator listening on {}", emulator.endpoint());
@@ -184,6 +204,10 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Result<Option<EmulatorConfig>, String> {
+        options(list).map(|o| o.map(|o| o.config))
+    }
+
+    fn options(list: &[&str]) -> Result<Option<Options>, String> {
         parse_args(list.iter().map(|s| (*s).to_owned()).collect())
     }
 
@@ -237,6 +261,10 @@ mod tests {
         assert!(!c.log_requests);
         let c = args(&["--no-quotas"]).expect("ok").expect("config");
         assert_eq!(c.quotas, QuotaConfig::unlimited());
+        assert!(!c.tls);
+        let o = options(&["--tls", "/tmp/ca.pem"]).expect("ok").expect("options");
+        assert!(o.config.tls);
+        assert_eq!(o.ca_file, Some(PathBuf::from("/tmp/ca.pem")));
     }
 
     #[test]
@@ -250,6 +278,7 @@ mod tests {
             &["--quiet=1"],
             &["--seed", "/nonexistent/seed.json"],
             &["--write-burst", "0"],
+            &["--tls"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{EmulatorConfig, FaultConfig, QuotaConfig};
 use crate::model::{EntityType, Seed};
@@ -181,8 +182,14 @@ impl Operation {
     }
 }
 
-/// Accepts connections until `shutdown` changes (or its sender is dropped).
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+/// Accepts connections until `shutdown` changes (or its sender is dropped). With `tls`, each
+/// connection's handshake runs in the connection's own task.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     loop {
@@ -197,13 +204,28 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdo
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                let service = service_fn(move |req| handle(shared.clone(), req));
-                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                connections.spawn(async move {
-                    let _ = conn.await;
-                });
+                shared.lock().connections += 1;
+                let service = {
+                    let shared = shared.clone();
+                    service_fn(move |req| handle(shared.clone(), req))
+                };
+                let http = http1::Builder::new();
+                match &tls {
+                    None => {
+                        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                        connections.spawn(async move {
+                            let _ = conn.await;
+                        });
+                    }
+                    Some(acceptor) => {
+                        let (handshake, watcher, shared) = (acceptor.accept(stream), graceful.watcher(), shared.clone());
+                        connections.spawn(async move {
+                            let Ok(stream) = handshake.await else { return };
+                            shared.lock().tls_handshakes += 1;
+                            let _ = watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await;
+                        });
+                    }
+                }
             }
             _ = shutdown.changed() => break,
         }

@@ -120,6 +120,10 @@ pub struct StateSnapshot {
     pub opportunities: Vec<OpportunityState>,
     /// Catalogs answering `AccessDeniedException`.
     pub denied_catalogs: Vec<String>,
+    /// TCP connections accepted (control connections included).
+    pub connections: u64,
+    /// TLS handshakes completed (HTTPS only; a client that reuses its connection makes one).
+    pub tls_handshakes: u64,
     /// Partner Central requests received (everything but `/_emulator/…`).
     pub requests: u64,
     /// Requests refused by SigV4 verification.
@@ -220,6 +224,8 @@ pub(crate) enum Fault {
 pub(crate) struct State {
     pub opportunities: BTreeMap<(String, String), Opportunity>,
     pub denied_catalogs: Vec<String>,
+    pub connections: u64,
+    pub tls_handshakes: u64,
     pub requests: u64,
     pub auth_failures: u64,
     pub unknown_operations: u64,
@@ -248,6 +254,8 @@ impl State {
         let mut state = State {
             opportunities: BTreeMap::new(),
             denied_catalogs: Vec::new(),
+            connections: 0,
+            tls_handshakes: 0,
             requests: 0,
             auth_failures: 0,
             unknown_operations: 0,
@@ -288,6 +296,8 @@ impl State {
             })
             .collect();
         self.denied_catalogs = seed.denied_catalogs.clone();
+        self.connections = 0;
+        self.tls_handshakes = 0;
         self.requests = 0;
         self.auth_failures = 0;
         self.unknown_operations = 0;
@@ -369,6 +379,8 @@ impl State {
         StateSnapshot {
             opportunities: self.opportunities.values().map(Opportunity::snapshot).collect(),
             denied_catalogs: self.denied_catalogs.clone(),
+            connections: self.connections,
+            tls_handshakes: self.tls_handshakes,
             requests: self.requests,
             auth_failures: self.auth_failures,
             unknown_operations: self.unknown_operations,

@@ -8,3 +8,4 @@ mod faults;
 mod operations;
 mod quotas;
 mod sigv4;
+mod tls;
