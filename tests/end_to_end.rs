@@ -470,3 +470,46 @@ async fn every_sample_event_does_what_the_demo_says() {
     assert!(state.opportunity("Sandbox", "O2000003").unwrap().related_entity_identifiers.solutions.is_empty());
     assert_eq!(state.opportunity("Sandbox", "O3000001").unwrap().related_entity_identifiers.solutions, ["S-3000001"]);
 }
+
+/// Over HTTPS (the emulator's own certificate authority, trusted through `SSL_CERT_FILE` as a private
+/// CA would be): with `WARM_UP`, init opens the connection with one read, so the first invocation's
+/// write makes no TLS handshake; without it, the first invocation makes the handshake itself.
+#[tokio::test]
+async fn the_warm_up_makes_the_tls_handshake_during_init_and_the_first_invocation_reuses_it() {
+    for warm_up in [true, false] {
+        let emulator = Emulator::start(EmulatorConfig {
+            seed: Seed::from_json(SEED).expect("seed"),
+            credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
+            log_requests: false,
+            tls: true,
+            ..Default::default()
+        })
+        .await
+        .expect("start the emulator");
+        assert!(emulator.endpoint().starts_with("https://"));
+        let ca_file = std::env::temp_dir().join(format!("e2e-emulator-ca-{}-{warm_up}.pem", std::process::id()));
+        std::fs::write(&ca_file, emulator.ca_pem().expect("a CA")).expect("write the CA");
+        let runtime = RuntimeApi::start().await;
+        let ca = ca_file.to_string_lossy().into_owned();
+        let setting = if warm_up { "true" } else { "false" };
+        let _function =
+            Function::start(&runtime, &env(&emulator, None, &[("SSL_CERT_FILE", &ca), ("WARM_UP", setting)]));
+
+        runtime.wait_for_first_poll(TIMEOUT).await;
+        let init = emulator.state();
+        let answer = runtime.invoke(request("Sandbox", "O2000001", "Solutions", "S-2000001"), TIMEOUT).await;
+        let after = emulator.state();
+        let _ = std::fs::remove_file(&ca_file);
+
+        assert_eq!(answer.expect("success")["outcome"], "disassociated", "WARM_UP={setting}");
+        assert_eq!(after.operation("DisassociateOpportunity").successes, 1);
+        assert_eq!((after.connections, after.tls_handshakes), (1, 1), "WARM_UP={setting}: one connection in all");
+        if warm_up {
+            assert_eq!((init.connections, init.tls_handshakes), (1, 1), "the handshake was made during init");
+            assert_eq!(init.operation("GetOpportunity").calls, 1, "with one read");
+            assert_eq!(init.operation("DisassociateOpportunity").calls, 0, "and no write");
+        } else {
+            assert_eq!((init.connections, init.tls_handshakes), (0, 0), "nothing during init");
+        }
+    }
+}

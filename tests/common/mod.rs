@@ -40,6 +40,8 @@ struct Pending {
 struct Waiting {
     answers: HashMap<String, oneshot::Sender<Answer>>,
     init_error: Option<Value>,
+    /// `/next` polls received: the first one marks the end of the function's init.
+    polls: u64,
 }
 
 /// A Lambda Runtime API (`/2018-06-01/runtime/...`) on loopback, fed by [`RuntimeApi::invoke`].
@@ -122,6 +124,15 @@ impl RuntimeApi {
     pub fn init_error(&self) -> Option<Value> {
         self.waiting.lock().unwrap().init_error.clone()
     }
+
+    /// Waits until the function has polled for its first event, that is, until its init is over.
+    pub async fn wait_for_first_poll(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.waiting.lock().unwrap().polls == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the function did not poll for an event within {within:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl Drop for RuntimeApi {
@@ -144,6 +155,7 @@ async fn runtime_route(
     let parts: Vec<&str> = path.trim_start_matches("/2018-06-01/runtime/").split('/').collect();
     match parts.as_slice() {
         ["invocation", "next"] => {
+            waiting.lock().unwrap().polls += 1;
             let next = receiver.lock().await.recv().await;
             let Some(pending) = next else { return reply(StatusCode::GONE, String::new()) };
             Ok(Response::builder()
