@@ -25,6 +25,10 @@ thread got to read them. Figures (each the median over `--runs` fresh processes)
   such invocation (`/proc/<pid>/task/*/schedstat`: user and kernel, the loopback's network work
   included);
 - peak RSS: `VmHWM` of the function's process after all of the above;
+- the connection warm-up: the Rust function's cold start with `WARM_UP` on and off, over plain
+  HTTP and over HTTPS (a second emulator with `--tls`, its certificate authority trusted through
+  `SSL_CERT_FILE`), with the TLS handshakes the emulator saw during init and during the first
+  invocation;
 - backlog drain: N messages against the emulator's write quota, fraction of the quota achieved,
   throttled answers, dead letters.
 
@@ -34,6 +38,7 @@ Results: a table on stdout, and JSON in `--out`.
 from __future__ import annotations
 
 import argparse
+import http.client
 import concurrent.futures
 import json
 import os
@@ -41,13 +46,13 @@ import platform
 import queue
 import signal
 import socket
+import ssl
 import statistics
 import struct
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -59,6 +64,7 @@ INVOKE_TIMEOUT_S = 60  # the template's function timeout
 # (1000 writes/s), so that no warm record waits for a write slot and what is measured is its cost.
 WARM_GAP_S = 0.005
 WARM_UP_KEYS = ("init_ms", "first_invocation_ms", "cold_start_ms", "init_reads")
+HTTPS_KEYS = WARM_UP_KEYS + ("init_handshakes", "first_invocation_handshakes")
 
 
 def now_ns() -> int:
@@ -251,10 +257,15 @@ class RuntimeApi:
 
 
 class Emulator:
-    def __init__(self, binary: str, seed_path: str):
+    def __init__(self, binary: str, seed_path: str, ca_file: str | None = None):
+        """With `ca_file`, the emulator serves HTTPS and writes its certificate authority there."""
         log = os.environ.get("BENCH_EMULATOR_LOG")  # the emulator's per-request log, for debugging
+        self.ca_file = ca_file
+        self.tls = None
         self.proc = subprocess.Popen(
-            [binary, "--port", "0", "--no-quotas", "--seed", seed_path] + ([] if log else ["--quiet"]),
+            [binary, "--port", "0", "--no-quotas", "--seed", seed_path]
+            + (["--tls", ca_file] if ca_file else [])
+            + ([] if log else ["--quiet"]),
             stdout=subprocess.PIPE,
             stderr=open(log, "w") if log else subprocess.DEVNULL,
             text=True,
@@ -264,17 +275,28 @@ class Emulator:
         if not line.startswith(prefix):
             raise RuntimeError(f"the emulator did not start: {line!r}")
         self.endpoint = line[len(prefix):]
+        # One keep-alive connection for the control calls: over HTTPS its one handshake comes before
+        # the first reset, which zeroes the emulator's counters, so the counts are the function's.
+        host, port = self.endpoint.split("://")[1].rsplit(":", 1)
+        if ca_file:
+            self.tls = ssl.create_default_context(cafile=ca_file)
+            self.connection = http.client.HTTPSConnection(host, int(port), timeout=30, context=self.tls)
+        else:
+            self.connection = http.client.HTTPConnection(host, int(port), timeout=30)
 
     def control(self, path: str, body=None):
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.endpoint + "/_emulator/" + path,
-            data=data,
-            method="GET" if body is None else "POST",
+        self.connection.request(
+            "GET" if body is None else "POST",
+            "/_emulator/" + path,
+            body=data,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+        response = self.connection.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"emulator control {path}: {response.status} {answer!r}")
+        return json.loads(answer)
 
     def reset(self, seed: dict, latency_ms: int = 0, write=None, read=None):
         """A fresh seed (which also zeroes every counter), the latency, and the quotas (None: unlimited)."""
@@ -347,6 +369,7 @@ class Emulator:
         return operations.get("DisassociateOpportunity", {})
 
     def stop(self):
+        self.connection.close()
         terminate(self.proc)
 
 
@@ -498,22 +521,32 @@ def failures_of(kind: dict, ok: bool, answer) -> int:
 
 
 def measure_run(kind: dict, emulator: Emulator, entities: Entities, args, log_path: str, warm: bool) -> dict:
-    """One fresh process: init, first invocation, then (when `warm`) the warm figures and peak RSS."""
+    """One fresh process: init, first invocation, then (when `warm`) the warm figures and peak RSS.
+    Against an HTTPS emulator, the first event is handed over only once init is over and the
+    emulator's TLS handshakes have been counted, so that those of init and of the first invocation
+    are told apart."""
     entities.rewind()
     emulator.reset(entities.seed)
     result: dict = {"errors": 0}
     fn = FunctionProcess(kind, emulator.endpoint, {}, log_path)
     try:
-        # The first event waits in the queue, so the first poll is answered at once.
-        first_id = fn.api.enqueue(sqs_event(entities, 1))
-        result["init_ms"] = fn.wait_init()
+        if emulator.tls:
+            result["init_ms"] = fn.wait_init()
+            result["init_handshakes"] = emulator.control("state").get("TlsHandshakes")
+            first_id = fn.api.enqueue(sqs_event(entities, 1))
+        else:
+            # The first event waits in the queue, so the first poll is answered at once.
+            first_id = fn.api.enqueue(sqs_event(entities, 1))
+            result["init_ms"] = fn.wait_init()
         ok, answer, duration = fn.api.wait(first_id)
         result["errors"] += failures_of(kind, ok, answer) != 0
         result["first_invocation_ms"] = duration
         result["cold_start_ms"] = result["init_ms"] + duration
         # The warm-up's read (GetOpportunity) during init, seen by the emulator: 1 with it, 0 without.
-        operations = emulator.control("state").get("Operations", {})
-        result["init_reads"] = operations.get("GetOpportunity", {}).get("Calls", 0)
+        state = emulator.control("state")
+        result["init_reads"] = state.get("Operations", {}).get("GetOpportunity", {}).get("Calls", 0)
+        if emulator.tls:
+            result["first_invocation_handshakes"] = state.get("TlsHandshakes") - result["init_handshakes"]
         if not warm:
             return result
         for latency in args.latencies:
@@ -860,6 +893,25 @@ def table(results: dict) -> str:
         ):
             on, off = (fmt(warm_up[k].get(key), digits, suffix) for k in ("on", "off"))
             out.append(f"| {label} | {on} | {off} |")
+    https = results.get("https_warm_up")
+    if https:
+        out.append("")
+        out.append(
+            "The same over HTTPS (the emulator with `--tls`, its certificate authority trusted through "
+            "`SSL_CERT_FILE`; the first event handed over once init is over):"
+        )
+        out.append("")
+        out.append("| | WARM_UP=true (default) | WARM_UP=false |")
+        out.append("|---|---:|---:|")
+        for label, key, digits, suffix in (
+            ("init", "init_ms", 2, " ms"),
+            ("first invocation", "first_invocation_ms", 2, " ms"),
+            ("cold start", "cold_start_ms", 2, " ms"),
+            ("TLS handshakes during init (emulator)", "init_handshakes", 0, ""),
+            ("TLS handshakes during the first invocation (emulator)", "first_invocation_handshakes", 0, ""),
+        ):
+            on, off = (fmt(https[k].get(key), digits, suffix) for k in ("on", "off"))
+            out.append(f"| {label} | {on} | {off} |")
     return "\n".join(out)
 
 
@@ -905,6 +957,10 @@ def targets(results: dict) -> dict:
         check("backlog drain, dead letters", d["dead_letters"], "0", d["dead_letters"] == 0)
     if zips.get("rust"):
         check("arm64 zip", zips["rust"]["mib"], "<= 5 MiB", zips["rust"]["mib"] <= 5)
+    https = results.get("https_warm_up", {}).get("on", {})
+    if https.get("first_invocation_handshakes") is not None:
+        handshakes = https["first_invocation_handshakes"]
+        check("TLS handshakes during the first invocation (HTTPS)", handshakes, "0", handshakes == 0)
     return checks
 
 
@@ -960,6 +1016,11 @@ def main() -> int:
     }
     selected = args.only or ["rust", "python", "floor"]
     rust_off = dict(kinds["rust"], name="rust-no-warm-up", env=dict(rust_env, WARM_UP="false"))
+    ca_file = os.path.join(args.logs, "emulator-ca.pem")
+    https_kinds = {
+        "on": dict(kinds["rust"], name="rust-https", env=dict(rust_env, SSL_CERT_FILE=ca_file)),
+        "off": dict(kinds["rust"], name="rust-https-no-warm-up", env=dict(rust_env, SSL_CERT_FILE=ca_file, WARM_UP="false")),
+    }
 
     per_run = 1 + len(args.latencies) * (args.warmup_invocations + args.warm_invocations + 10 * args.warm_batches)
     entities = Entities(max(per_run, args.messages))
@@ -987,7 +1048,10 @@ def main() -> int:
         "runs": {},
     }
     emulator = Emulator(args.emulator, seed_path)
+    https_emulator = None
     try:
+        if "rust" in selected and args.runs:
+            https_emulator = Emulator(args.emulator, seed_path, ca_file)
         order = [n for n in ("floor", "rust", "python") if n in selected]
         # One discarded round first: page cache, Python's bytecode cache, the emulator's first answers.
         for name in order if args.runs else []:
@@ -1000,6 +1064,8 @@ def main() -> int:
         raw: dict[str, list] = {n: [] for n in order}
         if "rust" in selected:
             raw["rust-no-warm-up"] = []
+            for kind in https_kinds.values():
+                raw[kind["name"]] = []
         for run in range(args.runs):
             # Interleaved, so that a slow moment of the machine touches every function alike.
             for name in order:
@@ -1014,18 +1080,30 @@ def main() -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+                for setting, kind in https_kinds.items():
+                    log = os.path.join(args.logs, f"{kind['name']}.log")
+                    raw[kind["name"]].append(measure_run(kind, https_emulator, entities, args, log, warm=False))
+                    print(
+                        f"  run {run + 1}/{args.runs} rust over HTTPS, WARM_UP {setting}: {short(raw[kind['name']][-1])}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         for name, runs in raw.items():
             keys = sorted({k for r in runs for k in r})
             summary = {k: median([r.get(k) for r in runs]) for k in keys if k != "errors"}
             summary["errors"] = sum(r.get("errors", 0) for r in runs)
             results["runs"][name] = runs
-            if name == "rust-no-warm-up":
+            if name.startswith("rust-no-warm-up") or name.startswith("rust-https"):
                 continue
             results["functions"][name] = summary
         if "rust" in selected and args.runs:
             results["warm_up"] = {
                 "on": {k: results["functions"]["rust"].get(k) for k in WARM_UP_KEYS},
                 "off": {k: median([r.get(k) for r in raw["rust-no-warm-up"]]) for k in WARM_UP_KEYS},
+            }
+            results["https_warm_up"] = {
+                setting: {k: median([r.get(k) for r in raw[kind["name"]]]) for k in HTTPS_KEYS}
+                for setting, kind in https_kinds.items()
             }
 
         if args.moto and not args.no_drain:
@@ -1041,6 +1119,8 @@ def main() -> int:
                 moto.stop()
     finally:
         emulator.stop()
+        if https_emulator:
+            https_emulator.stop()
 
     results["zip"] = {}
     for item in args.zip:
@@ -1078,7 +1158,7 @@ def main() -> int:
 
 
 def short(result: dict) -> str:
-    keys = ("init_ms", "first_invocation_ms", "peak_rss_mib", "init_reads", "errors")
+    keys = ("init_ms", "first_invocation_ms", "peak_rss_mib", "init_reads", "init_handshakes", "first_invocation_handshakes", "errors")
     return ", ".join(f"{k}={fmt(result.get(k), 2)}" for k in keys if k in result)
 
 
