@@ -95,8 +95,9 @@
 //! * `GET /_emulator/state` → a [`StateSnapshot`]:
 //!   `{"Opportunities":[{"Catalog","Id","Arn","CreatedDate","LastModifiedDate","LifeCycle",
 //!   "RelatedEntityIdentifiers"}], "DeniedCatalogs":[…], "Connections":n, "TlsHandshakes":n,
-//!   "Requests":n, "AuthFailures":n, "UnknownOperations":n, "Operations":{"DisassociateOpportunity":{"Calls","Successes",
-//!   "Throttled","QuotaThrottled","FaultsInjected","Errors":{"<ErrorType>":n}}, …},
+//!   "Requests":n, "AuthFailures":n, "UnknownOperations":n,
+//!   "Operations":{"DisassociateOpportunity":{"Calls","Successes","Throttled","QuotaThrottled",
+//!   "FaultsInjected","Errors":{"<ErrorType>":n}}, …},
 //!   "FaultsInjected":{"Throttle","InternalError","Dropped","Slow"},
 //!   "Disassociations":[{"Catalog","OpportunityIdentifier","RelatedEntityType",
 //!   "RelatedEntityIdentifier","Count"}], "Associations":[…same…], "Faults":{…}, "Quotas":{…}}`
