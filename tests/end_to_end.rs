@@ -42,16 +42,21 @@ async fn emulator(quotas: QuotaConfig, faults: FaultConfig) -> RunningEmulator {
 }
 
 async fn seeded_emulator(seed: &str, quotas: QuotaConfig, faults: FaultConfig) -> RunningEmulator {
-    Emulator::start(EmulatorConfig {
+    start(EmulatorConfig { quotas, faults, ..config(seed) }).await
+}
+
+/// The emulator these tests run: `seed`, their credentials, no request log.
+fn config(seed: &str) -> EmulatorConfig {
+    EmulatorConfig {
         seed: Seed::from_json(seed).expect("seed"),
         credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
-        quotas,
-        faults,
         log_requests: false,
         ..Default::default()
-    })
-    .await
-    .expect("start the emulator")
+    }
+}
+
+async fn start(config: EmulatorConfig) -> RunningEmulator {
+    Emulator::start(config).await.expect("start the emulator")
 }
 
 fn writes(rate: f64, burst: f64) -> QuotaConfig {
@@ -477,15 +482,7 @@ async fn every_sample_event_does_what_the_demo_says() {
 #[tokio::test]
 async fn the_warm_up_makes_the_tls_handshake_during_init_and_the_first_invocation_reuses_it() {
     for warm_up in [true, false] {
-        let emulator = Emulator::start(EmulatorConfig {
-            seed: Seed::from_json(SEED).expect("seed"),
-            credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
-            log_requests: false,
-            tls: true,
-            ..Default::default()
-        })
-        .await
-        .expect("start the emulator");
+        let emulator = start(EmulatorConfig { tls: true, ..config(SEED) }).await;
         assert!(emulator.endpoint().starts_with("https://"));
         let ca_file = std::env::temp_dir().join(format!("e2e-emulator-ca-{}-{warm_up}.pem", std::process::id()));
         std::fs::write(&ca_file, emulator.ca_pem().expect("a CA")).expect("write the CA");

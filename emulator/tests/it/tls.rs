@@ -2,6 +2,7 @@
 //! state counts connections and handshakes, so a test can tell a reused connection from a new one.
 
 use aws_sdk_partnercentralselling::Client;
+use aws_sdk_partnercentralselling::error::DisplayErrorContext;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use partner_central_emulator::{EmulatorConfig, QuotaConfig, RunningEmulator};
@@ -32,17 +33,10 @@ async fn sdk(emulator: &RunningEmulator, http: SharedHttpClient) -> Client {
     Client::from_conf(config)
 }
 
+/// One read; a failure as its whole chain of causes.
 async fn get(client: &Client) -> Result<(), String> {
-    client.get_opportunity().catalog("Sandbox").identifier("O1234567").send().await.map(drop).map_err(|e| {
-        use std::error::Error;
-        let mut chain = e.to_string();
-        let mut source = e.source();
-        while let Some(s) = source {
-            chain.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        chain
-    })
+    let call = client.get_opportunity().catalog("Sandbox").identifier("O1234567").send().await;
+    call.map(drop).map_err(|e| DisplayErrorContext(e).to_string())
 }
 
 #[tokio::test]
