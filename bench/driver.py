@@ -23,7 +23,8 @@ thread got to read them. Figures (each the median over `--runs` fresh processes)
 - warm cost per record: the same, warm, one record per invocation (and per record in batches of
   10), at 0 ms and at 50 ms of API latency added by the emulator, and the CPU the process ran per
   such invocation (`/proc/<pid>/task/*/schedstat`: user and kernel, the loopback's network work
-  included);
+  included); for our function, the share of it spent in the API call, as its own `ApiLatency`
+  metric (EMF lines in its output) times the call;
 - peak RSS: `VmHWM` of the function's process after all of the above;
 - the connection warm-up: the Rust function's cold start with `WARM_UP` on and off, over plain
   HTTP and over HTTPS (a second emulator with `--tls`, its certificate authority trusted through
@@ -493,6 +494,26 @@ class FunctionProcess:
         except (OSError, ValueError, IndexError):
             return None
 
+    def log_size(self) -> int:
+        self.log.flush()
+        return os.fstat(self.log.fileno()).st_size
+
+    def api_latencies_ms(self, since: int) -> list[float]:
+        """The `ApiLatency` values of the EMF lines the function has written since the log was
+        `since` bytes long (our function's; other functions write none)."""
+        with open(self.log.name, "rb") as log:
+            log.seek(since)
+            lines = log.read().splitlines()
+        values = []
+        for line in lines:
+            if b'"ApiLatency"' not in line:
+                continue
+            try:
+                values.extend(float(v) for v in json.loads(line).get("ApiLatency", []))
+            except (ValueError, TypeError, AttributeError):
+                continue
+        return values
+
     def peak_rss_mib(self) -> float | None:
         try:
             with open(f"/proc/{self.proc.pid}/status") as status:
@@ -559,13 +580,17 @@ def measure_run(kind: dict, emulator: Emulator, entities: Entities, args, log_pa
                 fn.api.invoke(sqs_event(entities, 1))
                 time.sleep(WARM_GAP_S)
             singles, per_record = [], []
-            cpu_before = fn.cpu_ns()
+            cpu_before, log_before = fn.cpu_ns(), fn.log_size()
             for _ in range(args.warm_invocations):
                 ok, answer, duration = fn.api.invoke(sqs_event(entities, 1))
                 result["errors"] += failures_of(kind, ok, answer) != 0
                 singles.append(duration)
                 time.sleep(WARM_GAP_S)
             cpu_after = fn.cpu_ns()
+            # Our function times each API call itself (its ApiLatency metric, written before it answers).
+            calls = fn.api_latencies_ms(log_before)
+            if calls:
+                result[f"warm_call_ms@{latency}"] = median(calls)
             if None not in (cpu_before, cpu_after) and args.warm_invocations:
                 result[f"warm_cpu_ms@{latency}"] = ms(cpu_after - cpu_before) / args.warm_invocations
             for _ in range(args.warm_batches):
@@ -819,6 +844,8 @@ def table(results: dict) -> str:
         rows.append((f"warm, 1 record, API latency {latency} ms", f"warm_record_ms@{latency}", 2, " ms"))
         label = f"  same, above the API latency as delivered ({fmt(delivered, 2, ' ms')})"
         rows.append((label, f"over@{latency}", 2, " ms"))
+        label = "    of which inside the API call (the function's own ApiLatency metric)"
+        rows.append((label, f"call@{latency}", 2, " ms"))
         rows.append(("  same, less the floor's Runtime API round trip", f"net@{latency}", 2, " ms"))
         rows.append(("  CPU the process ran per such invocation (user + kernel)", f"warm_cpu_ms@{latency}", 2, " ms"))
         wake = results.get("wake_up_after_wait_ms", {}).get(str(latency))
@@ -833,7 +860,11 @@ def table(results: dict) -> str:
             continue
         cells = []
         for n in names:
-            if key.startswith(("over@", "net@")):
+            if key.startswith("call@"):
+                latency = key.split("@")[1]
+                value, delivered = fns[n].get(f"warm_call_ms@{latency}"), probe.get(latency)
+                cells.append(fmt(value - delivered, digits, suffix) if None not in (value, delivered) else "-")
+            elif key.startswith(("over@", "net@")):
                 latency = key.split("@")[1]
                 value, delivered = fns[n].get(f"warm_record_ms@{latency}"), probe.get(latency)
                 floor = fns.get("floor", {}).get(f"warm_record_ms@{latency}") if key.startswith("net@") else 0.0
