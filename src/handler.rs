@@ -27,8 +27,12 @@ use crate::request::DisassociationRequest;
 use crate::webhook::{Refusal, Reply, Webhook, refuse};
 use crate::work_queue::{NoWorkQueue, WorkQueue};
 
-/// Time kept back at the end of an invocation for dead letters and the answer itself.
+/// Time kept back at the end of an invocation for dead letters and the answer itself: calls end this
+/// long before the deadline.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+/// Time kept back for the answer alone: a dead letter not sent by then is given up, and its record
+/// delivered again, rather than let the invocation time out (which would deliver the whole batch again).
+const ANSWER_RESERVE: Duration = Duration::from_millis(100);
 /// The least time a call is given: a record whose paced slot leaves less before the deadline (less
 /// the margin) is not started. A call takes a few hundred milliseconds; one that takes longer is cut
 /// off at the deadline (less the margin) and retried later, so no call can time the invocation out.
@@ -75,6 +79,8 @@ struct Invocation {
     request_id: String,
     /// When calls must be over: the deadline less the margin. `None` when the event has no deadline.
     calls_end: Option<Instant>,
+    /// When dead letters must be sent: the deadline less the answer's reserve.
+    letters_end: Option<Instant>,
     metrics: InvocationMetrics,
 }
 
@@ -82,10 +88,15 @@ impl Invocation {
     /// Runs `call` until it ends or the calls' end comes, whichever is first: `None` when it was cut
     /// off. Without a deadline, until it ends.
     async fn before_deadline<F: Future>(&self, call: F) -> Option<F::Output> {
-        match self.calls_end {
-            None => Some(call.await),
-            Some(end) => tokio::time::timeout_at(end, call).await.ok(),
-        }
+        until(self.calls_end, call).await
+    }
+}
+
+/// Runs `work` until it ends or `end` comes: `None` when it was cut off.
+async fn until<F: Future>(end: Option<Instant>, work: F) -> Option<F::Output> {
+    match end {
+        None => Some(work.await),
+        Some(end) => tokio::time::timeout_at(end, work).await.ok(),
     }
 }
 
@@ -131,7 +142,8 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
         let (payload, context) = event.into_parts();
         let context_deadline = context.deadline;
         let invocation = Invocation {
-            calls_end: calls_end(context.deadline),
+            calls_end: ahead_of_deadline(context.deadline, DEADLINE_MARGIN),
+            letters_end: ahead_of_deadline(context.deadline, ANSWER_RESERVE),
             request_id: context.request_id,
             metrics: InvocationMetrics::default(),
         };
@@ -440,10 +452,16 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
             source_id: origin.source_id,
             message_group: origin.group,
         };
-        match queue.send(letter).await {
-            Ok(()) => true,
-            Err(e) => {
+        match until(invocation.letters_end, queue.send(letter)).await {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
                 warn!(error = %e, "could not dead-letter the record: it will be delivered again");
+                false
+            }
+            None => {
+                warn!(
+                    "the dead letter was not sent before the invocation's deadline: the record will be delivered again"
+                );
                 false
             }
         }
@@ -498,17 +516,17 @@ fn summary(outcome: &Outcome, request: Option<&DisassociationRequest>) -> Value 
 /// watch` sends its timeout, 600000, instead) and is taken as no deadline at all.
 const EARLIEST_DEADLINE_MS: u64 = 1_000_000_000_000;
 
-/// When calls must be over: the invocation's deadline (milliseconds since the epoch) less the margin.
-fn calls_end(deadline_ms: u64) -> Option<Instant> {
+/// `reserve` ahead of the invocation's deadline (milliseconds since the epoch); `None` without one.
+fn ahead_of_deadline(deadline_ms: u64, reserve: Duration) -> Option<Instant> {
     if deadline_ms < EARLIEST_DEADLINE_MS {
         return None;
     }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
     let now = Instant::now();
-    Some(match remaining.checked_sub(DEADLINE_MARGIN) {
+    Some(match remaining.checked_sub(reserve) {
         Some(left) => now + left,
-        // Already past: a moment before now, so every slot is refused.
+        // Already past: a moment before now, so nothing more is started (every paced slot is refused).
         None => now.checked_sub(Duration::from_millis(1)).unwrap_or(now),
     })
 }

@@ -109,12 +109,17 @@ struct Letter {
 struct FakeQueue {
     letters: Mutex<Vec<Letter>>,
     broken: bool,
+    /// Each send takes this long.
+    slow: Option<Duration>,
 }
 
 impl DeadLetters for FakeQueue {
     async fn send(&self, letter: DeadLetter<'_>) -> Result<(), String> {
         if self.broken {
             return Err("queue unavailable".into());
+        }
+        if let Some(delay) = self.slow {
+            tokio::time::sleep(delay).await;
         }
         self.letters.lock().unwrap().push(Letter {
             body: letter.body.to_owned(),
@@ -536,6 +541,26 @@ async fn an_association_check_slower_than_the_time_left_is_cut_off_at_the_deadli
     assert_eq!(*w.service.checks.lock().unwrap(), 1, "the check was started");
     assert!(start.elapsed() <= Duration::from_millis(2600), "answered before the deadline: {:?}", start.elapsed());
     assert!(w.queue.letters.lock().unwrap().is_empty(), "not dead-lettered: the check may yet say it is done");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_not_sent_before_the_deadline_is_given_up_and_its_record_delivered_again() {
+    // Rejected at once, but the dead-letter queue is slow: rather than let the invocation time out
+    // (and the whole batch come back), the record alone is reported failed before the deadline.
+    let slow = FakeQueue { slow: Some(Duration::from_secs(30)), ..Default::default() };
+    let w = world_with(
+        &[("O1", Script::Fail("AccessDeniedException", ErrorClass::Permanent))],
+        &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")],
+        Some(slow),
+    );
+    let batch = sqs(vec![record("m1", &request("O1").to_string()), record("m2", &request("O2").to_string())]);
+    let start = Instant::now();
+    let answer = w.handler.handle(event(batch, 3)).await.unwrap();
+    assert_eq!(failures(&answer), ["m1"], "delivered again, not lost; m2 succeeded");
+    assert!(w.queue.letters.lock().unwrap().is_empty());
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(3), "answered before the deadline: {elapsed:?}");
+    assert!(elapsed > Duration::from_millis(2500), "the dead letter had the margin too: {elapsed:?}");
 }
 
 #[tokio::test]
