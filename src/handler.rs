@@ -25,7 +25,7 @@ use crate::pacer::Pacer;
 use crate::partner_central::{ApiError, ErrorClass, PartnerCentral, ThrottleCount};
 use crate::request::DisassociationRequest;
 use crate::webhook::{Refusal, Reply, Webhook, refuse};
-use crate::work_queue::{NoWorkQueue, WorkQueue};
+use crate::work_queue::{NoWorkQueue, WorkQueue, sqs_safe_json};
 
 /// Time kept back at the end of an invocation for dead letters and the answer itself: calls end this
 /// long before the deadline.
@@ -266,7 +266,8 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
     ) -> Result<Value, HandlerError> {
         let span = record_span(invocation, envelope.id.as_deref(), &envelope.request);
         async {
-            let body = event.to_string();
+            // The event is the dead letter's body: in characters SQS takes, the same JSON.
+            let body = sqs_safe_json(event.to_string());
             let origin = Origin { body: &body, source_id: envelope.id.as_deref(), group: None };
             let outcome = self.outcome(invocation, &envelope.request).await;
             let disposition = self.settle(invocation, outcome, &origin).await;

@@ -483,6 +483,23 @@ async fn eventbridge_success_summarises_and_rejection_is_handled_by_the_dead_let
 }
 
 #[tokio::test]
+async fn an_eventbridge_dead_letter_is_written_in_characters_sqs_takes_and_reads_back_as_the_event() {
+    // U+FFFE and U+FFFF are refused in an SQS body; a rejected event carrying them is still
+    // dead-lettered, as the same JSON with those two written as escapes.
+    let w = world(&[]);
+    let mut detail = request("O1");
+    detail["RelatedEntityType"] = json!("Solutions\u{ffff}\u{fffe}");
+    let answer = w.handler.handle(event(eventbridge(detail.clone()), 60)).await.unwrap();
+    assert_eq!(answer["errorCode"], "ValidationError");
+    let letter = w.queue.letters.lock().unwrap()[0].clone();
+    assert!(!letter.body.contains(['\u{fffe}', '\u{ffff}']), "{}", letter.body);
+    assert!(letter.body.contains("\\uffff"), "{}", letter.body);
+    let body: Value = serde_json::from_str(&letter.body).unwrap();
+    assert_eq!(body, eventbridge(detail), "the whole original event");
+    assert!(w.service.calls().is_empty());
+}
+
+#[tokio::test]
 async fn eventbridge_retry_and_undeliverable_rejections_are_function_errors() {
     let w = world_with(
         &[("O1", Script::Fail("InternalServerException", ErrorClass::Transient))],
