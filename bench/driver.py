@@ -860,14 +860,13 @@ def table(results: dict) -> str:
             continue
         cells = []
         for n in names:
-            if key.startswith("call@"):
-                latency = key.split("@")[1]
-                value, delivered = fns[n].get(f"warm_call_ms@{latency}"), probe.get(latency)
-                cells.append(fmt(value - delivered, digits, suffix) if None not in (value, delivered) else "-")
-            elif key.startswith(("over@", "net@")):
-                latency = key.split("@")[1]
-                value, delivered = fns[n].get(f"warm_record_ms@{latency}"), probe.get(latency)
-                floor = fns.get("floor", {}).get(f"warm_record_ms@{latency}") if key.startswith("net@") else 0.0
+            if key.startswith(("over@", "net@", "call@")):
+                # Above the delivered latency: the invocation's duration (less the floor's, for
+                # net@), or the API call's as the function timed it (call@).
+                kind, latency = key.split("@")
+                measured = "warm_call_ms" if kind == "call" else "warm_record_ms"
+                value, delivered = fns[n].get(f"{measured}@{latency}"), probe.get(latency)
+                floor = fns.get("floor", {}).get(f"warm_record_ms@{latency}") if kind == "net" else 0.0
                 known = n != "floor" and None not in (value, delivered, floor)
                 cells.append(fmt(value - delivered - floor, digits, suffix) if known else "-")
             else:
