@@ -1,7 +1,7 @@
 //! HTTPS, when asked for: a certificate authority made at start, and a server certificate it signs
 //! for `localhost`, `127.0.0.1` and `::1`. A client trusts the emulator by trusting the authority's
 //! PEM (the function: `SSL_CERT_FILE`; Python: `ssl.create_default_context(cafile=...)`). Nothing is
-//! read from or written to disk here; the binary writes the PEM where `--ca-file` says.
+//! read from or written to disk here; the binary writes the PEM where `--tls CA_FILE` says.
 
 use std::sync::Arc;
 
