@@ -44,8 +44,8 @@ const MAX_ATTRIBUTE_CHARS: usize = 1024;
 
 /// The adapter over SQS.
 ///
-/// Its client is built at the first dead letter, not at init: building an SDK client costs some
-/// 0.3 ms of init here (`bench/README.md`), and most execution environments never send a dead letter.
+/// Its client is built at the first dead letter, not at init: built at init, it cost the cold start
+/// about 0.5 ms here (`bench/README.md`), and most execution environments never send a dead letter.
 #[derive(Debug, Clone)]
 pub struct SqsDeadLetters {
     sdk: SdkConfig,
