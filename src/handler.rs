@@ -84,15 +84,8 @@ struct Invocation {
     metrics: InvocationMetrics,
 }
 
-impl Invocation {
-    /// Runs `call` until it ends or the calls' end comes, whichever is first: `None` when it was cut
-    /// off. Without a deadline, until it ends.
-    async fn before_deadline<F: Future>(&self, call: F) -> Option<F::Output> {
-        until(self.calls_end, call).await
-    }
-}
-
-/// Runs `work` until it ends or `end` comes: `None` when it was cut off.
+/// Runs `work` until it ends or `end` comes, whichever is first: `None` when it was cut off. Without
+/// an end, until it ends.
 async fn until<F: Future>(end: Option<Instant>, work: F) -> Option<F::Output> {
     match end {
         None => Some(work.await),
@@ -141,9 +134,10 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
         let (payload, context) = event.into_parts();
         let context_deadline = context.deadline;
+        let deadline = deadline_instant(context.deadline);
         let invocation = Invocation {
-            calls_end: ahead_of_deadline(context.deadline, DEADLINE_MARGIN),
-            letters_end: ahead_of_deadline(context.deadline, ANSWER_RESERVE),
+            calls_end: deadline.map(|deadline| ahead_of(deadline, DEADLINE_MARGIN)),
+            letters_end: deadline.map(|deadline| ahead_of(deadline, ANSWER_RESERVE)),
             request_id: context.request_id,
             metrics: InvocationMetrics::default(),
         };
@@ -374,7 +368,7 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
             info!(request = %json!(request), "DRY_RUN: would call DisassociateOpportunity");
             return Outcome::DryRun;
         }
-        let latest_start = invocation.calls_end.map(|end| end.checked_sub(CALL_RESERVE).unwrap_or(end));
+        let latest_start = invocation.calls_end.map(|end| ahead_of(end, CALL_RESERVE));
         // Every attempt of a write, retries included, takes its own paced slot: a retry fired outside
         // the pacer would land between paced writes and throttle the next one. A throttled answer
         // stretches the pacer's interval first, so the retry waits longer than the write it repeats.
@@ -399,7 +393,7 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
                 };
             }
             let started = Instant::now();
-            let result = invocation.before_deadline(self.partner_central.disassociate(request)).await;
+            let result = until(invocation.calls_end, self.partner_central.disassociate(request)).await;
             invocation.metrics.latency(request.catalog, started.elapsed().as_secs_f64() * 1000.0);
             let error = match result {
                 Some(Ok(())) => {
@@ -415,7 +409,7 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
             if error.class != ErrorClass::Transient || attempt >= self.config.max_attempts {
                 // The association check, when the error needs one, is cut off at the deadline too.
                 let outcome = Outcome::of_error(error, self.partner_central.association(request));
-                return invocation.before_deadline(outcome).await.unwrap_or_else(cut_off);
+                return until(invocation.calls_end, outcome).await.unwrap_or_else(cut_off);
             }
             info!(
                 attempt,
@@ -517,17 +511,18 @@ fn summary(outcome: &Outcome, request: Option<&DisassociationRequest>) -> Value 
 /// watch` sends its timeout, 600000, instead) and is taken as no deadline at all.
 const EARLIEST_DEADLINE_MS: u64 = 1_000_000_000_000;
 
-/// `reserve` ahead of the invocation's deadline (milliseconds since the epoch); `None` without one.
-fn ahead_of_deadline(deadline_ms: u64, reserve: Duration) -> Option<Instant> {
+/// The invocation's deadline (milliseconds since the epoch) on the monotonic clock; `None` without
+/// one. A deadline already past is now.
+fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     if deadline_ms < EARLIEST_DEADLINE_MS {
         return None;
     }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
-    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    let now = Instant::now();
-    Some(match remaining.checked_sub(reserve) {
-        Some(left) => now + left,
-        // Already past: a moment before now, so nothing more is started (every paced slot is refused).
-        None => now.checked_sub(Duration::from_millis(1)).unwrap_or(now),
-    })
+    Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+}
+
+/// `reserve` ahead of `end`. With less than that left, the result is already past, so nothing more
+/// is started (every paced slot is refused, every timeout fires at once).
+fn ahead_of(end: Instant, reserve: Duration) -> Instant {
+    end.checked_sub(reserve).unwrap_or(end)
 }
