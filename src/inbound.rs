@@ -119,12 +119,20 @@ fn sqs_batch(records: &Value) -> Inbound {
     let Some(records) = records.as_array() else {
         return Inbound::Unsupported(Failure::new(codes::UNSUPPORTED_EVENT, "Records must be an array of SQS records"));
     };
-    if let Some(source) =
-        records.iter().filter_map(|r| r.get("eventSource").and_then(Value::as_str)).find(|s| *s != "aws:sqs")
-    {
+    let mut sources = records.iter().filter_map(|r| r.get("eventSource").and_then(Value::as_str)).peekable();
+    if let Some(source) = sources.clone().find(|s| *s != "aws:sqs") {
         return Inbound::Unsupported(Failure::new(
             codes::UNSUPPORTED_EVENT,
             format!("not an SQS event (eventSource {source:?}): the function takes SQS, EventBridge and direct events"),
+        ));
+    }
+    // Lambda never sends an empty batch, and names the source on every record of one. `Records` with no
+    // record from SQS is someone else's event (SNS spells it `EventSource`), or a document that merely
+    // has such a member: answering it with an empty batch response would report work that never ran.
+    if sources.peek().is_none() {
+        return Inbound::Unsupported(Failure::new(
+            codes::UNSUPPORTED_EVENT,
+            "not an SQS event (no record with eventSource \"aws:sqs\"): the function takes SQS, EventBridge and direct events",
         ));
     }
     let fifo = records
@@ -320,5 +328,22 @@ mod tests {
         let Inbound::Unsupported(failure) = classify(&event) else { panic!("expected unsupported") };
         assert_eq!(failure.code, "UnsupportedEvent");
         assert!(matches!(classify(&json!({"Records": "x"})), Inbound::Unsupported(_)));
+    }
+
+    #[test]
+    fn records_with_none_from_sqs_are_no_batch() {
+        // A direct request that also carries a `Records` member is not an empty batch done.
+        let mut doc = request_doc();
+        doc["Records"] = json!([]);
+        let Inbound::Unsupported(failure) = classify(&doc) else { panic!("expected unsupported") };
+        assert!(failure.message.contains("no record with eventSource"), "{}", failure.message);
+        // SNS names its source `EventSource`.
+        let sns = sqs(vec![json!({"EventSource": "aws:sns", "Sns": {"Message": request_doc().to_string()}})]);
+        assert!(matches!(classify(&sns), Inbound::Unsupported(_)));
+        // One record that names SQS is enough: a malformed sibling still fails alone.
+        let batch = sqs(vec![record("m-1", &request_doc().to_string()), json!({"messageId": "m-2"})]);
+        let Inbound::Sqs(batch) = classify(&batch) else { panic!("expected a batch") };
+        assert_eq!(batch.records.len(), 2);
+        assert!(batch.records[1].request.is_err());
     }
 }

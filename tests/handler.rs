@@ -538,6 +538,18 @@ async fn an_event_of_another_service_is_a_function_error() {
     assert!(w.service.calls().is_empty());
 }
 
+#[tokio::test]
+async fn a_request_with_a_records_member_is_not_answered_as_an_empty_batch() {
+    // Read as an SQS event with no record from SQS: an error, not `{"batchItemFailures": []}`,
+    // which would report work done that never ran.
+    let w = world(&[]);
+    let mut document = request("O1");
+    document["Records"] = json!([]);
+    let error = w.handler.handle(event(document, 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "UnsupportedEvent");
+    assert!(w.service.calls().is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_call_slower_than_the_time_left_is_cut_off_at_the_deadline() {
     let w = world(&[("O1", Script::Slow(Duration::from_secs(30)))]);

@@ -75,6 +75,7 @@ fn expectations() -> BTreeMap<&'static str, Expect> {
         ("sqs-records-not-an-array.json", Error("UnsupportedEvent", "Records must be an array")),
         ("sqs-records-null.json", Error("UnsupportedEvent", "Records must be an array")),
         ("sqs-other-event-source.json", Error("UnsupportedEvent", "eventSource \"aws:s3\"")),
+        ("sns-event.json", Error("UnsupportedEvent", "no record with eventSource \"aws:sqs\"")),
         ("sqs-bad-records.json", Batch(12)),
     ])
 }
