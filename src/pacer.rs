@@ -11,12 +11,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How far a run of throttled answers may stretch the interval.
+/// How far a run of throttled answers may stretch the interval: 16 times the base interval...
 const MAX_SLOWDOWN: u32 = 16;
+/// ...but never past 10 s (a base interval longer than that is not stretched). The stretch outlives the
+/// invocation, and only successes undo it: stretched past an invocation's length (16 times a 5 s base
+/// is 80 s, against the template's 60 s timeout), no write of a later batch could start, each of its
+/// records would spend a receive without being tried, and no success would ever come to shrink it.
+/// At 10 s an invocation of the template still has room for several writes.
+const MAX_STRETCHED: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct Pacer {
     base: Duration,
+    /// The longest the interval may grow to ([`MAX_SLOWDOWN`], [`MAX_STRETCHED`]).
+    longest: Duration,
     state: Mutex<State>,
     /// Held while waiting for a slot: tokio's mutex is fair, so waiters are served in order.
     queue: tokio::sync::Mutex<()>,
@@ -40,6 +48,7 @@ impl Pacer {
         let base = Duration::from_secs_f64(1.0 / per_second);
         Self {
             base,
+            longest: (base * MAX_SLOWDOWN).min(MAX_STRETCHED).max(base),
             state: Mutex::new(State { interval: base, next_slot: Instant::now() }),
             queue: tokio::sync::Mutex::new(()),
         }
@@ -78,7 +87,7 @@ impl Pacer {
     pub fn throttled(&self) {
         let now = Instant::now();
         let mut state = self.lock();
-        state.interval = (state.interval * 2).min(self.base * MAX_SLOWDOWN);
+        state.interval = (state.interval * 2).min(self.longest);
         state.next_slot = state.next_slot.max(now + state.interval);
     }
 
@@ -149,11 +158,38 @@ mod tests {
         for _ in 0..10 {
             pacer.throttled();
         }
-        assert_eq!(pacer.interval(), Duration::from_secs(16), "bounded");
+        assert_eq!(pacer.interval(), Duration::from_secs(10), "bounded by MAX_STRETCHED");
         for _ in 0..20 {
             pacer.succeeded();
         }
         assert_eq!(pacer.interval(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stretch_is_bounded_by_both_limits_and_never_shrinks_the_base() {
+        let stretched = |per_second: f64| {
+            let pacer = Pacer::new(per_second);
+            for _ in 0..20 {
+                pacer.throttled();
+            }
+            pacer.interval()
+        };
+        assert_eq!(stretched(10.0), Duration::from_millis(1600), "16 times a short base");
+        assert_eq!(stretched(0.2), Duration::from_secs(10), "a 5 s base stretches to 10 s, not 80 s");
+        assert_eq!(stretched(0.05), Duration::from_secs(20), "a base past 10 s is kept as it is");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stretch_left_by_an_earlier_burst_leaves_room_for_a_write_within_a_minute() {
+        // The template's slowest share, 0.2 writes per second, after a long run of throttled answers.
+        let pacer = Pacer::new(0.2);
+        pacer.acquire(None).await.unwrap();
+        for _ in 0..10 {
+            pacer.throttled();
+        }
+        // The next invocation, 60 s long with its last start 1.5 s before the end, still gets a slot.
+        let latest_start = Instant::now() + Duration::from_millis(58_500);
+        assert!(pacer.acquire(Some(latest_start)).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
