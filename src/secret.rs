@@ -5,8 +5,13 @@
 //! local runs `WEBHOOK_SECRET` holds the value itself. Either way the bytes are kept in a
 //! [`WebhookSecret`], whose `Debug` prints `<redacted>`, so no log line or config dump can carry it.
 //!
-//! A rotated secret reaches an instance only when it starts: rotate by updating the CRM first to
-//! send with the new secret, then forcing new instances (a configuration change or a deploy).
+//! A rotated secret reaches an instance only when it starts, so an instance from Secrets Manager
+//! takes two keys: the secret's current value (`AWSCURRENT`) and, while there is one, its previous
+//! value (`AWSPREVIOUS`). Rotate without a gap: put the new value, force new instances (a
+//! configuration change or a deploy), and only then switch the CRM to the new secret. Until the next
+//! rotation the old value is accepted too; to retire it at once (a leaked secret), take its
+//! `AWSPREVIOUS` label off (`aws secretsmanager update-secret-version-stage`) before forcing new
+//! instances.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,24 +25,49 @@ use crate::config::ConfigError;
 /// The fewest bytes a secret may have: a short HMAC key is a guessable one.
 pub const MIN_SECRET_BYTES: usize = 16;
 
-/// The HMAC key of the webhook. Compared and hashed only, never shown.
+/// The HMAC keys of the webhook: the secret's value, and its previous value during a rotation.
+/// Compared and hashed only, never shown.
 #[derive(Clone, PartialEq, Eq)]
-pub struct WebhookSecret(Vec<u8>);
+pub struct WebhookSecret {
+    current: Vec<u8>,
+    previous: Option<Vec<u8>>,
+}
 
 impl WebhookSecret {
-    /// The secret, when it is at least [`MIN_SECRET_BYTES`] long.
+    /// The secret, when it can be a key ([`check`]).
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, String> {
-        let bytes = bytes.into();
-        if bytes.len() < MIN_SECRET_BYTES {
-            return Err(format!("the secret must be at least {MIN_SECRET_BYTES} bytes, it has {}", bytes.len()));
-        }
-        Ok(Self(bytes))
+        let current = bytes.into();
+        check(&current)?;
+        Ok(Self { current, previous: None })
     }
 
-    /// The key bytes, for the HMAC only.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
+    /// Accepts the secret's previous value too, when it can be a key and differs from the current one.
+    pub fn with_previous(mut self, previous: impl Into<Vec<u8>>) -> Result<Self, String> {
+        let previous = previous.into();
+        check(&previous).map_err(|reason| format!("the previous value: {reason}"))?;
+        if previous != self.current {
+            self.previous = Some(previous);
+        }
+        Ok(self)
     }
+
+    /// The keys a signature may be made with, the current one first: for the HMAC only.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.current.as_slice()).chain(self.previous.as_deref())
+    }
+}
+
+/// A key is at least [`MIN_SECRET_BYTES`] long, and neither begins nor ends with white space: the
+/// bytes are used exactly as stored, and a trailing newline (a secret put from a file) would give a
+/// key the CRM does not sign with, so every request would be refused with nothing to say why.
+fn check(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < MIN_SECRET_BYTES {
+        return Err(format!("the secret must be at least {MIN_SECRET_BYTES} bytes, it has {}", bytes.len()));
+    }
+    if bytes.first().is_some_and(u8::is_ascii_whitespace) || bytes.last().is_some_and(u8::is_ascii_whitespace) {
+        return Err("the secret begins or ends with white space (a newline from a file?): store it without".to_owned());
+    }
+    Ok(())
 }
 
 impl fmt::Debug for WebhookSecret {
@@ -69,8 +99,10 @@ impl SecretSource {
     }
 }
 
-/// Reads a secret's current value: its `SecretString`, byte for byte (not trimmed), or its
-/// `SecretBinary`.
+/// Reads a secret's current value and, when it has one, its previous value (both at once): each its
+/// `SecretString`, byte for byte (not trimmed), or its `SecretBinary`. The current value must be
+/// readable and usable; a previous value that is missing, unreadable or unusable is left out, and
+/// said so in the log.
 async fn fetch(sdk: &SdkConfig, arn: &str) -> Result<WebhookSecret, String> {
     // Init has 10 s in all: a Secrets Manager that does not answer must fail it, not hang it.
     let timeouts = TimeoutConfig::builder()
@@ -78,17 +110,31 @@ async fn fetch(sdk: &SdkConfig, arn: &str) -> Result<WebhookSecret, String> {
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
         .build();
-    let config = aws_sdk_secretsmanager::config::Builder::from(sdk).timeout_config(timeouts).build();
-    let answer =
-        Client::from_conf(config).get_secret_value().secret_id(arn).send().await.map_err(|e| {
-            format!("GetSecretValue failed: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e))
-        })?;
-    let bytes = match (answer.secret_string(), answer.secret_binary()) {
-        (Some(text), _) => text.as_bytes().to_vec(),
-        (None, Some(blob)) => blob.as_ref().to_vec(),
-        (None, None) => return Err("the secret has no value".to_owned()),
-    };
-    WebhookSecret::new(bytes)
+    let client = Client::from_conf(aws_sdk_secretsmanager::config::Builder::from(sdk).timeout_config(timeouts).build());
+    let (current, previous) = tokio::join!(value(&client, arn, CURRENT), value(&client, arn, PREVIOUS));
+    let secret = WebhookSecret::new(current?)?;
+    match previous.and_then(|bytes| secret.clone().with_previous(bytes)) {
+        Ok(secret) => Ok(secret),
+        Err(reason) => {
+            tracing::info!(reason, "the webhook accepts the secret's current value only");
+            Ok(secret)
+        }
+    }
+}
+
+const CURRENT: &str = "AWSCURRENT";
+const PREVIOUS: &str = "AWSPREVIOUS";
+
+/// One version of the secret, by its staging label.
+async fn value(client: &Client, arn: &str, stage: &str) -> Result<Vec<u8>, String> {
+    let answer = client.get_secret_value().secret_id(arn).version_stage(stage).send().await.map_err(|e| {
+        format!("GetSecretValue ({stage}) failed: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e))
+    })?;
+    match (answer.secret_string(), answer.secret_binary()) {
+        (Some(text), _) => Ok(text.as_bytes().to_vec()),
+        (None, Some(blob)) => Ok(blob.as_ref().to_vec()),
+        (None, None) => Err(format!("the secret's {stage} version has no value")),
+    }
 }
 
 #[cfg(test)]
@@ -107,5 +153,27 @@ mod tests {
     fn a_short_secret_is_refused() {
         assert!(WebhookSecret::new("short").unwrap_err().contains("at least 16 bytes"));
         assert!(WebhookSecret::new(vec![0u8; 16]).is_ok());
+    }
+
+    #[test]
+    fn a_secret_with_white_space_around_it_is_refused() {
+        for value in
+            ["demo-webhook-secret\n", "demo-webhook-secret\r\n", " demo-webhook-secret", "demo-webhook-secret\t"]
+        {
+            let reason = WebhookSecret::new(value).unwrap_err();
+            assert!(reason.contains("white space"), "{value:?}: {reason}");
+        }
+        assert!(WebhookSecret::new("demo webhook secret").is_ok(), "inside the value it is part of the key");
+    }
+
+    #[test]
+    fn the_previous_value_is_a_second_key_when_it_can_be_one() {
+        let keys = |secret: &WebhookSecret| secret.keys().map(<[u8]>::to_vec).collect::<Vec<_>>();
+        let current = WebhookSecret::new("the-new-webhook-secret").unwrap();
+        let both = current.clone().with_previous("the-old-webhook-secret").unwrap();
+        assert_eq!(keys(&both), [b"the-new-webhook-secret".to_vec(), b"the-old-webhook-secret".to_vec()]);
+        assert_eq!(keys(&current.clone().with_previous("the-new-webhook-secret").unwrap()).len(), 1, "the same");
+        assert!(current.clone().with_previous("short").unwrap_err().starts_with("the previous value"));
+        assert!(!format!("{both:?}").contains("old"), "never shown");
     }
 }

@@ -10,9 +10,13 @@
 //! `X-Webhook-Timestamp: <Unix seconds>` and `X-Webhook-Signature: sha256=<hex>`, the HMAC-SHA256 of
 //! `<timestamp>.<raw body>` under the shared secret (the timestamp exactly as sent; the body as the
 //! CRM sent it, before any base64 of Lambda's). The comparison is constant-time; a timestamp more than
-//! [`MAX_SKEW_SECONDS`] from now is refused. Within that window a captured request could be replayed:
-//! it would only queue the same requests again, which the pipeline absorbs (an entity already
-//! disassociated counts as done).
+//! [`MAX_SKEW_SECONDS`] from now is refused. Within that window a captured request could be replayed
+//! (the URL is HTTPS only, so it would have to be captured at either end): it would queue the same
+//! requests again. A disassociation already done counts as done again; one undone since (the entity
+//! associated again within those minutes) would be done a second time.
+//!
+//! The signature may be made with the secret's current value or, during a rotation, its previous one
+//! (see `secret.rs`).
 //!
 //! ```
 //! use opportunity_disassociator::webhook::signature;
@@ -135,8 +139,11 @@ pub fn verify(secret: &WebhookSecret, headers: &HeaderMap, body: &[u8], now: u64
     if now.abs_diff(signed_at) > MAX_SKEW_SECONDS {
         return Err(Refusal::Stale);
     }
-    // Constant-time: `verify_slice` compares every byte whatever the first difference.
-    mac(secret.expose(), timestamp, body).verify_slice(&tag).map_err(|_| Refusal::WrongSignature)
+    // Constant-time: `verify_slice` compares every byte whatever the first difference. Every key is
+    // tried (the current one first), so the time taken does not say which one matched either.
+    let matches =
+        secret.keys().fold(false, |matched, key| mac(key, timestamp, body).verify_slice(&tag).is_ok() | matched);
+    if matches { Ok(()) } else { Err(Refusal::WrongSignature) }
 }
 
 /// A header's only value, as text: `Some(None)` when it is repeated or not visible ASCII.

@@ -241,14 +241,33 @@ async fn the_secret_is_read_from_secrets_manager_once_at_init() {
     assert_eq!(status, 202);
 
     // Read once: a rotation in Secrets Manager reaches new instances only.
-    secrets.put_secret_value().secret_id(&arn).secret_string("a-rotated-secret-value-0000").send().await.unwrap();
+    let rotated = "a-rotated-secret-value-0000";
+    secrets.put_secret_value().secret_id(&arn).secret_string(rotated).send().await.unwrap();
     let (status, _) = http(runtime.invoke(signed_webhook(&body, now_secs(), generated), TIMEOUT).await);
     assert_eq!(status, 202);
+    let (status, _) = http(runtime.invoke(signed_webhook(&body, now_secs(), rotated), TIMEOUT).await);
+    assert_eq!(status, 401, "this instance read the secret before the rotation");
     assert_eq!(moto.depth(&queues.work_url).await, 2);
 
+    // A new instance takes both values (AWSCURRENT and AWSPREVIOUS), so the CRM can switch to the new
+    // one once the instances are new, without a gap; any other key is still refused.
+    let runtime2 = RuntimeApi::start().await;
+    let function2 = Function::start(
+        &runtime2,
+        &env(&emulator, &moto, &[("WEBHOOK_SECRET_ARN", arn.clone()), ("WORK_QUEUE_URL", queues.work_url.clone())]),
+    );
+    for key in [rotated, generated] {
+        let (status, _) = http(runtime2.invoke(signed_webhook(&body, now_secs(), key), TIMEOUT).await);
+        assert_eq!(status, 202, "signed with {key}");
+    }
+    let (status, _) =
+        http(runtime2.invoke(signed_webhook(&body, now_secs(), "some-other-secret-value-0"), TIMEOUT).await);
+    assert_eq!(status, 401);
+    assert_eq!(moto.depth(&queues.work_url).await, 4);
+
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for line in function.lines() {
-        assert!(!line.contains(generated), "the webhook secret in the logs: {line}");
+    for line in function.lines().into_iter().chain(function2.lines()) {
+        assert!(!line.contains(generated) && !line.contains(rotated), "the webhook secret in the logs: {line}");
     }
 }
 
