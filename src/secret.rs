@@ -41,14 +41,15 @@ impl WebhookSecret {
         Ok(Self { current, previous: None })
     }
 
-    /// Accepts the secret's previous value too, when it can be a key and differs from the current one.
-    pub fn with_previous(mut self, previous: impl Into<Vec<u8>>) -> Result<Self, String> {
+    /// Accepts the secret's previous value too, when it can be a key and differs from the current one;
+    /// otherwise the secret stays as it was.
+    pub fn add_previous(&mut self, previous: impl Into<Vec<u8>>) -> Result<(), String> {
         let previous = previous.into();
         check(&previous).map_err(|reason| format!("the previous value: {reason}"))?;
         if previous != self.current {
             self.previous = Some(previous);
         }
-        Ok(self)
+        Ok(())
     }
 
     /// The keys a signature may be made with, the current one first: for the HMAC only.
@@ -112,14 +113,11 @@ async fn fetch(sdk: &SdkConfig, arn: &str) -> Result<WebhookSecret, String> {
         .build();
     let client = Client::from_conf(aws_sdk_secretsmanager::config::Builder::from(sdk).timeout_config(timeouts).build());
     let (current, previous) = tokio::join!(value(&client, arn, CURRENT), value(&client, arn, PREVIOUS));
-    let secret = WebhookSecret::new(current?)?;
-    match previous.and_then(|bytes| secret.clone().with_previous(bytes)) {
-        Ok(secret) => Ok(secret),
-        Err(reason) => {
-            tracing::info!(reason, "the webhook accepts the secret's current value only");
-            Ok(secret)
-        }
+    let mut secret = WebhookSecret::new(current?)?;
+    if let Err(reason) = previous.and_then(|bytes| secret.add_previous(bytes)) {
+        tracing::info!(reason, "the webhook accepts the secret's current value only");
     }
+    Ok(secret)
 }
 
 const CURRENT: &str = "AWSCURRENT";
@@ -170,10 +168,15 @@ mod tests {
     fn the_previous_value_is_a_second_key_when_it_can_be_one() {
         let keys = |secret: &WebhookSecret| secret.keys().map(<[u8]>::to_vec).collect::<Vec<_>>();
         let current = WebhookSecret::new("the-new-webhook-secret").unwrap();
-        let both = current.clone().with_previous("the-old-webhook-secret").unwrap();
+        let mut both = current.clone();
+        both.add_previous("the-old-webhook-secret").unwrap();
         assert_eq!(keys(&both), [b"the-new-webhook-secret".to_vec(), b"the-old-webhook-secret".to_vec()]);
-        assert_eq!(keys(&current.clone().with_previous("the-new-webhook-secret").unwrap()).len(), 1, "the same");
-        assert!(current.clone().with_previous("short").unwrap_err().starts_with("the previous value"));
+        let mut same = current.clone();
+        same.add_previous("the-new-webhook-secret").unwrap();
+        assert_eq!(keys(&same).len(), 1, "the same");
+        let mut refused = current.clone();
+        assert!(refused.add_previous("short").unwrap_err().starts_with("the previous value"));
+        assert_eq!(refused, current, "left as it was");
         assert!(!format!("{both:?}").contains("old"), "never shown");
     }
 }
