@@ -27,6 +27,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let pacer = Arc::new(Pacer::new(config.writes_per_second));
     let throttles = Arc::new(ThrottleCount::default());
     let partner_central = SdkPartnerCentral::new(&sdk, &config, throttles.clone());
+    // DRY_RUN calls nothing, not even the warm-up's read: it is what a first deploy to an account is
+    // made with, before the account's access to Partner Central is known to work.
+    let warm_up = warm_up && !config.dry_run;
     if warm_up && let Some(&catalog) = config.allowed_catalogs.first() {
         partner_central.warm_up(catalog).await;
     }

@@ -476,6 +476,25 @@ async fn every_sample_event_does_what_the_demo_says() {
     assert_eq!(state.opportunity("Sandbox", "O3000001").unwrap().related_entity_identifiers.solutions, ["S-3000001"]);
 }
 
+/// `DRY_RUN` calls nothing: not the write, and not the warm-up's read either, even when `WARM_UP` asks
+/// for it.
+#[tokio::test]
+async fn dry_run_makes_no_call_at_all_not_even_the_warm_up() {
+    let emulator = emulator(QuotaConfig::default(), FaultConfig::default()).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(&runtime, &env(&emulator, None, &[("DRY_RUN", "true"), ("WARM_UP", "true")]));
+
+    runtime.wait_for_first_poll(TIMEOUT).await;
+    let answer = runtime.invoke(request("Sandbox", "O2000001", "Solutions", "S-2000001"), TIMEOUT).await;
+    let state = emulator.state();
+
+    assert_eq!(answer.expect("success")["outcome"], "dry_run");
+    assert_eq!(state.connections, 0, "no connection was opened");
+    assert_eq!(state.operation("GetOpportunity").calls, 0);
+    assert_eq!(state.operation("DisassociateOpportunity").calls, 0);
+    assert_eq!(solutions(&emulator, "O2000001"), ["S-2000001"], "nothing changed");
+}
+
 /// Over HTTPS (the emulator's own certificate authority, trusted through `SSL_CERT_FILE` as a private
 /// CA would be): with `WARM_UP`, init opens the connection with one read, so the first invocation's
 /// write makes no TLS handshake; without it, the first invocation makes the handshake itself.
