@@ -144,10 +144,13 @@ fn sqs_batch(records: &Value) -> Inbound {
 
 /// A record Lambda wrote for a failed asynchronous invocation (the `OnFailure` destination of the
 /// direct EventBridge path) carries the original event in `requestPayload`: redriven from the
-/// dead-letter queue to the work queue, it is that event which is processed again.
+/// dead-letter queue to the work queue, it is that event which is processed again. It is known by
+/// `requestContext.functionArn` and `requestPayload`, not by `responseContext`: an event that aged out
+/// in the asynchronous queue (`EventAgeExceeded`) may never have reached the function, and so have no
+/// response to describe. No request document has those members.
 fn unwrap_async_record(doc: Value) -> Value {
     let is_invocation_record =
-        doc.get("requestContext").and_then(|c| c.get("functionArn")).is_some() && doc.get("responseContext").is_some();
+        doc.get("requestContext").and_then(|c| c.get("functionArn")).is_some() && doc.get("requestPayload").is_some();
     match doc {
         Value::Object(mut map) if is_invocation_record => map.remove("requestPayload").unwrap_or(Value::Null),
         other => other,
@@ -272,6 +275,23 @@ mod tests {
         assert!(batch.records[0].request.is_ok(), "{:?}", batch.records[0].request);
         assert_eq!(batch.records[0].event_id.as_deref(), Some("ev-1"));
         assert_eq!(batch.records[0].body, invocation_record.to_string(), "the body itself is kept unchanged");
+    }
+
+    #[test]
+    fn an_invocation_record_without_a_response_context_is_unwrapped_too() {
+        // An event that aged out in the asynchronous queue before the function ever ran.
+        let invocation_record = json!({
+            "version": "1.0",
+            "timestamp": "2026-11-26T09:00:00.000Z",
+            "requestContext": {"requestId": "r-2", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST",
+                               "condition": "EventAgeExceeded", "approximateInvokeCount": 0},
+            "requestPayload": eventbridge(request_doc())
+        });
+        let Inbound::Sqs(batch) = classify(&sqs(vec![record("m1", &invocation_record.to_string())])) else {
+            panic!("expected SQS")
+        };
+        assert!(batch.records[0].request.is_ok(), "{:?}", batch.records[0].request);
+        assert_eq!(batch.records[0].event_id.as_deref(), Some("ev-1"));
     }
 
     #[test]
