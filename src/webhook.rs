@@ -333,10 +333,25 @@ impl<Q: WorkQueue> Webhook<Q> {
         ))
     }
 
-    /// Queues every request, in batches sent at once; 202 only when every message was taken.
+    /// Queues every request, in batches sent at once; 202 only when every message was taken. A FIFO
+    /// queue orders a group's messages as their sends arrive: there the batches go one after another,
+    /// and none is sent after one that failed, so that no request overtakes an earlier one of the list.
     async fn queue(&self, requests: &[DisassociationRequest]) -> Reply {
         let batches: Vec<&[DisassociationRequest]> = requests.chunks(MAX_BATCH).collect();
-        let results = futures::future::join_all(batches.iter().map(|batch| self.queue.send_batch(batch))).await;
+        let results = if self.queue.keeps_order() {
+            let mut results = Vec::with_capacity(batches.len());
+            for batch in &batches {
+                let result = self.queue.send_batch(batch).await;
+                let whole = matches!(&result, Ok(ids) if ids.len() == batch.len());
+                results.push(result);
+                if !whole {
+                    break;
+                }
+            }
+            results
+        } else {
+            futures::future::join_all(batches.iter().map(|batch| self.queue.send_batch(batch))).await
+        };
         let mut message_ids = Vec::with_capacity(requests.len());
         let mut queued = 0;
         let mut failures = Vec::new();
@@ -411,11 +426,23 @@ mod tests {
         /// Calls (0-based) that fail, having queued this many of their messages first.
         failing: Vec<(usize, usize)>,
         calls: Mutex<usize>,
+        /// A FIFO queue: each send yields before it is taken, and the most sends ever in flight at
+        /// once are counted.
+        fifo: bool,
+        in_flight: Mutex<(usize, usize)>,
     }
 
     impl FakeQueue {
         fn failing(failing: &[(usize, usize)]) -> Self {
             Self { failing: failing.to_vec(), ..Default::default() }
+        }
+
+        fn fifo(failing: &[(usize, usize)]) -> Self {
+            Self { failing: failing.to_vec(), fifo: true, ..Default::default() }
+        }
+
+        fn most_in_flight(&self) -> usize {
+            self.in_flight.lock().unwrap().1
         }
 
         fn queued(&self) -> Vec<DisassociationRequest> {
@@ -428,8 +455,20 @@ mod tests {
     }
 
     impl WorkQueue for FakeQueue {
+        fn keeps_order(&self) -> bool {
+            self.fifo
+        }
+
         async fn send_batch(&self, requests: &[DisassociationRequest]) -> Result<Vec<String>, QueueError> {
             assert!(requests.len() <= MAX_BATCH, "a batch of {}", requests.len());
+            {
+                let mut in_flight = self.in_flight.lock().unwrap();
+                in_flight.0 += 1;
+                in_flight.1 = in_flight.1.max(in_flight.0);
+            }
+            // A send takes a while: concurrent sends overlap here.
+            tokio::task::yield_now().await;
+            self.in_flight.lock().unwrap().0 -= 1;
             let call = {
                 let mut calls = self.calls.lock().unwrap();
                 *calls += 1;
@@ -762,6 +801,30 @@ mod tests {
         assert_eq!(reply.status, 503);
         // What went in stays in: the CRM's retry queues it again, and the pipeline takes it twice safely.
         assert_eq!(webhook.queue.batch_sizes(), [10, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_fifo_queue_takes_the_batches_one_after_another_and_none_after_a_failure() {
+        let docs: Vec<Value> = (1..=25).map(|i| doc(&format!("O{i}"))).collect();
+        let body = json!(docs).to_string();
+
+        let fifo = webhook(FakeQueue::fifo(&[]));
+        let reply = answer(&fifo, &signed(&body)).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(fifo.queue.batch_sizes(), [10, 10, 5]);
+        assert_eq!(fifo.queue.most_in_flight(), 1, "never two sends at once");
+
+        // The second batch takes 4 of its 10 and fails: the third, whose requests come after those
+        // 6, is not sent at all (the CRM's retry sends the whole list again, in order).
+        let failing = webhook(FakeQueue::fifo(&[(1, 4)]));
+        let reply = answer(&failing, &signed(&body)).await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(failing.queue.batch_sizes(), [10, 4]);
+
+        // A standard queue takes them all at once.
+        let standard = webhook(FakeQueue::default());
+        assert_eq!(answer(&standard, &signed(&body)).await.status, 202);
+        assert_eq!(standard.queue.most_in_flight(), 3);
     }
 
     /// `events/webhook-signed.json` is signed with the documented test secret. Its timestamp is fixed,

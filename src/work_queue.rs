@@ -38,6 +38,12 @@ pub trait WorkQueue: Send + Sync {
         &self,
         requests: &[DisassociationRequest],
     ) -> impl Future<Output = Result<Vec<String>, QueueError>> + Send;
+
+    /// Whether the queue keeps messages in the order their sends arrive (a FIFO queue): batches must
+    /// then go one after another, as two sent at once may arrive either way round.
+    fn keeps_order(&self) -> bool {
+        false
+    }
 }
 
 impl<T: WorkQueue> WorkQueue for Arc<T> {
@@ -46,6 +52,10 @@ impl<T: WorkQueue> WorkQueue for Arc<T> {
         requests: &[DisassociationRequest],
     ) -> impl Future<Output = Result<Vec<String>, QueueError>> + Send {
         (**self).send_batch(requests)
+    }
+
+    fn keeps_order(&self) -> bool {
+        (**self).keeps_order()
     }
 }
 
@@ -101,6 +111,10 @@ impl SqsWorkQueue {
 }
 
 impl WorkQueue for SqsWorkQueue {
+    fn keeps_order(&self) -> bool {
+        self.fifo
+    }
+
     async fn send_batch(&self, requests: &[DisassociationRequest]) -> Result<Vec<String>, QueueError> {
         if requests.len() > MAX_BATCH {
             return Err(QueueError {
