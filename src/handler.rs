@@ -194,10 +194,14 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
             for &index in lane {
                 let record = &batch.records[index];
                 let disposition = if blocked {
-                    Disposition::Failed(Failure::new(
+                    let disposition = Disposition::Failed(Failure::new(
                         codes::EARLIER_FAILURE_IN_GROUP,
                         "an earlier message of this FIFO group failed in this batch",
-                    ))
+                    ));
+                    // Held back untried, but reported failed: logged and counted like any other.
+                    let span = record_span(invocation, record.message_id.as_deref(), &record.request);
+                    span.in_scope(|| self.log_and_count(invocation, &record.request, &disposition));
+                    disposition
                 } else {
                     self.sqs_record(invocation, record).await
                 };
@@ -220,7 +224,12 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
                         // and if even that fails, fail the batch so nothing is lost.
                         let record = &batch.records[index];
                         let origin = Origin { body: &record.body, source_id: None, group: record.group.as_deref() };
-                        if !self.dead_letter(invocation, &failure, &origin).await {
+                        if self.dead_letter(invocation, &failure, &origin).await {
+                            let catalog = record.request.as_ref().ok().map(|r| r.catalog);
+                            invocation.metrics.recount(catalog, Counted::Retried, Counted::DeadLettered);
+                            let span = record_span(invocation, None, &record.request);
+                            span.in_scope(|| warn!(outcome = "dead_lettered", error_code = %failure.code, "no message id to report it failed by: dead-lettered instead"));
+                        } else {
                             unreportable += 1;
                         }
                     }

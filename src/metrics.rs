@@ -55,6 +55,16 @@ impl InvocationMetrics {
         *map.entry(catalog.map_or(NO_CATALOG, Catalog::as_str)).or_default().counts.entry(counted).or_default() += 1;
     }
 
+    /// A record counted as `from` turned out to be `to` after all.
+    pub fn recount(&self, catalog: Option<Catalog>, from: Counted, to: Counted) {
+        let mut map = self.lock();
+        let counts = &mut map.entry(catalog.map_or(NO_CATALOG, Catalog::as_str)).or_default().counts;
+        if let Some(n) = counts.get_mut(&from) {
+            *n = n.saturating_sub(1);
+        }
+        *counts.entry(to).or_default() += 1;
+    }
+
     pub fn latency(&self, catalog: Catalog, millis: f64) {
         self.lock().entry(catalog.as_str()).or_default().latencies_ms.push(millis);
     }
@@ -140,6 +150,17 @@ mod tests {
         assert_eq!(sandbox["_aws"]["Timestamp"], 1_700_000_000_000u64);
         assert_eq!(lines[2]["Throttled"], 3);
         assert_eq!(lines[2]["Service"], "svc");
+    }
+
+    #[test]
+    fn a_record_recounted_moves_from_one_count_to_the_other() {
+        let metrics = InvocationMetrics::default();
+        metrics.count(None, Counted::Retried);
+        metrics.count(None, Counted::Retried);
+        metrics.recount(None, Counted::Retried, Counted::DeadLettered);
+        let line = &metrics.emf_lines("Ns", "svc", 0, 0)[0];
+        assert_eq!((line["Catalog"].as_str(), line["Retried"].as_u64()), (Some("None"), Some(1)));
+        assert_eq!(line["DeadLettered"], 1);
     }
 
     #[test]

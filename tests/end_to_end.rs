@@ -316,7 +316,7 @@ async fn a_fifo_group_stops_at_its_first_failure() {
     // Exactly one write is allowed: m1 succeeds, m2 is throttled, m3 must not overtake it.
     let emulator = emulator(writes(0.0, 1.0), FaultConfig::default()).await;
     let runtime = RuntimeApi::start().await;
-    let _function = Function::start(
+    let function = Function::start(
         &runtime,
         &env(&emulator, None, &[("AWS_MAX_ATTEMPTS", "1"), ("PARTNER_CENTRAL_WRITES_PER_SECOND", "50")]),
     );
@@ -332,6 +332,16 @@ async fn a_fifo_group_stops_at_its_first_failure() {
     assert_eq!(failures(&answer), ["m2", "m3"]);
     assert_eq!(emulator.state().operation("DisassociateOpportunity").calls, 2, "m3 was never sent");
     assert_eq!(solutions(&emulator, "O2000003"), ["S-2000003"]);
+
+    // m3, held back untried, is logged and counted like m2: two records retried, each with its line.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines: Vec<Value> = function.lines().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
+    let retried: u64 = lines.iter().filter(|l| l.get("_aws").is_some()).filter_map(|l| l["Retried"].as_u64()).sum();
+    assert_eq!(retried, 2);
+    let held_back = lines.iter().find(|l| l["error_code"] == "EarlierFailureInGroup");
+    let held_back = held_back.expect("a log line for the held-back record");
+    assert_eq!(held_back["outcome"], "failed", "{held_back}");
+    assert_eq!(held_back["span"]["source_id"], "m3", "the line names its message: {held_back}");
 }
 
 #[tokio::test]
