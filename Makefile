@@ -90,12 +90,14 @@ sam-build: $(VENV_STAMP) ## sam build (rust-cargolambda) into .aws-sam/
 # (tools/template-all-options.sh), so the conditional resources are linted and scanned too.
 ALL_OPTIONS := target/template/template.all-options.yaml
 
-validate: $(VENV_STAMP) $(CHECKOV_STAMP) ## sam validate --lint, cfn-lint, checkov on template.yaml
+validate: $(VENV_STAMP) $(CHECKOV_STAMP) ## sam validate --lint, cfn-lint, checkov on template.yaml; sam local's environment passes init
 	@tools/template-all-options.sh $(ALL_OPTIONS)
 	sam validate --lint --template-file template.yaml --region $(REGION)
 	sam validate --lint --template-file $(ALL_OPTIONS) --region $(REGION)
 	cfn-lint template.yaml $(ALL_OPTIONS)
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --file template.yaml --file $(ALL_OPTIONS)
+	cargo build --quiet --bin opportunity-disassociator
+	$(VENV)/bin/python tools/check-sam-local.py target/debug/opportunity-disassociator
 
 # ---------------------------------------------------------------- deploy
 deploy: sam-build ## sam build + sam deploy --config-env ENV (ENV=dev|prod, default dev; needs AWS credentials)

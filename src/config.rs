@@ -118,8 +118,11 @@ impl Config {
         let writes_per_second = match get("PARTNER_CENTRAL_WRITES_PER_SECOND") {
             None => 1.0,
             Some(v) => {
-                v.parse::<f64>().ok().filter(|r| r.is_finite() && *r >= 0.001 && *r <= 1000.0).ok_or_else(|| {
-                    error("PARTNER_CENTRAL_WRITES_PER_SECOND", &v, "must be a number from 0.001 to 1000")
+                // At least one write every 10 s: with a longer interval an invocation has room for only
+                // a few writes, and the rest of its batch would spend receive after receive untried, and
+                // reach the dead-letter queue by redrive, without a reason.
+                v.parse::<f64>().ok().filter(|r| r.is_finite() && *r >= 0.1 && *r <= 1000.0).ok_or_else(|| {
+                    error("PARTNER_CENTRAL_WRITES_PER_SECOND", &v, "must be a number from 0.1 to 1000")
                 })?
             }
         };
@@ -284,6 +287,7 @@ mod tests {
             ("ALLOWED_CATALOGS", " , "),
             ("PARTNER_CENTRAL_REGION", "US East"),
             ("PARTNER_CENTRAL_WRITES_PER_SECOND", "0"),
+            ("PARTNER_CENTRAL_WRITES_PER_SECOND", "0.05"),
             ("PARTNER_CENTRAL_WRITES_PER_SECOND", "fast"),
             ("PARTNER_CENTRAL_WRITES_PER_SECOND", "NaN"),
             ("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", "-1"),

@@ -18,9 +18,21 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# An HTTP request with python3 (a fresh machine may have no curl): GET url, or POST body to it. Any HTTP
+# answer, an error status included, is success: it shows that the server is up.
+http() { # url [body]
+  python3 -c '
+import sys, urllib.error, urllib.request
+body = sys.argv[2].encode() if len(sys.argv) > 2 else None
+try:
+    urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=body), timeout=5).read()
+except urllib.error.HTTPError:
+    pass
+' "$@" 2>/dev/null
+}
 wait_for() { # url, what, seconds
   for _ in $(seq 1 $(( $3 * 10 ))); do
-    curl -s -o /dev/null "$1" && return 0
+    http "$1" && return 0
     sleep 0.1
   done
   echo "demo: $2 did not come up (see $WORK/*.log)" >&2
@@ -105,7 +117,7 @@ for file in events/*.json; do
   bold "==> $name"
   echo "    $(describe "$name")"
   case "$name" in
-    eventbridge-throttled.json) curl -s -X POST "$EMULATOR/_emulator/faults" -d '{"ThrottleRate": 1.0}' >/dev/null ;;
+    eventbridge-throttled.json) http "$EMULATOR/_emulator/faults" '{"ThrottleRate": 1.0}' ;;
     webhook-*)
       if [ -x tools/sign-webhook ]; then
         data="$WORK/$name"
@@ -118,7 +130,7 @@ for file in events/*.json; do
     | grep -v -e 'Was this behavior unexpected' -e 'Start a thread in' -e '^\s*$')
   status=$?
   set -e
-  curl -s -X POST "$EMULATOR/_emulator/faults" -d '{}' >/dev/null
+  http "$EMULATOR/_emulator/faults" '{}'
   if [ $status -eq 0 ]; then echo "    answer: $answer"; else echo "    function error: $answer"; fi
   case "$name" in
     webhook-*)
