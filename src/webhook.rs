@@ -426,9 +426,10 @@ mod tests {
         /// Calls (0-based) that fail, having queued this many of their messages first.
         failing: Vec<(usize, usize)>,
         calls: Mutex<usize>,
-        /// A FIFO queue: each send yields before it is taken, and the most sends ever in flight at
-        /// once are counted.
+        /// A FIFO queue ([`WorkQueue::keeps_order`]).
         fifo: bool,
+        /// Sends in flight now, and the most ever at once: each send yields before it is taken, so
+        /// sends made concurrently overlap.
         in_flight: Mutex<(usize, usize)>,
     }
 
