@@ -35,6 +35,10 @@ pub struct Config {
     pub max_attempts: u32,
     /// `DEAD_LETTER_QUEUE_URL`: where permanent failures go at once, with their reason.
     pub dead_letter_queue_url: Option<String>,
+    /// `MAX_RECEIVE_COUNT`: the work queue's `maxReceiveCount`. A record that fails at that receive,
+    /// its last before SQS's redrive would move it without a reason, is dead-lettered with its reason
+    /// instead. `None`: failed records are always reported, and the redrive takes them.
+    pub max_receive_count: Option<u32>,
     /// `DRY_RUN`: validate and log the call, make none.
     pub dry_run: bool,
     /// `METRICS_NAMESPACE`: the CloudWatch namespace of the embedded metrics.
@@ -147,6 +151,13 @@ impl Config {
                 .ok_or_else(|| error("AWS_MAX_ATTEMPTS", &v, "must be a number of attempts, 1 or more"))?,
         };
 
+        let max_receive_count = match get("MAX_RECEIVE_COUNT") {
+            None => None,
+            Some(v) => Some(v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+                error("MAX_RECEIVE_COUNT", &v, "must be the work queue's maxReceiveCount, 1 to 1000")
+            })?),
+        };
+
         let dead_letter_queue_url = get("DEAD_LETTER_QUEUE_URL");
         if let Some(url) = &dead_letter_queue_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -217,6 +228,7 @@ impl Config {
             operation_timeout,
             max_attempts,
             dead_letter_queue_url,
+            max_receive_count,
             dry_run,
             metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "OpportunityDisassociator".to_owned()),
             service_name: get("METRICS_SERVICE_NAME").unwrap_or_else(|| "opportunity-disassociator".to_owned()),
@@ -247,6 +259,7 @@ mod tests {
         assert_eq!(config.read_timeout, Duration::from_secs(10));
         assert_eq!(config.max_attempts, 3, "the SDK's default");
         assert_eq!(config.dead_letter_queue_url, None);
+        assert_eq!(config.max_receive_count, None);
         assert!(!config.dry_run);
         assert_eq!(config.webhook_secret, None, "the webhook is off unless a secret is set");
         assert_eq!(config.work_queue_url, None);
@@ -264,6 +277,7 @@ mod tests {
             ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "8"),
             ("AWS_MAX_ATTEMPTS", "5"),
             ("DEAD_LETTER_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/dlq"),
+            ("MAX_RECEIVE_COUNT", "3"),
             ("DRY_RUN", "TRUE"),
             ("METRICS_NAMESPACE", "Ns"),
             ("METRICS_SERVICE_NAME", "svc"),
@@ -276,6 +290,7 @@ mod tests {
         assert_eq!(config.operation_timeout, Duration::from_secs(8));
         assert_eq!(config.max_attempts, 5);
         assert!(config.dead_letter_queue_url.is_some());
+        assert_eq!(config.max_receive_count, Some(3));
         assert!(config.dry_run);
         assert_eq!((config.metrics_namespace.as_str(), config.service_name.as_str()), ("Ns", "svc"));
     }
@@ -296,6 +311,9 @@ mod tests {
             ("AWS_MAX_ATTEMPTS", "0"),
             ("AWS_MAX_ATTEMPTS", "three"),
             ("DEAD_LETTER_QUEUE_URL", "my-dlq"),
+            ("MAX_RECEIVE_COUNT", "0"),
+            ("MAX_RECEIVE_COUNT", "1001"),
+            ("MAX_RECEIVE_COUNT", "three"),
             ("DRY_RUN", "maybe"),
             ("WORK_QUEUE_URL", "work"),
             ("WEBHOOK_SECRET_ARN", "my-secret"),

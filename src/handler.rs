@@ -72,6 +72,9 @@ struct Origin<'a> {
     body: &'a str,
     source_id: Option<&'a str>,
     group: Option<&'a str>,
+    /// This delivery is the message's last before SQS's redrive (its receive count, and the queue's
+    /// `maxReceiveCount`): a passing failure is dead-lettered now, with its reason.
+    last_receive: Option<(u32, u32)>,
 }
 
 /// One invocation's context.
@@ -194,14 +197,20 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
             for &index in lane {
                 let record = &batch.records[index];
                 let disposition = if blocked {
-                    let disposition = Disposition::Failed(Failure::new(
+                    // Held back untried: settled, logged and counted like any other passing failure.
+                    let failure = Failure::new(
                         codes::EARLIER_FAILURE_IN_GROUP,
                         "an earlier message of this FIFO group failed in this batch",
-                    ));
-                    // Held back untried, but reported failed: logged and counted like any other.
+                    );
                     let span = record_span(invocation, record.message_id.as_deref(), &record.request);
-                    span.in_scope(|| self.log_and_count(invocation, &record.request, &disposition));
-                    disposition
+                    async {
+                        let disposition =
+                            self.settle(invocation, Outcome::Retry(failure), &self.sqs_origin(record)).await;
+                        self.log_and_count(invocation, &record.request, &disposition);
+                        disposition
+                    }
+                    .instrument(span)
+                    .await
                 } else {
                     self.sqs_record(invocation, record).await
                 };
@@ -223,7 +232,7 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
                         // Never reported (an empty identifier fails the whole batch): dead-letter it,
                         // and if even that fails, fail the batch so nothing is lost.
                         let record = &batch.records[index];
-                        let origin = Origin { body: &record.body, source_id: None, group: record.group.as_deref() };
+                        let origin = Origin { source_id: None, last_receive: None, ..self.sqs_origin(record) };
                         if self.dead_letter(invocation, &failure, &origin).await {
                             let catalog = record.request.as_ref().ok().map(|r| r.catalog);
                             invocation.metrics.recount(catalog, Counted::Retried, Counted::DeadLettered);
@@ -251,7 +260,7 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
         let source_id = record.message_id.as_deref();
         let span = record_span(invocation, source_id, &record.request);
         async {
-            let origin = Origin { body: &record.body, source_id, group: record.group.as_deref() };
+            let origin = self.sqs_origin(record);
             let outcome = self.outcome(invocation, &record.request).await;
             let disposition = self.settle(invocation, outcome, &origin).await;
             self.log_and_count(invocation, &record.request, &disposition);
@@ -271,7 +280,7 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
         async {
             // The event is the dead letter's body: in characters SQS takes, the same JSON.
             let body = sqs_safe_json(event.to_string());
-            let origin = Origin { body: &body, source_id: envelope.id.as_deref(), group: None };
+            let origin = Origin { body: &body, source_id: envelope.id.as_deref(), group: None, last_receive: None };
             let outcome = self.outcome(invocation, &envelope.request).await;
             let disposition = self.settle(invocation, outcome, &origin).await;
             self.log_and_count(invocation, &envelope.request, &disposition);
@@ -430,8 +439,24 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
         }
     }
 
-    /// Carries out an outcome: a rejected request is dead-lettered when a queue is set; if that fails
-    /// it is retried instead, so nothing is ever dropped.
+    /// Where an SQS record came from, for its dead letter.
+    fn sqs_origin<'a>(&self, record: &'a SqsRecord) -> Origin<'a> {
+        let last_receive = match (record.receive_count, self.config.max_receive_count) {
+            (Some(count), Some(max)) if count >= max => Some((count, max)),
+            _ => None,
+        };
+        Origin {
+            body: &record.body,
+            source_id: record.message_id.as_deref(),
+            group: record.group.as_deref(),
+            last_receive,
+        }
+    }
+
+    /// Carries out an outcome: a rejected request is dead-lettered when a queue is set, and so is a
+    /// passing failure at the message's last receive (SQS's redrive would move it without a reason);
+    /// if the dead letter cannot be sent, the record is reported failed instead, so nothing is ever
+    /// dropped.
     async fn settle(&self, invocation: &Invocation, outcome: Outcome, origin: &Origin<'_>) -> Disposition {
         match outcome {
             Outcome::Rejected(failure) if self.dead_letters.is_some() => {
@@ -441,7 +466,24 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
                     Disposition::Failed(failure)
                 }
             }
-            Outcome::Rejected(failure) | Outcome::Retry(failure) => Disposition::Failed(failure),
+            Outcome::Retry(failure) => match origin.last_receive {
+                Some((count, max)) if self.dead_letters.is_some() => {
+                    let last = Failure {
+                        message: format!(
+                            "{} (receive {count} of the queue's maxReceiveCount {max}: dead-lettered with its reason, as the next would be moved without one)",
+                            failure.message
+                        ),
+                        ..failure.clone()
+                    };
+                    if self.dead_letter(invocation, &last, origin).await {
+                        Disposition::DeadLettered(last)
+                    } else {
+                        Disposition::Failed(failure)
+                    }
+                }
+                _ => Disposition::Failed(failure),
+            },
+            Outcome::Rejected(failure) => Disposition::Failed(failure),
             done => Disposition::Done(done),
         }
     }

@@ -43,6 +43,8 @@ pub struct SqsRecord {
     pub message_id: Option<String>,
     /// The FIFO message group.
     pub group: Option<String>,
+    /// How many times SQS has delivered the message, this time included (`ApproximateReceiveCount`).
+    pub receive_count: Option<u32>,
     /// The original body, unchanged, for the dead-letter queue.
     pub body: String,
     /// The EventBridge event id when the body is an EventBridge event.
@@ -166,6 +168,7 @@ fn sqs_record(record: &Value) -> SqsRecord {
             return SqsRecord {
                 message_id: message_id.map(str::to_owned),
                 group: None,
+                receive_count: None,
                 body: record.to_string(),
                 event_id: None,
                 request: Err(Failure::new(codes::VALIDATION_ERROR, format!("malformed SQS record: {e}"))),
@@ -184,6 +187,7 @@ fn sqs_record(record: &Value) -> SqsRecord {
     SqsRecord {
         message_id: message.message_id.filter(|id| !id.is_empty()),
         group: message.attributes.get("MessageGroupId").cloned(),
+        receive_count: message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()),
         body,
         event_id,
         request,
@@ -292,6 +296,17 @@ mod tests {
         };
         assert!(batch.records[0].request.is_ok(), "{:?}", batch.records[0].request);
         assert_eq!(batch.records[0].event_id.as_deref(), Some("ev-1"));
+    }
+
+    #[test]
+    fn the_receive_count_is_read_from_the_record_attributes() {
+        let mut counted = record("m1", &request_doc().to_string());
+        counted["attributes"] = json!({"ApproximateReceiveCount": "3"});
+        let Inbound::Sqs(batch) = classify(&sqs(vec![counted, record("m2", &request_doc().to_string())])) else {
+            panic!("expected SQS")
+        };
+        assert_eq!(batch.records[0].receive_count, Some(3));
+        assert_eq!(batch.records[1].receive_count, None);
     }
 
     #[test]

@@ -54,6 +54,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         allowed_catalogs = ?config.allowed_catalogs,
         writes_per_second = config.writes_per_second,
         dead_letter_queue = config.dead_letter_queue_url.is_some(),
+        max_receive_count = config.max_receive_count,
         dry_run = config.dry_run,
         warm_up,
         webhook = webhook.is_some(),

@@ -378,6 +378,48 @@ async fn a_message_that_keeps_failing_reaches_the_dead_letter_queue_by_redrive()
     assert_eq!(solutions(&emulator, "O2000001"), ["S-2000001"]);
 }
 
+/// The same with `MAX_RECEIVE_COUNT` set to the queue's `maxReceiveCount`, as the template sets it: at
+/// the third receive the function dead-letters the message itself, with its reason, and the queue
+/// deletes it; nothing is left for the redrive to move without one.
+#[tokio::test]
+async fn at_its_last_receive_a_failing_message_is_dead_lettered_by_the_function_with_its_reason() {
+    let faults = FaultConfig { error_rate: 1.0, ..FaultConfig::default() };
+    let emulator = emulator(QuotaConfig::unlimited(), faults).await;
+    let moto = Moto::start().await;
+    let queues = moto.queues("last-receive", false, 3, 30).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(
+        &runtime,
+        &env(
+            &emulator,
+            Some(&moto),
+            &[
+                ("AWS_MAX_ATTEMPTS", "1"),
+                ("DEAD_LETTER_QUEUE_URL", &queues.dlq_url),
+                ("MAX_RECEIVE_COUNT", "3"),
+                ("PARTNER_CENTRAL_WRITES_PER_SECOND", "50"),
+            ],
+        ),
+    );
+    let body = request("Sandbox", "O2000001", "Solutions", "S-2000001").to_string();
+    moto.send(&queues, "", std::slice::from_ref(&body)).await;
+    let mut passes = Vec::new();
+    for _ in 0..10 {
+        let pass = pump_once(&moto, &queues, &runtime, 10, TIMEOUT).await;
+        if pass.received > 0 {
+            passes.push((pass.received, pass.failed));
+        }
+    }
+    assert_eq!(passes, [(1, 1), (1, 1), (1, 0)], "reported failed twice, then dead-lettered and deleted");
+    let letters = moto.drain(&queues.dlq_url).await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].body(), Some(body.as_str()));
+    assert_eq!(attribute(&letters[0], "ErrorCode").as_deref(), Some("InternalServerException"), "the reason");
+    let message = attribute(&letters[0], "ErrorMessage").expect("the reason's message");
+    assert!(message.contains("receive 3 of the queue's maxReceiveCount 3"), "{message}");
+    assert_eq!(solutions(&emulator, "O2000001"), ["S-2000001"]);
+}
+
 #[tokio::test]
 async fn dropped_connections_and_slow_calls_are_retryable_errors() {
     let emulator = emulator(QuotaConfig::unlimited(), FaultConfig { drop_rate: 1.0, ..FaultConfig::default() }).await;

@@ -600,3 +600,70 @@ async fn a_deadline_that_is_no_epoch_time_is_taken_as_none() {
     invocation.context.deadline = 600_000;
     assert_eq!(w.handler.handle(invocation).await.unwrap()["outcome"], "disassociated");
 }
+
+fn received(mut record: Value, times: u32) -> Value {
+    record["attributes"]["ApproximateReceiveCount"] = json!(times.to_string());
+    record
+}
+
+/// At the message's last receive (`MAX_RECEIVE_COUNT`, the queue's `maxReceiveCount`), a passing
+/// failure is dead-lettered by the function, with its reason: the queue's redrive would move it on the
+/// next receive without one. Before that receive it is reported failed, to be delivered again.
+#[tokio::test]
+async fn a_passing_failure_at_the_last_receive_is_dead_lettered_with_its_reason() {
+    let throttled = Script::Fail("ThrottlingException", ErrorClass::Transient);
+    let vars = [("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000"), ("AWS_MAX_ATTEMPTS", "1"), ("MAX_RECEIVE_COUNT", "3")];
+    let w = world_with(&[("O1", throttled.clone()), ("O2", throttled)], &vars, Some(FakeQueue::default()));
+    let records = vec![
+        received(record("m1", &request("O1").to_string()), 3),
+        received(record("m2", &request("O2").to_string()), 2),
+        received(record("m3", &request("O3").to_string()), 3),
+    ];
+    let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
+
+    assert_eq!(failures(&answer), ["m2"], "m1 is dead-lettered, m3 succeeded");
+    let letters = w.queue.letters.lock().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].source_id.as_deref(), Some("m1"));
+    assert_eq!(letters[0].code, "ThrottlingException", "the reason is the failure's own");
+    assert!(letters[0].message.contains("receive 3 of the queue's maxReceiveCount 3"), "{}", letters[0].message);
+    assert_eq!(letters[0].body, request("O1").to_string(), "the body unchanged");
+}
+
+#[tokio::test]
+async fn without_max_receive_count_or_a_dead_letter_queue_the_last_receive_is_reported_failed() {
+    let throttled = Script::Fail("ThrottlingException", ErrorClass::Transient);
+    let fast = [("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000"), ("AWS_MAX_ATTEMPTS", "1")];
+    let with_count = [fast[0], fast[1], ("MAX_RECEIVE_COUNT", "3")];
+    let broken = FakeQueue { broken: true, ..Default::default() };
+    for (vars, dlq) in
+        [(&fast[..], Some(FakeQueue::default())), (&with_count[..], Some(broken)), (&with_count[..], None)]
+    {
+        let w = world_with(&[("O1", throttled.clone())], vars, dlq);
+        let records = vec![received(record("m1", &request("O1").to_string()), 3)];
+        let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
+        assert_eq!(failures(&answer), ["m1"], "reported, so the queue keeps it: {vars:?}");
+        assert!(w.queue.letters.lock().unwrap().is_empty());
+    }
+}
+
+/// A FIFO record held back behind its group's failure, at its last receive, is dead-lettered with
+/// that reason too; the failing record before it, at an earlier receive, is reported.
+#[tokio::test]
+async fn a_held_back_fifo_record_at_its_last_receive_is_dead_lettered() {
+    let vars = [("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000"), ("AWS_MAX_ATTEMPTS", "1"), ("MAX_RECEIVE_COUNT", "3")];
+    let w = world_with(
+        &[("O1", Script::Fail("InternalServerException", ErrorClass::Transient))],
+        &vars,
+        Some(FakeQueue::default()),
+    );
+    let m1 = received(fifo_record("m1", "g", &request("O1").to_string()), 2);
+    let m2 = received(fifo_record("m2", "g", &request("O2").to_string()), 3);
+    let answer = w.handler.handle(event(sqs(vec![m1, m2]), 60)).await.unwrap();
+
+    assert_eq!(failures(&answer), ["m1"]);
+    assert_eq!(w.service.calls(), ["O1"], "m2 was never tried");
+    let letters = w.queue.letters.lock().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!((letters[0].source_id.as_deref(), letters[0].code.as_str()), (Some("m2"), "EarlierFailureInGroup"));
+}
