@@ -96,7 +96,8 @@ validate: $(VENV_STAMP) $(CHECKOV_STAMP) ## sam validate --lint, cfn-lint, check
 	sam validate --lint --template-file $(ALL_OPTIONS) --region $(REGION)
 	cfn-lint template.yaml $(ALL_OPTIONS)
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --file template.yaml --file $(ALL_OPTIONS)
-	cargo build --quiet --bin opportunity-disassociator
+	@# The binary `cargo test` built (a build of the one package alone may resolve other features).
+	test -x target/debug/opportunity-disassociator || cargo build --quiet --bin opportunity-disassociator
 	$(VENV)/bin/python tools/check-sam-local.py target/debug/opportunity-disassociator
 
 # ---------------------------------------------------------------- deploy

@@ -123,8 +123,7 @@ impl Config {
             None => 1.0,
             Some(v) => {
                 // At least one write every 10 s: with a longer interval an invocation has room for only
-                // a few writes, and the rest of its batch would spend receive after receive untried, and
-                // reach the dead-letter queue by redrive, without a reason.
+                // a few writes, and the rest of its batch would spend receive after receive untried.
                 v.parse::<f64>().ok().filter(|r| r.is_finite() && *r >= 0.1 && *r <= 1000.0).ok_or_else(|| {
                     error("PARTNER_CENTRAL_WRITES_PER_SECOND", &v, "must be a number from 0.1 to 1000")
                 })?

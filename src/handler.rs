@@ -197,20 +197,17 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
             for &index in lane {
                 let record = &batch.records[index];
                 let disposition = if blocked {
-                    // Held back untried: settled, logged and counted like any other passing failure.
-                    let failure = Failure::new(
+                    // Held back untried: reported failed, logged and counted. Never dead-lettered here,
+                    // even at its last receive: the group is locked while one message is in flight, so
+                    // the record that blocks it is at its last receive too, and failed only because its
+                    // own dead letter could not be sent. The redrive then moves both, in order.
+                    let disposition = Disposition::Failed(Failure::new(
                         codes::EARLIER_FAILURE_IN_GROUP,
                         "an earlier message of this FIFO group failed in this batch",
-                    );
+                    ));
                     let span = record_span(invocation, record.message_id.as_deref(), &record.request);
-                    async {
-                        let disposition =
-                            self.settle(invocation, Outcome::Retry(failure), &self.sqs_origin(record)).await;
-                        self.log_and_count(invocation, &record.request, &disposition);
-                        disposition
-                    }
-                    .instrument(span)
-                    .await
+                    span.in_scope(|| self.log_and_count(invocation, &record.request, &disposition));
+                    disposition
                 } else {
                     self.sqs_record(invocation, record).await
                 };
@@ -230,7 +227,8 @@ impl<P: PartnerCentral, D: DeadLetters, W: WorkQueue> Handler<P, D, W> {
                     Some(id) => response.add_failure(id.clone()),
                     None => {
                         // Never reported (an empty identifier fails the whole batch): dead-letter it,
-                        // and if even that fails, fail the batch so nothing is lost.
+                        // and if even that fails, fail the batch so nothing is lost (the records of the
+                        // batch already dead-lettered then come back, and may be dead-lettered twice).
                         let record = &batch.records[index];
                         let origin = Origin { source_id: None, last_receive: None, ..self.sqs_origin(record) };
                         if self.dead_letter(invocation, &failure, &origin).await {

@@ -335,7 +335,9 @@ impl<Q: WorkQueue> Webhook<Q> {
 
     /// Queues every request, in batches sent at once; 202 only when every message was taken. A FIFO
     /// queue orders a group's messages as their sends arrive: there the batches go one after another,
-    /// and none is sent after one that failed, so that no request overtakes an earlier one of the list.
+    /// and none is sent after one that failed, so that no batch overtakes an earlier one. (Within a
+    /// batch SQS may take some entries and refuse others; the CRM's retry then queues the refused
+    /// ones after those taken.)
     async fn queue(&self, requests: &[DisassociationRequest]) -> Reply {
         let batches: Vec<&[DisassociationRequest]> = requests.chunks(MAX_BATCH).collect();
         let results = if self.queue.keeps_order() {

@@ -10,6 +10,7 @@ there: init must get as far as "initialised". No Docker, no network.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -18,14 +19,26 @@ from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
 from samcli.local.lambdafn.env_vars import EnvironmentVariables
 
 ENV_FILE = "tools/sam-local-env.json"
+FUNCTIONS = {"DisassociatorFunction", "WebhookFunction"}
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def init_line(binary: str, variables: dict) -> str:
     """The function's first log line that says how init ended."""
     env = {k: str(v) for k, v in variables.items() if v is not None}
     # A port nothing listens on: the function stops at its first poll, after init.
-    env.update(AWS_LAMBDA_RUNTIME_API="127.0.0.1:9", AWS_LAMBDA_LOG_LEVEL="INFO", PATH=os.environ.get("PATH", ""))
-    run = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    runtime_api = f"127.0.0.1:{closed_port()}"
+    env.update(AWS_LAMBDA_RUNTIME_API=runtime_api, AWS_LAMBDA_LOG_LEVEL="INFO", PATH=os.environ.get("PATH", ""))
+    try:
+        run = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        return f"no end of init within 60 s: {e}"
     for line in (run.stdout + run.stderr).splitlines():
         if '"initialised"' in line or '"setting"' in line:
             return line
@@ -37,7 +50,9 @@ def main() -> int:
     overrides = json.load(open(ENV_FILE))
     stacks, _ = SamLocalStackProvider.get_stacks("template.yaml")
     failed = 0
+    checked = set()
     for function in SamFunctionProvider(stacks).get_all():
+        checked.add(function.name)
         variables = EnvironmentVariables(
             function_name=function.name,
             function_memory=function.memory,
@@ -50,6 +65,9 @@ def main() -> int:
         ok = '"initialised"' in line
         failed += not ok
         print(f"sam local invoke {function.name} --env-vars {ENV_FILE}: {'init ok' if ok else 'INIT FAILS'}: {line}")
+    if checked != FUNCTIONS:
+        print(f"expected the functions {sorted(FUNCTIONS)}, SAM CLI gave {sorted(checked)}")
+        return 1
     return 1 if failed else 0
 
 
