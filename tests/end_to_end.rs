@@ -344,63 +344,24 @@ async fn a_fifo_group_stops_at_its_first_failure() {
     assert_eq!(held_back["span"]["source_id"], "m3", "the line names its message: {held_back}");
 }
 
-#[tokio::test]
-async fn a_message_that_keeps_failing_reaches_the_dead_letter_queue_by_redrive() {
+/// One message whose every call fails (a 5xx), through a queue with `maxReceiveCount` 3, pumped until
+/// it is gone: each pass's (received, reported failed), and what reached the dead-letter queue.
+async fn a_message_that_keeps_failing(
+    name: &str,
+    extra: &[(&str, &str)],
+) -> (Vec<(usize, usize)>, Vec<aws_sdk_sqs::types::Message>, String) {
     let faults = FaultConfig { error_rate: 1.0, ..FaultConfig::default() };
     let emulator = emulator(QuotaConfig::unlimited(), faults).await;
     let moto = Moto::start().await;
-    let queues = moto.queues("redrive", false, 3, 30).await;
+    let queues = moto.queues(name, false, 3, 30).await;
     let runtime = RuntimeApi::start().await;
-    let _function = Function::start(
-        &runtime,
-        &env(
-            &emulator,
-            Some(&moto),
-            &[
-                ("AWS_MAX_ATTEMPTS", "1"),
-                ("DEAD_LETTER_QUEUE_URL", &queues.dlq_url),
-                ("PARTNER_CENTRAL_WRITES_PER_SECOND", "50"),
-            ],
-        ),
-    );
-    let body = request("Sandbox", "O2000001", "Solutions", "S-2000001").to_string();
-    moto.send(&queues, "", std::slice::from_ref(&body)).await;
-    let mut receives = 0;
-    for _ in 0..10 {
-        let pass = pump_once(&moto, &queues, &runtime, 10, TIMEOUT).await;
-        receives += pass.received;
-        assert_eq!(pass.failed, pass.received, "a 5xx is retried, never dropped");
-    }
-    assert_eq!(receives, 3, "received maxReceiveCount times");
-    let letters = moto.drain(&queues.dlq_url).await;
-    assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].body(), Some(body.as_str()));
-    assert_eq!(solutions(&emulator, "O2000001"), ["S-2000001"]);
-}
-
-/// The same with `MAX_RECEIVE_COUNT` set to the queue's `maxReceiveCount`, as the template sets it: at
-/// the third receive the function dead-letters the message itself, with its reason, and the queue
-/// deletes it; nothing is left for the redrive to move without one.
-#[tokio::test]
-async fn at_its_last_receive_a_failing_message_is_dead_lettered_by_the_function_with_its_reason() {
-    let faults = FaultConfig { error_rate: 1.0, ..FaultConfig::default() };
-    let emulator = emulator(QuotaConfig::unlimited(), faults).await;
-    let moto = Moto::start().await;
-    let queues = moto.queues("last-receive", false, 3, 30).await;
-    let runtime = RuntimeApi::start().await;
-    let _function = Function::start(
-        &runtime,
-        &env(
-            &emulator,
-            Some(&moto),
-            &[
-                ("AWS_MAX_ATTEMPTS", "1"),
-                ("DEAD_LETTER_QUEUE_URL", &queues.dlq_url),
-                ("MAX_RECEIVE_COUNT", "3"),
-                ("PARTNER_CENTRAL_WRITES_PER_SECOND", "50"),
-            ],
-        ),
-    );
+    let mut settings = vec![
+        ("AWS_MAX_ATTEMPTS", "1"),
+        ("DEAD_LETTER_QUEUE_URL", queues.dlq_url.as_str()),
+        ("PARTNER_CENTRAL_WRITES_PER_SECOND", "50"),
+    ];
+    settings.extend_from_slice(extra);
+    let _function = Function::start(&runtime, &env(&emulator, Some(&moto), &settings));
     let body = request("Sandbox", "O2000001", "Solutions", "S-2000001").to_string();
     moto.send(&queues, "", std::slice::from_ref(&body)).await;
     let mut passes = Vec::new();
@@ -410,14 +371,32 @@ async fn at_its_last_receive_a_failing_message_is_dead_lettered_by_the_function_
             passes.push((pass.received, pass.failed));
         }
     }
-    assert_eq!(passes, [(1, 1), (1, 1), (1, 0)], "reported failed twice, then dead-lettered and deleted");
     let letters = moto.drain(&queues.dlq_url).await;
+    assert_eq!(solutions(&emulator, "O2000001"), ["S-2000001"]);
+    (passes, letters, body)
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_reaches_the_dead_letter_queue_by_redrive() {
+    let (passes, letters, body) = a_message_that_keeps_failing("redrive", &[]).await;
+    assert_eq!(passes, [(1, 1); 3], "a 5xx is retried, never dropped; received maxReceiveCount times");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].body(), Some(body.as_str()));
+    assert_eq!(attribute(&letters[0], "ErrorCode"), None, "the redrive gives no reason");
+}
+
+/// The same with `MAX_RECEIVE_COUNT` set to the queue's `maxReceiveCount`, as the template sets it: at
+/// the third receive the function dead-letters the message itself, with its reason, and the queue
+/// deletes it; nothing is left for the redrive to move without one.
+#[tokio::test]
+async fn at_its_last_receive_a_failing_message_is_dead_lettered_by_the_function_with_its_reason() {
+    let (passes, letters, body) = a_message_that_keeps_failing("last-receive", &[("MAX_RECEIVE_COUNT", "3")]).await;
+    assert_eq!(passes, [(1, 1), (1, 1), (1, 0)], "reported failed twice, then dead-lettered and deleted");
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].body(), Some(body.as_str()));
     assert_eq!(attribute(&letters[0], "ErrorCode").as_deref(), Some("InternalServerException"), "the reason");
     let message = attribute(&letters[0], "ErrorMessage").expect("the reason's message");
     assert!(message.contains("receive 3 of the queue's maxReceiveCount 3"), "{message}");
-    assert_eq!(solutions(&emulator, "O2000001"), ["S-2000001"]);
 }
 
 #[tokio::test]
