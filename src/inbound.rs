@@ -262,17 +262,25 @@ mod tests {
         assert_eq!(r[5].message_id, None, "an empty message id is never used");
     }
 
-    #[test]
-    fn a_redriven_async_invocation_record_is_processed_as_its_original_event() {
-        let invocation_record = json!({
+    /// The record Lambda writes for a failed asynchronous invocation of an EventBridge event, without
+    /// its response members.
+    fn invocation_record(condition: &str, invoke_count: u32) -> Value {
+        json!({
             "version": "1.0",
             "timestamp": "2026-11-26T09:00:00.000Z",
             "requestContext": {"requestId": "r-1", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST",
-                               "condition": "RetriesExhausted", "approximateInvokeCount": 3},
-            "requestPayload": eventbridge(request_doc()),
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-            "responsePayload": {"errorType": "ThrottlingException", "errorMessage": "Rate exceeded"}
-        });
+                               "condition": condition, "approximateInvokeCount": invoke_count},
+            "requestPayload": eventbridge(request_doc())
+        })
+    }
+
+    #[test]
+    fn a_redriven_async_invocation_record_is_processed_as_its_original_event() {
+        let mut invocation_record = invocation_record("RetriesExhausted", 3);
+        invocation_record["responseContext"] =
+            json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"});
+        invocation_record["responsePayload"] =
+            json!({"errorType": "ThrottlingException", "errorMessage": "Rate exceeded"});
         let Inbound::Sqs(batch) = classify(&sqs(vec![record("m1", &invocation_record.to_string())])) else {
             panic!("expected SQS")
         };
@@ -284,13 +292,7 @@ mod tests {
     #[test]
     fn an_invocation_record_without_a_response_context_is_unwrapped_too() {
         // An event that aged out in the asynchronous queue before the function ever ran.
-        let invocation_record = json!({
-            "version": "1.0",
-            "timestamp": "2026-11-26T09:00:00.000Z",
-            "requestContext": {"requestId": "r-2", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST",
-                               "condition": "EventAgeExceeded", "approximateInvokeCount": 0},
-            "requestPayload": eventbridge(request_doc())
-        });
+        let invocation_record = invocation_record("EventAgeExceeded", 0);
         let Inbound::Sqs(batch) = classify(&sqs(vec![record("m1", &invocation_record.to_string())])) else {
             panic!("expected SQS")
         };

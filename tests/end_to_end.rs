@@ -118,6 +118,16 @@ fn failures(answer: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The function's log lines that are JSON: its log records and its EMF metric lines.
+fn json_lines(function: &Function) -> Vec<Value> {
+    function.lines().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// A metric summed over the EMF lines (those with `_aws`) among `lines`.
+fn emf_total(lines: &[Value], metric: &str) -> u64 {
+    lines.iter().filter(|l| l.get("_aws").is_some()).filter_map(|l| l[metric].as_u64()).sum()
+}
+
 fn attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
     message.message_attributes()?.get(name)?.string_value().map(str::to_owned)
 }
@@ -295,20 +305,14 @@ async fn throttled_writes_are_retried_not_dead_lettered_and_all_land() {
     assert!(state.operation("DisassociateOpportunity").throttled > 0, "the quota was hit, as intended");
     assert!(moto.drain(&queues.dlq_url).await.is_empty(), "throttling never dead-letters");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let emf: Vec<Value> = function
-        .lines()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l.get("_aws").is_some())
-        .collect();
-    let throttled: u64 = emf.iter().filter_map(|l| l["Throttled"].as_u64()).sum();
+    let lines = json_lines(&function);
+    let throttled = emf_total(&lines, "Throttled");
     assert_eq!(
         throttled,
         state.operation("DisassociateOpportunity").throttled,
         "every throttled answer is in the metrics"
     );
-    let disassociated: u64 = emf.iter().filter_map(|l| l["Disassociated"].as_u64()).sum();
-    assert_eq!(disassociated, 8);
+    assert_eq!(emf_total(&lines, "Disassociated"), 8);
 }
 
 #[tokio::test]
@@ -335,9 +339,8 @@ async fn a_fifo_group_stops_at_its_first_failure() {
 
     // m3, held back untried, is logged and counted like m2: two records retried, each with its line.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines: Vec<Value> = function.lines().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
-    let retried: u64 = lines.iter().filter(|l| l.get("_aws").is_some()).filter_map(|l| l["Retried"].as_u64()).sum();
-    assert_eq!(retried, 2);
+    let lines = json_lines(&function);
+    assert_eq!(emf_total(&lines, "Retried"), 2);
     let held_back = lines.iter().find(|l| l["error_code"] == "EarlierFailureInGroup");
     let held_back = held_back.expect("a log line for the held-back record");
     assert_eq!(held_back["outcome"], "failed", "{held_back}");

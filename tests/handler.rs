@@ -603,6 +603,10 @@ async fn a_deadline_that_is_no_epoch_time_is_taken_as_none() {
     assert_eq!(w.handler.handle(invocation).await.unwrap()["outcome"], "disassociated");
 }
 
+/// Fast pacing, one attempt per write, and a queue that moves a message after its third receive.
+const THIRD_RECEIVE_IS_LAST: [(&str, &str); 3] =
+    [("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000"), ("AWS_MAX_ATTEMPTS", "1"), ("MAX_RECEIVE_COUNT", "3")];
+
 fn received(mut record: Value, times: u32) -> Value {
     record["attributes"]["ApproximateReceiveCount"] = json!(times.to_string());
     record
@@ -614,8 +618,8 @@ fn received(mut record: Value, times: u32) -> Value {
 #[tokio::test]
 async fn a_passing_failure_at_the_last_receive_is_dead_lettered_with_its_reason() {
     let throttled = Script::Fail("ThrottlingException", ErrorClass::Transient);
-    let vars = [("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000"), ("AWS_MAX_ATTEMPTS", "1"), ("MAX_RECEIVE_COUNT", "3")];
-    let w = world_with(&[("O1", throttled.clone()), ("O2", throttled)], &vars, Some(FakeQueue::default()));
+    let w =
+        world_with(&[("O1", throttled.clone()), ("O2", throttled)], &THIRD_RECEIVE_IS_LAST, Some(FakeQueue::default()));
     let records = vec![
         received(record("m1", &request("O1").to_string()), 3),
         received(record("m2", &request("O2").to_string()), 2),
@@ -635,12 +639,10 @@ async fn a_passing_failure_at_the_last_receive_is_dead_lettered_with_its_reason(
 #[tokio::test]
 async fn without_max_receive_count_or_a_dead_letter_queue_the_last_receive_is_reported_failed() {
     let throttled = Script::Fail("ThrottlingException", ErrorClass::Transient);
-    let fast = [("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000"), ("AWS_MAX_ATTEMPTS", "1")];
-    let with_count = [fast[0], fast[1], ("MAX_RECEIVE_COUNT", "3")];
+    let with_count = &THIRD_RECEIVE_IS_LAST[..];
+    let fast = &with_count[..2];
     let broken = FakeQueue { broken: true, ..Default::default() };
-    for (vars, dlq) in
-        [(&fast[..], Some(FakeQueue::default())), (&with_count[..], Some(broken)), (&with_count[..], None)]
-    {
+    for (vars, dlq) in [(fast, Some(FakeQueue::default())), (with_count, Some(broken)), (with_count, None)] {
         let w = world_with(&[("O1", throttled.clone())], vars, dlq);
         let records = vec![received(record("m1", &request("O1").to_string()), 3)];
         let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
@@ -655,10 +657,9 @@ async fn without_max_receive_count_or_a_dead_letter_queue_the_last_receive_is_re
 /// dead-lettering the second alone would put it ahead of the first.
 #[tokio::test]
 async fn a_held_back_fifo_record_at_its_last_receive_is_left_to_the_redrive_in_order() {
-    let vars = [("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000"), ("AWS_MAX_ATTEMPTS", "1"), ("MAX_RECEIVE_COUNT", "3")];
     let w = world_with(
         &[("O1", Script::Fail("InternalServerException", ErrorClass::Transient))],
-        &vars,
+        &THIRD_RECEIVE_IS_LAST,
         Some(FakeQueue { refusing: Some("m1"), ..Default::default() }),
     );
     let m1 = received(fifo_record("m1", "g", &request("O1").to_string()), 3);
