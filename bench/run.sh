@@ -16,7 +16,7 @@ cd "$root"
 start=$SECONDS
 
 echo "==> release builds: the function, the emulator, the floor"
-cargo build --release --quiet -p opportunity-disassociator -p partner-central-emulator
+cargo build --release --quiet -p opportunity-disassociator -p partner-central-emulator -p bench-sdk-floor
 # Alone: built with the others, it would share their dependencies' features and be no floor.
 cargo build --release --quiet -p bench-floor
 
@@ -63,6 +63,7 @@ echo "==> measuring (a few minutes)"
 "$venv/bin/python" bench/driver.py \
   --rust target/release/opportunity-disassociator \
   --floor target/release/bench-floor \
+  --sdk-floor target/release/bench-sdk-floor \
   --emulator target/release/partner-central-emulator \
   --peer bench/peer \
   --python "$root/$venv/bin/python" \
