@@ -111,6 +111,20 @@ def terminate(proc: subprocess.Popen):
         proc.kill()
 
 
+def williams(n: int) -> list[list[int]]:
+    """The orders of a Williams design for `n` items: over all of them, each item comes right after
+    each other item equally often (once for an even `n`, in `n` orders; twice for an odd one, in 2n)."""
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    orders = [[(item + shift) % n for item in first] for shift in range(n)]
+    return orders if n % 2 == 0 else orders + [list(reversed(o)) for o in orders]
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -1031,7 +1045,7 @@ def main() -> int:
     parser.add_argument("--moto", help="moto_server (the backlog drain is skipped without it)")
     parser.add_argument("--zip", action="append", default=[], metavar="NAME=PATH", help="an arm64 zip to report")
     parser.add_argument("--criterion", help="criterion's output folder of `cargo bench --bench decode`")
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=8, help="a multiple of 4 balances the four functions' orders")
     parser.add_argument("--latencies", type=int, nargs="+", default=[0, 50])
     parser.add_argument("--warmup-invocations", type=int, default=5, help="discarded, per latency")
     parser.add_argument("--warm-invocations", type=int, default=20, help="one record each, per latency")
@@ -1127,17 +1141,17 @@ def main() -> int:
         results["wake_up_after_wait_ms"] = {latency: wake for latency, (_, wake) in probes.items()}
         print(f"  API latency as delivered, wake-up after it: {probes}", file=sys.stderr, flush=True)
         raw: dict[str, list] = {n: [] for n in order}
+        orders = williams(len(order))
         if "rust" in selected:
             raw["rust-no-warm-up"] = []
             for kind in https_kinds.values():
                 raw[kind["name"]] = []
         for run in range(args.runs):
-            # Interleaved, so that a slow moment of the machine touches every function alike, and the
-            # order rotated from run to run, so that each follows each of the others about as often
+            # Interleaved, so that a slow moment of the machine touches every function alike, in the
+            # orders of a Williams design, so that each follows each of the others equally often
             # (what ran just before, the Python peer above all, leaves the caches and the machine
-            # changed).
-            shift = run % len(order)
-            for name in order[shift:] + order[:shift]:
+            # changed): a plain rotation would put the same function after the peer in every run.
+            for name in (order[i] for i in orders[run % len(orders)]):
                 log = os.path.join(args.logs, f"{name}.log")
                 raw[name].append(measure_run(kinds[name], emulator, entities, args, log, warm=True))
                 print(f"  run {run + 1}/{args.runs} {name}: {short(raw[name][-1])}", file=sys.stderr, flush=True)
