@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The benchmark driver: the Rust function, the bare floor and the Python peer, side by side.
+"""The benchmark driver: the Rust function, the Python peer, the SDK floor and the bare floor, side by side.
 
 Run it through `bench/run.sh` (`make bench`), which builds what it needs and gives it its paths.
 
-Everything a function sees is served or started here, on loopback, the same for all three:
+Everything a function sees is served or started here, on loopback, the same for all four:
 
 - a Lambda Runtime API (`/2018-06-01/runtime/...`), so the driver sees the moment of the first
   `/next` poll (the end of init), when it hands each event over, and when the answer comes back;
@@ -1045,7 +1045,8 @@ def main() -> int:
     parser.add_argument("--moto", help="moto_server (the backlog drain is skipped without it)")
     parser.add_argument("--zip", action="append", default=[], metavar="NAME=PATH", help="an arm64 zip to report")
     parser.add_argument("--criterion", help="criterion's output folder of `cargo bench --bench decode`")
-    parser.add_argument("--runs", type=int, default=8, help="a multiple of 4 balances the four functions' orders")
+    runs_help = "the orders balance over every 4 runs (four functions; 6 for three)"
+    parser.add_argument("--runs", type=int, default=8, help=runs_help)
     parser.add_argument("--latencies", type=int, nargs="+", default=[0, 50])
     parser.add_argument("--warmup-invocations", type=int, default=5, help="discarded, per latency")
     parser.add_argument("--warm-invocations", type=int, default=20, help="one record each, per latency")
@@ -1150,7 +1151,7 @@ def main() -> int:
             # Interleaved, so that a slow moment of the machine touches every function alike, in the
             # orders of a Williams design, so that each follows each of the others equally often
             # (what ran just before, the Python peer above all, leaves the caches and the machine
-            # changed): a plain rotation would put the same function after the peer in every run.
+            # changed): a plain rotation keeps putting the same function right after the peer.
             for name in (order[i] for i in orders[run % len(orders)]):
                 log = os.path.join(args.logs, f"{name}.log")
                 raw[name].append(measure_run(kinds[name], emulator, entities, args, log, warm=True))

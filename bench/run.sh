@@ -15,7 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 start=$SECONDS
 
-echo "==> release builds: the function, the emulator, the floor"
+echo "==> release builds: the function, the emulator, the SDK floor, the floor"
 cargo build --release --quiet -p opportunity-disassociator -p partner-central-emulator -p bench-sdk-floor
 # Alone: built with the others, it would share their dependencies' features and be no floor.
 cargo build --release --quiet -p bench-floor

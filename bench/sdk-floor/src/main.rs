@@ -1,8 +1,8 @@
 //! The benchmark's SDK floor: the least a Rust function doing this job with the AWS SDK does. The
-//! runtime, the SDK client set up exactly as the function sets up its own (the same `SdkConfig`, trust
-//! store, one attempt per call, no stalled-stream protection) and warmed the same way during init, and
-//! per SQS record one `DisassociateOpportunity` call. No logging, no validation, no pacing, no
-//! timeouts of its own, no metrics, no dead letters.
+//! runtime, the SDK client set up as the function sets up its own (the same `SdkConfig` and trust
+//! store, one attempt per call, no stalled-stream protection; not its timeouts or its throttle count)
+//! and warmed the same way during init, and per SQS record one `DisassociateOpportunity` call. No
+//! logging, no validation, no pacing, no deadlines, no metrics, no dead letters.
 //!
 //! Set beside the function, it splits the function's cost in two: what the SDK and the runtime cost
 //! any function on this machine (this floor), and what the function itself adds (the difference).
