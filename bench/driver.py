@@ -1059,7 +1059,7 @@ def main() -> int:
     parser.add_argument("--pace", type=float, default=9.5, help="our PARTNER_CENTRAL_WRITES_PER_SECOND")
     parser.add_argument("--drain-latency", type=int, default=50, help="API latency during the drain, ms")
     parser.add_argument("--drain-cap", type=float, default=120, help="seconds before a drain is stopped")
-    parser.add_argument("--only", nargs="+", choices=["rust", "python", "floor", "sdk-floor"], default=None)
+    parser.add_argument("--only", nargs="+", choices=list(FUNCTIONS), default=None)
     parser.add_argument("--no-drain", action="store_true")
     parser.add_argument("--out", required=True, help="where the JSON goes")
     parser.add_argument("--logs", required=True, help="a folder for the functions' output")
