@@ -10,10 +10,12 @@ MAKEFLAGS += --no-print-directory
 
 ENV ?= dev
 REGION ?= us-east-1
-BIN := opportunity-disassociator
+# The two functions, each its own binary: the worker and the webhook.
+BINS := opportunity-disassociator opportunity-disassociator-webhook
 ARM64_TARGET := aarch64-unknown-linux-gnu
-LAMBDA_DIR := $(CURDIR)/target/lambda
-PACKAGE_ZIP := $(LAMBDA_DIR)/$(BIN)/bootstrap.zip
+# Where cargo builds: CARGO_TARGET_DIR when set (scripts read it the same way), else target/.
+export TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),$(CURDIR)/target))
+LAMBDA_DIR := $(TARGET_DIR)/lambda
 
 VENV := $(CURDIR)/.venv
 VENV_STAMP := .venv/.tools-stamp
@@ -47,38 +49,37 @@ $(CHECKOV_STAMP): tools/requirements-checkov.txt tools/constraints-checkov.txt t
 venv: $(VENV_STAMP) $(CHECKOV_STAMP) ## Install the pinned tools (.venv/, .venv-checkov/)
 
 # ---------------------------------------------------------------- run locally
-demo: $(VENV_STAMP) ## Run the local demo (tools/demo.sh: emulator + function, no AWS)
-	@test -f tools/demo.sh || { echo "make demo: tools/demo.sh is missing" >&2; exit 1; }
+demo: $(VENV_STAMP) ## Run the local demo (tools/demo.sh: emulator + both functions, no AWS)
 	bash tools/demo.sh
 
 # ---------------------------------------------------------------- test (what CI runs)
 test: fmt-check clippy cargo-test deny validate ## Everything CI checks: fmt, clippy, tests, deny, validate
 
-fmt-check:
+fmt-check: ## cargo fmt --check
 	cargo fmt --all -- --check
 
-clippy:
+clippy: ## cargo clippy, warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
 
-cargo-test: $(VENV_STAMP)
+cargo-test: $(VENV_STAMP) ## cargo test (unit, end-to-end with moto, property tests)
 	@echo "MOTO_SERVER=$(MOTO_SERVER)"
 	cargo test --workspace
 
 deny: ## Supply-chain checks: cargo deny (licenses, bans, sources; advisories when reachable)
-	@test -f tools/deny.sh || { echo "make deny: tools/deny.sh is missing" >&2; exit 1; }
 	bash tools/deny.sh
 
 # ---------------------------------------------------------------- build
 build: ## cargo build --release (host architecture)
 	cargo build --release
 
-package: $(VENV_STAMP) ## Build the arm64 Lambda zip with cargo lambda and print its size
+package: $(VENV_STAMP) ## Build both functions' arm64 Lambda zips with cargo lambda and print their sizes
 	@rustup target list --installed | grep -x '$(ARM64_TARGET)' >/dev/null \
 	  || { echo "==> rustup target add $(ARM64_TARGET)"; rustup target add $(ARM64_TARGET); }
-	cargo lambda build --release --arm64 --output-format zip --bin $(BIN) --lambda-dir $(LAMBDA_DIR)
-	@bytes=$$(stat -c %s '$(PACKAGE_ZIP)'); \
-	  echo "package: $(PACKAGE_ZIP)"; \
-	  echo "size: $$bytes bytes ($$(awk -v b=$$bytes 'BEGIN {printf "%.2f", b / 1048576}') MiB)"
+	cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(BINS)) --lambda-dir $(LAMBDA_DIR)
+	@for bin in $(BINS); do \
+	  zip="$(LAMBDA_DIR)/$$bin/bootstrap.zip"; bytes=$$(stat -c %s "$$zip"); \
+	  echo "package: $$zip: $$bytes bytes ($$(awk -v b=$$bytes 'BEGIN {printf "%.2f", b / 1048576}') MiB)"; \
+	done
 
 sam-build: $(VENV_STAMP) ## sam build (rust-cargolambda) into .aws-sam/
 	@rustup target list --installed | grep -x '$(ARM64_TARGET)' >/dev/null \
@@ -88,7 +89,7 @@ sam-build: $(VENV_STAMP) ## sam build (rust-cargolambda) into .aws-sam/
 # ---------------------------------------------------------------- template
 # template.yaml as deployed by default, and a copy with every optional part switched on
 # (tools/template-all-options.sh), so the conditional resources are linted and scanned too.
-ALL_OPTIONS := target/template/template.all-options.yaml
+ALL_OPTIONS := $(TARGET_DIR)/template/template.all-options.yaml
 
 validate: $(VENV_STAMP) $(CHECKOV_STAMP) ## sam validate --lint, cfn-lint, checkov on template.yaml; sam local's environment passes init
 	@tools/template-all-options.sh $(ALL_OPTIONS)
@@ -96,37 +97,33 @@ validate: $(VENV_STAMP) $(CHECKOV_STAMP) ## sam validate --lint, cfn-lint, check
 	sam validate --lint --template-file $(ALL_OPTIONS) --region $(REGION)
 	cfn-lint template.yaml $(ALL_OPTIONS)
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --file template.yaml --file $(ALL_OPTIONS)
-	@# The binary `cargo test` built (a build of the one package alone may resolve other features).
-	test -x target/debug/opportunity-disassociator || cargo build --quiet --bin opportunity-disassociator
-	$(VENV)/bin/python tools/check-sam-local.py target/debug/opportunity-disassociator
+	@# The binaries `cargo test` built (a build of the one package alone may resolve other features).
+	@for bin in $(BINS); do test -x "$(TARGET_DIR)/debug/$$bin" || cargo build --quiet --bin "$$bin"; done
+	$(VENV)/bin/python tools/check-sam-local.py $(addprefix $(TARGET_DIR)/debug/,$(BINS))
 
 # ---------------------------------------------------------------- deploy
 deploy: sam-build ## sam build + sam deploy --config-env ENV (ENV=dev|prod, default dev; needs AWS credentials)
 	sam deploy --config-env $(ENV)
 
 # ---------------------------------------------------------------- measurements
-bench: $(VENV_STAMP) ## Benchmarks (bench/run.sh)
-	@test -f bench/run.sh || { echo "make bench: bench/run.sh is missing (not written yet)" >&2; exit 1; }
+bench: $(VENV_STAMP) ## Benchmarks (bench/run.sh; figures in bench/README.md)
 	bash bench/run.sh
 
-chaos: $(VENV_STAMP) ## Failure-injection run (tools/chaos.sh)
-	@test -f tools/chaos.sh || { echo "make chaos: tools/chaos.sh is missing (not written yet)" >&2; exit 1; }
+chaos: $(VENV_STAMP) ## The long failure-injection run (tools/chaos.sh)
 	bash tools/chaos.sh
 
-fuzz: ## Fuzz the request parser (tools/fuzz.sh, nightly cargo-fuzz)
-	@test -f tools/fuzz.sh || { echo "make fuzz: tools/fuzz.sh is missing (not written yet)" >&2; exit 1; }
+fuzz: ## Fuzz the worker's event decoding (tools/fuzz.sh, nightly cargo-fuzz)
 	bash tools/fuzz.sh
 
 # ---------------------------------------------------------------- housekeeping
-clean: ## Remove build outputs (target/, .aws-sam/); keeps the tool venvs
+clean: ## Remove build outputs (the target folder, .aws-sam/); keeps the tool venvs
 	cargo clean
 	rm -rf .aws-sam
 
 distclean: clean ## clean, and remove the tool venvs too
 	rm -rf .venv .venv-checkov
 
-# Maintainers: after changing a pin in tools/requirements*.txt, regenerate the full pinned sets.
-pin-tools:
+pin-tools: ## Maintainers: after changing a pin in tools/requirements*.txt, regenerate the full pinned sets
 	rm -rf /tmp/pin-main /tmp/pin-checkov
 	python3 -m venv /tmp/pin-main && /tmp/pin-main/bin/pip install -q -r tools/requirements.txt
 	python3 -m venv /tmp/pin-checkov && /tmp/pin-checkov/bin/pip install -q -r tools/requirements-checkov.txt

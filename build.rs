@@ -5,12 +5,14 @@
 //! and read the whole relocation table: about 0.5 ms of a 3.5 ms init here (bench/README.md).
 //! Linked at a fixed address, it has none. The cost: the executable's own code and data are not
 //! randomised by ASLR (the libraries, heap and stack still are), as with Go's default on Linux.
-//! Only the shipped binary is linked so; tests and the other binaries are left as the target makes them.
+//! Only the shipped binaries are linked so; tests and the benches' binaries are left as the target makes them.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" {
-        println!("cargo:rustc-link-arg-bin=opportunity-disassociator=-no-pie");
+        for bin in ["opportunity-disassociator", "opportunity-disassociator-webhook"] {
+            println!("cargo:rustc-link-arg-bin={bin}=-no-pie");
+        }
     }
 }

@@ -1,20 +1,32 @@
 //! Settings, read and checked once at init: a bad value fails init with a message that names it,
-//! instead of failing the first invocation.
+//! instead of failing the first invocation. Each function reads only its own settings
+//! ([`WorkerConfig`], [`WebhookConfig`]), each through the same readers ([`Settings`]).
+//! docs/configuration.md lists them all.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::request::Catalog;
-use crate::secret::{SecretSource, WebhookSecret};
+use crate::aws::secrets::SecretSource;
+use crate::domain::request::Catalog;
+use crate::webhook::signature::WebhookSecret;
 
-/// The default and the bounds of `WEBHOOK_MAX_BODY_BYTES`: 256 KiB by default, the classic SQS message
-/// size limit, far above 100 request documents (about 40 KB); at most 6 MB, Lambda's own limit on a
-/// synchronous invocation's payload.
+/// The default and the bounds of `WEBHOOK_MAX_BODY_BYTES`: 256 KiB by default, far above 100 request
+/// documents; at most 6 MB, Lambda's own limit on a synchronous invocation's payload.
 pub const DEFAULT_WEBHOOK_MAX_BODY_BYTES: usize = 256 * 1024;
-const WEBHOOK_MAX_BODY_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=6_000_000;
+const WEBHOOK_MAX_BODY_BYTES_RANGE: RangeInclusive<usize> = 1024..=6_000_000;
 
-/// The function's settings. Every field comes from one environment variable (see the README).
+/// A setting that cannot be used, by name.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid setting {name}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// The worker's settings (SQS, EventBridge and direct requests into Partner Central calls).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {
+pub struct WorkerConfig {
     /// `ALLOWED_CATALOGS`: catalogs requests may name (default `Sandbox`), so that a test event can
     /// never touch the production `AWS` catalog by accident.
     pub allowed_catalogs: Vec<Catalog>,
@@ -29,9 +41,9 @@ pub struct Config {
     /// `PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS`: one call (a read with its SDK retries; one attempt
     /// of a write), also cut off at the invocation's deadline.
     pub operation_timeout: Duration,
-    /// `AWS_MAX_ATTEMPTS` (default 3, the SDK's): attempts per write, each in its own paced slot (see
-    /// the handler), and per read or SQS call, retried by the SDK in standard mode. Read here, and
-    /// handed to the SDK, because the SDK's own loader panics on a value it cannot use.
+    /// `AWS_MAX_ATTEMPTS` (default 3, the SDK's): attempts per write, each in its own paced slot, and
+    /// per read or SQS call, retried by the SDK. Read here because the SDK's own loader panics on a
+    /// value it cannot use.
     pub max_attempts: u32,
     /// `DEAD_LETTER_QUEUE_URL`: where permanent failures go at once, with their reason.
     pub dead_letter_queue_url: Option<String>,
@@ -41,200 +53,253 @@ pub struct Config {
     pub max_receive_count: Option<u32>,
     /// `DRY_RUN`: validate and log the call, make none.
     pub dry_run: bool,
+    /// `WARM_UP` (`true`, `false`, or `auto`: only in Lambda): whether init opens the connection to
+    /// Partner Central with a read. Never under `DRY_RUN`, which calls nothing.
+    pub warm_up: bool,
     /// `METRICS_NAMESPACE`: the CloudWatch namespace of the embedded metrics.
     pub metrics_namespace: String,
     /// `METRICS_SERVICE_NAME`: the `Service` dimension of the embedded metrics.
     pub service_name: String,
+}
+
+/// The webhook's settings (signed CRM requests into the work queue).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// `ALLOWED_CATALOGS`, as the worker reads it: a request for another catalog is refused at once.
+    pub allowed_catalogs: Vec<Catalog>,
     /// `WEBHOOK_SECRET_ARN` (Secrets Manager, read at init) or `WEBHOOK_SECRET` (the value, for local
-    /// runs): the HMAC key of the CRM webhook. `None`: the webhook is off and refuses every request.
-    /// `Debug` never shows the value.
-    pub webhook_secret: Option<SecretSource>,
-    /// `WORK_QUEUE_URL`: the queue the webhook buffers requests into; required with a webhook secret.
-    pub work_queue_url: Option<String>,
-    /// `WEBHOOK_MAX_BODY_BYTES`: the largest webhook body taken (default 256 KiB); larger is answered 413.
-    pub webhook_max_body_bytes: usize,
+    /// runs): the HMAC key. Required. `Debug` never shows the value.
+    pub secret: SecretSource,
+    /// `WORK_QUEUE_URL`: the queue requests are buffered into. Required.
+    pub work_queue_url: String,
+    /// `WEBHOOK_MAX_BODY_BYTES`: the largest body taken (default 256 KiB); larger is answered 413.
+    pub max_body_bytes: usize,
 }
 
-/// A setting that cannot be used, by name.
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid setting {name}={value:?}: {reason}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub value: String,
-    pub reason: String,
-}
-
-impl Config {
-    /// Reads the settings from the process environment.
+impl WorkerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads the settings through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let error = |name: &'static str, value: &str, reason: &str| ConfigError {
-            name,
-            value: value.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let seconds = |name: &'static str, default: f64| -> Result<Duration, ConfigError> {
-            match get(name) {
-                None => Ok(Duration::from_secs_f64(default)),
-                Some(v) => v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s > 0.0 && *s <= 900.0)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| error(name, &v, "must be a number of seconds above 0 and at most 900")),
-            }
-        };
-
-        let allowed_catalogs = match get("ALLOWED_CATALOGS") {
-            None => vec![Catalog::Sandbox],
-            Some(v) => {
-                let mut catalogs = Vec::new();
-                for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    let catalog = Catalog::parse(part)
-                        .ok_or_else(|| error("ALLOWED_CATALOGS", &v, "each entry must be AWS or Sandbox"))?;
-                    if !catalogs.contains(&catalog) {
-                        catalogs.push(catalog);
-                    }
-                }
-                if catalogs.is_empty() {
-                    return Err(error("ALLOWED_CATALOGS", &v, "names no catalog"));
-                }
-                catalogs
-            }
-        };
-
-        let partner_central_region = get("PARTNER_CENTRAL_REGION").unwrap_or_else(|| "us-east-1".to_owned());
-        let region_ok =
-            partner_central_region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !region_ok {
-            return Err(error(
-                "PARTNER_CENTRAL_REGION",
-                &partner_central_region,
-                "must be a region name such as us-east-1",
-            ));
-        }
-
-        let writes_per_second = match get("PARTNER_CENTRAL_WRITES_PER_SECOND") {
-            None => 1.0,
-            Some(v) => {
-                // At least one write every 10 s: with a longer interval an invocation has room for only
-                // a few writes, and the rest of its batch would spend receive after receive untried.
-                v.parse::<f64>().ok().filter(|r| r.is_finite() && *r >= 0.1 && *r <= 1000.0).ok_or_else(|| {
-                    error("PARTNER_CENTRAL_WRITES_PER_SECOND", &v, "must be a number from 0.1 to 1000")
-                })?
-            }
-        };
-
-        let connect_timeout = seconds("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", 3.0)?;
-        let read_timeout = seconds("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", 10.0)?;
-        let operation_timeout = seconds("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", 20.0)?;
+        let settings = Settings(lookup);
+        // At least one write every 10 s: with a longer interval an invocation has room for only a few
+        // writes, and the rest of its batch would spend receive after receive untried.
+        let writes_per_second = settings.number(
+            "PARTNER_CENTRAL_WRITES_PER_SECOND",
+            1.0,
+            0.1..=1000.0,
+            "must be a number from 0.1 to 1000",
+        )?;
+        let read_timeout = settings.seconds("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", 10.0)?;
+        let operation_timeout = settings.seconds("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", 20.0)?;
         if operation_timeout < read_timeout {
-            return Err(error(
-                "PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS",
-                &format!("{}", operation_timeout.as_secs_f64()),
-                "must be at least PARTNER_CENTRAL_READ_TIMEOUT_SECONDS",
-            ));
+            return Err(ConfigError {
+                name: "PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS",
+                value: format!("{}", operation_timeout.as_secs_f64()),
+                reason: "must be at least PARTNER_CENTRAL_READ_TIMEOUT_SECONDS".to_owned(),
+            });
         }
+        let dry_run = settings.flag("DRY_RUN", false)?;
+        Ok(Self {
+            allowed_catalogs: settings.catalogs("ALLOWED_CATALOGS")?,
+            partner_central_region: settings.region("PARTNER_CENTRAL_REGION", "us-east-1")?,
+            writes_per_second,
+            connect_timeout: settings.seconds("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", 3.0)?,
+            read_timeout,
+            operation_timeout,
+            max_attempts: settings.number(
+                "AWS_MAX_ATTEMPTS",
+                3,
+                1..=u32::MAX,
+                "must be a number of attempts, 1 or more",
+            )?,
+            dead_letter_queue_url: settings.queue_url("DEAD_LETTER_QUEUE_URL")?,
+            max_receive_count: settings.optional_number(
+                "MAX_RECEIVE_COUNT",
+                1..=1000,
+                "must be the work queue's maxReceiveCount, 1 to 1000",
+            )?,
+            dry_run,
+            warm_up: settings.warm_up()? && !dry_run,
+            metrics_namespace: settings
+                .text("METRICS_NAMESPACE")
+                .unwrap_or_else(|| "OpportunityDisassociator".to_owned()),
+            service_name: settings
+                .text("METRICS_SERVICE_NAME")
+                .unwrap_or_else(|| "opportunity-disassociator".to_owned()),
+        })
+    }
+}
 
-        let max_attempts = match get("AWS_MAX_ATTEMPTS") {
-            None => 3,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| error("AWS_MAX_ATTEMPTS", &v, "must be a number of attempts, 1 or more"))?,
-        };
+impl WebhookConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
 
-        let max_receive_count = match get("MAX_RECEIVE_COUNT") {
-            None => None,
-            Some(v) => Some(v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
-                error("MAX_RECEIVE_COUNT", &v, "must be the work queue's maxReceiveCount, 1 to 1000")
-            })?),
-        };
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let settings = Settings(lookup);
+        let secret = settings.secret()?;
+        let work_queue_url = settings.queue_url("WORK_QUEUE_URL")?.ok_or_else(|| ConfigError {
+            name: "WORK_QUEUE_URL",
+            value: String::new(),
+            reason: "is required: the webhook queues requests there".to_owned(),
+        })?;
+        Ok(Self {
+            allowed_catalogs: settings.catalogs("ALLOWED_CATALOGS")?,
+            secret,
+            work_queue_url,
+            max_body_bytes: settings.number(
+                "WEBHOOK_MAX_BODY_BYTES",
+                DEFAULT_WEBHOOK_MAX_BODY_BYTES,
+                WEBHOOK_MAX_BODY_BYTES_RANGE,
+                "must be a number of bytes from 1024 to 6000000",
+            )?,
+        })
+    }
+}
 
-        let dead_letter_queue_url = get("DEAD_LETTER_QUEUE_URL");
-        if let Some(url) = &dead_letter_queue_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(error("DEAD_LETTER_QUEUE_URL", url, "must be an SQS queue URL (https://...)"));
+/// The environment, one typed setting at a time. Every reader trims the value, takes an empty one
+/// as unset, and names the setting in its error.
+struct Settings<L>(L);
+
+impl<L: Fn(&str) -> Option<String>> Settings<L> {
+    fn text(&self, name: &str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn error(name: &'static str, value: &str, reason: &str) -> ConfigError {
+        ConfigError { name, value: value.to_owned(), reason: reason.to_owned() }
+    }
+
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`, in any case).
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.text(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(other) => Err(Self::error(name, other, "must be true or false")),
         }
+    }
 
-        let work_queue_url = get("WORK_QUEUE_URL");
-        if let Some(url) = &work_queue_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(error("WORK_QUEUE_URL", url, "must be an SQS queue URL (https://...)"));
+    /// A number within `range`.
+    fn number<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: RangeInclusive<T>,
+        reason: &str,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd,
+    {
+        Ok(self.optional_number(name, range, reason)?.unwrap_or(default))
+    }
+
+    fn optional_number<T>(
+        &self,
+        name: &'static str,
+        range: RangeInclusive<T>,
+        reason: &str,
+    ) -> Result<Option<T>, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd,
+    {
+        let Some(value) = self.text(name) else { return Ok(None) };
+        // `contains` is false for NaN, so a float setting cannot be NaN.
+        match value.parse::<T>() {
+            Ok(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(Self::error(name, &value, reason)),
         }
-        // The value is never put in an error: only whether it was set.
-        let webhook_secret = match (get("WEBHOOK_SECRET_ARN"), lookup("WEBHOOK_SECRET").filter(|v| !v.is_empty())) {
-            (Some(_), Some(_)) => {
-                return Err(error(
-                    "WEBHOOK_SECRET",
-                    "<redacted>",
-                    "set either WEBHOOK_SECRET_ARN (Secrets Manager) or WEBHOOK_SECRET (local runs), not both",
-                ));
+    }
+
+    /// Seconds above 0 and at most 900 (Lambda's longest timeout).
+    fn seconds(&self, name: &'static str, default: f64) -> Result<Duration, ConfigError> {
+        let reason = "must be a number of seconds above 0 and at most 900";
+        let seconds = self.number(name, default, f64::MIN_POSITIVE..=900.0, reason)?;
+        Ok(Duration::from_secs_f64(seconds))
+    }
+
+    /// An SQS queue URL.
+    fn queue_url(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.text(name) {
+            Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                Err(Self::error(name, &url, "must be an SQS queue URL (https://...)"))
             }
+            url => Ok(url),
+        }
+    }
+
+    fn region(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
+        let region = self.text(name).unwrap_or_else(|| default.to_owned());
+        if region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            Ok(region)
+        } else {
+            Err(Self::error(name, &region, "must be a region name such as us-east-1"))
+        }
+    }
+
+    /// A comma-separated list of catalogs, `Sandbox` by default.
+    fn catalogs(&self, name: &'static str) -> Result<Vec<Catalog>, ConfigError> {
+        let Some(value) = self.text(name) else { return Ok(vec![Catalog::Sandbox]) };
+        let mut catalogs = Vec::new();
+        for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let catalog =
+                Catalog::parse(part).ok_or_else(|| Self::error(name, &value, "each entry must be AWS or Sandbox"))?;
+            if !catalogs.contains(&catalog) {
+                catalogs.push(catalog);
+            }
+        }
+        if catalogs.is_empty() {
+            return Err(Self::error(name, &value, "names no catalog"));
+        }
+        Ok(catalogs)
+    }
+
+    /// `WARM_UP`: `true`, `false`, or `auto` (the default): only in Lambda, which sets
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE` in every execution environment. A harness that runs the binary
+    /// under a Runtime API of its own then sees exactly the calls its events cause.
+    fn warm_up(&self) -> Result<bool, ConfigError> {
+        match self.text("WARM_UP").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("auto") => Ok(self.text("AWS_LAMBDA_INITIALIZATION_TYPE").is_some()),
+            Some(_) => self
+                .flag("WARM_UP", false)
+                .map_err(|e| ConfigError { reason: "must be true, false or auto".to_owned(), ..e }),
+        }
+    }
+
+    /// The webhook's secret: `WEBHOOK_SECRET_ARN` or `WEBHOOK_SECRET`, exactly one. The value is never
+    /// put in an error, only whether it was set.
+    fn secret(&self) -> Result<SecretSource, ConfigError> {
+        // The value is used exactly as set: white space around it is refused, not trimmed.
+        let value = (self.0)("WEBHOOK_SECRET").filter(|v| !v.is_empty());
+        match (self.text("WEBHOOK_SECRET_ARN"), value) {
+            (Some(_), Some(_)) => Err(Self::error(
+                "WEBHOOK_SECRET",
+                "<redacted>",
+                "set either WEBHOOK_SECRET_ARN (Secrets Manager) or WEBHOOK_SECRET (local runs), not both",
+            )),
             (Some(arn), None) => {
                 let parts: Vec<&str> = arn.split(':').collect();
                 if parts.len() < 7 || parts[0] != "arn" || parts[2] != "secretsmanager" || parts[5] != "secret" {
-                    return Err(error(
+                    return Err(Self::error(
                         "WEBHOOK_SECRET_ARN",
                         &arn,
                         "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)",
                     ));
                 }
-                Some(SecretSource::SecretsManager(arn))
+                Ok(SecretSource::SecretsManager(arn))
             }
-            (None, Some(value)) => Some(SecretSource::Value(
-                WebhookSecret::new(value).map_err(|reason| error("WEBHOOK_SECRET", "<redacted>", &reason))?,
-            )),
-            (None, None) => None,
-        };
-        if webhook_secret.is_some() && work_queue_url.is_none() {
-            return Err(error(
-                "WORK_QUEUE_URL",
+            (None, Some(value)) => WebhookSecret::new(value)
+                .map(SecretSource::Value)
+                .map_err(|reason| Self::error("WEBHOOK_SECRET", "<redacted>", &reason)),
+            (None, None) => Err(Self::error(
+                "WEBHOOK_SECRET_ARN",
                 "",
-                "is required with WEBHOOK_SECRET_ARN or WEBHOOK_SECRET: the webhook queues requests there",
-            ));
+                "is required (or WEBHOOK_SECRET for local runs): a Function URL request is never accepted without a secret",
+            )),
         }
-        let webhook_max_body_bytes = match get("WEBHOOK_MAX_BODY_BYTES") {
-            None => DEFAULT_WEBHOOK_MAX_BODY_BYTES,
-            Some(v) => {
-                v.parse::<usize>().ok().filter(|n| WEBHOOK_MAX_BODY_BYTES_RANGE.contains(n)).ok_or_else(|| {
-                    error("WEBHOOK_MAX_BODY_BYTES", &v, "must be a number of bytes from 1024 to 6000000")
-                })?
-            }
-        };
-
-        let dry_run = match get("DRY_RUN").map(|v| v.to_ascii_lowercase()) {
-            None => false,
-            Some(v) if v == "true" || v == "1" || v == "yes" => true,
-            Some(v) if v == "false" || v == "0" || v == "no" => false,
-            Some(v) => return Err(error("DRY_RUN", &v, "must be true or false")),
-        };
-
-        Ok(Self {
-            allowed_catalogs,
-            partner_central_region,
-            writes_per_second,
-            connect_timeout,
-            read_timeout,
-            operation_timeout,
-            max_attempts,
-            dead_letter_queue_url,
-            max_receive_count,
-            dry_run,
-            metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "OpportunityDisassociator".to_owned()),
-            service_name: get("METRICS_SERVICE_NAME").unwrap_or_else(|| "opportunity-disassociator".to_owned()),
-            webhook_secret,
-            work_queue_url,
-            webhook_max_body_bytes,
-        })
     }
 }
 
@@ -243,14 +308,22 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(|name| map.get(name).cloned())
+        move |name| map.get(name).cloned()
+    }
+
+    fn worker(vars: &[(&str, &str)]) -> Result<WorkerConfig, ConfigError> {
+        WorkerConfig::from_lookup(lookup(vars))
+    }
+
+    fn webhook(vars: &[(&str, &str)]) -> Result<WebhookConfig, ConfigError> {
+        WebhookConfig::from_lookup(lookup(vars))
     }
 
     #[test]
     fn defaults_are_safe() {
-        let config = load(&[]).unwrap();
+        let config = worker(&[]).unwrap();
         assert_eq!(config.allowed_catalogs, [Catalog::Sandbox]);
         assert_eq!(config.partner_central_region, "us-east-1");
         assert_eq!(config.writes_per_second, 1.0);
@@ -260,14 +333,14 @@ mod tests {
         assert_eq!(config.dead_letter_queue_url, None);
         assert_eq!(config.max_receive_count, None);
         assert!(!config.dry_run);
-        assert_eq!(config.webhook_secret, None, "the webhook is off unless a secret is set");
-        assert_eq!(config.work_queue_url, None);
-        assert_eq!(config.webhook_max_body_bytes, 262_144);
+        assert!(!config.warm_up, "not in Lambda");
+        let webhook = webhook(&[("WEBHOOK_SECRET", "demo-webhook-secret"), ("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap();
+        assert_eq!(webhook.max_body_bytes, 262_144);
     }
 
     #[test]
     fn reads_every_setting() {
-        let config = load(&[
+        let config = worker(&[
             ("ALLOWED_CATALOGS", " AWS , Sandbox,AWS"),
             ("PARTNER_CENTRAL_REGION", "us-west-2"),
             ("PARTNER_CENTRAL_WRITES_PER_SECOND", "0.5"),
@@ -295,6 +368,20 @@ mod tests {
     }
 
     #[test]
+    fn warms_up_in_lambda_unless_told_otherwise_and_never_in_a_dry_run() {
+        let lambda = ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
+        let warm_up = |vars: &[(&str, &str)]| worker(vars).map(|c| c.warm_up);
+        assert_eq!(warm_up(&[lambda]), Ok(true));
+        assert_eq!(warm_up(&[]), Ok(false), "not in Lambda");
+        assert_eq!(warm_up(&[lambda, ("WARM_UP", "auto")]), Ok(true));
+        assert_eq!(warm_up(&[lambda, ("WARM_UP", " False ")]), Ok(false));
+        assert_eq!(warm_up(&[("WARM_UP", "true")]), Ok(true));
+        assert_eq!(warm_up(&[lambda, ("DRY_RUN", "true")]), Ok(false), "DRY_RUN calls nothing");
+        let error = worker(&[("WARM_UP", "sometimes")]).unwrap_err();
+        assert_eq!((error.name, error.reason.as_str()), ("WARM_UP", "must be true, false or auto"));
+    }
+
+    #[test]
     fn bad_values_name_their_setting() {
         for (name, value) in [
             ("ALLOWED_CATALOGS", "Production"),
@@ -314,17 +401,30 @@ mod tests {
             ("MAX_RECEIVE_COUNT", "1001"),
             ("MAX_RECEIVE_COUNT", "three"),
             ("DRY_RUN", "maybe"),
+        ] {
+            let err = worker(&[(name, value)]).expect_err(name);
+            assert_eq!(err.name, name, "{value}");
+            assert!(err.to_string().contains(name));
+        }
+        for (name, value) in [
             ("WORK_QUEUE_URL", "work"),
-            ("WEBHOOK_SECRET_ARN", "my-secret"),
-            ("WEBHOOK_SECRET_ARN", "arn:aws:sqs:us-east-1:123456789012:work"),
-            ("WEBHOOK_SECRET", "too-short"),
             ("WEBHOOK_MAX_BODY_BYTES", "100"),
             ("WEBHOOK_MAX_BODY_BYTES", "7000000"),
             ("WEBHOOK_MAX_BODY_BYTES", "lots"),
+            ("ALLOWED_CATALOGS", "Production"),
         ] {
-            let err = load(&[(name, value)]).expect_err(name);
+            let err =
+                webhook(&[("WEBHOOK_SECRET", "demo-webhook-secret"), ("WORK_QUEUE_URL", WORK_QUEUE), (name, value)])
+                    .expect_err(name);
             assert_eq!(err.name, name, "{value}");
-            assert!(err.to_string().contains(name));
+        }
+        for (name, value) in [
+            ("WEBHOOK_SECRET_ARN", "my-secret"),
+            ("WEBHOOK_SECRET_ARN", "arn:aws:sqs:us-east-1:123456789012:work"),
+            ("WEBHOOK_SECRET", "too-short"),
+        ] {
+            let err = webhook(&[("WORK_QUEUE_URL", WORK_QUEUE), (name, value)]).expect_err(name);
+            assert_eq!(err.name, name, "{value}");
         }
     }
 
@@ -333,27 +433,27 @@ mod tests {
 
     #[test]
     fn reads_the_webhook_settings() {
-        let config = load(&[
+        let config = webhook(&[
             ("WEBHOOK_SECRET_ARN", SECRET_ARN),
             ("WORK_QUEUE_URL", WORK_QUEUE),
             ("WEBHOOK_MAX_BODY_BYTES", "65536"),
         ])
         .unwrap();
-        assert_eq!(config.webhook_secret, Some(SecretSource::SecretsManager(SECRET_ARN.into())));
-        assert_eq!(config.work_queue_url.as_deref(), Some(WORK_QUEUE));
-        assert_eq!(config.webhook_max_body_bytes, 65536);
-        let local = load(&[("WEBHOOK_SECRET", "demo-webhook-secret"), ("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap();
-        let Some(SecretSource::Value(secret)) = &local.webhook_secret else { panic!("expected the value") };
+        assert_eq!(config.secret, SecretSource::SecretsManager(SECRET_ARN.into()));
+        assert_eq!(config.work_queue_url, WORK_QUEUE);
+        assert_eq!(config.max_body_bytes, 65536);
+        let local = webhook(&[("WEBHOOK_SECRET", "demo-webhook-secret"), ("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap();
+        let SecretSource::Value(secret) = &local.secret else { panic!("expected the value") };
         assert_eq!(secret.keys().collect::<Vec<_>>(), [b"demo-webhook-secret"], "the value is used as given");
-        // A work queue alone is harmless: the webhook stays off.
-        assert_eq!(load(&[("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap().webhook_secret, None);
     }
 
     #[test]
-    fn a_webhook_secret_needs_the_work_queue_and_only_one_source() {
-        let err = load(&[("WEBHOOK_SECRET", "demo-webhook-secret")]).unwrap_err();
+    fn the_webhook_needs_a_secret_from_one_source_and_the_work_queue() {
+        let err = webhook(&[("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap_err();
+        assert_eq!(err.name, "WEBHOOK_SECRET_ARN", "without a secret the webhook fails init");
+        let err = webhook(&[("WEBHOOK_SECRET", "demo-webhook-secret")]).unwrap_err();
         assert_eq!(err.name, "WORK_QUEUE_URL");
-        let err = load(&[
+        let err = webhook(&[
             ("WEBHOOK_SECRET", "demo-webhook-secret"),
             ("WEBHOOK_SECRET_ARN", SECRET_ARN),
             ("WORK_QUEUE_URL", WORK_QUEUE),
@@ -366,15 +466,15 @@ mod tests {
     #[test]
     fn the_webhook_secret_is_never_shown() {
         let secret = "demo-webhook-secret-never-shown";
-        let config = load(&[("WEBHOOK_SECRET", secret), ("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap();
+        let config = webhook(&[("WEBHOOK_SECRET", secret), ("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap();
         assert!(!format!("{config:?}").contains(secret), "Debug shows the secret");
         assert!(!format!("{config:#?}").contains(secret), "Debug shows the secret");
         for vars in [
-            vec![("WEBHOOK_SECRET", "short-secret")],
+            vec![("WEBHOOK_SECRET", "short-secret"), ("WORK_QUEUE_URL", WORK_QUEUE)],
             vec![("WEBHOOK_SECRET", secret)],
             vec![("WEBHOOK_SECRET", secret), ("WEBHOOK_SECRET_ARN", SECRET_ARN), ("WORK_QUEUE_URL", WORK_QUEUE)],
         ] {
-            let err = load(&vars).unwrap_err();
+            let err = webhook(&vars).unwrap_err();
             assert!(!err.to_string().contains("short-secret") && !err.to_string().contains(secret), "{err}");
         }
     }

@@ -1,21 +1,20 @@
-//! opportunity-disassociator: an AWS Lambda function that turns EventBridge events, SQS messages and
-//! direct invocations into validated, paced Partner Central `DisassociateOpportunity` calls, with
-//! one decided outcome per record.
+//! opportunity-disassociator: two AWS Lambda functions that keep Partner Central opportunities in
+//! step with a partner's own systems, by validated, paced `DisassociateOpportunity` calls.
 //!
-//! `main.rs` only wires; the flow is [`inbound`] (decode once) -> [`handler`] (decide, carry out) ->
-//! the answer of each trigger. The outside world is behind ports: [`partner_central`],
-//! [`dead_letter`] and, for the CRM [`webhook`] that buffers signed requests, [`work_queue`].
+//! - the **worker** ([`worker`], `src/bin/worker.rs`): SQS, EventBridge and direct events, each request
+//!   decoded once ([`domain::request`]), one [`domain::outcome::Outcome`] per record, one answer per
+//!   trigger;
+//! - the **webhook** ([`webhook`], `src/bin/webhook.rs`): signed CRM requests over a Function URL,
+//!   checked and buffered into the worker's queue.
+//!
+//! The outside world is behind small ports with SDK adapters in [`aws`]; writes are paced by
+//! [`pacer`]; settings are read once at init by [`config`]; logs and metrics are in [`telemetry`].
+//! The `main`s only wire.
 
+pub mod aws;
 pub mod config;
-pub mod dead_letter;
-pub mod handler;
-pub mod inbound;
-pub mod logging;
-pub mod metrics;
-pub mod outcome;
+pub mod domain;
 pub mod pacer;
-pub mod partner_central;
-pub mod request;
-pub mod secret;
+pub mod telemetry;
 pub mod webhook;
-pub mod work_queue;
+pub mod worker;

@@ -1,19 +1,29 @@
-//! The handler driven through its ports by in-memory fakes: every trigger, every outcome, mixed and
+//! The worker driven through its ports by in-memory fakes: every trigger, every outcome, mixed and
 //! FIFO batches, panic isolation, the deadline and pacing. No network.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fixtures::{eventbridge, fifo, received, sqs_event as sqs, sqs_record as record};
 use lambda_runtime::{Context, LambdaEvent};
-use opportunity_disassociator::config::Config;
-use opportunity_disassociator::dead_letter::{DeadLetter, DeadLetters};
-use opportunity_disassociator::handler::Handler;
+use opportunity_disassociator::aws::dead_letters::{DeadLetter, DeadLetters};
+use opportunity_disassociator::aws::partner_central::{ApiError, ErrorClass, PartnerCentral, ThrottleCount};
+use opportunity_disassociator::config::WorkerConfig;
+use opportunity_disassociator::domain::opportunity::Holdings;
+use opportunity_disassociator::domain::request::{Catalog, EntityType, OpportunityId, RelatedEntity};
 use opportunity_disassociator::pacer::Pacer;
-use opportunity_disassociator::partner_central::{ApiError, Association, ErrorClass, PartnerCentral, ThrottleCount};
-use opportunity_disassociator::request::DisassociationRequest;
+use opportunity_disassociator::worker::Worker;
+use opportunity_disassociator::worker::inbound::Payload;
 use serde_json::{Value, json};
 use tokio::time::Instant;
+
+/// What `GetOpportunity` shows after a not-found answer (otherwise: the entity still there).
+#[derive(Clone, Copy, Debug)]
+enum Read {
+    Absent,
+    NoSuchOpportunity,
+}
 
 /// What the fake service answers for an opportunity.
 #[derive(Clone)]
@@ -21,7 +31,7 @@ enum Script {
     Ok,
     Fail(&'static str, ErrorClass),
     /// Not found, and GetOpportunity answers this.
-    Missing(Association),
+    Missing(Read),
     /// Not found, and GetOpportunity answers (absent) only after this long.
     MissingSlowly(Duration),
     Panic,
@@ -53,10 +63,15 @@ impl FakeService {
 }
 
 impl PartnerCentral for FakeService {
-    async fn disassociate(&self, request: &DisassociationRequest) -> Result<(), ApiError> {
+    async fn disassociate(
+        &self,
+        _catalog: Catalog,
+        opportunity: &OpportunityId,
+        _entity: &RelatedEntity,
+    ) -> Result<(), ApiError> {
         // A call goes over the network: other records' tasks run meanwhile.
         tokio::task::yield_now().await;
-        let id = request.opportunity.as_str();
+        let id = opportunity.as_str();
         let earlier = {
             let mut calls = self.calls.lock().unwrap();
             let earlier = calls.iter().filter(|(o, _)| o == id).count() as u32;
@@ -79,15 +94,17 @@ impl PartnerCentral for FakeService {
         }
     }
 
-    async fn association(&self, request: &DisassociationRequest) -> Result<Association, ApiError> {
+    async fn opportunity(&self, _catalog: Catalog, opportunity: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
         *self.checks.lock().unwrap() += 1;
-        match self.scripts.get(request.opportunity.as_str()) {
-            Some(Script::Missing(association)) => Ok(*association),
+        let holding = |ids: &[&str]| Ok(Some(Holdings::default().with(EntityType::Solutions, ids.iter().copied())));
+        match self.scripts.get(opportunity.as_str()) {
+            Some(Script::Missing(Read::Absent)) => holding(&["S-0000002"]),
+            Some(Script::Missing(Read::NoSuchOpportunity)) => Ok(None),
             Some(Script::MissingSlowly(delay)) => {
                 tokio::time::sleep(*delay).await;
-                Ok(Association::Absent)
+                holding(&[])
             }
-            _ => Ok(Association::Present),
+            _ => holding(&["S-0000001"]),
         }
     }
 }
@@ -106,7 +123,7 @@ struct Letter {
 }
 
 #[derive(Default)]
-struct FakeQueue {
+struct FakeDeadLetters {
     letters: Mutex<Vec<Letter>>,
     broken: bool,
     /// Refuses the dead letter of this source id only.
@@ -115,7 +132,7 @@ struct FakeQueue {
     slow: Option<Duration>,
 }
 
-impl DeadLetters for FakeQueue {
+impl DeadLetters for FakeDeadLetters {
     async fn send(&self, letter: DeadLetter<'_>) -> Result<(), String> {
         if self.broken || (self.refusing.is_some() && letter.source_id == self.refusing) {
             return Err("queue unavailable".into());
@@ -136,68 +153,49 @@ impl DeadLetters for FakeQueue {
 
 struct World {
     service: Arc<FakeService>,
-    queue: Arc<FakeQueue>,
-    handler: Handler<Arc<FakeService>, Arc<FakeQueue>>,
+    queue: Arc<FakeDeadLetters>,
+    worker: Worker<Arc<FakeService>, Arc<FakeDeadLetters>>,
 }
 
-fn config(vars: &[(&str, &str)]) -> Config {
+fn config(vars: &[(&str, &str)]) -> WorkerConfig {
     let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    Config::from_lookup(|name| map.get(name).cloned()).unwrap()
+    WorkerConfig::from_lookup(|name| map.get(name).cloned()).unwrap()
 }
 
-fn world_with(scripts: &[(&'static str, Script)], vars: &[(&str, &str)], dlq: Option<FakeQueue>) -> World {
+fn world_with(scripts: &[(&'static str, Script)], vars: &[(&str, &str)], dlq: Option<FakeDeadLetters>) -> World {
     let config = config(vars);
     let service = FakeService::with(scripts);
     let with_dlq = dlq.is_some();
     let queue = Arc::new(dlq.unwrap_or_default());
     let pacer = Arc::new(Pacer::new(config.writes_per_second));
-    let handler = Handler::new(
+    let worker = Worker::new(
         config,
         service.clone(),
         with_dlq.then(|| queue.clone()),
         pacer,
         Arc::new(ThrottleCount::default()),
     );
-    World { service, queue, handler }
+    World { service, queue, worker }
 }
 
 fn world(scripts: &[(&'static str, Script)]) -> World {
-    world_with(scripts, &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")], Some(FakeQueue::default()))
+    world_with(scripts, &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")], Some(FakeDeadLetters::default()))
 }
 
 fn request(opportunity: &str) -> Value {
-    json!({"Catalog": "Sandbox", "OpportunityIdentifier": opportunity, "RelatedEntityType": "Solutions", "RelatedEntityIdentifier": "S-0000001"})
-}
-
-fn record(id: &str, body: &str) -> Value {
-    json!({
-        "messageId": id, "receiptHandle": "rh", "body": body, "attributes": {}, "messageAttributes": {},
-        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work", "awsRegion": "us-east-1"
-    })
+    fixtures::solution_request(opportunity)
 }
 
 fn fifo_record(id: &str, group: &str, body: &str) -> Value {
-    let mut r = record(id, body);
-    r["eventSourceARN"] = json!("arn:aws:sqs:us-east-1:123456789012:work.fifo");
-    r["attributes"] = json!({"MessageGroupId": group});
-    r
+    fifo(record(id, body), group)
 }
 
-fn sqs(records: Vec<Value>) -> Value {
-    json!({ "Records": records })
-}
-
-fn eventbridge(detail: Value) -> Value {
-    json!({"version": "0", "id": "ev-1", "detail-type": "Opportunity Disassociation Requested", "source": "com.example.crm",
-           "account": "123456789012", "time": "2026-11-26T00:00:00Z", "region": "us-east-1", "resources": [], "detail": detail})
-}
-
-fn event(payload: Value, seconds_left: u64) -> LambdaEvent<Value> {
+fn event(payload: Value, seconds_left: u64) -> LambdaEvent<Payload> {
     let mut context = Context::default();
     context.request_id = "lambda-req-1".into();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     context.deadline = now + seconds_left * 1000;
-    LambdaEvent::new(payload, context)
+    LambdaEvent::new(Payload::from(&payload), context)
 }
 
 fn failures(answer: &Value) -> Vec<&str> {
@@ -207,7 +205,7 @@ fn failures(answer: &Value) -> Vec<&str> {
 #[tokio::test]
 async fn a_direct_request_is_disassociated_and_summarised() {
     let w = world(&[]);
-    let answer = w.handler.handle(event(request("O1"), 60)).await.unwrap();
+    let answer = w.worker.handle(event(request("O1"), 60)).await.unwrap();
     assert_eq!(answer["outcome"], "disassociated");
     assert_eq!(answer["request"], request("O1"));
     assert_eq!(w.service.calls(), ["O1"]);
@@ -218,10 +216,10 @@ async fn a_direct_error_names_its_class_and_field_and_is_not_dead_lettered() {
     let w = world(&[("O2", Script::Fail("AccessDeniedException", ErrorClass::Permanent))]);
     let mut bad = request("O1");
     bad["OpportunityIdentifier"] = json!("1234");
-    let error = w.handler.handle(event(bad, 60)).await.unwrap_err();
+    let error = w.worker.handle(event(bad, 60)).await.unwrap_err();
     assert_eq!(error.error_type, "ValidationError");
     assert!(error.message.contains("OpportunityIdentifier"), "{}", error.message);
-    let error = w.handler.handle(event(request("O2"), 60)).await.unwrap_err();
+    let error = w.worker.handle(event(request("O2"), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "AccessDeniedException");
     assert_eq!(w.service.calls(), ["O2"], "the invalid request made no call");
     assert!(w.queue.letters.lock().unwrap().is_empty());
@@ -234,12 +232,12 @@ async fn every_service_error_class_maps_to_its_outcome() {
         ("O2", Script::Fail("InternalServerException", ErrorClass::Transient)),
         ("O3", Script::Fail("ValidationException", ErrorClass::Permanent)),
         ("O4", Script::Fail("AccessDeniedException", ErrorClass::Permanent)),
-        ("O5", Script::Missing(Association::Absent)),
-        ("O6", Script::Missing(Association::NoSuchOpportunity)),
+        ("O5", Script::Missing(Read::Absent)),
+        ("O6", Script::Missing(Read::NoSuchOpportunity)),
         ("O7", Script::Fail("Timeout", ErrorClass::Transient)),
     ]);
     let records = (1..=8).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
-    let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(records), 60)).await.unwrap();
     assert_eq!(failures(&answer), ["m1", "m2", "m7"], "only transient failures are retried");
     let letters = w.queue.letters.lock().unwrap().clone();
     let codes: Vec<(&str, &str)> = letters.iter().map(|l| (l.source_id.as_deref().unwrap(), l.code.as_str())).collect();
@@ -265,7 +263,7 @@ async fn a_mixed_batch_fails_only_its_bad_records_and_calls_only_for_valid_ones(
     let mut production = request("O4");
     production["Catalog"] = json!("AWS");
     let answer = w
-        .handler
+        .worker
         .handle(event(
             sqs(vec![
                 record("m1", &request("O1").to_string()),
@@ -293,7 +291,7 @@ async fn a_mixed_batch_fails_only_its_bad_records_and_calls_only_for_valid_ones(
 async fn without_a_dead_letter_queue_rejected_records_are_reported_failed() {
     let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")], None);
     let answer = w
-        .handler
+        .worker
         .handle(event(sqs(vec![record("m1", "[]"), record("m2", &request("O2").to_string())]), 60))
         .await
         .unwrap();
@@ -305,9 +303,9 @@ async fn a_failed_dead_letter_becomes_a_retry() {
     let w = world_with(
         &[],
         &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")],
-        Some(FakeQueue { broken: true, ..Default::default() }),
+        Some(FakeDeadLetters { broken: true, ..Default::default() }),
     );
-    let answer = w.handler.handle(event(sqs(vec![record("m1", "null")]), 60)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(vec![record("m1", "null")]), 60)).await.unwrap();
     assert_eq!(failures(&answer), ["m1"]);
 }
 
@@ -315,7 +313,7 @@ async fn a_failed_dead_letter_becomes_a_retry() {
 async fn a_panicking_record_fails_alone() {
     let w = world(&[("O2", Script::Panic)]);
     let records = (1..=3).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
-    let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(records), 60)).await.unwrap();
     assert_eq!(failures(&answer), ["m2"]);
     assert_eq!(w.service.calls().len(), 3);
 }
@@ -323,7 +321,7 @@ async fn a_panicking_record_fails_alone() {
 #[tokio::test]
 async fn a_record_without_a_message_id_is_never_reported_but_dead_lettered() {
     let w = world(&[("O1", Script::Fail("ThrottlingException", ErrorClass::Transient))]);
-    let answer = w.handler.handle(event(sqs(vec![record("", &request("O1").to_string())]), 60)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(vec![record("", &request("O1").to_string())]), 60)).await.unwrap();
     assert!(failures(&answer).is_empty());
     assert_eq!(w.queue.letters.lock().unwrap()[0].code, "ThrottlingException");
 
@@ -332,7 +330,7 @@ async fn a_record_without_a_message_id_is_never_reported_but_dead_lettered() {
         &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")],
         None,
     );
-    let error = w.handler.handle(event(sqs(vec![record("", &request("O1").to_string())]), 60)).await.unwrap_err();
+    let error = w.worker.handle(event(sqs(vec![record("", &request("O1").to_string())]), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "UnreportableRecord", "with nowhere to put it, the batch fails rather than lose it");
 }
 
@@ -340,7 +338,7 @@ async fn a_record_without_a_message_id_is_never_reported_but_dead_lettered() {
 async fn fifo_failures_hold_back_the_rest_of_their_group_only() {
     let w = world(&[("O2", Script::Fail("ThrottlingException", ErrorClass::Transient))]);
     let answer = w
-        .handler
+        .worker
         .handle(event(
             sqs(vec![
                 fifo_record("m1", "a", &request("O1").to_string()),
@@ -363,7 +361,7 @@ async fn fifo_failures_hold_back_the_rest_of_their_group_only() {
 async fn fifo_records_of_a_group_go_out_in_order() {
     let w = world(&[]);
     let records = (1..=6).map(|i| fifo_record(&format!("m{i}"), "g", &request(&format!("O{i}")).to_string())).collect();
-    let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(records), 60)).await.unwrap();
     assert!(failures(&answer).is_empty());
     assert_eq!(w.service.calls(), ["O1", "O2", "O3", "O4", "O5", "O6"]);
 }
@@ -372,7 +370,7 @@ async fn fifo_records_of_a_group_go_out_in_order() {
 async fn a_dead_lettered_fifo_record_does_not_block_its_group() {
     let w = world(&[("O1", Script::Fail("ValidationException", ErrorClass::Permanent))]);
     let answer = w
-        .handler
+        .worker
         .handle(event(
             sqs(vec![
                 fifo_record("m1", "a", &request("O1").to_string()),
@@ -388,9 +386,9 @@ async fn a_dead_lettered_fifo_record_does_not_block_its_group() {
 
 #[tokio::test(start_paused = true)]
 async fn writes_are_paced_at_the_configured_rate() {
-    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "2")], Some(FakeQueue::default()));
+    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "2")], Some(FakeDeadLetters::default()));
     let records = (1..=5).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
-    let answer = w.handler.handle(event(sqs(records), 600)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(records), 600)).await.unwrap();
     assert!(failures(&answer).is_empty());
     let times = w.service.call_times();
     let gaps: Vec<Duration> = times.windows(2).map(|p| p[1] - p[0]).collect();
@@ -404,11 +402,11 @@ async fn a_failed_write_is_retried_in_a_paced_slot_after_the_writes_already_wait
     let w = world_with(
         &[("O1", Script::FailTimes(1, "ThrottlingException"))],
         &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "2")],
-        Some(FakeQueue::default()),
+        Some(FakeDeadLetters::default()),
     );
     let start = Instant::now();
     let records = ["O1", "O2"].iter().map(|o| record(&format!("m-{o}"), &request(o).to_string())).collect();
-    let answer = w.handler.handle(event(sqs(records), 600)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(records), 600)).await.unwrap();
     assert!(failures(&answer).is_empty(), "{answer}");
     let calls: Vec<(String, Duration)> =
         w.service.calls.lock().unwrap().iter().map(|(o, t)| (o.clone(), *t - start)).collect();
@@ -421,10 +419,10 @@ async fn a_write_is_tried_at_most_aws_max_attempts_times_and_fails_with_its_last
     let w = world_with(
         &[("O1", Script::FailTimes(5, "InternalServerException")), ("O2", Script::FailTimes(1, "Timeout"))],
         &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "10"), ("AWS_MAX_ATTEMPTS", "2")],
-        Some(FakeQueue::default()),
+        Some(FakeDeadLetters::default()),
     );
     let records = ["O1", "O2"].iter().map(|o| record(&format!("m-{o}"), &request(o).to_string())).collect();
-    let answer = w.handler.handle(event(sqs(records), 600)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(records), 600)).await.unwrap();
     assert_eq!(failures(&answer), ["m-O1"], "O2 succeeded on its second attempt");
     let calls = w.service.calls();
     assert_eq!(calls.iter().filter(|c| *c == "O1").count(), 2);
@@ -433,9 +431,9 @@ async fn a_write_is_tried_at_most_aws_max_attempts_times_and_fails_with_its_last
     let w = world_with(
         &[("O1", Script::FailTimes(1, "ThrottlingException"))],
         &[("AWS_MAX_ATTEMPTS", "1")],
-        Some(FakeQueue::default()),
+        Some(FakeDeadLetters::default()),
     );
-    let error = w.handler.handle(event(request("O1"), 600)).await.unwrap_err();
+    let error = w.worker.handle(event(request("O1"), 600)).await.unwrap_err();
     assert_eq!(error.error_type, "ThrottlingException");
     assert_eq!(w.service.calls(), ["O1"], "AWS_MAX_ATTEMPTS=1: no retry");
 }
@@ -447,10 +445,10 @@ async fn a_retry_whose_slot_would_miss_the_deadline_is_left_to_the_queue_with_it
     let w = world_with(
         &[("O1", Script::FailTimes(9, "ThrottlingException"))],
         &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1")],
-        Some(FakeQueue::default()),
+        Some(FakeDeadLetters::default()),
     );
     let start = Instant::now();
-    let error = w.handler.handle(event(request("O1"), 5)).await.unwrap_err();
+    let error = w.worker.handle(event(request("O1"), 5)).await.unwrap_err();
     assert_eq!(error.error_type, "ThrottlingException", "the last attempt's reason, not the deadline");
     assert_eq!(w.service.call_times().iter().map(|t| *t - start).collect::<Vec<_>>(), [0, 2].map(Duration::from_secs));
     assert!(start.elapsed() < Duration::from_secs(3), "answered without waiting for the refused slot");
@@ -460,9 +458,9 @@ async fn a_retry_whose_slot_would_miss_the_deadline_is_left_to_the_queue_with_it
 async fn records_that_cannot_finish_before_the_deadline_are_not_started() {
     // 1 write/s, a 0.5 s margin and a 1 s reserve per call: with 5 s left, slots at 0, 1, 2 and 3 s
     // fit (3 <= 5 - 1.5); 4 s and later do not.
-    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1")], Some(FakeQueue::default()));
+    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1")], Some(FakeDeadLetters::default()));
     let records = (1..=6).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
-    let answer = w.handler.handle(event(sqs(records), 5)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(records), 5)).await.unwrap();
     let mut failed = failures(&answer);
     failed.sort();
     assert_eq!(failed.len(), 2, "{failed:?}");
@@ -473,9 +471,9 @@ async fn records_that_cannot_finish_before_the_deadline_are_not_started() {
 #[tokio::test]
 async fn eventbridge_success_summarises_and_rejection_is_handled_by_the_dead_letter_queue() {
     let w = world(&[("O2", Script::Fail("ValidationException", ErrorClass::Permanent))]);
-    let answer = w.handler.handle(event(eventbridge(request("O1")), 60)).await.unwrap();
+    let answer = w.worker.handle(event(eventbridge(request("O1")), 60)).await.unwrap();
     assert_eq!(answer["outcome"], "disassociated");
-    let answer = w.handler.handle(event(eventbridge(request("O2")), 60)).await.unwrap();
+    let answer = w.worker.handle(event(eventbridge(request("O2")), 60)).await.unwrap();
     assert_eq!(answer["outcome"], "dead_lettered");
     assert_eq!(answer["errorCode"], "ValidationException");
     let letter = w.queue.letters.lock().unwrap()[0].clone();
@@ -491,7 +489,7 @@ async fn an_eventbridge_dead_letter_is_written_in_characters_sqs_takes_and_reads
     let w = world(&[]);
     let mut detail = request("O1");
     detail["RelatedEntityType"] = json!("Solutions\u{ffff}\u{fffe}");
-    let answer = w.handler.handle(event(eventbridge(detail.clone()), 60)).await.unwrap();
+    let answer = w.worker.handle(event(eventbridge(detail.clone()), 60)).await.unwrap();
     assert_eq!(answer["errorCode"], "ValidationError");
     let letter = w.queue.letters.lock().unwrap()[0].clone();
     assert!(!letter.body.contains(['\u{fffe}', '\u{ffff}']), "{}", letter.body);
@@ -508,34 +506,34 @@ async fn eventbridge_retry_and_undeliverable_rejections_are_function_errors() {
         &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")],
         None,
     );
-    let error = w.handler.handle(event(eventbridge(request("O1")), 60)).await.unwrap_err();
+    let error = w.worker.handle(event(eventbridge(request("O1")), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "InternalServerException");
-    let error = w.handler.handle(event(eventbridge(json!({"Catalog": "Sandbox"})), 60)).await.unwrap_err();
+    let error = w.worker.handle(event(eventbridge(json!({"Catalog": "Sandbox"})), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "ValidationError");
     assert_eq!(w.service.calls(), ["O1", "O1", "O1"], "3 attempts, and no call for the invalid request");
 }
 
 #[tokio::test]
 async fn an_already_disassociated_entity_counts_as_success() {
-    let w = world(&[("O1", Script::Missing(Association::Absent))]);
-    let answer = w.handler.handle(event(request("O1"), 60)).await.unwrap();
+    let w = world(&[("O1", Script::Missing(Read::Absent))]);
+    let answer = w.worker.handle(event(request("O1"), 60)).await.unwrap();
     assert_eq!(answer["outcome"], "already_disassociated");
 }
 
 #[tokio::test]
 async fn dry_run_validates_and_makes_no_call() {
-    let w = world_with(&[], &[("DRY_RUN", "true")], Some(FakeQueue::default()));
-    let answer = w.handler.handle(event(request("O1"), 60)).await.unwrap();
+    let w = world_with(&[], &[("DRY_RUN", "true")], Some(FakeDeadLetters::default()));
+    let answer = w.worker.handle(event(request("O1"), 60)).await.unwrap();
     assert_eq!(answer["outcome"], "dry_run");
     assert!(w.service.calls().is_empty());
-    let error = w.handler.handle(event(json!({}), 60)).await.unwrap_err();
+    let error = w.worker.handle(event(json!({}), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "ValidationError");
 }
 
 #[tokio::test]
 async fn an_event_of_another_service_is_a_function_error() {
     let w = world(&[]);
-    let error = w.handler.handle(event(json!({"Records": [{"eventSource": "aws:s3"}]}), 60)).await.unwrap_err();
+    let error = w.worker.handle(event(json!({"Records": [{"eventSource": "aws:s3"}]}), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "UnsupportedEvent");
     assert!(w.service.calls().is_empty());
 }
@@ -547,7 +545,7 @@ async fn a_request_with_a_records_member_is_not_answered_as_an_empty_batch() {
     let w = world(&[]);
     let mut document = request("O1");
     document["Records"] = json!([]);
-    let error = w.handler.handle(event(document, 60)).await.unwrap_err();
+    let error = w.worker.handle(event(document, 60)).await.unwrap_err();
     assert_eq!(error.error_type, "UnsupportedEvent");
     assert!(w.service.calls().is_empty());
 }
@@ -556,7 +554,7 @@ async fn a_request_with_a_records_member_is_not_answered_as_an_empty_batch() {
 async fn a_call_slower_than_the_time_left_is_cut_off_at_the_deadline() {
     let w = world(&[("O1", Script::Slow(Duration::from_secs(30)))]);
     let start = Instant::now();
-    let error = w.handler.handle(event(request("O1"), 3)).await.unwrap_err();
+    let error = w.worker.handle(event(request("O1"), 3)).await.unwrap_err();
     assert_eq!(error.error_type, "DeadlineExceeded");
     assert!(error.message.contains("cut off"), "{}", error.message);
     assert!(start.elapsed() <= Duration::from_millis(2600), "answered before the deadline: {:?}", start.elapsed());
@@ -564,9 +562,10 @@ async fn a_call_slower_than_the_time_left_is_cut_off_at_the_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn an_association_check_slower_than_the_time_left_is_cut_off_at_the_deadline() {
-    let w = world_with(&[("O1", Script::MissingSlowly(Duration::from_secs(30)))], &[], Some(FakeQueue::default()));
+    let w =
+        world_with(&[("O1", Script::MissingSlowly(Duration::from_secs(30)))], &[], Some(FakeDeadLetters::default()));
     let start = Instant::now();
-    let error = w.handler.handle(event(request("O1"), 3)).await.unwrap_err();
+    let error = w.worker.handle(event(request("O1"), 3)).await.unwrap_err();
     assert_eq!(error.error_type, "DeadlineExceeded");
     assert!(error.message.contains("cut off"), "{}", error.message);
     assert_eq!(*w.service.checks.lock().unwrap(), 1, "the check was started");
@@ -578,7 +577,7 @@ async fn an_association_check_slower_than_the_time_left_is_cut_off_at_the_deadli
 async fn a_dead_letter_not_sent_before_the_deadline_is_given_up_and_its_record_delivered_again() {
     // Rejected at once, but the dead-letter queue is slow: rather than let the invocation time out
     // (and the whole batch come back), the record alone is reported failed before the deadline.
-    let slow = FakeQueue { slow: Some(Duration::from_secs(30)), ..Default::default() };
+    let slow = FakeDeadLetters { slow: Some(Duration::from_secs(30)), ..Default::default() };
     let w = world_with(
         &[("O1", Script::Fail("AccessDeniedException", ErrorClass::Permanent))],
         &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")],
@@ -586,7 +585,7 @@ async fn a_dead_letter_not_sent_before_the_deadline_is_given_up_and_its_record_d
     );
     let batch = sqs(vec![record("m1", &request("O1").to_string()), record("m2", &request("O2").to_string())]);
     let start = Instant::now();
-    let answer = w.handler.handle(event(batch, 3)).await.unwrap();
+    let answer = w.worker.handle(event(batch, 3)).await.unwrap();
     assert_eq!(failures(&answer), ["m1"], "delivered again, not lost; m2 succeeded");
     assert!(w.queue.letters.lock().unwrap().is_empty());
     let elapsed = start.elapsed();
@@ -600,17 +599,12 @@ async fn a_deadline_that_is_no_epoch_time_is_taken_as_none() {
     let w = world(&[]);
     let mut invocation = event(request("O1"), 60);
     invocation.context.deadline = 600_000;
-    assert_eq!(w.handler.handle(invocation).await.unwrap()["outcome"], "disassociated");
+    assert_eq!(w.worker.handle(invocation).await.unwrap()["outcome"], "disassociated");
 }
 
 /// Fast pacing, one attempt per write, and a queue that moves a message after its third receive.
 const THIRD_RECEIVE_IS_LAST: [(&str, &str); 3] =
     [("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000"), ("AWS_MAX_ATTEMPTS", "1"), ("MAX_RECEIVE_COUNT", "3")];
-
-fn received(mut record: Value, times: u32) -> Value {
-    record["attributes"]["ApproximateReceiveCount"] = json!(times.to_string());
-    record
-}
 
 /// At the message's last receive (`MAX_RECEIVE_COUNT`, the queue's `maxReceiveCount`), a passing
 /// failure is dead-lettered by the function, with its reason: the queue's redrive would move it on the
@@ -618,14 +612,17 @@ fn received(mut record: Value, times: u32) -> Value {
 #[tokio::test]
 async fn a_passing_failure_at_the_last_receive_is_dead_lettered_with_its_reason() {
     let throttled = Script::Fail("ThrottlingException", ErrorClass::Transient);
-    let w =
-        world_with(&[("O1", throttled.clone()), ("O2", throttled)], &THIRD_RECEIVE_IS_LAST, Some(FakeQueue::default()));
+    let w = world_with(
+        &[("O1", throttled.clone()), ("O2", throttled)],
+        &THIRD_RECEIVE_IS_LAST,
+        Some(FakeDeadLetters::default()),
+    );
     let records = vec![
         received(record("m1", &request("O1").to_string()), 3),
         received(record("m2", &request("O2").to_string()), 2),
         received(record("m3", &request("O3").to_string()), 3),
     ];
-    let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(records), 60)).await.unwrap();
 
     assert_eq!(failures(&answer), ["m2"], "m1 is dead-lettered, m3 succeeded");
     let letters = w.queue.letters.lock().unwrap();
@@ -641,11 +638,11 @@ async fn without_max_receive_count_or_a_dead_letter_queue_the_last_receive_is_re
     let throttled = Script::Fail("ThrottlingException", ErrorClass::Transient);
     let with_count = &THIRD_RECEIVE_IS_LAST[..];
     let fast = &with_count[..2];
-    let broken = FakeQueue { broken: true, ..Default::default() };
-    for (vars, dlq) in [(fast, Some(FakeQueue::default())), (with_count, Some(broken)), (with_count, None)] {
+    let broken = FakeDeadLetters { broken: true, ..Default::default() };
+    for (vars, dlq) in [(fast, Some(FakeDeadLetters::default())), (with_count, Some(broken)), (with_count, None)] {
         let w = world_with(&[("O1", throttled.clone())], vars, dlq);
         let records = vec![received(record("m1", &request("O1").to_string()), 3)];
-        let answer = w.handler.handle(event(sqs(records), 60)).await.unwrap();
+        let answer = w.worker.handle(event(sqs(records), 60)).await.unwrap();
         assert_eq!(failures(&answer), ["m1"], "reported, so the queue keeps it: {vars:?}");
         assert!(w.queue.letters.lock().unwrap().is_empty());
     }
@@ -660,11 +657,11 @@ async fn a_held_back_fifo_record_at_its_last_receive_is_left_to_the_redrive_in_o
     let w = world_with(
         &[("O1", Script::Fail("InternalServerException", ErrorClass::Transient))],
         &THIRD_RECEIVE_IS_LAST,
-        Some(FakeQueue { refusing: Some("m1"), ..Default::default() }),
+        Some(FakeDeadLetters { refusing: Some("m1"), ..Default::default() }),
     );
     let m1 = received(fifo_record("m1", "g", &request("O1").to_string()), 3);
     let m2 = received(fifo_record("m2", "g", &request("O2").to_string()), 3);
-    let answer = w.handler.handle(event(sqs(vec![m1, m2]), 60)).await.unwrap();
+    let answer = w.worker.handle(event(sqs(vec![m1, m2]), 60)).await.unwrap();
 
     assert_eq!(failures(&answer), ["m1", "m2"]);
     assert_eq!(w.service.calls(), ["O1"], "m2 was never tried");

@@ -5,7 +5,7 @@
 //! access key, a secret key and a session token, which the emulator's SigV4 check accepts) and a
 //! distinctive webhook secret, read from the environment or from Secrets Manager (moto's). It runs
 //! at DEBUG and TRACE, set both ways (`AWS_LAMBDA_LOG_LEVEL`, which Lambda sets, and `RUST_LOG`, which
-//! opens the SDK's own crates), in JSON and text; then every log line is searched.
+//! opens the SDK's own crates), in JSON and text; then every log line of both functions is searched.
 
 mod common;
 
@@ -85,11 +85,12 @@ async fn webhook_secret_arn(moto: &Moto, name: &str) -> String {
     created.expect("create the secret").arn.expect("an ARN")
 }
 
-/// One full mixed run; gives every log line of the function and every signature it was shown.
+/// One full mixed run; gives every log line of both functions and every signature they were shown.
 async fn mixed_run(logging: &Logging, moto: &Moto) -> (Vec<String>, Vec<String>) {
     let emulator = emulator().await;
     let queues: Queues = moto.queues(&format!("secrets-{}", logging.name), false, 3, 30).await;
     let runtime = RuntimeApi::start().await;
+    let webhook_runtime = RuntimeApi::start().await;
     let mut env: Vec<(&str, String)> = vec![
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
         ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
@@ -110,7 +111,9 @@ async fn mixed_run(logging: &Logging, moto: &Moto) -> (Vec<String>, Vec<String>)
         env.push(("WEBHOOK_SECRET", WEBHOOK_SECRET.into()));
     }
     env.extend(logging.env.iter().map(|(k, v)| (*k, v.to_string())));
+    // Each function is given every setting: what it does not read must not reach its logs either.
     let mut function = Function::start(&runtime, &env);
+    let mut webhook_function = Function::start_webhook(&webhook_runtime, &env);
     let name = logging.name;
 
     // Direct: done, already done (GetOpportunity), invalid, no such opportunity.
@@ -123,10 +126,7 @@ async fn mixed_run(logging: &Logging, moto: &Moto) -> (Vec<String>, Vec<String>)
     assert_eq!(missing["errorType"], "ResourceNotFoundException", "{name}");
 
     // EventBridge: done, and denied (dead-lettered).
-    let event = |detail: Value| {
-        json!({"version": "0", "id": "ev-1", "detail-type": "Opportunity Disassociation Requested", "source": "com.example.crm",
-               "account": "123456789012", "time": "2026-11-26T00:00:00Z", "region": "us-east-1", "resources": [], "detail": detail})
-    };
+    let event = fixtures::eventbridge;
     let done = runtime.invoke(event(request("Sandbox", "O2", "Solutions", "S-2")), TIMEOUT).await.expect(name);
     assert_eq!(done["outcome"], "disassociated", "{name}");
     let denied = runtime.invoke(event(request("AWS", "O9", "Solutions", "S-9")), TIMEOUT).await.expect(name);
@@ -139,13 +139,16 @@ async fn mixed_run(logging: &Logging, moto: &Moto) -> (Vec<String>, Vec<String>)
     let body =
         json!([request("Sandbox", "O3", "Solutions", "S-3"), request("Sandbox", "O4", "Solutions", "S-4")]).to_string();
     let (signed, good) = webhook(&body, now_secs(), WEBHOOK_SECRET);
-    assert_eq!(status(&runtime.invoke(signed, TIMEOUT).await), 202, "{name}");
+    assert_eq!(status(&webhook_runtime.invoke(signed.clone(), TIMEOUT).await), 202, "{name}");
     let (forged, bad) = webhook(&body, now_secs(), "a-guess-at-the-secret-0000000000");
-    assert_eq!(status(&runtime.invoke(forged, TIMEOUT).await), 401, "{name}");
+    assert_eq!(status(&webhook_runtime.invoke(forged, TIMEOUT).await), 401, "{name}");
     let (stale, old) = webhook(&body, now_secs() - 3600, WEBHOOK_SECRET);
-    assert_eq!(status(&runtime.invoke(stale, TIMEOUT).await), 401, "{name}");
+    assert_eq!(status(&webhook_runtime.invoke(stale, TIMEOUT).await), 401, "{name}");
     let unsigned = function_url_event(&body, json!({"content-type": "application/json"}));
-    assert_eq!(status(&runtime.invoke(unsigned, TIMEOUT).await), 401, "{name}");
+    assert_eq!(status(&webhook_runtime.invoke(unsigned, TIMEOUT).await), 401, "{name}");
+    // Handed to the worker, a signed webhook is refused as an unsupported event.
+    let refused = runtime.invoke(signed, TIMEOUT).await.unwrap_err();
+    assert_eq!(refused["errorType"], "UnsupportedEvent", "{name}");
     signatures.extend([good, bad, old]);
 
     // SQS, with faults: SDK retries, throttling, 5xx, dropped connections, timeouts, redrive.
@@ -177,8 +180,9 @@ async fn mixed_run(logging: &Logging, moto: &Moto) -> (Vec<String>, Vec<String>)
     assert!(moto.depth(&queues.dlq_url).await > 0, "{name}: something was dead-lettered");
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(function.is_running(), "{name}: the function process died");
-    (function.lines(), signatures)
+    assert!(function.is_running(), "{name}: the worker process died");
+    assert!(webhook_function.is_running(), "{name}: the webhook process died");
+    (function.lines().into_iter().chain(webhook_function.lines()).collect(), signatures)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //! - `classify` never panics, whatever the event;
 //! - a document decodes if and only if it satisfies every rule of the service model, checked here
 //!   independently with anchored regular expressions written from the model;
-//! - the handler, driven with a fake Partner Central, never sends a request that breaks a rule, and
+//! - the worker, driven with a fake Partner Central, never sends a request that breaks a rule, and
 //!   sends every one that keeps them.
 //!
 //! The fuzz target (fuzz/, nightly) covers arbitrary bytes; these run in `cargo test`.
@@ -14,14 +14,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fixtures::{eventbridge, sqs_event};
 use lambda_runtime::{Context, LambdaEvent};
-use opportunity_disassociator::config::Config;
-use opportunity_disassociator::dead_letter::{DeadLetter, DeadLetters};
-use opportunity_disassociator::handler::Handler;
-use opportunity_disassociator::inbound::{Inbound, classify};
+use opportunity_disassociator::aws::dead_letters::{DeadLetter, DeadLetters};
+use opportunity_disassociator::aws::partner_central::{ApiError, PartnerCentral, ThrottleCount};
+use opportunity_disassociator::config::WorkerConfig;
+use opportunity_disassociator::domain::opportunity::Holdings;
+use opportunity_disassociator::domain::request::{Catalog, DisassociationRequest, OpportunityId, RelatedEntity};
 use opportunity_disassociator::pacer::Pacer;
-use opportunity_disassociator::partner_central::{ApiError, Association, PartnerCentral, ThrottleCount};
-use opportunity_disassociator::request::DisassociationRequest;
+use opportunity_disassociator::worker::Worker;
+use opportunity_disassociator::worker::inbound::Payload;
+use opportunity_disassociator::worker::inbound::{Inbound, classify as classify_payload};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use regex::Regex;
@@ -86,12 +89,20 @@ fn valid_members(doc: &Value) -> Option<[String; 4]> {
 }
 
 fn members_of(request: &DisassociationRequest) -> [String; 4] {
+    members(request.catalog, &request.opportunity, &request.entity)
+}
+
+fn members(catalog: Catalog, opportunity: &OpportunityId, entity: &RelatedEntity) -> [String; 4] {
     [
-        request.catalog.as_str().to_owned(),
-        request.opportunity.as_str().to_owned(),
-        request.entity.entity_type().as_str().to_owned(),
-        request.entity.identifier().to_owned(),
+        catalog.as_str().to_owned(),
+        opportunity.as_str().to_owned(),
+        entity.entity_type().as_str().to_owned(),
+        entity.identifier().to_owned(),
     ]
+}
+
+fn classify(event: &Value) -> Inbound {
+    classify_payload(&Payload::from(event))
 }
 
 // ------------------------------------------------------------------ strategies
@@ -259,14 +270,8 @@ fn arb_json() -> BoxedStrategy<Value> {
     .boxed()
 }
 
-fn eventbridge(detail: Value) -> Value {
-    json!({"version": "0", "id": "ev-1", "detail-type": "Opportunity Disassociation Requested", "source": "com.example.crm",
-           "account": "123456789012", "time": "2026-11-26T00:00:00Z", "region": "us-east-1", "resources": [], "detail": detail})
-}
-
 fn sqs_record(i: usize, body: String) -> Value {
-    json!({"messageId": format!("m{i}"), "receiptHandle": "rh", "body": body, "attributes": {}, "messageAttributes": {},
-           "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work", "awsRegion": "us-east-1"})
+    fixtures::sqs_record(&format!("m{i}"), &body)
 }
 
 /// An event carrying documents, as each trigger carries them; with the documents it carries.
@@ -290,7 +295,7 @@ fn event() -> BoxedStrategy<(Value, Vec<Value>)> {
                 })
                 .collect::<Vec<_>>();
             let carried = docs.into_iter().filter(|(_, form)| *form < 2).map(|(d, _)| d).collect();
-            (json!({ "Records": records }), carried)
+            (sqs_event(records), carried)
         }),
     ]
     .boxed()
@@ -300,8 +305,7 @@ fn event() -> BoxedStrategy<(Value, Vec<Value>)> {
 fn decoded(inbound: Inbound) -> Vec<DisassociationRequest> {
     match inbound {
         Inbound::Sqs(batch) => batch.records.into_iter().filter_map(|r| r.request.ok()).collect(),
-        Inbound::EventBridge(envelope) => envelope.request.into_iter().collect(),
-        Inbound::Direct(request) => request.into_iter().collect(),
+        Inbound::EventBridge(record) | Inbound::Direct(record) => record.request.into_iter().collect(),
         _ => Vec::new(),
     }
 }
@@ -354,7 +358,7 @@ proptest! {
     }
 }
 
-// ------------------------------------------------------------------ through the handler
+// ------------------------------------------------------------------ through the worker
 
 /// A Partner Central that records what it is sent and always succeeds.
 #[derive(Default)]
@@ -363,13 +367,18 @@ struct RecordingService {
 }
 
 impl PartnerCentral for RecordingService {
-    async fn disassociate(&self, request: &DisassociationRequest) -> Result<(), ApiError> {
-        self.sent.lock().unwrap().push(members_of(request));
+    async fn disassociate(
+        &self,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+        entity: &RelatedEntity,
+    ) -> Result<(), ApiError> {
+        self.sent.lock().unwrap().push(members(catalog, opportunity, entity));
         Ok(())
     }
 
-    async fn association(&self, _request: &DisassociationRequest) -> Result<Association, ApiError> {
-        Ok(Association::Absent)
+    async fn opportunity(&self, _catalog: Catalog, _opportunity: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
+        Ok(Some(Holdings::default()))
     }
 }
 
@@ -385,39 +394,39 @@ impl DeadLetters for CountingQueue {
     }
 }
 
-fn handler(
+fn worker(
     service: Arc<RecordingService>,
     queue: Arc<CountingQueue>,
-) -> Handler<Arc<RecordingService>, Arc<CountingQueue>> {
+) -> Worker<Arc<RecordingService>, Arc<CountingQueue>> {
     let settings: HashMap<&str, &str> =
         [("ALLOWED_CATALOGS", "AWS,Sandbox"), ("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")].into();
-    let config = Config::from_lookup(|name| settings.get(name).map(|v| v.to_string())).unwrap();
+    let config = WorkerConfig::from_lookup(|name| settings.get(name).map(|v| v.to_string())).unwrap();
     let pacer = Arc::new(Pacer::new(config.writes_per_second));
-    Handler::new(config, service, Some(queue), pacer, Arc::new(ThrottleCount::default()))
+    Worker::new(config, service, Some(queue), pacer, Arc::new(ThrottleCount::default()))
 }
 
-fn lambda_event(payload: Value) -> LambdaEvent<Value> {
+fn lambda_event(payload: Value) -> LambdaEvent<Payload> {
     let mut context = Context::default();
     context.request_id = "lambda-req-1".into();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     context.deadline = now + 60_000;
-    LambdaEvent::new(payload, context)
+    LambdaEvent::new(Payload::from(&payload), context)
 }
 
 #[test]
-fn the_handler_sends_every_valid_request_and_nothing_else() {
+fn the_worker_sends_every_valid_request_and_nothing_else() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut runner = TestRunner::new(ProptestConfig { cases: 256, ..ProptestConfig::default() });
     runner
         .run(&event(), |(event, carried)| {
             let service = Arc::new(RecordingService::default());
             let queue = Arc::new(CountingQueue::default());
-            let handler = handler(service.clone(), queue.clone());
+            let worker = worker(service.clone(), queue.clone());
             let sqs = event.get("Records").is_some();
             let answer = runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(30), handler.handle(lambda_event(event.clone()))).await
+                tokio::time::timeout(Duration::from_secs(30), worker.handle(lambda_event(event.clone()))).await
             });
-            let answer = answer.map_err(|_| TestCaseError::fail("the handler did not answer within 30 s"))?;
+            let answer = answer.map_err(|_| TestCaseError::fail("the worker did not answer within 30 s"))?;
             let mut sent = service.sent.lock().unwrap().clone();
             for m in &sent {
                 prop_assert_eq!(

@@ -1,5 +1,5 @@
 //! Every error shape of the service, as the wire carries it, through the real SDK deserializers
-//! (aws-smithy-mocks serves the HTTP answers) into the adapter's classification and the outcome.
+//! (aws-smithy-mocks serves the HTTP answers) into the adapter's classification and the verdict.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +13,14 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
-use opportunity_disassociator::config::Config;
-use opportunity_disassociator::outcome::Outcome;
-use opportunity_disassociator::partner_central::{
-    Association, ErrorClass, PartnerCentral, SdkPartnerCentral, ThrottleCount,
+use opportunity_disassociator::aws::partner_central::{
+    ApiError, ErrorClass, PartnerCentral, SdkPartnerCentral, ThrottleCount,
 };
-use opportunity_disassociator::request::DisassociationRequest;
+use opportunity_disassociator::config::WorkerConfig;
+use opportunity_disassociator::domain::opportunity::Holdings;
+use opportunity_disassociator::domain::outcome::Done;
+use opportunity_disassociator::domain::request::DisassociationRequest;
+use opportunity_disassociator::worker::decide::{Verdict, after_disassociation_error};
 use serde_json::json;
 
 fn request() -> DisassociationRequest {
@@ -47,7 +49,7 @@ struct Adapter {
 /// with `read_attempts` SDK attempts for reads, as `AWS_MAX_ATTEMPTS` gives them.
 fn adapter(rules: &[&Rule], read_attempts: u32) -> Adapter {
     let throttles = Arc::new(ThrottleCount::default());
-    let config = Config::from_lookup(|_| None).unwrap();
+    let config = WorkerConfig::from_lookup(|_| None).unwrap();
     let client: Client = mock_client!(aws_sdk_partnercentralselling, RuleMode::Sequential, rules, |b| {
         SdkPartnerCentral::configure(b, &config, throttles.clone())
     });
@@ -60,12 +62,29 @@ fn disassociate_answers(status: u16, error_type: &'static str, body: serde_json:
     mock!(Client::disassociate_opportunity).then_http_response(move || wire_error(status, error_type, body.clone()))
 }
 
-async fn outcome_of(adapter: &Adapter) -> Outcome {
-    let request = request();
-    match adapter.partner_central.disassociate(&request).await {
-        Ok(()) => Outcome::Disassociated,
-        Err(error) => Outcome::of_error(error, adapter.partner_central.association(&request)).await,
+impl Adapter {
+    async fn disassociate(&self) -> Result<(), ApiError> {
+        let request = request();
+        self.partner_central.disassociate(request.catalog, &request.opportunity, &request.entity).await
     }
+
+    async fn read(&self) -> Result<Option<Holdings>, ApiError> {
+        let request = request();
+        self.partner_central.opportunity(request.catalog, &request.opportunity).await
+    }
+}
+
+/// What the worker makes of the write and, when it needs one, the read.
+async fn verdict_of(adapter: &Adapter) -> Verdict {
+    match adapter.disassociate().await {
+        Ok(()) => Verdict::Done(Done::Disassociated),
+        Err(error) => after_disassociation_error(error, adapter.read(), &request()).await,
+    }
+}
+
+/// Whether the read shows the request's entity on the opportunity (`None`: no such opportunity).
+fn holds_it(read: Option<Holdings>) -> Option<bool> {
+    read.map(|holdings| holdings.holds(&request().entity))
 }
 
 #[tokio::test]
@@ -79,7 +98,7 @@ async fn success_is_disassociated() {
         })
         .then_output(|| DisassociateOpportunityOutput::builder().build());
     let a = adapter(&[&rule], 1);
-    assert_eq!(outcome_of(&a).await, Outcome::Disassociated);
+    assert_eq!(verdict_of(&a).await, Verdict::Done(Done::Disassociated));
     assert_eq!(rule.num_calls(), 1);
 }
 
@@ -92,7 +111,7 @@ async fn request_validation_failure_is_rejected_with_its_fields() {
                "ErrorList": [{"FieldName": "RelatedEntityIdentifier", "Message": "too long", "Code": "INVALID_STRING_FORMAT"}]}),
     );
     let a = adapter(&[&rule], 1);
-    let Outcome::Rejected(failure) = outcome_of(&a).await else { panic!("expected rejected") };
+    let Verdict::Permanent(failure) = verdict_of(&a).await else { panic!("expected permanent") };
     assert_eq!(failure.code, "ValidationException");
     assert_eq!(failure.request_id.as_deref(), Some("req-123"));
     assert!(failure.message.contains("REQUEST_VALIDATION_FAILED"), "{}", failure.message);
@@ -112,7 +131,7 @@ async fn access_denied_is_rejected_whatever_its_status() {
             json!({"Message": "no", "Reason": "INCOMPATIBLE_BENEFIT_AWS_PARTNER_STATE"}),
         );
         let a = adapter(&[&rule], 1);
-        let Outcome::Rejected(failure) = outcome_of(&a).await else { panic!("expected rejected") };
+        let Verdict::Permanent(failure) = verdict_of(&a).await else { panic!("expected permanent") };
         assert_eq!(failure.code, "AccessDeniedException", "status {status}");
     }
 }
@@ -140,7 +159,7 @@ async fn not_found_with_the_entity_gone_is_already_disassociated() {
     let not_found = disassociate_answers(404, "ResourceNotFoundException", json!({"Message": "not associated"}));
     let get = get_shows(&["S-0000002"]);
     let a = adapter(&[&not_found, &get], 1);
-    assert_eq!(outcome_of(&a).await, Outcome::AlreadyDisassociated);
+    assert_eq!(verdict_of(&a).await, Verdict::Done(Done::AlreadyDisassociated));
     assert_eq!(get.num_calls(), 1);
 }
 
@@ -149,7 +168,7 @@ async fn not_found_with_the_entity_still_there_is_rejected() {
     let not_found = disassociate_answers(404, "ResourceNotFoundException", json!({"Message": "not found"}));
     let get = get_shows(&["S-0000001"]);
     let a = adapter(&[&not_found, &get], 1);
-    let Outcome::Rejected(failure) = outcome_of(&a).await else { panic!("expected rejected") };
+    let Verdict::Permanent(failure) = verdict_of(&a).await else { panic!("expected permanent") };
     assert_eq!(failure.code, "ResourceNotFoundException");
 }
 
@@ -159,14 +178,14 @@ async fn a_missing_opportunity_is_rejected() {
     let get = mock!(Client::get_opportunity)
         .then_http_response(|| wire_error(404, "ResourceNotFoundException", json!({"Message": "no opportunity"})));
     let a = adapter(&[&not_found, &get], 1);
-    let Outcome::Rejected(failure) = outcome_of(&a).await else { panic!("expected rejected") };
+    let Verdict::Permanent(failure) = verdict_of(&a).await else { panic!("expected permanent") };
     assert!(failure.message.contains("does not exist"), "{}", failure.message);
     assert_eq!(get.num_calls(), 1);
 
     let get = mock!(Client::get_opportunity)
         .then_http_response(|| wire_error(404, "ResourceNotFoundException", json!({"Message": "no opportunity"})));
     let a = adapter(&[&get], 1);
-    assert_eq!(a.partner_central.association(&request()).await.unwrap(), Association::NoSuchOpportunity);
+    assert_eq!(holds_it(a.read().await.unwrap()), None, "no such opportunity");
 }
 
 #[tokio::test]
@@ -178,7 +197,7 @@ async fn business_validation_failure_is_checked_like_not_found() {
     );
     let get = get_shows(&[]);
     let a = adapter(&[&refused, &get], 1);
-    assert_eq!(outcome_of(&a).await, Outcome::AlreadyDisassociated);
+    assert_eq!(verdict_of(&a).await, Verdict::Done(Done::AlreadyDisassociated));
 }
 
 #[tokio::test]
@@ -188,7 +207,7 @@ async fn throttling_and_server_errors_are_retried() {
     {
         let rule = disassociate_answers(status, error_type, json!({"Message": "later"}));
         let a = adapter(&[&rule], 1);
-        let Outcome::Retry(failure) = outcome_of(&a).await else { panic!("expected retry for {error_type}") };
+        let Verdict::Passing(failure) = verdict_of(&a).await else { panic!("expected passing for {error_type}") };
         assert_eq!(failure.code, error_type);
     }
 }
@@ -197,25 +216,25 @@ async fn throttling_and_server_errors_are_retried() {
 async fn an_unknown_error_code_is_retried_not_rejected() {
     let rule = disassociate_answers(400, "SomethingNewException", json!({"Message": "?"}));
     let a = adapter(&[&rule], 1);
-    let error = a.partner_central.disassociate(&request()).await.unwrap_err();
+    let error = a.disassociate().await.unwrap_err();
     assert_eq!((error.code.as_str(), error.class), ("SomethingNewException", ErrorClass::Transient));
 }
 
 #[tokio::test]
-async fn a_write_is_one_attempt_whose_throttling_is_counted_and_left_to_the_handler() {
+async fn a_write_is_one_attempt_whose_throttling_is_counted_and_left_to_the_worker() {
     let rule = mock!(Client::disassociate_opportunity)
         .sequence()
         .http_response(|| wire_error(429, "ThrottlingException", json!({"Message": "slow down"})))
         .output(|| DisassociateOpportunityOutput::builder().build())
         .build();
     let a = adapter(&[&rule], 3);
-    let error = a.partner_central.disassociate(&request()).await.unwrap_err();
+    let error = a.disassociate().await.unwrap_err();
     assert!(error.is_throttling(), "{error:?}");
     assert_eq!(error.class, ErrorClass::Transient);
     assert_eq!(rule.num_calls(), 1, "the SDK did not retry the write");
     assert_eq!(a.throttles.get(), 1);
-    // The handler's retry, in its next paced slot, goes through.
-    assert_eq!(a.partner_central.disassociate(&request()).await, Ok(()));
+    // The worker's retry, in its next paced slot, goes through.
+    assert_eq!(a.disassociate().await, Ok(()));
 }
 
 #[tokio::test]
@@ -234,13 +253,13 @@ async fn a_read_is_retried_by_the_sdk_and_every_throttled_attempt_counted() {
         })
         .build();
     let a = adapter(&[&get], 3);
-    assert_eq!(a.partner_central.association(&request()).await, Ok(Association::Absent));
+    assert_eq!(a.read().await.map(holds_it), Ok(Some(false)), "read, and the entity is not there");
     assert_eq!(get.num_calls(), 2, "retried once by the SDK");
     assert_eq!(a.throttles.get(), 1);
 
     let get = mock!(Client::get_opportunity)
         .then_http_response(|| wire_error(429, "ThrottlingException", json!({"Message": "slow down"})));
     let a = adapter(&[&get], 2);
-    assert_eq!(a.partner_central.association(&request()).await.unwrap_err().code, "ThrottlingException");
+    assert_eq!(a.read().await.unwrap_err().code, "ThrottlingException");
     assert_eq!(get.num_calls(), 2, "AWS_MAX_ATTEMPTS attempts, no more");
 }

@@ -1,7 +1,8 @@
-//! The CRM webhook end to end: the built function answers a signed Function URL event by queueing
-//! the request in moto's SQS, and the same function, fed that queue by an event source mapping in
+//! The CRM webhook end to end: the built webhook function answers a signed Function URL event by
+//! queueing the request in moto's SQS, and the worker, fed that queue by an event source mapping in
 //! small, makes the call against the Partner Central emulator. Also: the secret read from Secrets
-//! Manager (moto's) at init, and every refusal leaving the queue empty.
+//! Manager (moto's) at init, a webhook without a secret failing init, the worker refusing a Function
+//! URL request, and every refusal leaving the queue empty.
 
 mod common;
 
@@ -10,8 +11,8 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use common::{Function, Moto, RuntimeApi, function_url_event, now_secs, pump_once, request, signed_webhook};
-use opportunity_disassociator::request::DisassociationRequest;
-use opportunity_disassociator::work_queue::{SqsWorkQueue, WorkQueue};
+use opportunity_disassociator::aws::work_queue::{SqsWorkQueue, WorkQueue};
+use opportunity_disassociator::domain::request::DisassociationRequest;
 use partner_central_emulator::{Emulator, EmulatorConfig, RunningEmulator, Seed};
 use serde_json::{Value, json};
 
@@ -75,18 +76,17 @@ async fn a_signed_webhook_is_queued_and_the_queue_disassociates_it() {
     let moto = Moto::start().await;
     let queues = moto.queues("webhook", false, 3, 30).await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::start(
+    let function = Function::start_webhook(
         &runtime,
         &env(
             &emulator,
             &moto,
-            &[
-                ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
-                ("WORK_QUEUE_URL", queues.work_url.clone()),
-                ("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone()),
-            ],
+            &[("WEBHOOK_SECRET", WEBHOOK_SECRET.into()), ("WORK_QUEUE_URL", queues.work_url.clone())],
         ),
     );
+    let worker_runtime = RuntimeApi::start().await;
+    let _worker =
+        Function::start(&worker_runtime, &env(&emulator, &moto, &[("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone())]));
 
     // The CRM's body, with its own spacing and an extra member: the signature covers it as sent.
     let body = r#"{ "Catalog": "Sandbox", "OpportunityIdentifier": "O2000004",
@@ -99,9 +99,9 @@ async fn a_signed_webhook_is_queued_and_the_queue_disassociates_it() {
     assert_eq!(solutions(&emulator, "O2000004"), ["S-2000004"]);
     assert_eq!(moto.depth(&queues.work_url).await, 1);
 
-    // The queue's event source mapping brings the message back to the same function: it is paced,
-    // called, and deleted from the queue like any other request.
-    let pass = pump_once(&moto, &queues, &runtime, 10, TIMEOUT).await;
+    // The queue's event source mapping brings the message to the worker: it is paced, called, and
+    // deleted from the queue like any other request.
+    let pass = pump_once(&moto, &queues, &worker_runtime, 10, TIMEOUT).await;
     assert_eq!((pass.received, pass.failed), (1, 0));
     assert!(solutions(&emulator, "O2000004").is_empty(), "the emulator shows the entity disassociated");
     assert_eq!(emulator.state().disassociation_count("Sandbox", "O2000004", "Solutions", "S-2000004"), 1);
@@ -118,7 +118,7 @@ async fn a_signed_webhook_is_queued_and_the_queue_disassociates_it() {
     assert_eq!((status, answer["queued"].as_u64()), (202, Some(2)), "{answer}");
     let mut passes = 0;
     while moto.depth(&queues.work_url).await > 0 && passes < 5 {
-        pump_once(&moto, &queues, &runtime, 10, TIMEOUT).await;
+        pump_once(&moto, &queues, &worker_runtime, 10, TIMEOUT).await;
         passes += 1;
     }
     assert!(solutions(&emulator, "O2000005").is_empty());
@@ -138,7 +138,7 @@ async fn refused_webhooks_queue_nothing() {
     let moto = Moto::start().await;
     let queues = moto.queues("refusals", false, 3, 30).await;
     let runtime = RuntimeApi::start().await;
-    let _function = Function::start(
+    let _function = Function::start_webhook(
         &runtime,
         &env(
             &emulator,
@@ -192,7 +192,7 @@ async fn a_queue_that_cannot_take_the_requests_is_503() {
     let moto = Moto::start().await;
     let runtime = RuntimeApi::start().await;
     let missing_queue = format!("{}/123456789012/no-such-queue", moto.endpoint);
-    let _function = Function::start(
+    let _function = Function::start_webhook(
         &runtime,
         &env(&emulator, &moto, &[("WEBHOOK_SECRET", WEBHOOK_SECRET.into()), ("WORK_QUEUE_URL", missing_queue)]),
     );
@@ -202,17 +202,42 @@ async fn a_queue_that_cannot_take_the_requests_is_503() {
     assert_eq!(response["headers"]["retry-after"], "10");
 }
 
+/// A Function URL request is never accepted without a secret: the webhook function does not start
+/// without one, and the worker, which takes no Function URL request, refuses it as an unsupported
+/// event, queues nothing and calls nothing.
 #[tokio::test]
 async fn without_a_secret_a_function_url_request_is_never_accepted() {
     let emulator = emulator().await;
     let moto = Moto::start().await;
     let queues = moto.queues("unconfigured", false, 3, 30).await;
     let runtime = RuntimeApi::start().await;
-    let _function = Function::start(&runtime, &env(&emulator, &moto, &[("WORK_QUEUE_URL", queues.work_url.clone())]));
+    let mut webhook =
+        Function::start_webhook(&runtime, &env(&emulator, &moto, &[("WORK_QUEUE_URL", queues.work_url.clone())]));
+    let code = webhook.exit_code(Duration::from_secs(30)).await;
+    assert!(matches!(code, Some(c) if c != 0), "init must fail, got {code:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let output = webhook.lines().join("\n");
+    assert!(output.contains("WEBHOOK_SECRET_ARN"), "init names the setting: {output}");
+
+    let worker_runtime = RuntimeApi::start().await;
+    let _worker = Function::start(
+        &worker_runtime,
+        &env(
+            &emulator,
+            &moto,
+            &[
+                ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+                ("WORK_QUEUE_URL", queues.work_url.clone()),
+                ("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone()),
+            ],
+        ),
+    );
     let body = request("Sandbox", "O2000004", "Solutions", "S-2000004").to_string();
-    let (status, answer) = http(runtime.invoke(signed(&body), TIMEOUT).await);
-    assert_eq!((status, answer), (500, json!({"message": "webhook not configured"})));
+    let error = worker_runtime.invoke(signed(&body), TIMEOUT).await.expect_err("a function error");
+    assert_eq!(error["errorType"], "UnsupportedEvent", "{error}");
     assert_eq!(moto.depth(&queues.work_url).await, 0);
+    assert!(moto.drain(&queues.dlq_url).await.is_empty());
+    assert_eq!(emulator.state().requests, 0);
 }
 
 #[tokio::test]
@@ -232,7 +257,7 @@ async fn the_secret_is_read_from_secrets_manager_once_at_init() {
         .arn
         .unwrap();
     let runtime = RuntimeApi::start().await;
-    let function = Function::start(
+    let function = Function::start_webhook(
         &runtime,
         &env(&emulator, &moto, &[("WEBHOOK_SECRET_ARN", arn.clone()), ("WORK_QUEUE_URL", queues.work_url.clone())]),
     );
@@ -252,7 +277,7 @@ async fn the_secret_is_read_from_secrets_manager_once_at_init() {
     // A new instance takes both values (AWSCURRENT and AWSPREVIOUS), so the CRM can switch to the new
     // one once the instances are new, without a gap; any other key is still refused.
     let runtime2 = RuntimeApi::start().await;
-    let function2 = Function::start(
+    let function2 = Function::start_webhook(
         &runtime2,
         &env(&emulator, &moto, &[("WEBHOOK_SECRET_ARN", arn.clone()), ("WORK_QUEUE_URL", queues.work_url.clone())]),
     );
@@ -277,7 +302,7 @@ async fn a_secret_that_cannot_be_read_fails_init_naming_the_setting() {
     let moto = Moto::start().await;
     let runtime = RuntimeApi::start().await;
     let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:no-such-secret-AbCdEf";
-    let mut function = Function::start(
+    let mut function = Function::start_webhook(
         &runtime,
         &env(
             &emulator,

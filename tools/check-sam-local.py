@@ -5,7 +5,7 @@ environment the way SAM CLI does (its own provider and EnvironmentVariables, fro
 with the env file applied, and starts the function's binary with it against a Runtime API that is not
 there: init must get as far as "initialised". No Docker, no network.
 
-    python tools/check-sam-local.py BINARY
+    python tools/check-sam-local.py WORKER_BINARY WEBHOOK_BINARY
 """
 
 import json
@@ -19,7 +19,8 @@ from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
 from samcli.local.lambdafn.env_vars import EnvironmentVariables
 
 ENV_FILE = "tools/sam-local-env.json"
-FUNCTIONS = {"DisassociatorFunction", "WebhookFunction"}
+# Each function of the template, and which of the two binaries (the arguments, in this order) it runs.
+FUNCTIONS = {"DisassociatorFunction": 0, "WebhookFunction": 1}
 
 
 def closed_port() -> int:
@@ -46,7 +47,10 @@ def init_line(binary: str, variables: dict) -> str:
 
 
 def main() -> int:
-    binary = sys.argv[1]
+    binaries = sys.argv[1:3]
+    if len(binaries) != 2:
+        print(__doc__)
+        return 2
     overrides = json.load(open(ENV_FILE))
     stacks, _ = SamLocalStackProvider.get_stacks("template.yaml")
     failed = 0
@@ -61,11 +65,13 @@ def main() -> int:
             variables=(function.environment or {}).get("Variables", {}),
             override_values=overrides.get(function.name, {}),
         ).resolve()
-        line = init_line(binary, variables)
+        if function.name not in FUNCTIONS:
+            continue
+        line = init_line(binaries[FUNCTIONS[function.name]], variables)
         ok = '"initialised"' in line
         failed += not ok
         print(f"sam local invoke {function.name} --env-vars {ENV_FILE}: {'init ok' if ok else 'INIT FAILS'}: {line}")
-    if checked != FUNCTIONS:
+    if checked != set(FUNCTIONS):
         print(f"expected the functions {sorted(FUNCTIONS)}, SAM CLI gave {sorted(checked)}")
         return 1
     return 1 if failed else 0

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# make demo: the function under cargo lambda's Runtime API emulator, fed every sample in events/,
-# against the local Partner Central emulator and moto's SQS (for the dead-letter queue). No AWS.
-# Prints, for each sample: its name, what it shows, the function's answer, and what the emulator
-# now holds. Stops every process it started, by PID.
+# make demo: both functions (the worker and the webhook) under cargo lambda's Runtime API emulator,
+# fed every sample in events/, against the local Partner Central emulator and moto's SQS (the work
+# queue and the dead-letter queue). No AWS. Prints, for each sample: its name, what it shows, the
+# function's answer, and what the emulator now holds. Stops every process it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo builds (make exports it; CARGO_TARGET_DIR may put it outside the checkout).
+TARGET_DIR="$(realpath -m "${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}")"
 
 VENV="$PWD/.venv"
 export PATH="$VENV/bin:$PATH"
@@ -40,11 +42,11 @@ wait_for() { # url, what, seconds
 }
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
 
-bold "==> building the function and the Partner Central emulator"
+bold "==> building the functions and the Partner Central emulator"
 cargo build --quiet -p partner-central-emulator -p opportunity-disassociator
 
 bold "==> starting the Partner Central emulator (seed: emulator/seed.json, quota 1 write/s)"
-target/debug/partner-central-emulator --port 0 --seed emulator/seed.json >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
+"$TARGET_DIR/debug/partner-central-emulator" --port 0 --seed emulator/seed.json >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
 PIDS+=($!)
 for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/emulator.out" 2>/dev/null && break; sleep 0.1; done
 EMULATOR=$(sed -n '/listening on /{s/.*listening on //p;q;}' "$WORK/emulator.out")
@@ -71,9 +73,9 @@ EOF
 read -r DLQ_URL WORK_URL <<<"$QUEUES"
 echo "    $MOTO (work queue $WORK_URL, dead-letter queue $DLQ_URL)"
 
-bold "==> starting the function under cargo lambda watch"
+bold "==> starting both functions under cargo lambda watch"
 INVOKE_PORT=$(free_port)
-cargo lambda watch --quiet --ignore-changes --bin opportunity-disassociator --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
+cargo lambda watch --quiet --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
   --env-var AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING="$EMULATOR" \
   --env-var AWS_ENDPOINT_URL_SQS="$MOTO" \
   --env-var AWS_ACCESS_KEY_ID=test --env-var AWS_SECRET_ACCESS_KEY=test --env-var AWS_REGION=us-east-1 \
@@ -102,7 +104,7 @@ describe() {
     sqs-eventbridge-record.json) echo "SQS record carrying an EventBridge event (rule -> queue -> function)" ;;
     sqs-mixed-batch.json) echo "SQS batch: 1 valid, 2 malformed, 1 production-catalog request (not allowed here), 1 unknown opportunity; the bad ones go to the dead-letter queue with their reason" ;;
     sqs-fifo-batch.json) echo "FIFO batch, one message group, in order; the middle one breaks a business rule (last solution of a submitted opportunity) and is dead-lettered" ;;
-    webhook-*) echo "signed CRM webhook (Function URL): re-signed now with the documented demo secret, queued to the work queue" ;;
+    webhook-*) echo "signed CRM webhook, to the webhook function (its Function URL): re-signed now with the documented demo secret, queued to the work queue" ;;
     *) echo "sample event" ;;
   esac
 }
@@ -125,8 +127,10 @@ for file in events/*.json; do
       fi
       ;;
   esac
+  function=opportunity-disassociator
+  case "$name" in webhook-*) function=opportunity-disassociator-webhook ;; esac
   set +e
-  answer=$(cargo lambda invoke opportunity-disassociator --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" --data-file "$data" 2>&1 \
+  answer=$(cargo lambda invoke "$function" --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" --data-file "$data" 2>&1 \
     | grep -v -e 'Was this behavior unexpected' -e 'Start a thread in' -e '^\s*$')
   status=$?
   set -e
@@ -134,7 +138,7 @@ for file in events/*.json; do
   if [ $status -eq 0 ]; then echo "    answer: $answer"; else echo "    function error: $answer"; fi
   case "$name" in
     webhook-*)
-      echo "    then the queue's event source mapping delivers it to the function:"
+      echo "    then the queue's event source mapping delivers it to the worker:"
       python3 tools/pump_once.py "$MOTO" "$WORK_URL" "$INVOKE_PORT" "$WORK/work-queue-batch.json"
       ;;
   esac

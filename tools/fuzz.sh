@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the inbound-event decoder: any bytes -> serde_json::Value -> inbound::classify (fuzz/).
+# Fuzzes the worker's inbound-event decoder: any bytes -> the payload -> worker::inbound::classify (fuzz/).
 #
 #   FUZZ_SECONDS   how long to run (default 60)
 #   FUZZ_TARGET    the cargo-fuzz target (default classify)

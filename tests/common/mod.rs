@@ -189,13 +189,9 @@ pub fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-/// A Function URL event (payload format 2.0) as Lambda delivers a POST: the sample
-/// `events/webhook-signed.json`, carrying `body` with `headers`.
+/// A Function URL event (payload format 2.0) as Lambda delivers a POST of `body` with `headers`.
 pub fn function_url_event(body: &str, headers: Value) -> Value {
-    let sample = include_str!("../../events/webhook-signed.json");
-    let mut event: Value = serde_json::from_str(sample).expect("the sample Function URL event");
-    event["headers"] = headers;
-    event["body"] = body.into();
+    let mut event = fixtures::function_url("POST", headers, body, false);
     event["requestContext"]["timeEpoch"] = now_ms().into();
     event
 }
@@ -203,23 +199,31 @@ pub fn function_url_event(body: &str, headers: Value) -> Value {
 /// A webhook call as a CRM signs it: `X-Webhook-Timestamp` and the HMAC of `timestamp.body` under `secret`.
 pub fn signed_webhook(body: &str, timestamp: u64, secret: &str) -> Value {
     let ts = timestamp.to_string();
-    let signature = opportunity_disassociator::webhook::signature(secret.as_bytes(), &ts, body.as_bytes());
-    function_url_event(
-        body,
-        json!({"content-type": "application/json", "x-webhook-timestamp": ts, "x-webhook-signature": signature}),
-    )
+    let signature = opportunity_disassociator::webhook::signature::signature(secret.as_bytes(), &ts, body.as_bytes());
+    let mut event = fixtures::signed_post(body, timestamp, &signature);
+    event["requestContext"]["timeEpoch"] = now_ms().into();
+    event
 }
 
-/// The built function binary, run as Lambda runs it, its output gathered line by line.
+/// A built function binary, run as Lambda runs it, its output gathered line by line.
 pub struct Function {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Function {
-    /// Starts the function with Lambda's environment, the test credentials, and `env` on top.
+    /// Starts the worker with Lambda's environment, the test credentials, and `env` on top.
     pub fn start(runtime: &RuntimeApi, env: &[(&str, String)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_opportunity-disassociator"));
+        Self::start_binary(env!("CARGO_BIN_EXE_opportunity-disassociator"), runtime, env)
+    }
+
+    /// Starts the webhook function, as [`Function::start`] does the worker.
+    pub fn start_webhook(runtime: &RuntimeApi, env: &[(&str, String)]) -> Self {
+        Self::start_binary(env!("CARGO_BIN_EXE_opportunity-disassociator-webhook"), runtime, env)
+    }
+
+    fn start_binary(binary: &str, runtime: &RuntimeApi, env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(binary);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -582,24 +586,16 @@ pub fn sqs_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> Val
         .attributes()
         .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v))).collect())
         .unwrap_or_default();
-    json!({
-        "messageId": message.message_id(),
-        "receiptHandle": message.receipt_handle(),
-        "body": message.body(),
-        "attributes": attributes,
-        "messageAttributes": {},
-        "md5OfBody": message.md5_of_body(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": "eu-west-1",
-    })
+    let mut record = fixtures::sqs_record(message.message_id().unwrap_or_default(), message.body().unwrap_or_default());
+    record["receiptHandle"] = json!(message.receipt_handle());
+    record["md5OfBody"] = json!(message.md5_of_body());
+    record["attributes"] = Value::Object(attributes);
+    record["eventSourceARN"] = json!(queue_arn);
+    record
 }
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A request document.
-pub fn request(catalog: &str, opportunity: &str, entity_type: &str, identifier: &str) -> Value {
-    json!({"Catalog": catalog, "OpportunityIdentifier": opportunity, "RelatedEntityType": entity_type, "RelatedEntityIdentifier": identifier})
-}
+pub use fixtures::request;

@@ -12,8 +12,9 @@ use aws_sdk_partnercentralselling::config::retry::RetryConfig;
 use aws_sdk_partnercentralselling::config::{Builder, Region, StalledStreamProtectionConfig};
 use aws_sdk_partnercentralselling::types::RelatedEntityType;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use opportunity_disassociator::partner_central::{SdkPartnerCentral, sdk_config};
-use opportunity_disassociator::request::Catalog;
+use opportunity_disassociator::aws::partner_central::SdkPartnerCentral;
+use opportunity_disassociator::aws::sdk_config;
+use opportunity_disassociator::domain::request::Catalog;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -1,232 +1,31 @@
-//! CRM webhooks: a signed HTTPS door into the work queue.
+//! CRM webhooks: a signed HTTPS door into the work queue, as its own function
+//! (`opportunity-disassociator-webhook`).
 //!
 //! A CRM POSTs to the function's URL (a Lambda Function URL, payload format 2.0) one request document,
 //! or a JSON list of 1 to [`MAX_DOCUMENTS`], plain or base64-encoded as Lambda delivers it. The webhook
-//! never calls Partner Central: it checks the signature and the documents, and buffers the requests
-//! in the work queue, from where they are paced, retried and dead-lettered like every other request.
-//!
-//! # Signature
-//!
-//! `X-Webhook-Timestamp: <Unix seconds>` and `X-Webhook-Signature: sha256=<hex>`, the HMAC-SHA256 of
-//! `<timestamp>.<raw body>` under the shared secret (the timestamp exactly as sent; the body as the
-//! CRM sent it, before any base64 of Lambda's). The comparison is constant-time; a timestamp more than
-//! [`MAX_SKEW_SECONDS`] from now is refused. Within that window a captured request could be replayed
-//! (the URL is HTTPS only, so it would have to be captured at either end): it would queue the same
-//! requests again. A disassociation already done counts as done again; one undone since (the entity
-//! associated again within those minutes) would be done a second time.
-//!
-//! The signature may be made with the secret's current value or, during a rotation, its previous one
-//! (see `secret.rs`).
-//!
-//! ```
-//! use opportunity_disassociator::webhook::signature;
-//! let header = signature(b"demo-webhook-secret", "1764000000", br#"{"Catalog":"Sandbox"}"#);
-//! assert!(header.starts_with("sha256=") && header.len() == 7 + 64);
-//! ```
-//!
-//! # Answers (JSON bodies)
-//!
-//! | status | when | queued |
-//! |---|---|---|
-//! | 202 | every document valid and queued: `{"queued": n, "messageIds": [...]}`, in the documents' order | all |
-//! | 400 | a document is invalid: `errors` names each member at fault, by document `index` | nothing |
-//! | 401 | the signature is missing, malformed, wrong or stale: `{"message":"unauthorized"}`, nothing more | nothing |
-//! | 405 | not a POST | nothing |
-//! | 413 | the body is over `WEBHOOK_MAX_BODY_BYTES` (checked before the signature, so an unsigned flood costs no hashing) | nothing |
-//! | 503 | the work queue did not take every message: retry | see below |
-//! | 500 | the webhook is not configured (no secret): never accepted | nothing |
-//!
-//! The documents go to the queue in batches of [`MAX_BATCH`], all at once. When one batch fails the
-//! answer is 503 even though other batches (or part of the failed one) were queued: the CRM's retry
-//! queues those requests a second time, which is safe because the pipeline is idempotent (the
-//! second one finds the entity already disassociated, and counts as success). Answering 202 instead
-//! would lose the ones that were not queued.
-//!
-//! A request for a catalog outside `ALLOWED_CATALOGS` is refused here (400, naming `Catalog`) rather
-//! than queued: the function would only dead-letter it, and the CRM learns at once instead of an
-//! operator later.
+//! never calls Partner Central: it checks the [`signature`], then the [`documents`], and buffers the
+//! requests in the work queue, from where the worker paces, retries and dead-letters them like every
+//! other request. Its answers ([`reply`]) are listed in docs/webhook.md.
 
-use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::http::header::{CONTENT_TYPE, HeaderName};
-use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use aws_lambda_events::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, KeyInit, Mac};
-use serde::Serialize;
-use serde_json::{Value, json};
-use sha2::Sha256;
-use tracing::{error, info, warn};
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::request::{CATALOG, Catalog, DisassociationRequest};
-use crate::secret::WebhookSecret;
-use crate::work_queue::{MAX_BATCH, WorkQueue};
+use crate::aws::work_queue::{MAX_BATCH, WorkQueue};
+use crate::domain::outcome::{Failure, FunctionError, codes};
+use crate::domain::request::{Catalog, DisassociationRequest};
 
-/// The header carrying the signing time, in Unix seconds (Function URLs deliver header names lowercased).
-pub const TIMESTAMP_HEADER: &str = "x-webhook-timestamp";
-/// The header carrying `sha256=<hex>`.
-pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
-const SIGNATURE_PREFIX: &str = "sha256=";
-/// How far the signing time may be from now, either way.
-pub const MAX_SKEW_SECONDS: u64 = 300;
-/// The most documents one webhook call may carry.
-pub const MAX_DOCUMENTS: usize = 100;
-/// How long a CRM is asked to wait before retrying a 503.
-const RETRY_AFTER_SECONDS: &str = "10";
+pub mod documents;
+pub mod reply;
+pub mod signature;
 
-/// Why a request was answered 401. Logged, never sent: the caller learns only "unauthorized".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    MissingTimestamp,
-    MalformedTimestamp,
-    MissingSignature,
-    MalformedSignature,
-    /// The timestamp is more than [`MAX_SKEW_SECONDS`] from now.
-    Stale,
-    WrongSignature,
-    /// `isBase64Encoded`, and the body is not base64: nothing to check a signature against.
-    UndecodableBody,
-    /// The event has the Function URL shape but could not be read.
-    UnreadableEvent,
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::MissingTimestamp => "no X-Webhook-Timestamp header",
-            Self::MalformedTimestamp => "X-Webhook-Timestamp is not one value of Unix seconds",
-            Self::MissingSignature => "no X-Webhook-Signature header",
-            Self::MalformedSignature => "X-Webhook-Signature is not one value sha256=<64 hex digits>",
-            Self::Stale => "X-Webhook-Timestamp is more than 300 s from now",
-            Self::WrongSignature => "the signature does not match the body and timestamp",
-            Self::UndecodableBody => "the body is marked base64 but is not",
-            Self::UnreadableEvent => "the Function URL event could not be read",
-        })
-    }
-}
-
-/// The `X-Webhook-Signature` value for a body signed at `timestamp` (as sent in `X-Webhook-Timestamp`).
-pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
-    let mut hex = String::with_capacity(SIGNATURE_PREFIX.len() + 64);
-    hex.push_str(SIGNATURE_PREFIX);
-    for byte in mac(secret, timestamp, body).finalize().into_bytes() {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex
-}
-
-fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes a key of any length: this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes a key of any length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
-
-/// Checks the signature headers against the raw body, at `now` (Unix seconds).
-pub fn verify(secret: &WebhookSecret, headers: &HeaderMap, body: &[u8], now: u64) -> Result<(), Refusal> {
-    let timestamp = match single_header(headers, TIMESTAMP_HEADER) {
-        None => return Err(Refusal::MissingTimestamp),
-        Some(value) => value.ok_or(Refusal::MalformedTimestamp)?,
-    };
-    let signed_at = parse_timestamp(timestamp).ok_or(Refusal::MalformedTimestamp)?;
-    let tag = match single_header(headers, SIGNATURE_HEADER) {
-        None => return Err(Refusal::MissingSignature),
-        Some(value) => value.and_then(parse_signature).ok_or(Refusal::MalformedSignature)?,
-    };
-    if now.abs_diff(signed_at) > MAX_SKEW_SECONDS {
-        return Err(Refusal::Stale);
-    }
-    // Constant-time: `verify_slice` compares every byte whatever the first difference. Every key is
-    // tried (the current one first), so the time taken does not say which one matched either.
-    let matches =
-        secret.keys().fold(false, |matched, key| mac(key, timestamp, body).verify_slice(&tag).is_ok() | matched);
-    if matches { Ok(()) } else { Err(Refusal::WrongSignature) }
-}
-
-/// A header's only value, as text: `Some(None)` when it is repeated or not visible ASCII.
-fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<Option<&'a str>> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    Some(if values.next().is_some() { None } else { first.to_str().ok() })
-}
-
-/// Unix seconds: 1 to 12 ASCII digits, nothing else (no sign, no fraction, no spaces).
-fn parse_timestamp(value: &str) -> Option<u64> {
-    if !(1..=12).contains(&value.len()) || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    value.parse().ok()
-}
-
-/// `sha256=` and 64 hex digits (either case) into the 32 bytes of the tag.
-fn parse_signature(value: &str) -> Option<[u8; 32]> {
-    let hex = value.strip_prefix(SIGNATURE_PREFIX)?.as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut tag = [0u8; 32];
-    for (byte, pair) in tag.iter_mut().zip(hex.chunks_exact(2)) {
-        let digit = |c: u8| (c as char).to_digit(16);
-        *byte = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(tag)
-}
-
-/// One member at fault in one document of the body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InvalidMember {
-    /// The document's position in the list (0 for a body of one document).
-    pub index: usize,
-    pub field: &'static str,
-    pub message: String,
-}
-
-/// An answer to the CRM.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-    headers: Vec<(&'static str, &'static str)>,
-}
-
-impl Reply {
-    fn new(status: u16, body: Value) -> Self {
-        Self { status, body, headers: Vec::new() }
-    }
-
-    fn message(status: u16, message: impl Into<String>) -> Self {
-        Self::new(status, json!({ "message": message.into() }))
-    }
-
-    /// 401, and not a word about why.
-    pub fn unauthorized() -> Self {
-        Self::message(401, "unauthorized")
-    }
-
-    /// 500: a Function URL request reached a function without a webhook secret. Never accepted.
-    pub fn not_configured() -> Self {
-        Self::message(500, "webhook not configured")
-    }
-
-    fn bad_request(message: impl Into<String>, errors: Vec<InvalidMember>) -> Self {
-        Self::new(400, json!({ "message": message.into(), "errors": errors }))
-    }
-
-    /// The HTTP response Lambda returns for a Function URL invocation.
-    pub fn into_response(self) -> LambdaFunctionUrlResponse {
-        let mut response = LambdaFunctionUrlResponse::default();
-        response.status_code = i64::from(self.status);
-        response.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        for (name, value) in self.headers {
-            response.headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
-        }
-        response.body = Some(self.body.to_string());
-        response
-    }
-}
+use documents::BodyError;
+pub use documents::MAX_DOCUMENTS;
+use reply::Reply;
+use signature::{Refusal, WebhookSecret, verify};
 
 /// The webhook: its secret, the work queue, and the rules a document must meet to be queued.
 pub struct Webhook<Q> {
@@ -236,14 +35,42 @@ pub struct Webhook<Q> {
     max_body_bytes: usize,
 }
 
-enum BodyError {
-    TooLarge,
-    NotBase64,
-}
-
 impl<Q: WorkQueue> Webhook<Q> {
     pub fn new(secret: WebhookSecret, queue: Q, allowed_catalogs: Vec<Catalog>, max_body_bytes: usize) -> Self {
         Self { secret, queue, allowed_catalogs, max_body_bytes }
+    }
+
+    /// Handles one invocation: a Function URL request is always answered over HTTP, never with a
+    /// function error (Lambda would answer that 502, which says nothing to the CRM). Any other event
+    /// is no business of this function's.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<LambdaFunctionUrlResponse, FunctionError> {
+        let (payload, context) = event.into_parts();
+        if !is_function_url(&payload) {
+            let failure = Failure::new(
+                codes::UNSUPPORTED_EVENT,
+                "not a Function URL request: the webhook function takes only its URL's requests",
+            );
+            error!(request_id = %context.request_id, error_code = %failure.code, "{}", failure.message);
+            return Err(failure.into());
+        }
+        let request = serde_json::from_value::<LambdaFunctionUrlRequest>(payload);
+        let source_ip = request.as_ref().ok().and_then(|r| r.request_context.http.source_ip.clone());
+        let span = info_span!("webhook", request_id = %context.request_id, source_ip);
+        let reply = async {
+            match request {
+                Err(e) => {
+                    warn!(reason = without_quoted_values(&e.to_string()), "the Function URL event could not be read");
+                    refuse(Refusal::UnreadableEvent)
+                }
+                Ok(request) => {
+                    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    self.answer(&request, now).await
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        Ok(reply.into_response())
     }
 
     /// Answers one Function URL request received at `now` (Unix seconds).
@@ -251,22 +78,21 @@ impl<Q: WorkQueue> Webhook<Q> {
         let method = event.request_context.http.method.as_deref().unwrap_or_default();
         if !method.eq_ignore_ascii_case("POST") {
             info!(method, "webhook refused (405): not a POST");
-            let mut reply = Reply::message(405, "method not allowed: send a POST");
-            reply.headers.push(("allow", "POST"));
-            return reply;
+            return Reply::method_not_allowed();
         }
-        let body = match raw_body(event, self.max_body_bytes) {
+        // The size is checked before the signature, so an unsigned flood costs no hashing.
+        let body = match documents::raw_body(event, self.max_body_bytes) {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
                 info!(max_body_bytes = self.max_body_bytes, "webhook refused (413): the body is too large");
-                return Reply::message(413, format!("the body is larger than {} bytes", self.max_body_bytes));
+                return Reply::too_large(self.max_body_bytes);
             }
             Err(BodyError::NotBase64) => return refuse(Refusal::UndecodableBody),
         };
         if let Err(refusal) = verify(&self.secret, &event.headers, &body, now) {
             return refuse(refusal);
         }
-        match self.parse(&body) {
+        match documents::requests(&body, &self.allowed_catalogs) {
             Ok(requests) => self.queue(&requests).await,
             Err(reply) => {
                 info!(errors = %reply.body["errors"], "webhook refused (400): {}", reply.body["message"]);
@@ -275,69 +101,9 @@ impl<Q: WorkQueue> Webhook<Q> {
         }
     }
 
-    /// The body's documents, each decoded and in an allowed catalog; or the 400 that names every fault.
-    fn parse(&self, body: &[u8]) -> Result<Vec<DisassociationRequest>, Reply> {
-        let doc: Value = serde_json::from_slice(body)
-            .map_err(|e| Reply::bad_request(format!("the body is not JSON: {e}"), Vec::new()))?;
-        let documents: Vec<&Value> = match &doc {
-            Value::Array(items) if items.is_empty() => {
-                return Err(Reply::bad_request(
-                    format!("the list is empty: send 1 to {MAX_DOCUMENTS} request documents"),
-                    Vec::new(),
-                ));
-            }
-            Value::Array(items) if items.len() > MAX_DOCUMENTS => {
-                return Err(Reply::bad_request(
-                    format!("the list has {} documents: send at most {MAX_DOCUMENTS} per request", items.len()),
-                    Vec::new(),
-                ));
-            }
-            Value::Array(items) => items.iter().collect(),
-            one => vec![one],
-        };
-        let mut requests = Vec::with_capacity(documents.len());
-        let mut errors = Vec::new();
-        let mut invalid_documents = 0;
-        for (index, document) in documents.iter().enumerate() {
-            match DisassociationRequest::from_document(document) {
-                Err(invalid) => {
-                    invalid_documents += 1;
-                    errors.extend(invalid.errors.into_iter().map(|e| InvalidMember {
-                        index,
-                        field: e.field,
-                        message: e.message,
-                    }));
-                }
-                Ok(request) if !self.allowed_catalogs.contains(&request.catalog) => {
-                    invalid_documents += 1;
-                    let allowed: Vec<&str> = self.allowed_catalogs.iter().map(|c| c.as_str()).collect();
-                    errors.push(InvalidMember {
-                        index,
-                        field: CATALOG,
-                        message: format!(
-                            "{} is not an allowed catalog here (ALLOWED_CATALOGS={})",
-                            request.catalog,
-                            allowed.join(",")
-                        ),
-                    });
-                }
-                Ok(request) => requests.push(request),
-            }
-        }
-        if errors.is_empty() {
-            return Ok(requests);
-        }
-        Err(Reply::bad_request(
-            format!("{invalid_documents} of {} document(s) invalid: nothing was queued", documents.len()),
-            errors,
-        ))
-    }
-
     /// Queues every request, in batches sent at once; 202 only when every message was taken. A FIFO
     /// queue orders a group's messages as their sends arrive: there the batches go one after another,
-    /// and none is sent after one that failed, so that no batch overtakes an earlier one. (Within a
-    /// batch SQS may take some entries and refuse others; the CRM's retry then queues the refused
-    /// ones after those taken.)
+    /// and none is sent after one that failed, so that no batch overtakes an earlier one.
     async fn queue(&self, requests: &[DisassociationRequest]) -> Reply {
         let batches: Vec<&[DisassociationRequest]> = requests.chunks(MAX_BATCH).collect();
         let results = if self.queue.keeps_order() {
@@ -375,46 +141,50 @@ impl<Q: WorkQueue> Webhook<Q> {
         }
         if failures.is_empty() {
             info!(queued, message_ids = ?message_ids, "webhook accepted (202): queued");
-            return Reply::new(202, json!({ "queued": queued, "messageIds": message_ids }));
+            return Reply::accepted(message_ids);
         }
-        // The ones already queued are queued again by the CRM's retry: harmless, the pipeline is
-        // idempotent, where answering 202 would lose the others.
+        // Answering 202 would lose the ones not queued; the CRM's retry queues the others a second
+        // time, which the worker takes as already done.
         error!(
             queued,
             requests = requests.len(),
             errors = ?failures,
             "webhook answered 503: the work queue did not take every message; the CRM's retry queues the {queued} already queued again"
         );
-        let mut reply = Reply::message(503, "the work queue cannot take the requests now: retry later");
-        reply.headers.push(("retry-after", RETRY_AFTER_SECONDS));
-        reply
+        Reply::unavailable()
     }
 }
 
 /// Logs why (never the secret or the expected signature), and answers 401.
-pub fn refuse(refusal: Refusal) -> Reply {
+fn refuse(refusal: Refusal) -> Reply {
     warn!(reason = %refusal, "webhook refused (401)");
     Reply::unauthorized()
 }
 
-/// The body as the CRM sent it, within `max` bytes.
-fn raw_body(event: &LambdaFunctionUrlRequest, max: usize) -> Result<Vec<u8>, BodyError> {
-    let text = event.body.as_deref().unwrap_or_default();
-    if !event.is_base64_encoded {
-        return if text.len() > max { Err(BodyError::TooLarge) } else { Ok(text.as_bytes().to_vec()) };
+/// A Function URL request (payload format 2.0): `version` "2.0" and `requestContext.http.method`.
+fn is_function_url(value: &Value) -> bool {
+    value.get("version").and_then(Value::as_str) == Some("2.0")
+        && value.pointer("/requestContext/http/method").is_some_and(Value::is_string)
+}
+
+/// A decoding error with every quoted value blanked out: such a value may be a header (a signature,
+/// say), which has no place in a log line.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, part) in message.split('"').enumerate() {
+        out.push_str(if i % 2 == 1 { "\"...\"" } else { part });
     }
-    // Base64 takes 4 characters per 3 bytes: what cannot fit is refused before it is decoded.
-    if text.len() > max.div_ceil(3) * 4 {
-        return Err(BodyError::TooLarge);
-    }
-    let body = BASE64.decode(text).map_err(|_| BodyError::NotBase64)?;
-    if body.len() > max { Err(BodyError::TooLarge) } else { Ok(body) }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::work_queue::QueueError;
+    use crate::aws::work_queue::QueueError;
+    use crate::webhook::signature::{MAX_SKEW_SECONDS, TIMESTAMP_HEADER, signature};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use serde_json::json;
     use std::sync::Mutex;
 
     const SECRET: &str = "demo-webhook-secret";
@@ -423,7 +193,7 @@ mod tests {
 
     /// A work queue in memory: records every batch, fails the calls it is told to.
     #[derive(Default)]
-    struct FakeQueue {
+    struct FakeWorkQueue {
         batches: Mutex<Vec<Vec<DisassociationRequest>>>,
         /// Calls (0-based) that fail, having queued this many of their messages first.
         failing: Vec<(usize, usize)>,
@@ -435,7 +205,7 @@ mod tests {
         in_flight: Mutex<(usize, usize)>,
     }
 
-    impl FakeQueue {
+    impl FakeWorkQueue {
         fn failing(failing: &[(usize, usize)]) -> Self {
             Self { failing: failing.to_vec(), ..Default::default() }
         }
@@ -457,7 +227,7 @@ mod tests {
         }
     }
 
-    impl WorkQueue for FakeQueue {
+    impl WorkQueue for FakeWorkQueue {
         fn keeps_order(&self) -> bool {
             self.fifo
         }
@@ -486,7 +256,7 @@ mod tests {
         }
     }
 
-    fn webhook(queue: FakeQueue) -> Webhook<FakeQueue> {
+    fn webhook(queue: FakeWorkQueue) -> Webhook<FakeWorkQueue> {
         Webhook::new(WebhookSecret::new(SECRET).unwrap(), queue, vec![Catalog::Sandbox], MAX_BODY)
     }
 
@@ -494,16 +264,8 @@ mod tests {
         json!({"Catalog": "Sandbox", "OpportunityIdentifier": opportunity, "RelatedEntityType": "Solutions", "RelatedEntityIdentifier": "S-2000004"})
     }
 
-    /// A Function URL event as Lambda delivers it (payload format 2.0): the sample
-    /// `events/webhook-signed.json` with this method, headers and body.
     fn event(method: &str, headers: Value, body: &str, base64: bool) -> LambdaFunctionUrlRequest {
-        let mut event: Value =
-            serde_json::from_str(include_str!("../events/webhook-signed.json")).expect("the sample event");
-        event["requestContext"]["http"]["method"] = method.into();
-        event["headers"] = headers;
-        event["body"] = body.into();
-        event["isBase64Encoded"] = base64.into();
-        serde_json::from_value(event).expect("a Function URL event")
+        serde_json::from_value(fixtures::function_url(method, headers, body, base64)).expect("a Function URL event")
     }
 
     fn signed_at(body: &str, timestamp: u64) -> LambdaFunctionUrlRequest {
@@ -520,7 +282,7 @@ mod tests {
         signed_at(body, NOW)
     }
 
-    async fn answer(webhook: &Webhook<FakeQueue>, event: &LambdaFunctionUrlRequest) -> Reply {
+    async fn answer(webhook: &Webhook<FakeWorkQueue>, event: &LambdaFunctionUrlRequest) -> Reply {
         webhook.answer(event, NOW).await
     }
 
@@ -531,7 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_signed_document_is_queued_as_its_canonical_request() {
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let mut document = doc("O2000004");
         document["Extra"] = json!("dropped");
         let reply = answer(&webhook, &signed(&document.to_string())).await;
@@ -544,7 +306,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_answer_is_a_function_url_response() {
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let response = answer(&webhook, &signed(&doc("O1").to_string())).await.into_response();
         let response = serde_json::to_value(response).unwrap();
         assert_eq!(response["statusCode"], 202);
@@ -556,7 +318,7 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_are_401_and_queue_nothing() {
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let body = doc("O1").to_string();
         let ts = NOW.to_string();
         let good = signature(SECRET.as_bytes(), &ts, body.as_bytes());
@@ -636,7 +398,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_signature_may_be_in_upper_case_hex_and_is_checked_in_full() {
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let body = doc("O1").to_string();
         let ts = NOW.to_string();
         let good = signature(SECRET.as_bytes(), &ts, body.as_bytes());
@@ -654,7 +416,7 @@ mod tests {
 
     #[tokio::test]
     async fn stale_and_future_timestamps_are_refused_past_300_seconds() {
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let body = doc("O1").to_string();
         for (signed_at_time, accepted) in
             [(NOW - 300, true), (NOW + 300, true), (NOW - 301, false), (NOW + 301, false), (0, false)]
@@ -673,7 +435,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_base64_body_is_verified_as_the_bytes_the_crm_sent() {
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let body = serde_json::to_string(&json!([doc("O1"), doc("O2")])).unwrap();
         let ts = NOW.to_string();
         let headers = json!({"x-webhook-timestamp": ts, "x-webhook-signature": signature(SECRET.as_bytes(), &ts, body.as_bytes())});
@@ -690,7 +452,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_list_of_100_is_queued_in_batches_of_10_in_order() {
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let docs: Vec<Value> = (1..=100).map(|i| doc(&format!("O{i}"))).collect();
         let reply = answer(&webhook, &signed(&json!(docs).to_string())).await;
         assert_eq!(reply.status, 202, "{}", reply.body);
@@ -706,7 +468,7 @@ mod tests {
 
     #[tokio::test]
     async fn lists_of_101_or_none_and_bodies_that_are_not_json_are_400() {
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let docs: Vec<Value> = (1..=101).map(|i| doc(&format!("O{i}"))).collect();
         for (body, says) in [
             (json!(docs).to_string(), "101 documents"),
@@ -723,7 +485,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_invalid_member_refuses_the_whole_body_and_each_is_named() {
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let mut bad_opportunity = doc("O3");
         bad_opportunity["OpportunityIdentifier"] = json!("opp-3");
         let mut two_faults = doc("O4");
@@ -758,7 +520,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_over_the_limit_is_413_before_its_signature_is_checked() {
         let webhook =
-            Webhook::new(WebhookSecret::new(SECRET).unwrap(), FakeQueue::default(), vec![Catalog::Sandbox], 1024);
+            Webhook::new(WebhookSecret::new(SECRET).unwrap(), FakeWorkQueue::default(), vec![Catalog::Sandbox], 1024);
         let at_limit = format!("{:<1024}", doc("O1").to_string());
         assert_eq!(answer(&webhook, &signed(&at_limit)).await.status, 202, "exactly the limit is taken");
         let over = format!("{:<1025}", doc("O1").to_string());
@@ -776,7 +538,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_post_is_taken() {
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let mut get = signed(&doc("O1").to_string());
         get.request_context.http.method = Some("GET".into());
         let reply = answer(&webhook, &get).await;
@@ -787,7 +549,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_failure_is_503_so_the_crm_retries() {
-        let webhook = webhook(FakeQueue::failing(&[(0, 0)]));
+        let webhook = webhook(FakeWorkQueue::failing(&[(0, 0)]));
         let reply = answer(&webhook, &signed(&doc("O1").to_string())).await;
         assert_eq!(reply.status, 503);
         assert!(reply.body.get("messageIds").is_none());
@@ -798,7 +560,7 @@ mod tests {
     #[tokio::test]
     async fn a_partial_failure_is_503_even_though_other_batches_went_in() {
         // 25 documents: batches of 10, 10 and 5; the second takes 4 of its 10 and fails.
-        let webhook = webhook(FakeQueue::failing(&[(1, 4)]));
+        let webhook = webhook(FakeWorkQueue::failing(&[(1, 4)]));
         let docs: Vec<Value> = (1..=25).map(|i| doc(&format!("O{i}"))).collect();
         let reply = answer(&webhook, &signed(&json!(docs).to_string())).await;
         assert_eq!(reply.status, 503);
@@ -811,7 +573,7 @@ mod tests {
         let docs: Vec<Value> = (1..=25).map(|i| doc(&format!("O{i}"))).collect();
         let body = json!(docs).to_string();
 
-        let fifo = webhook(FakeQueue::fifo(&[]));
+        let fifo = webhook(FakeWorkQueue::fifo(&[]));
         let reply = answer(&fifo, &signed(&body)).await;
         assert_eq!(reply.status, 202, "{}", reply.body);
         assert_eq!(fifo.queue.batch_sizes(), [10, 10, 5]);
@@ -819,13 +581,13 @@ mod tests {
 
         // The second batch takes 4 of its 10 and fails: the third, whose requests come after those
         // 6, is not sent at all (the CRM's retry sends the whole list again, in order).
-        let failing = webhook(FakeQueue::fifo(&[(1, 4)]));
+        let failing = webhook(FakeWorkQueue::fifo(&[(1, 4)]));
         let reply = answer(&failing, &signed(&body)).await;
         assert_eq!(reply.status, 503);
         assert_eq!(failing.queue.batch_sizes(), [10, 4]);
 
         // A standard queue takes them all at once.
-        let standard = webhook(FakeQueue::default());
+        let standard = webhook(FakeWorkQueue::default());
         assert_eq!(answer(&standard, &signed(&body)).await.status, 202);
         assert_eq!(standard.queue.most_in_flight(), 3);
     }
@@ -839,7 +601,7 @@ mod tests {
                 .unwrap();
         let event: LambdaFunctionUrlRequest = serde_json::from_value(sample).unwrap();
         let signed_at: u64 = event.headers[TIMESTAMP_HEADER].to_str().unwrap().parse().unwrap();
-        let webhook = webhook(FakeQueue::default());
+        let webhook = webhook(FakeWorkQueue::default());
         let reply = webhook.answer(&event, signed_at + 5).await;
         assert_eq!(reply.status, 202, "{}", reply.body);
         assert_eq!(
@@ -847,5 +609,30 @@ mod tests {
             json!({"Catalog": "Sandbox", "OpportunityIdentifier": "O2000004", "RelatedEntityType": "Solutions", "RelatedEntityIdentifier": "S-2000004"})
         );
         assert_unauthorized(&webhook.answer(&event, signed_at + MAX_SKEW_SECONDS + 1).await);
+    }
+
+    fn invocation(payload: Value) -> LambdaEvent<Value> {
+        LambdaEvent::new(payload, lambda_runtime::Context::default())
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_function_url_event_is_401_and_its_values_are_not_logged() {
+        let webhook = webhook(FakeWorkQueue::default());
+        let mut broken = fixtures::function_url("POST", json!({}), "{}", false);
+        broken["isBase64Encoded"] = json!("sha256=abc");
+        let response = webhook.handle(invocation(broken.clone())).await.unwrap();
+        assert_eq!(response.status_code, 401);
+        let reason = serde_json::from_value::<LambdaFunctionUrlRequest>(broken).unwrap_err().to_string();
+        let logged = without_quoted_values(&reason);
+        assert!(logged.contains("invalid type") && !logged.contains("sha256=abc"), "{logged}");
+        assert!(webhook.queue.queued().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_event_that_is_no_function_url_request_is_unsupported() {
+        let webhook = webhook(FakeWorkQueue::default());
+        let error = webhook.handle(invocation(doc("O1"))).await.unwrap_err();
+        assert_eq!(error.error_type, "UnsupportedEvent");
+        assert!(webhook.queue.queued().is_empty());
     }
 }

@@ -12,7 +12,7 @@ use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
-use crate::outcome::Failure;
+use crate::domain::outcome::Failure;
 
 /// What to send to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +44,8 @@ const MAX_ATTRIBUTE_CHARS: usize = 1024;
 
 /// The adapter over SQS.
 ///
-/// Its client is built at the first dead letter, not at init: built at init, it cost the cold start
-/// about 0.5 ms here (`bench/README.md`), and most execution environments never send a dead letter.
+/// Its client is built at the first dead letter, not at init: most execution environments never send
+/// one, and building it shows in the cold start (bench/README.md).
 #[derive(Debug, Clone)]
 pub struct SqsDeadLetters {
     sdk: SdkConfig,
@@ -79,7 +79,7 @@ impl DeadLetters for SqsDeadLetters {
         if let Some(id) = letter.source_id {
             message = message.message_attributes("SourceID", string_attribute(id)?);
         }
-        if self.queue_url.ends_with(".fifo") {
+        if super::is_fifo(&self.queue_url) {
             // A FIFO source's dead-letter queue is FIFO too: keep the group, and let a redelivered
             // message dead-letter only once.
             message = message

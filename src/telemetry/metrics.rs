@@ -7,30 +7,20 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use crate::request::Catalog;
+use crate::domain::outcome::{Done, Outcome};
+use crate::domain::request::Catalog;
 
-/// What a record counts as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Counted {
-    Disassociated,
-    AlreadyDisassociated,
-    DryRun,
-    DeadLettered,
-    Retried,
-}
+/// The count each outcome adds to, by metric name, in the order the lines list them.
+const OUTCOME_METRICS: [&str; 5] = ["Disassociated", "AlreadyDisassociated", "DryRun", "DeadLettered", "Retried"];
 
-impl Counted {
-    const ALL: [Counted; 5] =
-        [Self::Disassociated, Self::AlreadyDisassociated, Self::DryRun, Self::DeadLettered, Self::Retried];
-
-    fn metric(self) -> &'static str {
-        match self {
-            Self::Disassociated => "Disassociated",
-            Self::AlreadyDisassociated => "AlreadyDisassociated",
-            Self::DryRun => "DryRun",
-            Self::DeadLettered => "DeadLettered",
-            Self::Retried => "Retried",
-        }
+/// The metric an outcome counts in.
+fn metric(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Done(Done::Disassociated) => "Disassociated",
+        Outcome::Done(Done::AlreadyDisassociated) => "AlreadyDisassociated",
+        Outcome::Done(Done::DryRun) => "DryRun",
+        Outcome::DeadLettered(_) => "DeadLettered",
+        Outcome::Failed(_) => "Retried",
     }
 }
 
@@ -39,7 +29,7 @@ const NO_CATALOG: &str = "None";
 
 #[derive(Debug, Default)]
 struct PerCatalog {
-    counts: BTreeMap<Counted, u64>,
+    counts: BTreeMap<&'static str, u64>,
     latencies_ms: Vec<f64>,
 }
 
@@ -50,19 +40,13 @@ pub struct InvocationMetrics {
 }
 
 impl InvocationMetrics {
-    pub fn count(&self, catalog: Option<Catalog>, counted: Counted) {
+    pub fn count(&self, catalog: Option<Catalog>, outcome: &Outcome) {
         let mut map = self.lock();
-        *map.entry(catalog.map_or(NO_CATALOG, Catalog::as_str)).or_default().counts.entry(counted).or_default() += 1;
-    }
-
-    /// A record counted as `from` turned out to be `to` after all.
-    pub fn recount(&self, catalog: Option<Catalog>, from: Counted, to: Counted) {
-        let mut map = self.lock();
-        let counts = &mut map.entry(catalog.map_or(NO_CATALOG, Catalog::as_str)).or_default().counts;
-        if let Some(n) = counts.get_mut(&from) {
-            *n = n.saturating_sub(1);
-        }
-        *counts.entry(to).or_default() += 1;
+        *map.entry(catalog.map_or(NO_CATALOG, Catalog::as_str))
+            .or_default()
+            .counts
+            .entry(metric(outcome))
+            .or_default() += 1;
     }
 
     pub fn latency(&self, catalog: Catalog, millis: f64) {
@@ -75,13 +59,13 @@ impl InvocationMetrics {
         let mut lines = Vec::new();
         for (catalog, per) in map.iter() {
             let mut metrics: Vec<Value> =
-                Counted::ALL.iter().map(|c| json!({"Name": c.metric(), "Unit": "Count"})).collect();
+                OUTCOME_METRICS.iter().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
             let mut line = json!({
                 "Service": service,
                 "Catalog": catalog,
             });
-            for counted in Counted::ALL {
-                line[counted.metric()] = json!(per.counts.get(&counted).copied().unwrap_or(0));
+            for name in OUTCOME_METRICS {
+                line[name] = json!(per.counts.get(name).copied().unwrap_or(0));
             }
             if !per.latencies_ms.is_empty() {
                 metrics.push(json!({"Name": "ApiLatency", "Unit": "Milliseconds"}));
@@ -122,15 +106,17 @@ impl InvocationMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::outcome::Failure;
 
     #[test]
     fn one_line_per_catalog_with_every_outcome_and_latency() {
         let metrics = InvocationMetrics::default();
-        metrics.count(Some(Catalog::Sandbox), Counted::Disassociated);
-        metrics.count(Some(Catalog::Sandbox), Counted::Disassociated);
-        metrics.count(Some(Catalog::Sandbox), Counted::Retried);
+        let failure = || Failure::new("x", "y");
+        metrics.count(Some(Catalog::Sandbox), &Outcome::Done(Done::Disassociated));
+        metrics.count(Some(Catalog::Sandbox), &Outcome::Done(Done::Disassociated));
+        metrics.count(Some(Catalog::Sandbox), &Outcome::Failed(failure()));
         metrics.latency(Catalog::Sandbox, 12.5);
-        metrics.count(None, Counted::DeadLettered);
+        metrics.count(None, &Outcome::DeadLettered(failure()));
         let lines = metrics.emf_lines("Ns", "svc", 3, 1_700_000_000_000);
         assert_eq!(lines.len(), 3);
         let none = &lines[0];
@@ -150,17 +136,6 @@ mod tests {
         assert_eq!(sandbox["_aws"]["Timestamp"], 1_700_000_000_000u64);
         assert_eq!(lines[2]["Throttled"], 3);
         assert_eq!(lines[2]["Service"], "svc");
-    }
-
-    #[test]
-    fn a_record_recounted_moves_from_one_count_to_the_other() {
-        let metrics = InvocationMetrics::default();
-        metrics.count(None, Counted::Retried);
-        metrics.count(None, Counted::Retried);
-        metrics.recount(None, Counted::Retried, Counted::DeadLettered);
-        let line = &metrics.emf_lines("Ns", "svc", 0, 0)[0];
-        assert_eq!((line["Catalog"].as_str(), line["Retried"].as_u64()), (Some("None"), Some(1)));
-        assert_eq!(line["DeadLettered"], 1);
     }
 
     #[test]

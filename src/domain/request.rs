@@ -6,7 +6,7 @@
 //! `aws partnercentral-selling disassociate-opportunity --cli-input-json` spell it:
 //!
 //! ```
-//! use opportunity_disassociator::request::DisassociationRequest;
+//! use opportunity_disassociator::domain::request::DisassociationRequest;
 //! let doc = serde_json::json!({
 //!     "Catalog": "Sandbox",
 //!     "OpportunityIdentifier": "O1234567",
@@ -51,6 +51,15 @@ impl Catalog {
             Self::Sandbox => "Sandbox",
         }
     }
+
+    /// `Err` with the reason when the catalog is not one of `allowed` (`ALLOWED_CATALOGS`).
+    pub fn allowed_in(self, allowed: &[Catalog]) -> Result<(), String> {
+        if allowed.contains(&self) {
+            return Ok(());
+        }
+        let allowed: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
+        Err(format!("catalog {self} is not in ALLOWED_CATALOGS={}", allowed.join(",")))
+    }
 }
 
 impl fmt::Display for Catalog {
@@ -82,7 +91,7 @@ impl fmt::Display for OpportunityId {
 }
 
 /// The six related entity types of the current service model (case-sensitive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum EntityType {
     Solutions,
     AwsProducts,

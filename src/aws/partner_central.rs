@@ -1,16 +1,15 @@
-//! The Partner Central Selling API, behind a small port so the handler can be driven by a fake.
+//! The Partner Central Selling API, behind a small port so the worker can be driven by a fake.
 //!
 //! The SDK adapter turns every error shape into an [`ApiError`] keyed on the error code (not the HTTP
-//! status: AccessDenied has been seen arriving as 400). A write is one attempt: the handler retries it
-//! in its own paced slot. Reads (the association check) are retried by the SDK.
+//! status: AccessDenied has been seen arriving as 400). A write is one attempt: the worker retries it
+//! in its own paced slot. Reads are retried by the SDK.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_config::environment::EnvironmentVariableCredentialsProvider;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_partnercentralselling::Client;
 use aws_sdk_partnercentralselling::config::{Region, StalledStreamProtectionConfig};
 use aws_sdk_partnercentralselling::error::{ProvideErrorMetadata, SdkError};
@@ -18,10 +17,7 @@ use aws_sdk_partnercentralselling::operation::RequestId;
 use aws_sdk_partnercentralselling::operation::disassociate_opportunity::DisassociateOpportunityError;
 use aws_sdk_partnercentralselling::operation::get_opportunity::GetOpportunityError;
 use aws_sdk_partnercentralselling::types::{RelatedEntityIdentifiers, RelatedEntityType};
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
-use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder, proxy::ProxyConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -29,11 +25,11 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
-use crate::config::{Config, ConfigError};
-use crate::request::{Catalog, DisassociationRequest, EntityType};
+use crate::config::WorkerConfig;
+use crate::domain::opportunity::Holdings;
+use crate::domain::outcome::Failure;
+use crate::domain::request::{Catalog, EntityType, OpportunityId, RelatedEntity};
 
-/// The roots AWS documents for its endpoints (Amazon Trust Services), built in: see [`https_client`].
-const AMAZON_TRUST_SERVICES: &str = include_str!("amazon_trust_services.pem");
 /// The longest init waits for the connection warm-up.
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Matches the model's `O[0-9]{1,19}` and names no opportunity: the warm-up reads nothing real.
@@ -47,7 +43,7 @@ pub enum ErrorClass {
     /// The request itself is at fault and will never succeed as it is.
     Permanent,
     /// Not found, or refused for a business rule: may mean the entity is already disassociated, which
-    /// only `GetOpportunity` can tell.
+    /// only the opportunity itself can tell.
     Missing,
 }
 
@@ -68,33 +64,45 @@ impl ApiError {
     }
 }
 
-/// Where the related entity stands on the opportunity, as `GetOpportunity` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Association {
-    Present,
-    Absent,
-    NoSuchOpportunity,
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Self { code: error.code, message: error.message, request_id: error.request_id }
+    }
 }
 
-/// The two calls the function makes.
+/// The calls the worker makes: one write, and the read that says what an opportunity holds.
 pub trait PartnerCentral: Send + Sync {
-    fn disassociate(&self, request: &DisassociationRequest) -> impl Future<Output = Result<(), ApiError>> + Send;
-    fn association(
+    fn disassociate(
         &self,
-        request: &DisassociationRequest,
-    ) -> impl Future<Output = Result<Association, ApiError>> + Send;
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+        entity: &RelatedEntity,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// What the opportunity holds; `None` when it does not exist in that catalog.
+    fn opportunity(
+        &self,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+    ) -> impl Future<Output = Result<Option<Holdings>, ApiError>> + Send;
 }
 
 impl<T: PartnerCentral> PartnerCentral for Arc<T> {
-    fn disassociate(&self, request: &DisassociationRequest) -> impl Future<Output = Result<(), ApiError>> + Send {
-        (**self).disassociate(request)
+    fn disassociate(
+        &self,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+        entity: &RelatedEntity,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        (**self).disassociate(catalog, opportunity, entity)
     }
 
-    fn association(
+    fn opportunity(
         &self,
-        request: &DisassociationRequest,
-    ) -> impl Future<Output = Result<Association, ApiError>> + Send {
-        (**self).association(request)
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+    ) -> impl Future<Output = Result<Option<Holdings>, ApiError>> + Send {
+        (**self).opportunity(catalog, opportunity)
     }
 }
 
@@ -120,7 +128,7 @@ impl SdkPartnerCentral {
     /// Builds the client from the loaded SDK config (so `AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING` and
     /// credentials apply as everywhere in the SDK), pointed at the service's region whatever region
     /// runs the function, as [`SdkPartnerCentral::configure`] sets it up.
-    pub fn new(sdk: &SdkConfig, config: &Config, throttles: Arc<ThrottleCount>) -> Self {
+    pub fn new(sdk: &SdkConfig, config: &WorkerConfig, throttles: Arc<ThrottleCount>) -> Self {
         let builder = Self::configure(aws_sdk_partnercentralselling::config::Builder::from(sdk), config, throttles);
         Self::from_client(Client::from_conf(builder.build()))
             .with_read_retries(RetryConfig::standard().with_max_attempts(config.max_attempts))
@@ -129,14 +137,14 @@ impl SdkPartnerCentral {
     /// The client's settings: the service's region, the timeouts, the [`throttle_watch`], and one
     /// attempt per call. A write must not be retried by the SDK: its retry would go out between two
     /// paced writes, outside the pacer, and throttle the next one; the handler retries it in a paced
-    /// slot instead. Reads get the SDK's retries back per call ([`PartnerCentral::association`]).
+    /// slot instead. Reads get the SDK's retries back per call ([`PartnerCentral::opportunity`]).
     ///
     /// No stalled-stream protection: it watches a body's throughput over seconds, and these bodies are
     /// a few hundred bytes, already bounded by the read, attempt and operation timeouts. Its timers and
     /// body wrappers cost every call CPU for nothing.
     pub fn configure(
         builder: aws_sdk_partnercentralselling::config::Builder,
-        config: &Config,
+        config: &WorkerConfig,
         throttles: Arc<ThrottleCount>,
     ) -> aws_sdk_partnercentralselling::config::Builder {
         let timeouts = TimeoutConfig::builder()
@@ -176,7 +184,7 @@ impl SdkPartnerCentral {
     /// the SDK's first-request work (credentials, endpoint, signing set-up) done too.
     ///
     /// A read, never a write: `GetOpportunity`, which the function's role already has for the
-    /// association check, in a catalog the role may read, on an identifier that names no opportunity.
+    /// check of what an opportunity holds, in a catalog the role may read, on an identifier that names no opportunity.
     /// It costs one unit of the read quota (10 per second, 100,000 a day, shared by the account) per
     /// cold start, and none of the write quota. Any answer of the service, the expected
     /// `ResourceNotFoundException` included, leaves a warm connection behind. One attempt (the client
@@ -199,111 +207,47 @@ impl SdkPartnerCentral {
     }
 }
 
-/// The SDK configuration every client of the function is built from: `aws_config`'s defaults (retry and
-/// timeout settings, endpoint URLs from the environment) with the [`https_client`]. The region and the
-/// credentials, when the environment holds them as Lambda's always does (`AWS_REGION`, the execution
-/// role's keys), are taken from there directly: the default chains would pick them first anyway, and
-/// building the rest of them (profile files, web identity with its STS client, container and instance
-/// metadata clients) was most of the load.
-pub async fn sdk_config(lookup: impl Fn(&str) -> Option<String>, max_attempts: u32) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client(&lookup))
-        .retry_config(RetryConfig::standard().with_max_attempts(max_attempts));
-    let value = |name| lookup(name).map(|v: String| v.trim().to_owned()).filter(|v| !v.is_empty());
-    if let Some(region) = value("AWS_REGION") {
-        loader = loader.region(Region::new(region));
-    }
-    if value("AWS_ACCESS_KEY_ID").is_some() && value("AWS_SECRET_ACCESS_KEY").is_some() {
-        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
-    }
-    loader.load().await
-}
-
-/// The HTTPS client every SDK client of the function shares: the SDK's default one (hyper 1, rustls on
-/// aws-lc, proxy settings from the environment), but for its trust store. The default reads and
-/// parses the system's (some 140 certificates, parsed again for every connector built): that was
-/// most of init. AWS endpoints chain to Amazon Trust Services, so those roots are built in. When
-/// `SSL_CERT_FILE` or `SSL_CERT_DIR` is set (a TLS-inspecting proxy, a private CA), the system store
-/// is used as the SDK uses it, honouring them.
-pub fn https_client(lookup: impl Fn(&str) -> Option<String>) -> SharedHttpClient {
-    let system = ["SSL_CERT_FILE", "SSL_CERT_DIR"].iter().any(|name| lookup(name).is_some_and(|v| !v.is_empty()));
-    let trust_store = if system {
-        TrustStore::default()
-    } else {
-        TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES.as_bytes())
-    };
-    let tls_context = TlsContext::builder().with_trust_store(trust_store).build().unwrap_or_default();
-    HttpClientBuilder::new().build_with_connector_fn(move |settings, components| {
-        let mut connector = ConnectorBuilder::default()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-            .tls_context(tls_context.clone());
-        connector.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            connector.set_sleep_impl(components.sleep_impl());
-        }
-        connector.set_proxy_config(Some(ProxyConfig::from_env()));
-        connector.build()
-    })
-}
-
-/// `WARM_UP`: whether init warms the connection ([`SdkPartnerCentral::warm_up`]). `true`, `false`, or
-/// `auto` (the default): only in Lambda, which sets `AWS_LAMBDA_INITIALIZATION_TYPE` in every
-/// execution environment. A harness that runs the binary under a Runtime API of its own then sees
-/// exactly the calls its events cause, unless it asks for the warm-up.
-pub fn warm_up_wanted(lookup: impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
-    let value = lookup("WARM_UP").map(|v| v.trim().to_ascii_lowercase()).filter(|v| !v.is_empty());
-    match value.as_deref() {
-        None | Some("auto") => Ok(lookup("AWS_LAMBDA_INITIALIZATION_TYPE").is_some_and(|t| !t.trim().is_empty())),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(other) => Err(ConfigError {
-            name: "WARM_UP",
-            value: other.to_owned(),
-            reason: "must be true, false or auto".to_owned(),
-        }),
-    }
-}
-
 impl PartnerCentral for SdkPartnerCentral {
-    async fn disassociate(&self, request: &DisassociationRequest) -> Result<(), ApiError> {
+    async fn disassociate(
+        &self,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+        entity: &RelatedEntity,
+    ) -> Result<(), ApiError> {
         self.client
             .disassociate_opportunity()
-            .catalog(request.catalog.as_str())
-            .opportunity_identifier(request.opportunity.as_str())
-            .related_entity_type(sdk_entity_type(request.entity.entity_type()))
-            .related_entity_identifier(request.entity.identifier())
+            .catalog(catalog.as_str())
+            .opportunity_identifier(opportunity.as_str())
+            .related_entity_type(sdk_entity_type(entity.entity_type()))
+            .related_entity_identifier(entity.identifier())
             .send()
             .await
             .map(|_| ())
             .map_err(|e| classify_disassociate(&e))
     }
 
-    async fn association(&self, request: &DisassociationRequest) -> Result<Association, ApiError> {
-        let mut call = self
-            .client
-            .get_opportunity()
-            .catalog(request.catalog.as_str())
-            .identifier(request.opportunity.as_str())
-            .customize();
+    async fn opportunity(&self, catalog: Catalog, opportunity: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
+        let mut call =
+            self.client.get_opportunity().catalog(catalog.as_str()).identifier(opportunity.as_str()).customize();
         if let Some(retries) = &self.read_retries {
             call = call.config_override(
                 aws_sdk_partnercentralselling::config::Builder::default().retry_config(retries.clone()),
             );
         }
-        let result = call.send().await;
-        match result {
-            Ok(output) => {
-                let present = output.related_entity_identifiers().is_some_and(|ids| {
-                    entity_list(ids, request.entity.entity_type()).iter().any(|id| id == request.entity.identifier())
-                });
-                Ok(if present { Association::Present } else { Association::Absent })
-            }
+        match call.send().await {
+            Ok(output) => Ok(Some(output.related_entity_identifiers().map(holdings).unwrap_or_default())),
             Err(SdkError::ServiceError(e)) if matches!(e.err(), GetOpportunityError::ResourceNotFoundException(_)) => {
-                Ok(Association::NoSuchOpportunity)
+                Ok(None)
             }
-            Err(e) => Err(classify_get(&e)),
+            Err(e) => Err(classify_generic(&e)),
         }
     }
+}
+
+fn holdings(ids: &RelatedEntityIdentifiers) -> Holdings {
+    EntityType::ALL.into_iter().fold(Holdings::default(), |holdings, entity_type| {
+        holdings.with(entity_type, entity_list(ids, entity_type).iter().cloned())
+    })
 }
 
 fn sdk_entity_type(entity_type: EntityType) -> RelatedEntityType {
@@ -366,10 +310,6 @@ fn classify_disassociate(
         },
         None => classify_generic(error),
     }
-}
-
-fn classify_get(error: &SdkError<GetOpportunityError, aws_smithy_runtime_api::http::Response>) -> ApiError {
-    classify_generic(error)
 }
 
 /// Everything but the modelled permanent errors of `DisassociateOpportunity`: the error code decides,
@@ -459,40 +399,10 @@ mod tests {
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
 
-    fn lookup(vars: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        let vars = vars.to_vec();
-        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
-    }
-
-    #[test]
-    fn warms_up_in_lambda_unless_told_otherwise() {
-        let lambda = ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
-        assert_eq!(warm_up_wanted(lookup(&[lambda])), Ok(true));
-        assert_eq!(warm_up_wanted(lookup(&[])), Ok(false), "not in Lambda");
-        assert_eq!(warm_up_wanted(lookup(&[lambda, ("WARM_UP", "auto")])), Ok(true));
-        assert_eq!(warm_up_wanted(lookup(&[lambda, ("WARM_UP", " False ")])), Ok(false));
-        assert_eq!(warm_up_wanted(lookup(&[("WARM_UP", "true")])), Ok(true));
-        let error = warm_up_wanted(lookup(&[("WARM_UP", "sometimes")])).unwrap_err();
-        assert_eq!(error.name, "WARM_UP");
-    }
-
-    #[tokio::test]
-    async fn the_sdk_config_takes_lambdas_region_and_credentials_from_the_environment() {
-        let lambda = lookup(&[
-            ("AWS_REGION", "eu-west-1"),
-            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-            ("AWS_SECRET_ACCESS_KEY", "secret"),
-        ]);
-        let sdk = sdk_config(lambda, 3).await;
-        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
-        assert!(sdk.credentials_provider().is_some());
-        assert!(sdk.http_client().is_some(), "the shared client with the built-in trust store");
-    }
-
     #[tokio::test]
     async fn the_client_makes_one_attempt_without_stalled_stream_protection() {
-        let config = Config::from_lookup(|_| None).unwrap();
-        let sdk = sdk_config(lookup(&[("AWS_REGION", "eu-west-1")]), 3).await;
+        let config = WorkerConfig::from_lookup(|_| None).unwrap();
+        let sdk = crate::aws::sdk_config(|name| (name == "AWS_REGION").then(|| "eu-west-1".to_owned()), 3).await;
         let partner_central = SdkPartnerCentral::new(&sdk, &config, Arc::new(ThrottleCount::default()));
         let client_config = partner_central.client().config();
         assert_eq!(client_config.retry_config().map(|r| r.max_attempts()), Some(1));
@@ -513,7 +423,7 @@ mod tests {
                 response
             });
         let throttles = Arc::new(ThrottleCount::default());
-        let config = Config::from_lookup(|_| None).unwrap();
+        let config = WorkerConfig::from_lookup(|_| None).unwrap();
         let client = mock_client!(aws_sdk_partnercentralselling, RuleMode::MatchAny, [&throttled], |b| {
             SdkPartnerCentral::configure(b, &config, throttles.clone())
         });

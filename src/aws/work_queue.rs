@@ -17,7 +17,7 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_smithy_types::timeout::TimeoutConfig;
 use sha2::{Digest, Sha256};
 
-use crate::request::DisassociationRequest;
+use crate::domain::request::DisassociationRequest;
 
 /// The most messages one `SendMessageBatch` takes.
 pub const MAX_BATCH: usize = 10;
@@ -59,16 +59,6 @@ impl<T: WorkQueue> WorkQueue for Arc<T> {
     }
 }
 
-/// No work queue: the handler's type while the webhook is off. It has no value, so it is never called.
-#[derive(Debug)]
-pub enum NoWorkQueue {}
-
-impl WorkQueue for NoWorkQueue {
-    async fn send_batch(&self, _requests: &[DisassociationRequest]) -> Result<Vec<String>, QueueError> {
-        match *self {}
-    }
-}
-
 /// The message a request is queued as: its canonical request document, in [`sqs_safe_json`].
 pub fn message_body(request: &DisassociationRequest) -> String {
     // Serializing this type (strings and unit enums) cannot fail.
@@ -105,7 +95,7 @@ impl SqsWorkQueue {
             .operation_timeout(Duration::from_secs(5))
             .build();
         let config = aws_sdk_sqs::config::Builder::from(sdk).timeout_config(timeouts).build();
-        let fifo = queue_url.ends_with(".fifo");
+        let fifo = super::is_fifo(&queue_url);
         Self { client: Client::from_conf(config), queue_url, fifo }
     }
 }
@@ -132,7 +122,7 @@ impl WorkQueue for SqsWorkQueue {
                 // SQS's 5-minute window a no-op.
                 entry = entry
                     .message_group_id(request.opportunity.as_str())
-                    .message_deduplication_id(hex(&Sha256::digest(body.as_bytes())));
+                    .message_deduplication_id(hex::encode(Sha256::digest(body.as_bytes())));
             }
             let entry = entry
                 .message_body(body)
@@ -178,10 +168,6 @@ fn message_ids(count: usize, output: &SendMessageBatchOutput) -> Result<Vec<Stri
         .collect();
     let detail = if failures.is_empty() { "entries missing from the answer".to_owned() } else { failures.join("; ") };
     Err(QueueError { sent, message: format!("SendMessageBatch took {sent} of {count} messages: {detail}") })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,44 @@
+//! The worker function (`opportunity-disassociator`): wires the settings, the clients and the pacer
+//! into [`Worker`], and runs it.
+
+use std::sync::Arc;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use opportunity_disassociator::aws::dead_letters::SqsDeadLetters;
+use opportunity_disassociator::aws::partner_central::{SdkPartnerCentral, ThrottleCount};
+use opportunity_disassociator::aws::sdk_config;
+use opportunity_disassociator::config::WorkerConfig;
+use opportunity_disassociator::pacer::Pacer;
+use opportunity_disassociator::telemetry::logging;
+use opportunity_disassociator::worker::Worker;
+use opportunity_disassociator::worker::inbound::Payload;
+
+// One thread: the work is waiting on I/O, and a single-threaded runtime spares the cross-thread
+// wake-ups and the idle worker threads.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    logging::init();
+    let config = WorkerConfig::from_env().inspect_err(|e| tracing::error!(setting = e.name, "{e}"))?;
+    let sdk = sdk_config(|name| std::env::var(name).ok(), config.max_attempts).await;
+    let throttles = Arc::new(ThrottleCount::default());
+    let partner_central = SdkPartnerCentral::new(&sdk, &config, throttles.clone());
+    if config.warm_up
+        && let Some(&catalog) = config.allowed_catalogs.first()
+    {
+        partner_central.warm_up(catalog).await;
+    }
+    let dead_letters = config.dead_letter_queue_url.clone().map(|url| SqsDeadLetters::new(&sdk, url));
+    let pacer = Arc::new(Pacer::new(config.writes_per_second));
+    tracing::info!(
+        allowed_catalogs = ?config.allowed_catalogs,
+        writes_per_second = config.writes_per_second,
+        dead_letter_queue = config.dead_letter_queue_url.is_some(),
+        max_receive_count = config.max_receive_count,
+        dry_run = config.dry_run,
+        warm_up = config.warm_up,
+        "initialised"
+    );
+    let worker = Worker::new(config, partner_central, dead_letters, pacer, throttles);
+    let worker = &worker;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move { worker.handle(event).await })).await
+}

@@ -1,0 +1,141 @@
+//! What becomes of a record: one [`Outcome`], decided once (`worker::decide`), carried out once
+//! (`worker::settle`), and read by the log line, the metrics and the trigger's answer.
+//!
+//! Every string the function puts in an answer, a log line's `outcome` or a dead letter's
+//! `ErrorCode` is a constant here: [`codes`] for errors, [`names`] for outcomes.
+
+use serde::Serialize;
+
+use crate::domain::request::InvalidRequest;
+
+/// Error codes the function gives itself (the service's own codes pass through unchanged). They are
+/// the `ErrorCode` attribute of a dead letter and the `errorType` of a function error.
+pub mod codes {
+    /// The document is not a valid request (our own validation, before any call).
+    pub const VALIDATION_ERROR: &str = "ValidationError";
+    /// The request names a catalog outside `ALLOWED_CATALOGS`.
+    pub const CATALOG_NOT_ALLOWED: &str = "CatalogNotAllowed";
+    /// The event is of no shape the function takes.
+    pub const UNSUPPORTED_EVENT: &str = "UnsupportedEvent";
+    /// Not started, or cut off: the invocation's remaining time could not cover its paced call.
+    pub const DEADLINE: &str = "DeadlineExceeded";
+    /// Not started: an earlier record of the same FIFO message group failed in this batch.
+    pub const EARLIER_FAILURE_IN_GROUP: &str = "EarlierFailureInGroup";
+    /// Processing the record panicked (a bug of ours): retried, and caught so it fails only itself.
+    pub const PANIC: &str = "Panic";
+    /// A record without a message id failed and could not be dead-lettered: the whole batch fails.
+    pub const UNREPORTABLE_RECORD: &str = "UnreportableRecord";
+    /// The answer could not be written as JSON.
+    pub const SERIALIZATION_ERROR: &str = "SerializationError";
+}
+
+/// The names of outcomes: a log line's `outcome`, an answer's `outcome`.
+pub mod names {
+    pub const DISASSOCIATED: &str = "disassociated";
+    pub const ALREADY_DISASSOCIATED: &str = "already_disassociated";
+    pub const DRY_RUN: &str = "dry_run";
+    pub const DEAD_LETTERED: &str = "dead_lettered";
+    pub const FAILED: &str = "failed";
+}
+
+/// Why a record did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// The service's error code, or one of [`codes`].
+    pub code: String,
+    pub message: String,
+    /// The service's request id, when the service answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl Failure {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self { code: code.to_owned(), message: message.into(), request_id: None }
+    }
+
+    /// The same failure, its message followed by `note`.
+    pub fn noted(mut self, note: impl std::fmt::Display) -> Self {
+        self.message = format!("{} ({note})", self.message);
+        self
+    }
+}
+
+impl From<InvalidRequest> for Failure {
+    fn from(error: InvalidRequest) -> Self {
+        Self::new(codes::VALIDATION_ERROR, error.to_string())
+    }
+}
+
+/// A request that succeeded, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Done {
+    Disassociated,
+    /// The service said not found, and the opportunity exists without that entity: a redelivery of
+    /// a request already carried out.
+    AlreadyDisassociated,
+    /// `DRY_RUN`: valid, and the call was logged instead of made.
+    DryRun,
+}
+
+impl Done {
+    pub const ALL: [Done; 3] = [Done::Disassociated, Done::AlreadyDisassociated, Done::DryRun];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Done::Disassociated => names::DISASSOCIATED,
+            Done::AlreadyDisassociated => names::ALREADY_DISASSOCIATED,
+            Done::DryRun => names::DRY_RUN,
+        }
+    }
+}
+
+/// What becomes of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done(Done),
+    /// Goes to the dead-letter queue with its reason (once carried out: went there).
+    DeadLettered(Failure),
+    /// Handed back to its trigger: reported failed to SQS, a function error for EventBridge (Lambda's
+    /// async retries) and for a direct caller.
+    Failed(Failure),
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Done(done) => done.name(),
+            Outcome::DeadLettered(_) => names::DEAD_LETTERED,
+            Outcome::Failed(_) => names::FAILED,
+        }
+    }
+
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Outcome::Done(_) => None,
+            Outcome::DeadLettered(failure) | Outcome::Failed(failure) => Some(failure),
+        }
+    }
+}
+
+/// A function error, as Lambda reports it: `errorType` names the class of failure, `errorMessage` the
+/// cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error_type}: {message}")]
+pub struct FunctionError {
+    pub error_type: String,
+    pub message: String,
+}
+
+impl From<Failure> for FunctionError {
+    fn from(failure: Failure) -> Self {
+        Self { error_type: failure.code, message: failure.message }
+    }
+}
+
+impl From<FunctionError> for lambda_runtime::Diagnostic {
+    fn from(error: FunctionError) -> Self {
+        lambda_runtime::Diagnostic { error_type: error.error_type, error_message: error.message }
+    }
+}

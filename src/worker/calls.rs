@@ -1,0 +1,118 @@
+//! Partner Central calls within an invocation: each write in a paced slot, retried in a later slot
+//! while its failure is passing; every call cut off at the end of calls.
+
+use tokio::time::Instant;
+use tracing::info;
+
+use super::deadline::until;
+use super::{Invocation, Worker};
+use crate::aws::dead_letters::DeadLetters;
+use crate::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
+use crate::domain::opportunity::Holdings;
+use crate::domain::outcome::{Failure, codes};
+use crate::domain::request::{Catalog, OpportunityId, RelatedEntity};
+
+/// One write to an opportunity.
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'a> {
+    Disassociate(&'a RelatedEntity),
+}
+
+/// Why a write did not go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// The service's answer to the last attempt: permanent, or passing after `AWS_MAX_ATTEMPTS`.
+    Api(ApiError),
+    /// No attempt could start, or the last was cut off, before the end of calls.
+    Deadline(Failure),
+}
+
+/// A call cut off at the end of calls: whether the service applied it is unknown, and the redelivery
+/// will find out (already done counts as success).
+fn cut_off() -> Failure {
+    Failure::new(codes::DEADLINE, "the call was cut off at the invocation's deadline")
+}
+
+impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
+    /// Makes one write. Every attempt, retries included, takes its own paced slot: a retry fired
+    /// outside the pacer would land between paced writes and throttle the next one. A throttled
+    /// answer stretches the pacer's interval first, so the retry waits longer than the write it repeats.
+    pub(super) async fn write(
+        &self,
+        invocation: &Invocation,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+        write: Write<'_>,
+    ) -> Result<(), WriteError> {
+        let latest_start = invocation.deadline.latest_call_start();
+        let mut last_error: Option<ApiError> = None;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Err(too_late) = self.pacer.acquire(latest_start).await {
+                // Retried later for the reason its last attempt failed, if it had one.
+                return Err(match last_error {
+                    Some(error) => WriteError::Api(error),
+                    None => {
+                        let wait = too_late.slot.saturating_duration_since(Instant::now());
+                        WriteError::Deadline(Failure::new(
+                            codes::DEADLINE,
+                            format!(
+                                "not started: the next paced write slot is {} ms away, too close to the invocation's deadline",
+                                wait.as_millis()
+                            ),
+                        ))
+                    }
+                });
+            }
+            let started = Instant::now();
+            let call = match write {
+                Write::Disassociate(entity) => self.partner_central.disassociate(catalog, opportunity, entity),
+            };
+            let result = until(invocation.deadline.calls_end, call).await;
+            invocation.metrics.latency(catalog, started.elapsed().as_secs_f64() * 1000.0);
+            let error = match result {
+                Some(Ok(())) => {
+                    self.pacer.succeeded();
+                    return Ok(());
+                }
+                Some(Err(error)) => error,
+                None => return Err(WriteError::Deadline(cut_off())),
+            };
+            if error.is_throttling() {
+                self.pacer.throttled();
+            }
+            if error.class != ErrorClass::Transient || attempt >= self.config.max_attempts {
+                return Err(WriteError::Api(error));
+            }
+            info!(
+                attempt,
+                max_attempts = self.config.max_attempts,
+                error_code = %error.code,
+                "write attempt failed, retrying in the next paced slot"
+            );
+            last_error = Some(error);
+        }
+    }
+
+    /// What the opportunity holds (a read: not paced with the writes), cut off at the end of calls.
+    pub(super) async fn read(
+        &self,
+        invocation: &Invocation,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+    ) -> Result<Option<Holdings>, ApiError> {
+        match until(invocation.deadline.calls_end, self.partner_central.opportunity(catalog, opportunity)).await {
+            Some(result) => result,
+            None => {
+                let failure = cut_off();
+                Err(ApiError {
+                    code: failure.code,
+                    message: failure.message,
+                    request_id: None,
+                    class: ErrorClass::Transient,
+                })
+            }
+        }
+    }
+}

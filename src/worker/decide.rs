@@ -1,0 +1,208 @@
+//! The decision: what becomes of one record. Two steps, both here and nowhere else:
+//!
+//! 1. [`Worker::try_request`]: the request's checks and calls, which end in a [`Verdict`] (done,
+//!    permanent or passing);
+//! 2. [`Worker::rule`]: the verdict under the trigger's rules (the caller of a direct invocation is
+//!    waiting; a dead-letter queue may be set; a message at its last receive; a record without an id to
+//!    report it by), which gives the [`Outcome`].
+
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use serde_json::json;
+use tracing::info;
+
+use super::calls::{Write, WriteError};
+use super::inbound::{Record, Trigger};
+use super::{Invocation, Worker};
+use crate::aws::dead_letters::DeadLetters;
+use crate::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
+use crate::domain::opportunity::Holdings;
+use crate::domain::outcome::{Done, Failure, Outcome, codes};
+use crate::domain::request::DisassociationRequest;
+
+/// What trying a request came to, before the trigger's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Done(Done),
+    /// Will never succeed as it is.
+    Permanent(Failure),
+    /// May succeed later.
+    Passing(Failure),
+}
+
+impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
+    /// Decides what becomes of `record`. `held_back`: an earlier record of its FIFO group failed.
+    pub(super) async fn decide(&self, invocation: &Invocation, record: &Record, held_back: bool) -> Outcome {
+        let verdict = match (&record.request, held_back) {
+            (_, true) => Verdict::Passing(Failure::new(
+                codes::EARLIER_FAILURE_IN_GROUP,
+                "an earlier message of this FIFO group failed in this batch",
+            )),
+            (Err(failure), false) => Verdict::Permanent(failure.clone()),
+            (Ok(request), false) => self.try_request(invocation, request).await,
+        };
+        self.rule(record, verdict, held_back)
+    }
+
+    /// The verdict under the trigger's rules.
+    fn rule(&self, record: &Record, verdict: Verdict, held_back: bool) -> Outcome {
+        let failure = match verdict {
+            Verdict::Done(done) => return Outcome::Done(done),
+            // The caller is waiting for the answer: failures go back to it, not to the dead-letter queue.
+            Verdict::Permanent(failure) | Verdict::Passing(failure) if record.trigger == Trigger::Direct => {
+                return Outcome::Failed(failure);
+            }
+            Verdict::Permanent(failure) if self.dead_letters.is_some() => return Outcome::DeadLettered(failure),
+            Verdict::Permanent(failure) => return Outcome::Failed(failure),
+            Verdict::Passing(failure) => failure,
+        };
+        if self.dead_letters.is_none() || record.trigger != Trigger::Sqs {
+            return Outcome::Failed(failure);
+        }
+        // Never reported (an empty identifier fails the whole batch): dead-lettered instead.
+        if record.source_id.is_none() {
+            return Outcome::DeadLettered(failure.noted("no message id to report it failed by"));
+        }
+        // At its last receive SQS's redrive would move it without a reason. Not a held-back record: the
+        // record blocking its group is at its last receive too (a group has one message in flight),
+        // and the redrive then moves both, in order.
+        match (record.receive_count, self.config.max_receive_count) {
+            (Some(count), Some(max)) if count >= max && !held_back => Outcome::DeadLettered(failure.noted(
+                format_args!("receive {count} of the queue's maxReceiveCount {max}, its last before the redrive"),
+            )),
+            _ => Outcome::Failed(failure),
+        }
+    }
+
+    /// The checks and calls of one valid request. A panic here is caught and fails only this record.
+    async fn try_request(&self, invocation: &Invocation, request: &DisassociationRequest) -> Verdict {
+        if let Err(reason) = request.catalog.allowed_in(&self.config.allowed_catalogs) {
+            return Verdict::Permanent(Failure::new(codes::CATALOG_NOT_ALLOWED, reason));
+        }
+        if self.config.dry_run {
+            info!(request = %json!(request), "DRY_RUN: would call DisassociateOpportunity");
+            return Verdict::Done(Done::DryRun);
+        }
+        let disassociation = self.disassociate(invocation, request);
+        match AssertUnwindSafe(disassociation).catch_unwind().await {
+            Ok(verdict) => verdict,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                Verdict::Passing(Failure::new(codes::PANIC, format!("processing panicked: {message}")))
+            }
+        }
+    }
+
+    async fn disassociate(&self, invocation: &Invocation, request: &DisassociationRequest) -> Verdict {
+        let write = Write::Disassociate(&request.entity);
+        match self.write(invocation, request.catalog, &request.opportunity, write).await {
+            Ok(()) => Verdict::Done(Done::Disassociated),
+            Err(WriteError::Deadline(failure)) => Verdict::Passing(failure),
+            Err(WriteError::Api(error)) => {
+                let read = self.read(invocation, request.catalog, &request.opportunity);
+                after_disassociation_error(error, read, request).await
+            }
+        }
+    }
+}
+
+/// The verdict on a `DisassociateOpportunity` error. `read` (what the opportunity holds) is awaited
+/// only for a not-found or business-rule answer, which may mean the entity was already disassociated:
+/// the service's answer for that is undocumented, so the opportunity itself decides.
+pub async fn after_disassociation_error<F>(error: ApiError, read: F, request: &DisassociationRequest) -> Verdict
+where
+    F: Future<Output = Result<Option<Holdings>, ApiError>>,
+{
+    match error.class {
+        ErrorClass::Transient => Verdict::Passing(error.into()),
+        ErrorClass::Permanent => Verdict::Permanent(error.into()),
+        ErrorClass::Missing => match read.await {
+            Ok(Some(holdings)) if holdings.holds(&request.entity) => Verdict::Permanent(error.into()),
+            Ok(Some(_)) => Verdict::Done(Done::AlreadyDisassociated),
+            Ok(None) => {
+                let message = format!("the opportunity does not exist in this catalog ({})", error.message);
+                Verdict::Permanent(Failure { message, ..error.into() })
+            }
+            Err(read) if read.class == ErrorClass::Transient => Verdict::Passing(read.into()),
+            Err(_) => Verdict::Permanent(error.into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::request::EntityType;
+
+    fn api(code: &str, class: ErrorClass) -> ApiError {
+        ApiError { code: code.into(), message: "m".into(), request_id: Some("rid".into()), class }
+    }
+
+    fn request() -> DisassociationRequest {
+        DisassociationRequest::from_document(&json!({"Catalog": "Sandbox", "OpportunityIdentifier": "O1",
+            "RelatedEntityType": "Solutions", "RelatedEntityIdentifier": "S-1"}))
+        .unwrap()
+    }
+
+    async fn unreachable_read() -> Result<Option<Holdings>, ApiError> {
+        panic!("GetOpportunity must not be called for this error")
+    }
+
+    async fn holding(solutions: &[&str]) -> Result<Option<Holdings>, ApiError> {
+        Ok(Some(Holdings::default().with(EntityType::Solutions, solutions.iter().copied())))
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_passing_and_permanent_ones_need_no_read() {
+        let verdict = after_disassociation_error(
+            api("ThrottlingException", ErrorClass::Transient),
+            unreachable_read(),
+            &request(),
+        )
+        .await;
+        assert!(matches!(verdict, Verdict::Passing(_)));
+        let verdict = after_disassociation_error(
+            api("AccessDeniedException", ErrorClass::Permanent),
+            unreachable_read(),
+            &request(),
+        )
+        .await;
+        let Verdict::Permanent(failure) = verdict else { panic!("expected permanent") };
+        assert_eq!((failure.code.as_str(), failure.request_id.as_deref()), ("AccessDeniedException", Some("rid")));
+    }
+
+    #[tokio::test]
+    async fn not_found_is_settled_by_the_opportunity_itself() {
+        let missing = || api("ResourceNotFoundException", ErrorClass::Missing);
+        let absent = after_disassociation_error(missing(), holding(&["S-2"]), &request()).await;
+        assert_eq!(absent, Verdict::Done(Done::AlreadyDisassociated));
+        let present = after_disassociation_error(missing(), holding(&["S-1"]), &request()).await;
+        assert!(matches!(present, Verdict::Permanent(_)));
+        let Verdict::Permanent(failure) = after_disassociation_error(missing(), async { Ok(None) }, &request()).await
+        else {
+            panic!("expected permanent")
+        };
+        assert!(failure.message.contains("does not exist"));
+        let read_failed = after_disassociation_error(
+            missing(),
+            async { Err(api("InternalServerException", ErrorClass::Transient)) },
+            &request(),
+        )
+        .await;
+        let Verdict::Passing(failure) = read_failed else { panic!("expected passing") };
+        assert_eq!(failure.code, "InternalServerException");
+        let read_denied = after_disassociation_error(
+            missing(),
+            async { Err(api("AccessDeniedException", ErrorClass::Permanent)) },
+            &request(),
+        )
+        .await;
+        let Verdict::Permanent(failure) = read_denied else { panic!("expected permanent") };
+        assert_eq!(failure.code, "ResourceNotFoundException");
+    }
+}

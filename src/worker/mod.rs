@@ -1,0 +1,138 @@
+//! The worker: SQS, EventBridge and direct events in, one outcome per record, one answer out.
+//!
+//! ```text
+//! event ─> inbound::classify ─> records, each request decoded once
+//!   each record ─> decide (checks, paced calls; the trigger's rules) ─> Outcome
+//!               ─> settle (a dead letter sent, or turned into a retry) ─> Outcome
+//!               ─> its log line and metrics
+//! outcomes ─> the trigger's answer: sqs | eventbridge | direct
+//! ```
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::aws::dead_letters::DeadLetters;
+use crate::aws::partner_central::{PartnerCentral, ThrottleCount};
+use crate::config::WorkerConfig;
+use crate::domain::outcome::{FunctionError, Outcome};
+use crate::pacer::Pacer;
+use crate::telemetry::metrics::InvocationMetrics;
+
+mod batch;
+mod calls;
+pub mod deadline;
+pub mod decide;
+mod direct;
+mod eventbridge;
+pub mod inbound;
+mod settle;
+mod sqs;
+
+use deadline::Deadline;
+use inbound::{Inbound, Payload, Record};
+
+/// One invocation's context.
+pub(crate) struct Invocation {
+    request_id: String,
+    deadline: Deadline,
+    metrics: InvocationMetrics,
+}
+
+/// The worker, generic over its ports so tests can drive it with fakes.
+pub struct Worker<P, D> {
+    config: WorkerConfig,
+    partner_central: P,
+    dead_letters: Option<D>,
+    pacer: Arc<Pacer>,
+    throttles: Arc<ThrottleCount>,
+}
+
+impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
+    pub fn new(
+        config: WorkerConfig,
+        partner_central: P,
+        dead_letters: Option<D>,
+        pacer: Arc<Pacer>,
+        throttles: Arc<ThrottleCount>,
+    ) -> Self {
+        Self { config, partner_central, dead_letters, pacer, throttles }
+    }
+
+    /// Handles one invocation, whatever triggered it. The payload is taken as it arrived, so that a
+    /// dead letter can carry the very bytes of an event.
+    pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, FunctionError> {
+        let (payload, context) = event.into_parts();
+        let invocation = Invocation {
+            deadline: Deadline::from_epoch_ms(context.deadline),
+            request_id: context.request_id,
+            metrics: InvocationMetrics::default(),
+        };
+        tracing::debug!(request_id = %invocation.request_id, deadline_ms = context.deadline, "invocation started");
+        let throttled_before = self.throttles.get();
+        let answer = match inbound::classify(&payload) {
+            Inbound::Sqs(batch) => {
+                let outcomes = self.run_batch(&invocation, &batch).await;
+                sqs::answer(&invocation.request_id, &batch, &outcomes)
+            }
+            Inbound::EventBridge(record) => {
+                let outcome = self.process(&invocation, &record, false).await;
+                eventbridge::answer(&record, outcome)
+            }
+            Inbound::Direct(record) => {
+                let outcome = self.process(&invocation, &record, false).await;
+                direct::answer(&record, outcome)
+            }
+            Inbound::Unsupported(failure) => {
+                error!(request_id = %invocation.request_id, error_code = %failure.code, "{}", failure.message);
+                Err(failure.into())
+            }
+        };
+        let throttled = self.throttles.get().saturating_sub(throttled_before);
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let lines =
+            invocation.metrics.emf_lines(&self.config.metrics_namespace, &self.config.service_name, throttled, now_ms);
+        for line in lines {
+            println!("{line}");
+        }
+        answer
+    }
+
+    /// One record, from its decision to its log line.
+    async fn process(&self, invocation: &Invocation, record: &Record, held_back: bool) -> Outcome {
+        let opportunity_id = record.request.as_ref().ok().map(|r| r.opportunity.as_str());
+        let span = info_span!(
+            "record",
+            request_id = %invocation.request_id,
+            source_id = record.source_id.as_deref(),
+            opportunity_id
+        );
+        async {
+            let outcome = self.decide(invocation, record, held_back).await;
+            let outcome = self.settle(invocation, record, outcome).await;
+            report(invocation, record, &outcome);
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// The record's log line and its count in the metrics.
+fn report(invocation: &Invocation, record: &Record, outcome: &Outcome) {
+    let catalog = record.request.as_ref().ok().map(|r| r.catalog);
+    invocation.metrics.count(catalog, outcome);
+    match outcome {
+        Outcome::Done(_) => info!(outcome = outcome.name(), "done"),
+        Outcome::DeadLettered(failure) | Outcome::Failed(failure) => warn!(
+            outcome = outcome.name(),
+            error_code = %failure.code,
+            service_request_id = ?failure.request_id,
+            "{}",
+            failure.message
+        ),
+    }
+}

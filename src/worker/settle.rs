@@ -1,0 +1,41 @@
+//! Carrying out an outcome: the one place a dead letter is sent, and the one place a dead letter that
+//! cannot be sent becomes a retry, so that nothing is ever dropped.
+
+use tracing::warn;
+
+use super::deadline::until;
+use super::inbound::{Group, Record};
+use super::{Invocation, Worker};
+use crate::aws::dead_letters::{DeadLetter, DeadLetters};
+use crate::aws::partner_central::PartnerCentral;
+use crate::domain::outcome::Outcome;
+
+impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
+    pub(super) async fn settle(&self, invocation: &Invocation, record: &Record, outcome: Outcome) -> Outcome {
+        let Outcome::DeadLettered(failure) = outcome else { return outcome };
+        let Some(queue) = &self.dead_letters else { return Outcome::Failed(failure) };
+        let letter = DeadLetter {
+            body: &record.body,
+            failure: &failure,
+            lambda_request_id: &invocation.request_id,
+            source_id: record.source_id.as_deref(),
+            message_group: match &record.group {
+                Group::Known(group) => Some(group),
+                Group::None | Group::Unreadable => None,
+            },
+        };
+        match until(invocation.deadline.letters_end, queue.send(letter)).await {
+            Some(Ok(())) => Outcome::DeadLettered(failure),
+            Some(Err(e)) => {
+                warn!(error = %e, "could not dead-letter the record: it will be delivered again");
+                Outcome::Failed(failure)
+            }
+            None => {
+                warn!(
+                    "the dead letter was not sent before the invocation's deadline: the record will be delivered again"
+                );
+                Outcome::Failed(failure)
+            }
+        }
+    }
+}
