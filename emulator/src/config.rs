@@ -47,8 +47,9 @@ impl From<std::io::Error> for EmulatorError {
 
 /// Fault injection for Partner Central operations (never for `/_emulator/…`).
 ///
-/// Each call draws, independently and in this order: drop (`drop_rate`), internal error
-/// (`error_rate`), throttle (`throttle_rate`), slow (`slow_rate`); the first hit wins.
+/// Each call within the quota draws, independently and in this order: drop (`drop_rate`),
+/// internal error (`error_rate`), throttle (`throttle_rate`), slow (`slow_rate`); the first hit
+/// wins. A call over the quota draws nothing.
 /// A faulted call never changes state, except a slow call when `slow_applies` is set.
 /// `latency_ms` is added to every call. JSON member names are PascalCase (`ThrottleRate`, …);
 /// absent members take their defaults (0 / false / null).

@@ -36,21 +36,24 @@
 //! | error | status | extra members |
 //! |---|---|---|
 //! | `ValidationException` | 400 | `Reason`, `ErrorList` [`FieldName`, `Message`, `Code`] |
-//! | `SerializationException` | 400 | |
+//! | `SerializationException` | 400 | (body not a JSON object, or not readable: over 1 MiB) |
 //! | `UnknownOperationException` | 400 | |
 //! | `AccessDeniedException` | 403 | `Reason` = `INCOMPATIBLE_BENEFIT_AWS_PARTNER_STATE` |
 //! | `MissingAuthenticationTokenException` | 403 | (no `Authorization` header) |
 //! | `IncompleteSignatureException` | 403 | (malformed `Authorization`, no `X-Amz-Date`) |
 //! | `UnrecognizedClientException` | 403 | (unknown access key) |
-//! | `InvalidSignatureException` | 403 | (wrong secret/region/service/scope, tampering, clock skew > 15 min) |
+//! | `InvalidSignatureException` | 403 | (wrong secret/region/service/scope, tampering, clock skew over [`EmulatorConfig::max_clock_skew`], 15 min by default) |
 //! | `ResourceNotFoundException` | 404 | |
 //! | `ThrottlingException` | 429 | |
 //! | `InternalServerException` | 500 | |
 //!
-//! Processing order of a Partner Central request: SigV4 verification, operation routing,
-//! added latency, fault draw, quota (token bucket), JSON parsing, validation, catalog access
-//! (`DeniedCatalogs`), then the operation. So a faulted or throttled call never changes state
-//! (except a slow call with `SlowApplies`, see [`FaultConfig`]).
+//! Processing order of a Partner Central request: reading the body (one that cannot be read, or is
+//! over 1 MiB, answers `SerializationException` at once), SigV4 verification, operation routing,
+//! quota (token bucket, taken as the request arrives), added latency (a call over quota waits it
+//! too, then answers `ThrottlingException`), fault draw (only for calls within the quota), JSON
+//! parsing, validation, catalog access (`DeniedCatalogs`), then the operation. So a faulted or
+//! throttled call never changes state (except a slow call with `SlowApplies`, see
+//! [`FaultConfig`]).
 //!
 //! # Library use
 //!
