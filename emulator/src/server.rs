@@ -500,6 +500,19 @@ fn associate(st: &mut State, input: &Map<String, Value>, disassociate: bool) -> 
         if associated {
             return ok(json!({}));
         }
+        if let Err(limit) = opp.related.check_room_for(t) {
+            return validation_error(
+                "BUSINESS_VALIDATION_FAILED",
+                &[FieldError {
+                    field: "RelatedEntityIdentifier",
+                    message: format!(
+                        "Cannot associate {t} {ident} with opportunity {}: {limit}.",
+                        input.opportunity_identifier
+                    ),
+                    code: rules::TOO_MANY_VALUES,
+                }],
+            );
+        }
         opp.related.list_mut(t).push(ident.to_owned());
     }
     opp.last_modified = now_epoch();

@@ -5,6 +5,7 @@ mod common;
 mod control;
 mod errors;
 mod faults;
+mod limits;
 mod operations;
 mod quotas;
 mod sigv4;
