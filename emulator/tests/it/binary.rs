@@ -65,9 +65,16 @@ fn binary_rejects_bad_arguments() {
         Command::new(env!("CARGO_BIN_EXE_partner-central-emulator")).args(["--drop-rate", "3"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DropRate"));
+    let out = Command::new(env!("CARGO_BIN_EXE_partner-central-emulator"))
+        .args(["--already-associated", "maybe"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--already-associated"));
     let out = Command::new(env!("CARGO_BIN_EXE_partner-central-emulator")).arg("--help").output().expect("run");
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("--slow-ms"));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--slow-ms") && help.contains("--already-associated success|conflict"), "{help}");
 }
 
 #[test]

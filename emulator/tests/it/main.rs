@@ -1,5 +1,6 @@
 //! Integration tests: the real SDK and raw HTTP against an in-process emulator, plus the binary.
 
+mod already_associated;
 mod binary;
 mod common;
 mod control;
