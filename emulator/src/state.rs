@@ -52,7 +52,7 @@ pub struct OpportunityState {
     pub arn: String,
     /// RFC 3339 UTC timestamp (seed time).
     pub created_date: String,
-    /// RFC 3339 UTC timestamp of the last successful associate/disassociate.
+    /// RFC 3339 UTC timestamp of the last associate/disassociate that changed it.
     pub last_modified_date: String,
     /// Life cycle.
     pub life_cycle: LifeCycle,
