@@ -47,8 +47,9 @@ impl From<std::io::Error> for EmulatorError {
 
 /// Fault injection for Partner Central operations (never for `/_emulator/…`).
 ///
-/// Each call draws, independently and in this order: drop (`drop_rate`), internal error
-/// (`error_rate`), throttle (`throttle_rate`), slow (`slow_rate`); the first hit wins.
+/// Each call within the quota draws, independently and in this order: drop (`drop_rate`),
+/// internal error (`error_rate`), throttle (`throttle_rate`), slow (`slow_rate`); the first hit
+/// wins. A call over the quota draws nothing.
 /// A faulted call never changes state, except a slow call when `slow_applies` is set.
 /// `latency_ms` is added to every call. JSON member names are PascalCase (`ThrottleRate`, …);
 /// absent members take their defaults (0 / false / null).
@@ -90,6 +91,54 @@ impl FaultConfig {
         }
         Ok(())
     }
+}
+
+/// The answer to `AssociateOpportunity` for an entity that is already associated. The real
+/// service's answer is undocumented; JSON and `--already-associated` spell it `success` or
+/// `conflict`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlreadyAssociated {
+    /// 200 `{}`, nothing changes (idempotent).
+    #[default]
+    Success,
+    /// `ConflictException` (409). It is not in the service model, so the SDK gives it as an
+    /// unhandled error whose code is `ConflictException`.
+    Conflict,
+}
+
+impl AlreadyAssociated {
+    /// The wire spelling, `success` or `conflict`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlreadyAssociated::Success => "success",
+            AlreadyAssociated::Conflict => "conflict",
+        }
+    }
+}
+
+impl std::str::FromStr for AlreadyAssociated {
+    type Err = EmulatorError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "success" => Ok(AlreadyAssociated::Success),
+            "conflict" => Ok(AlreadyAssociated::Conflict),
+            other => {
+                Err(EmulatorError::Config(format!("AlreadyAssociated must be success or conflict, got {other:?}")))
+            }
+        }
+    }
+}
+
+/// Switchable answers where the real service's behaviour is undocumented (`GET`/`POST
+/// /_emulator/behavior`, [`crate::RunningEmulator::set_behavior`]). JSON member names are
+/// PascalCase; absent members take their defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
+pub struct BehaviorConfig {
+    /// Associating an entity that is already associated: `success` (default) or `conflict`.
+    pub already_associated: AlreadyAssociated,
 }
 
 /// A token bucket: `Rate` tokens per second refill, at most `Burst` tokens (the bucket starts
@@ -159,8 +208,9 @@ impl QuotaConfig {
 }
 
 /// Everything [`crate::Emulator::start`] needs. `Default` gives 127.0.0.1 on an ephemeral port,
-/// no opportunities, credentials `test`/`test`, the service's quotas, no faults, 15 minutes of
-/// allowed clock skew, and request logging to stderr.
+/// no opportunities, credentials `test`/`test`, the service's quotas, no faults, an already
+/// associated entity answering success, 15 minutes of allowed clock skew, and request logging
+/// to stderr.
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
     /// Address to bind (default 127.0.0.1).
@@ -175,6 +225,8 @@ pub struct EmulatorConfig {
     pub quotas: QuotaConfig,
     /// Fault injection.
     pub faults: FaultConfig,
+    /// Switchable answers (already-associated entities).
+    pub behavior: BehaviorConfig,
     /// Largest accepted difference between `X-Amz-Date` and the emulator's clock.
     pub max_clock_skew: Duration,
     /// Log one line per request to stderr.
@@ -192,6 +244,7 @@ impl Default for EmulatorConfig {
             credentials: BTreeMap::from([("test".to_owned(), "test".to_owned())]),
             quotas: QuotaConfig::default(),
             faults: FaultConfig::default(),
+            behavior: BehaviorConfig::default(),
             max_clock_skew: Duration::from_secs(15 * 60),
             log_requests: true,
             tls: false,
@@ -244,5 +297,20 @@ mod tests {
         let bad = QuotaConfig { write: Some(TokenBucketConfig { rate: 1.0, burst: 0.5 }), read: None };
         assert!(bad.validate().is_err());
         assert!(EmulatorConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn behavior_config_json() {
+        let b: BehaviorConfig = serde_json::from_str(r#"{"AlreadyAssociated":"conflict"}"#).expect("parses");
+        assert_eq!(b.already_associated, AlreadyAssociated::Conflict);
+        assert_eq!(serde_json::from_str::<BehaviorConfig>("{}").ok(), Some(BehaviorConfig::default()));
+        assert_eq!(BehaviorConfig::default().already_associated, AlreadyAssociated::Success);
+        assert_eq!(serde_json::to_value(&b).ok(), Some(serde_json::json!({"AlreadyAssociated": "conflict"})));
+        for bad in [r#"{"AlreadyAssociated":"Conflict"}"#, r#"{"AlreadyAssociated":1}"#, r#"{"Other":1}"#] {
+            assert!(serde_json::from_str::<BehaviorConfig>(bad).is_err(), "{bad}");
+        }
+        assert_eq!("success".parse::<AlreadyAssociated>().ok(), Some(AlreadyAssociated::Success));
+        assert!("yes".parse::<AlreadyAssociated>().is_err());
+        assert_eq!(AlreadyAssociated::Conflict.as_str(), "conflict");
     }
 }

@@ -11,10 +11,24 @@
 //!   `OpportunityIdentifier`, `RelatedEntityType`, `RelatedEntityIdentifier`; success is 200 `{}`.
 //!   Disassociating an entity that is not associated answers `ResourceNotFoundException`
 //!   ("Related entity … is not associated with opportunity …"; the real service's answer is
-//!   undocumented, this is the emulator's choice). Associating is idempotent. Disassociating the
-//!   last `Solutions` entry of an opportunity whose `LifeCycle.ReviewStatus` is `Submitted`,
-//!   `In review`, `Approved` or `Action Required` answers `ValidationException` with reason
-//!   `BUSINESS_VALIDATION_FAILED` and code `ACTION_NOT_PERMITTED`.
+//!   undocumented, this is the emulator's choice). Disassociating the last `Solutions` entry of an
+//!   opportunity whose `LifeCycle.ReviewStatus` is `Submitted`, `In review`, `Approved` or
+//!   `Action Required` answers `ValidationException` with reason `BUSINESS_VALIDATION_FAILED` and
+//!   code `ACTION_NOT_PERMITTED` (only `Solutions` entries count as solutions here).
+//! * Associating an entity that is already associated changes nothing and answers, as
+//!   [`BehaviorConfig`] says (the real answer is undocumented): 200 `{}` (`success`, the default) or
+//!   `ConflictException` (`conflict`, 409; not in the service model, so the SDK gives an unhandled
+//!   error whose code is `ConflictException`).
+//! * Association limits per opportunity (Partner Central developer guide, quotas;
+//!   [`AssociationLimit`]): 20 `AwsProducts`, 10 `Solutions`, 10 `AwsMarketplaceSolutions`,
+//!   10 `AwsMarketplaceProducts`, and one AWS Marketplace offer or offer set
+//!   (`AwsMarketplaceOffers` and `AwsMarketplaceOfferSets` together hold at most 1: an offer is
+//!   replaced by disassociating the old one first). An `AssociateOpportunity` that would break a
+//!   limit changes nothing and answers `ValidationException` with reason
+//!   `BUSINESS_VALIDATION_FAILED` and one `ErrorList` entry, `FieldName`
+//!   `RelatedEntityIdentifier`, code `TOO_MANY_VALUES`, whose message names the limit. The code
+//!   the real service uses there is undocumented; `TOO_MANY_VALUES` is the emulator's choice from
+//!   the model's `ValidationExceptionErrorCode`. Seeds that break a limit are refused.
 //! * `GetOpportunity`: input `Catalog`, `Identifier`; answers `Catalog`, `Id`, `Arn`,
 //!   `CreatedDate`, `LastModifiedDate` (RFC 3339 strings: the model's `date-time` format, which is
 //!   what the SDK parses), `LifeCycle` and `RelatedEntityIdentifiers` (all six lists, always).
@@ -35,33 +49,38 @@
 //!
 //! | error | status | extra members |
 //! |---|---|---|
-//! | `ValidationException` | 400 | `Reason`, `ErrorList` [`FieldName`, `Message`, `Code`] |
-//! | `SerializationException` | 400 | |
+//! | `ValidationException` | 400 | `Reason` (`REQUEST_VALIDATION_FAILED`, or `BUSINESS_VALIDATION_FAILED` for the last-solution rule and the association limits), `ErrorList` [`FieldName`, `Message`, `Code`] |
+//! | `SerializationException` | 400 | (body not a JSON object, or not readable: over 1 MiB) |
 //! | `UnknownOperationException` | 400 | |
 //! | `AccessDeniedException` | 403 | `Reason` = `INCOMPATIBLE_BENEFIT_AWS_PARTNER_STATE` |
 //! | `MissingAuthenticationTokenException` | 403 | (no `Authorization` header) |
 //! | `IncompleteSignatureException` | 403 | (malformed `Authorization`, no `X-Amz-Date`) |
 //! | `UnrecognizedClientException` | 403 | (unknown access key) |
-//! | `InvalidSignatureException` | 403 | (wrong secret/region/service/scope, tampering, clock skew > 15 min) |
+//! | `InvalidSignatureException` | 403 | (wrong secret/region/service/scope, tampering, clock skew over [`EmulatorConfig::max_clock_skew`], 15 min by default) |
 //! | `ResourceNotFoundException` | 404 | |
+//! | `ConflictException` | 409 | (only with `AlreadyAssociated` `conflict`; not in the service model) |
 //! | `ThrottlingException` | 429 | |
 //! | `InternalServerException` | 500 | |
 //!
-//! Processing order of a Partner Central request: SigV4 verification, operation routing,
-//! added latency, fault draw, quota (token bucket), JSON parsing, validation, catalog access
-//! (`DeniedCatalogs`), then the operation. So a faulted or throttled call never changes state
-//! (except a slow call with `SlowApplies`, see [`FaultConfig`]).
+//! Processing order of a Partner Central request: reading the body (one that cannot be read, or is
+//! over 1 MiB, answers `SerializationException` at once), SigV4 verification, operation routing,
+//! quota (token bucket, taken as the request arrives), added latency (a call over quota waits it
+//! too, then answers `ThrottlingException`), fault draw (only for calls within the quota), JSON
+//! parsing, validation, catalog access (`DeniedCatalogs`), then the operation (opportunity lookup,
+//! already-associated answer, last-solution rule, association limits). So a faulted or throttled
+//! call never changes state (except a slow call with `SlowApplies`, see [`FaultConfig`]).
 //!
 //! # Library use
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), partner_central_emulator::EmulatorError> {
-//! use partner_central_emulator::{Emulator, EmulatorConfig, FaultConfig, Seed};
+//! use partner_central_emulator::{AlreadyAssociated, BehaviorConfig, Emulator, EmulatorConfig, FaultConfig, Seed};
 //! let seed = Seed::from_json(r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1",
 //!     "RelatedEntityIdentifiers":{"Solutions":["S-1"]}}]}"#)?;
 //! let emulator = Emulator::start(EmulatorConfig { seed, ..EmulatorConfig::default() }).await?;
 //! let endpoint = emulator.endpoint(); // http://127.0.0.1:PORT, give it to the SDK
 //! emulator.set_faults(FaultConfig { throttle_rate: 0.5, rng_seed: Some(1), ..FaultConfig::default() })?;
+//! emulator.set_behavior(BehaviorConfig { already_associated: AlreadyAssociated::Conflict });
 //! let state = emulator.state();
 //! assert_eq!(state.disassociation_count("Sandbox", "O1", "Solutions", "S-1"), 0);
 //! emulator.shutdown().await;
@@ -75,13 +94,16 @@
 //!     [--write-rate R] [--write-burst B] [--read-rate R] [--read-burst B] [--no-quotas]
 //!     [--throttle-rate P] [--error-rate P] [--drop-rate P] [--latency-ms N]
 //!     [--slow-rate P] [--slow-ms N] [--slow-applies] [--rng-seed N]
+//!     [--already-associated success|conflict]
 //!     [--access-key K --secret-key S] [--tls CA_FILE] [--quiet]
 //! ```
 //!
 //! It prints one line, `partner-central-emulator listening on http://127.0.0.1:PORT`, to stdout,
 //! logs one line per request to stderr, and serves until SIGTERM or SIGINT. Defaults: port 0
 //! (ephemeral), no opportunities, credentials `test`/`test`, writes 1/s burst 1, reads 10/s
-//! burst 10 (a rate given without its burst gets burst max(1, rate)), no faults.
+//! burst 10 (a rate given without its burst gets burst max(1, rate)), no faults, an already
+//! associated entity answering success. A seed file that breaks a rule or an association limit
+//! stops it at start with the reason (exit status 2).
 //!
 //! With `--tls CA_FILE` ([`EmulatorConfig::tls`]) it serves HTTPS (TLS 1.2 and 1.3, HTTP/1.1) with a
 //! certificate for `localhost`, `127.0.0.1` and `::1`, signed by a certificate authority made at
@@ -100,14 +122,20 @@
 //!   "FaultsInjected","Errors":{"<ErrorType>":n}}, …},
 //!   "FaultsInjected":{"Throttle","InternalError","Dropped","Slow"},
 //!   "Disassociations":[{"Catalog","OpportunityIdentifier","RelatedEntityType",
-//!   "RelatedEntityIdentifier","Count"}], "Associations":[…same…], "Faults":{…}, "Quotas":{…}}`
+//!   "RelatedEntityIdentifier","Count"}], "Associations":[…same…], "Faults":{…}, "Quotas":{…},
+//!   "Behavior":{…}}`. Every answer of an operation is in its counters: a refused association is
+//!   an `Errors` entry `ValidationException`, an already-associated conflict `ConflictException`.
 //! * `GET`/`POST /_emulator/faults` — a [`FaultConfig`]: `{"ThrottleRate":0.0,"ErrorRate":0.0,
 //!   "DropRate":0.0,"LatencyMs":0,"SlowRate":0.0,"SlowMs":0,"SlowApplies":false,"RngSeed":null}`
 //!   (POST replaces the whole configuration; absent members are 0/false/null; answers the new one)
 //! * `GET`/`POST /_emulator/quotas` — a [`QuotaConfig`]:
 //!   `{"Write":{"Rate":1.0,"Burst":1.0},"Read":{"Rate":10.0,"Burst":10.0}}` (`null` = unlimited)
+//! * `GET`/`POST /_emulator/behavior` — a [`BehaviorConfig`]: `{"AlreadyAssociated":"success"}`
+//!   or `"conflict"` (POST replaces the whole configuration; absent members take their defaults;
+//!   answers the new one)
 //! * `POST /_emulator/seed` — a [`Seed`]; replaces opportunities and denied catalogs and resets all
-//!   counters; answers `{"Status":"ok","Opportunities":n}`
+//!   counters; answers `{"Status":"ok","Opportunities":n}`. A seed that breaks a rule or an
+//!   association limit answers 400 and changes nothing.
 //!
 //! Control errors answer 400/404/405 with `{"Message":"…"}`.
 
@@ -126,8 +154,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{EmulatorConfig, EmulatorError, FaultConfig, QuotaConfig, TokenBucketConfig};
-pub use model::{EntityType, LifeCycle, RelatedEntityIdentifiers, Seed, SeedOpportunity};
+pub use config::{
+    AlreadyAssociated, BehaviorConfig, EmulatorConfig, EmulatorError, FaultConfig, QuotaConfig, TokenBucketConfig,
+};
+pub use model::{AssociationLimit, EntityType, LifeCycle, RelatedEntityIdentifiers, Seed, SeedOpportunity};
 pub use server::{REGION, SIGNING_NAME, TARGET_PREFIX};
 pub use state::{ACCOUNT_ID, EntityCount, FaultCounters, OperationCounters, OpportunityState, StateSnapshot};
 
@@ -215,6 +245,16 @@ impl RunningEmulator {
         quotas.validate()?;
         self.shared.lock().set_quotas(quotas);
         Ok(())
+    }
+
+    /// The switchable answers in force.
+    pub fn behavior(&self) -> BehaviorConfig {
+        self.shared.lock().behavior.clone()
+    }
+
+    /// Replaces the switchable answers, e.g. `AlreadyAssociated::Conflict`.
+    pub fn set_behavior(&self, behavior: BehaviorConfig) {
+        self.shared.lock().behavior = behavior;
     }
 
     /// Replaces opportunities and denied catalogs, and resets every counter.

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
 
-use partner_central_emulator::{Emulator, EmulatorConfig, FaultConfig, QuotaConfig, Seed, TokenBucketConfig};
+use partner_central_emulator::{
+    AlreadyAssociated, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, Seed, TokenBucketConfig,
+};
 
 const USAGE: &str = "\
 Usage: partner-central-emulator [OPTIONS]
@@ -31,6 +33,9 @@ Options:
   --slow-ms N          delay of a slow call
   --slow-applies       a slow call is processed after its delay (default: answers 500, no change)
   --rng-seed N         seed of the fault RNG
+  --already-associated success|conflict
+                       answer to associating an entity already associated
+                       (default success; conflict: ConflictException, 409)
   --access-key K       access key id (with --secret-key; default test/test)
   --secret-key S       secret access key
   --tls CA_FILE        serve HTTPS, with a certificate authority made at start whose
@@ -107,6 +112,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
             "--slow-ms" => faults.slow_ms = parse(&flag, &value)?,
             "--slow-applies" => faults.slow_applies = true,
             "--rng-seed" => faults.rng_seed = Some(parse(&flag, &value)?),
+            "--already-associated" => config.behavior.already_associated = parse::<AlreadyAssociated>(&flag, &value)?,
             "--access-key" => access_key = Some(value),
             "--secret-key" => secret_key = Some(value),
             "--quiet" => config.log_requests = false,
@@ -246,6 +252,8 @@ mod tests {
             "--secret-key",
             "SK",
             "--quiet",
+            "--already-associated",
+            "conflict",
         ])
         .expect("ok")
         .expect("config");
@@ -259,8 +267,10 @@ mod tests {
         assert_eq!(c.faults.rng_seed, Some(9));
         assert_eq!(c.credentials.len(), 1);
         assert!(!c.log_requests);
+        assert_eq!(c.behavior.already_associated, AlreadyAssociated::Conflict);
         let c = args(&["--no-quotas"]).expect("ok").expect("config");
         assert_eq!(c.quotas, QuotaConfig::unlimited());
+        assert_eq!(c.behavior.already_associated, AlreadyAssociated::Success);
         assert!(!c.tls);
         let o = options(&["--tls", "/tmp/ca.pem"]).expect("ok").expect("options");
         assert!(o.config.tls);
@@ -279,6 +289,8 @@ mod tests {
             &["--seed", "/nonexistent/seed.json"],
             &["--write-burst", "0"],
             &["--tls"],
+            &["--already-associated", "Conflict"],
+            &["--already-associated"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }

@@ -109,6 +109,83 @@ impl RelatedEntityIdentifiers {
     pub fn contains(&self, entity_type: EntityType, identifier: &str) -> bool {
         self.list(entity_type).iter().any(|i| i == identifier)
     }
+
+    /// Whether one more entity of `entity_type` fits the association limits; `Err` says which
+    /// limit it would break.
+    pub fn check_room_for(&self, entity_type: EntityType) -> Result<(), String> {
+        let limit = AssociationLimit::of(entity_type);
+        let held = limit.held(self);
+        if held < limit.max { Ok(()) } else { Err(limit.describe(held)) }
+    }
+
+    /// Checks every association limit (see [`AssociationLimit`]); `Err` names the first broken one.
+    pub fn check_limits(&self) -> Result<(), String> {
+        for limit in AssociationLimit::ALL {
+            let held = limit.held(self);
+            if held > limit.max {
+                return Err(limit.describe(held));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many associations an opportunity may hold (Partner Central developer guide, quotas):
+/// 20 `AwsProducts`, 10 `Solutions`, 10 `AwsMarketplaceSolutions`, 10 `AwsMarketplaceProducts`,
+/// and one AWS Marketplace offer or offer set (`AwsMarketplaceOffers` and `AwsMarketplaceOfferSets`
+/// together).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AssociationLimit {
+    /// The entity types the limit counts together.
+    pub types: &'static [EntityType],
+    /// The most entities of those types an opportunity may hold.
+    pub max: usize,
+    /// What the limit is about, for messages.
+    pub what: &'static str,
+}
+
+impl AssociationLimit {
+    /// Every limit.
+    pub const ALL: [AssociationLimit; 5] = [
+        AssociationLimit { types: &[EntityType::AwsProducts], max: 20, what: "AWS products (AwsProducts)" },
+        AssociationLimit { types: &[EntityType::Solutions], max: 10, what: "solutions (Solutions)" },
+        AssociationLimit {
+            types: &[EntityType::AwsMarketplaceSolutions],
+            max: 10,
+            what: "AWS Marketplace solutions (AwsMarketplaceSolutions)",
+        },
+        AssociationLimit {
+            types: &[EntityType::AwsMarketplaceProducts],
+            max: 10,
+            what: "AWS Marketplace products (AwsMarketplaceProducts)",
+        },
+        AssociationLimit {
+            types: &[EntityType::AwsMarketplaceOffers, EntityType::AwsMarketplaceOfferSets],
+            max: 1,
+            what: "AWS Marketplace offer or offer set (AwsMarketplaceOffers and AwsMarketplaceOfferSets together)",
+        },
+    ];
+
+    /// The limit that counts `entity_type`.
+    pub fn of(entity_type: EntityType) -> AssociationLimit {
+        let index = match entity_type {
+            EntityType::AwsProducts => 0,
+            EntityType::Solutions => 1,
+            EntityType::AwsMarketplaceSolutions => 2,
+            EntityType::AwsMarketplaceProducts => 3,
+            EntityType::AwsMarketplaceOffers | EntityType::AwsMarketplaceOfferSets => 4,
+        };
+        Self::ALL[index]
+    }
+
+    /// How many entities counted by this limit `related` holds.
+    pub fn held(&self, related: &RelatedEntityIdentifiers) -> usize {
+        self.types.iter().map(|t| related.list(*t).len()).sum()
+    }
+
+    fn describe(&self, held: usize) -> String {
+        format!("an opportunity can hold at most {} {}; it holds {held}", self.max, self.what)
+    }
 }
 
 /// The `LifeCycle` of an opportunity (only the members the emulator uses).
@@ -203,7 +280,8 @@ impl Seed {
     }
 
     /// Checks catalogs, opportunity identifiers and entity identifiers against the service rules,
-    /// and that no (catalog, id) appears twice.
+    /// every opportunity against the association limits ([`AssociationLimit`]), and that no
+    /// (catalog, id) appears twice.
     pub fn validate(&self) -> Result<(), EmulatorError> {
         let mut seen = std::collections::BTreeSet::new();
         for catalog in &self.denied_catalogs {
@@ -241,6 +319,9 @@ impl Seed {
                         )));
                     }
                 }
+            }
+            if let Err(msg) = opp.related_entity_identifiers.check_limits() {
+                return Err(EmulatorError::Config(format!("seed: opportunity {}/{}: {msg}", opp.catalog, opp.id)));
             }
         }
         Ok(())
@@ -333,6 +414,56 @@ mod tests {
         ] {
             assert!(Seed::from_json(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn seed_association_limits() {
+        let offer = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Offer/offer-1";
+        let offer_set = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/OfferSet/offerset-1";
+        let seed = |related: serde_json::Value| {
+            Seed::from_json(
+                &serde_json::json!({"Opportunities": [{"Catalog": "Sandbox", "Id": "O1",
+                    "RelatedEntityIdentifiers": related}]})
+                .to_string(),
+            )
+        };
+        let many = |prefix: &str, n: usize| (1..=n).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
+        let full = serde_json::json!({
+            "AwsProducts": many("P", 20), "Solutions": many("S-", 10),
+            "AwsMarketplaceSolutions": many("arn:s", 10), "AwsMarketplaceProducts": many("arn:p", 10),
+            "AwsMarketplaceOffers": [offer]});
+        assert!(seed(full).is_ok());
+        for (related, limit) in [
+            (serde_json::json!({"AwsProducts": many("P", 21)}), "at most 20 AWS products"),
+            (serde_json::json!({"Solutions": many("S-", 11)}), "at most 10 solutions"),
+            (serde_json::json!({"AwsMarketplaceSolutions": many("arn:s", 11)}), "at most 10 AWS Marketplace solutions"),
+            (serde_json::json!({"AwsMarketplaceProducts": many("arn:p", 11)}), "at most 10 AWS Marketplace products"),
+            (serde_json::json!({"AwsMarketplaceOffers": [offer, format!("{offer}x")]}), "offer or offer set"),
+            (
+                serde_json::json!({"AwsMarketplaceOfferSets": [offer_set, format!("{offer_set}x")]}),
+                "offer or offer set",
+            ),
+            (
+                serde_json::json!({"AwsMarketplaceOffers": [offer], "AwsMarketplaceOfferSets": [offer_set]}),
+                "offer or offer set",
+            ),
+        ] {
+            let err = seed(related.clone()).expect_err("over a limit").to_string();
+            assert!(err.contains("Sandbox/O1") && err.contains(limit), "{related}: {err}");
+        }
+    }
+
+    #[test]
+    fn association_limit_of_every_type() {
+        for t in EntityType::ALL {
+            assert!(AssociationLimit::of(t).types.contains(&t), "{t}");
+        }
+        let mut related = RelatedEntityIdentifiers::default();
+        assert!(related.check_room_for(EntityType::AwsMarketplaceOfferSets).is_ok());
+        related.aws_marketplace_offers.push("arn:x".to_owned());
+        assert!(related.check_room_for(EntityType::AwsMarketplaceOfferSets).is_err());
+        assert!(related.check_room_for(EntityType::AwsMarketplaceOffers).is_err());
+        assert!(related.check_room_for(EntityType::Solutions).is_ok());
     }
 
     #[test]

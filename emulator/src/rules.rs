@@ -24,6 +24,7 @@ pub(crate) const INVALID_ENUM_VALUE: &str = "INVALID_ENUM_VALUE";
 pub(crate) const INVALID_STRING_FORMAT: &str = "INVALID_STRING_FORMAT";
 pub(crate) const INVALID_VALUE: &str = "INVALID_VALUE";
 pub(crate) const ACTION_NOT_PERMITTED: &str = "ACTION_NOT_PERMITTED";
+pub(crate) const TOO_MANY_VALUES: &str = "TOO_MANY_VALUES";
 
 /// One entry of a `ValidationException`'s `ErrorList`.
 #[derive(Clone, Debug, PartialEq, Eq)]

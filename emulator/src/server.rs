@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{EmulatorConfig, FaultConfig, QuotaConfig};
+use crate::config::{AlreadyAssociated, BehaviorConfig, EmulatorConfig, FaultConfig, QuotaConfig};
 use crate::model::{EntityType, Seed};
 use crate::rules::{self, FieldError};
 use crate::sigv4;
@@ -47,7 +47,11 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn new(config: &EmulatorConfig) -> Self {
         Shared {
-            state: Mutex::new(State::new(&config.seed, config.faults.clone(), config.quotas.clone())),
+            state: Mutex::new({
+                let mut state = State::new(&config.seed, config.faults.clone(), config.quotas.clone());
+                state.behavior = config.behavior.clone();
+                state
+            }),
             credentials: config.credentials.clone(),
             max_skew: config.max_clock_skew,
             log: config.log_requests,
@@ -131,6 +135,10 @@ fn not_found(message: &str) -> Answer {
 
 fn throttled(message: &str) -> Answer {
     aws_error(StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", message, None)
+}
+
+fn conflict(message: &str) -> Answer {
+    aws_error(StatusCode::CONFLICT, "ConflictException", message, None)
 }
 
 fn internal(message: &str) -> Answer {
@@ -498,7 +506,26 @@ fn associate(st: &mut State, input: &Map<String, Value>, disassociate: bool) -> 
         opp.related.list_mut(t).retain(|i| i != ident);
     } else {
         if associated {
-            return ok(json!({}));
+            return match st.behavior.already_associated {
+                AlreadyAssociated::Success => ok(json!({})),
+                AlreadyAssociated::Conflict => conflict(&format!(
+                    "Related entity {t} {ident} is already associated with opportunity {}.",
+                    input.opportunity_identifier
+                )),
+            };
+        }
+        if let Err(limit) = opp.related.check_room_for(t) {
+            return validation_error(
+                "BUSINESS_VALIDATION_FAILED",
+                &[FieldError {
+                    field: "RelatedEntityIdentifier",
+                    message: format!(
+                        "Cannot associate {t} {ident} with opportunity {}: {limit}.",
+                        input.opportunity_identifier
+                    ),
+                    code: rules::TOO_MANY_VALUES,
+                }],
+            );
         }
         opp.related.list_mut(t).push(ident.to_owned());
     }
@@ -531,13 +558,13 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
     let endpoint = path.strip_prefix("/_emulator").unwrap_or("");
     let allowed: &[Method] = match endpoint {
         "/health" | "/state" => &[Method::GET],
-        "/faults" | "/quotas" => &[Method::GET, Method::POST],
+        "/faults" | "/quotas" | "/behavior" => &[Method::GET, Method::POST],
         "/seed" => &[Method::POST],
         _ => {
             return control_error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "unknown control endpoint {path}; try /_emulator/state, /_emulator/faults, /_emulator/quotas, /_emulator/seed, /_emulator/health"
+                    "unknown control endpoint {path}; try /_emulator/state, /_emulator/faults, /_emulator/quotas, /_emulator/behavior, /_emulator/seed, /_emulator/health"
                 ),
             );
         }
@@ -575,6 +602,15 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
                     ok(serde_json::to_value(&st.quotas).unwrap_or_default())
                 }
             },
+        },
+        ("/behavior", false) => ok(serde_json::to_value(&shared.lock().behavior).unwrap_or_default()),
+        ("/behavior", true) => match parse_control::<BehaviorConfig>(&body) {
+            Err(e) => e,
+            Ok(behavior) => {
+                let mut st = shared.lock();
+                st.behavior = behavior;
+                ok(serde_json::to_value(&st.behavior).unwrap_or_default())
+            }
         },
         ("/seed", _) => match parse_control::<Seed>(&body) {
             Err(e) => e,

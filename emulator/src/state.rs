@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{FaultConfig, QuotaConfig, TokenBucketConfig};
+use crate::config::{BehaviorConfig, FaultConfig, QuotaConfig, TokenBucketConfig};
 use crate::model::{EntityType, LifeCycle, RelatedEntityIdentifiers, Seed, format_timestamp};
 
 /// The account id used in the emulated opportunity ARNs.
@@ -52,7 +52,7 @@ pub struct OpportunityState {
     pub arn: String,
     /// RFC 3339 UTC timestamp (seed time).
     pub created_date: String,
-    /// RFC 3339 UTC timestamp of the last successful associate/disassociate.
+    /// RFC 3339 UTC timestamp of the last associate/disassociate that changed it.
     pub last_modified_date: String,
     /// Life cycle.
     pub life_cycle: LifeCycle,
@@ -137,12 +137,14 @@ pub struct StateSnapshot {
     /// Successful disassociations per entity (a count above 1 means the same entity was
     /// disassociated again after being re-associated).
     pub disassociations: Vec<EntityCount>,
-    /// Associations that took effect (idempotent repeats not counted) per entity.
+    /// Associations that took effect per entity (an already associated entity is not counted).
     pub associations: Vec<EntityCount>,
     /// The fault configuration in force.
     pub faults: FaultConfig,
     /// The quota configuration in force.
     pub quotas: QuotaConfig,
+    /// The switchable answers in force.
+    pub behavior: BehaviorConfig,
 }
 
 impl StateSnapshot {
@@ -236,6 +238,7 @@ pub(crate) struct State {
     pub faults: FaultConfig,
     pub rng: fastrand::Rng,
     pub quotas: QuotaConfig,
+    pub behavior: BehaviorConfig,
     pub write_bucket: Option<TokenBucket>,
     pub read_bucket: Option<TokenBucket>,
     pub next_request_id: u64,
@@ -266,6 +269,7 @@ impl State {
             faults,
             rng,
             quotas: quotas.clone(),
+            behavior: BehaviorConfig::default(),
             write_bucket: None,
             read_bucket: None,
             next_request_id: 0,
@@ -390,6 +394,7 @@ impl State {
             associations: counts(&self.associations),
             faults: self.faults.clone(),
             quotas: self.quotas.clone(),
+            behavior: self.behavior.clone(),
         }
     }
 }

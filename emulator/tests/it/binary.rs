@@ -65,7 +65,33 @@ fn binary_rejects_bad_arguments() {
         Command::new(env!("CARGO_BIN_EXE_partner-central-emulator")).args(["--drop-rate", "3"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DropRate"));
+    let out = Command::new(env!("CARGO_BIN_EXE_partner-central-emulator"))
+        .args(["--already-associated", "maybe"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--already-associated"));
     let out = Command::new(env!("CARGO_BIN_EXE_partner-central-emulator")).arg("--help").output().expect("run");
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("--slow-ms"));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--slow-ms") && help.contains("--already-associated success|conflict"), "{help}");
+}
+
+#[test]
+fn binary_refuses_a_seed_over_a_limit() {
+    let path = std::env::temp_dir().join(format!("emulator-seed-over-limit-{}.json", std::process::id()));
+    let seed = r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","RelatedEntityIdentifiers":{
+        "AwsMarketplaceOffers":["arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Offer/offer-1"],
+        "AwsMarketplaceOfferSets":["arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/OfferSet/offerset-1"]}}]}"#;
+    std::fs::write(&path, seed).expect("write the seed");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_partner-central-emulator")).arg("--seed").arg(&path).output().expect("run");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "it must not start listening");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Sandbox/O1") && stderr.contains("at most 1 AWS Marketplace offer or offer set"),
+        "{stderr}"
+    );
 }

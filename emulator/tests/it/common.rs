@@ -214,7 +214,7 @@ pub async fn signed_call(endpoint: &str, operation: &str, body: &str) -> Raw {
     raw(endpoint, "POST", "/", &headers, body.as_bytes()).await.expect("request")
 }
 
-/// Disassociates the seed's solution `S-200000{n}` from opportunity `O200000{n}`.
+/// What a `DisassociateOpportunity` call through the SDK gives.
 pub type DisassociateResult =
     Result<(), SdkError<DisassociateOpportunityError, aws_sdk_partnercentralselling::config::http::HttpResponse>>;
 

@@ -1,10 +1,12 @@
 //! Integration tests: the real SDK and raw HTTP against an in-process emulator, plus the binary.
 
+mod already_associated;
 mod binary;
 mod common;
 mod control;
 mod errors;
 mod faults;
+mod limits;
 mod operations;
 mod quotas;
 mod sigv4;
