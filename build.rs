@@ -1,10 +1,10 @@
 //! Links the function's binary as a position-dependent executable (`-no-pie`).
 //!
-//! A position-independent executable is relocated by the dynamic loader at every start: for this
-//! binary some 27,000 relative relocations, which write (and so copy) every page of `.data.rel.ro`
-//! and read the whole relocation table: about 0.5 ms of a 3.5 ms init here (bench/README.md).
-//! Linked at a fixed address, it has none. The cost: the executable's own code and data are not
-//! randomised by ASLR (the libraries, heap and stack still are), as with Go's default on Linux.
+//! A position-independent executable is relocated by the dynamic loader at every start: tens of
+//! thousands of relative relocations, which write (and so copy) every page of `.data.rel.ro`, a
+//! visible share of the cold start (bench/README.md). Linked at a fixed address, it has none. The
+//! cost: the executable's own code and data are not randomised by ASLR (the libraries, heap and
+//! stack still are), as with Go's default on Linux.
 //! Only the shipped binaries are linked so; tests and the benches' binaries are left as the target makes them.
 
 fn main() {

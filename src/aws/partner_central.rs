@@ -179,18 +179,13 @@ impl SdkPartnerCentral {
     }
 
     /// Opens the connection to Partner Central during init, so that the first invocation's call finds
-    /// it in the pool: no TLS handshake (hundreds of milliseconds have been measured for a cold HTTPS
-    /// client, and at 128 MB an invocation gets a fraction of a vCPU, where init gets a full one), and
-    /// the SDK's first-request work (credentials, endpoint, signing set-up) done too.
+    /// it in the pool: the TLS handshake and the SDK's first-request work are done while init has a
+    /// full vCPU, not in an invocation that at 128 MB gets a fraction of one.
     ///
-    /// A read, never a write: `GetOpportunity`, which the function's role already has for the
-    /// check of what an opportunity holds, in a catalog the role may read, on an identifier that names no opportunity.
-    /// It costs one unit of the read quota (10 per second, 100,000 a day, shared by the account) per
-    /// cold start, and none of the write quota. Any answer of the service, the expected
-    /// `ResourceNotFoundException` included, leaves a warm connection behind. One attempt (the client
-    /// makes no retries by itself) and at most
-    /// [`WARM_UP_TIMEOUT`]: when the service cannot be reached, init goes on (the first call will
-    /// connect by itself) and says so in the log.
+    /// A read, never a write: `GetOpportunity` of an identifier that names no opportunity, in a catalog
+    /// the role may read. Any answer, the expected `ResourceNotFoundException` included, leaves a warm
+    /// connection behind. One attempt, at most [`WARM_UP_TIMEOUT`]: when the service cannot be
+    /// reached, init goes on (the first call connects by itself) and says so in the log.
     pub async fn warm_up(&self, catalog: Catalog) {
         let started = Instant::now();
         let call = self.client.get_opportunity().catalog(catalog.as_str()).identifier(WARM_UP_OPPORTUNITY).send();
