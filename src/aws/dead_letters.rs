@@ -7,10 +7,12 @@
 
 use std::future::Future;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_smithy_types::timeout::TimeoutConfig;
 
 use crate::domain::outcome::Failure;
 
@@ -59,7 +61,17 @@ impl SqsDeadLetters {
     }
 
     fn client(&self) -> &Client {
-        self.client.get_or_init(|| Client::new(&self.sdk))
+        self.client.get_or_init(|| {
+            // The invocation's end of dead letters bounds each send; these bound it when there is none
+            // (`cargo lambda watch`), so that a queue which takes the connection and never answers
+            // cannot hold a record for ever. SendMessage answers in milliseconds.
+            let timeouts = TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build();
+            Client::from_conf(aws_sdk_sqs::config::Builder::from(&self.sdk).timeout_config(timeouts).build())
+        })
     }
 }
 
@@ -107,4 +119,45 @@ fn dedup_id(source: &str) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     source.hash(&mut hasher);
     format!("{:016x}{}", hasher.finish(), source.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::outcome::Failure;
+
+    /// A dead-letter queue that takes the connection and never answers: a send must still end, by
+    /// the client's own timeouts, when the invocation has no deadline to cut it off.
+    #[tokio::test]
+    async fn a_silent_dead_letter_queue_fails_the_send_instead_of_hanging() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                held.push(connection);
+            }
+        });
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
+            .load()
+            .await;
+        let queue = SqsDeadLetters::new(&sdk, format!("{endpoint}/123456789012/dlq"));
+        let failure = Failure::new("ValidationError", "not a request");
+        let letter = DeadLetter {
+            body: "{}",
+            failure: &failure,
+            lambda_request_id: "lambda-req-1",
+            source_id: Some("m-1"),
+            message_group: None,
+        };
+        let started = std::time::Instant::now();
+        let sent = tokio::time::timeout(Duration::from_secs(20), queue.send(letter)).await;
+        silent.abort();
+        let error = sent.expect("the send must end by itself, not hang").unwrap_err();
+        assert!(error.contains("sending the dead letter failed"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
 }
