@@ -191,11 +191,20 @@ fn fifo_record(id: &str, group: &str, body: &str) -> Value {
 }
 
 fn event(payload: Value, seconds_left: u64) -> LambdaEvent<Payload> {
+    invocation(Payload::from(&payload), seconds_left)
+}
+
+/// An event given as the very text that arrives (a `Value` would put its keys in order).
+fn raw_event(text: &str, seconds_left: u64) -> LambdaEvent<Payload> {
+    invocation(text.parse().expect("an event in JSON"), seconds_left)
+}
+
+fn invocation(payload: Payload, seconds_left: u64) -> LambdaEvent<Payload> {
     let mut context = Context::default();
     context.request_id = "lambda-req-1".into();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     context.deadline = now + seconds_left * 1000;
-    LambdaEvent::new(Payload::from(&payload), context)
+    LambdaEvent::new(payload, context)
 }
 
 fn failures(answer: &Value) -> Vec<&str> {
@@ -666,4 +675,83 @@ async fn a_held_back_fifo_record_at_its_last_receive_is_left_to_the_redrive_in_o
     assert_eq!(failures(&answer), ["m1", "m2"]);
     assert_eq!(w.service.calls(), ["O1"], "m2 was never tried");
     assert!(w.queue.letters.lock().unwrap().is_empty(), "m2 is not dead-lettered ahead of m1");
+}
+
+#[tokio::test]
+async fn an_eventbridge_dead_letter_is_the_event_byte_for_byte() {
+    // Keys out of order, numbers no 64-bit float holds, odd spacing: none of it may change.
+    let text = r#"{"detail":{"RelatedEntityIdentifier":"S-1",  "Catalog":"Sandbox","OpportunityIdentifier":"O1",
+        "RelatedEntityType":"solutions"},"source":"com.example.crm","id":"ev-7" , "detail-type":"x","version":"0",
+        "big":12345678901234567890123,"hundred":1e2,"pi":3.14159265358979323846264338327950288}"#;
+    let w = world(&[]);
+    let answer = w.worker.handle(raw_event(text, 60)).await.unwrap();
+    assert_eq!(answer["errorCode"], "ValidationError", "{answer}");
+    let letters = w.queue.letters.lock().unwrap().clone();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].body, text, "the bytes that arrived");
+    assert_eq!(letters[0].source_id.as_deref(), Some("ev-7"));
+}
+
+/// A FIFO record with a malformed attribute (the receive count as a number), in group g, before
+/// another record of g and one of group h.
+fn batch_with_a_malformed_fifo_record() -> Value {
+    let mut malformed = fifo_record("m1", "g", &request("O1").to_string());
+    malformed["attributes"]["ApproximateReceiveCount"] = json!(1);
+    sqs(vec![
+        malformed,
+        fifo_record("m2", "g", &request("O2").to_string()),
+        fifo_record("m3", "h", &request("O3").to_string()),
+    ])
+}
+
+#[tokio::test]
+async fn a_malformed_fifo_record_holds_back_the_rest_of_its_group() {
+    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")], None);
+    let answer = w.worker.handle(event(batch_with_a_malformed_fifo_record(), 60)).await.unwrap();
+    assert_eq!(failures(&answer), ["m1", "m2"], "m2 stays behind m1");
+    assert_eq!(w.service.calls(), ["O3"], "m2 was never tried; group h went on");
+}
+
+#[tokio::test]
+async fn a_malformed_fifo_record_is_dead_lettered_with_its_body_and_its_group_goes_on() {
+    let w = world(&[]);
+    let answer = w.worker.handle(event(batch_with_a_malformed_fifo_record(), 60)).await.unwrap();
+    assert!(failures(&answer).is_empty(), "{answer}");
+    let letters = w.queue.letters.lock().unwrap().clone();
+    assert_eq!(letters.len(), 1);
+    assert_eq!((letters[0].source_id.as_deref(), letters[0].code.as_str()), (Some("m1"), "ValidationError"));
+    assert_eq!(letters[0].body, request("O1").to_string(), "its body, not the whole record");
+    let mut calls = w.service.calls();
+    calls.sort();
+    assert_eq!(calls, ["O2", "O3"]);
+}
+
+#[tokio::test]
+async fn a_record_whose_message_id_is_no_string_is_dead_lettered_with_its_body() {
+    let body = request("O1").to_string();
+    let mut numbered = record("m1", &body);
+    numbered["messageId"] = json!(7);
+    let w = world(&[]);
+    let answer = w.worker.handle(event(sqs(vec![numbered]), 60)).await.unwrap();
+    assert!(failures(&answer).is_empty(), "{answer}");
+    let letters = w.queue.letters.lock().unwrap().clone();
+    assert_eq!(letters.len(), 1);
+    assert_eq!((letters[0].body.as_str(), letters[0].source_id.as_deref()), (body.as_str(), None));
+    assert!(w.service.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_fifo_record_whose_group_cannot_be_read_holds_back_every_later_record() {
+    let mut unreadable = fifo_record("m1", "g", &request("O1").to_string());
+    unreadable["attributes"] = json!("not an object");
+    let batch = sqs(vec![
+        fifo_record("m0", "h", &request("O0").to_string()),
+        unreadable,
+        fifo_record("m2", "g", &request("O2").to_string()),
+        fifo_record("m3", "h", &request("O3").to_string()),
+    ]);
+    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")], None);
+    let answer = w.worker.handle(event(batch, 60)).await.unwrap();
+    assert_eq!(failures(&answer), ["m1", "m2", "m3"], "it may belong to any group: h's later record waits too");
+    assert_eq!(w.service.calls(), ["O0"]);
 }
