@@ -39,6 +39,8 @@ enum Script {
     Slow(Duration),
     /// Fails this many times with this transient code, then succeeds.
     FailTimes(u32, &'static str),
+    /// A 5xx whose change was applied all the same: not found from then on, the entity gone.
+    AppliedThenMissing,
 }
 
 #[derive(Default)]
@@ -91,6 +93,10 @@ impl PartnerCentral for FakeService {
             }
             Script::FailTimes(times, code) if earlier < times => Err(api_error(code, ErrorClass::Transient)),
             Script::FailTimes(..) => Ok(()),
+            Script::AppliedThenMissing if earlier == 0 => {
+                Err(api_error("InternalServerException", ErrorClass::Transient))
+            }
+            Script::AppliedThenMissing => Err(api_error("ResourceNotFoundException", ErrorClass::Missing)),
         }
     }
 
@@ -98,7 +104,7 @@ impl PartnerCentral for FakeService {
         *self.checks.lock().unwrap() += 1;
         let holding = |ids: &[&str]| Ok(Some(Holdings::default().with(EntityType::Solutions, ids.iter().copied())));
         match self.scripts.get(opportunity.as_str()) {
-            Some(Script::Missing(Read::Absent)) => holding(&["S-0000002"]),
+            Some(Script::Missing(Read::Absent) | Script::AppliedThenMissing) => holding(&["S-0000002"]),
             Some(Script::Missing(Read::NoSuchOpportunity)) => Ok(None),
             Some(Script::MissingSlowly(delay)) => {
                 tokio::time::sleep(*delay).await;
@@ -205,6 +211,11 @@ fn invocation(payload: Payload, seconds_left: u64) -> LambdaEvent<Payload> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     context.deadline = now + seconds_left * 1000;
     LambdaEvent::new(payload, context)
+}
+
+/// A metric summed over an invocation's EMF lines.
+fn metric(lines: &[Value], name: &str) -> u64 {
+    lines.iter().filter_map(|line| line[name].as_u64()).sum()
 }
 
 fn failures(answer: &Value) -> Vec<&str> {
@@ -754,4 +765,46 @@ async fn a_failed_fifo_record_whose_group_cannot_be_read_holds_back_every_later_
     let answer = w.worker.handle(event(batch, 60)).await.unwrap();
     assert_eq!(failures(&answer), ["m1", "m2", "m3"], "it may belong to any group: h's later record waits too");
     assert_eq!(w.service.calls(), ["O0"]);
+}
+
+#[tokio::test]
+async fn an_entity_absent_at_its_messages_first_receive_is_not_associated() {
+    let w = world(&[("O1", Script::Missing(Read::Absent))]);
+    let first = record("m1", &request("O1").to_string());
+    let (answer, metrics) = w.worker.handle_measured(event(sqs(vec![first]), 60)).await;
+    assert!(failures(&answer.unwrap()).is_empty(), "a success: deleted, so nothing loops");
+    assert!(w.queue.letters.lock().unwrap().is_empty());
+    assert_eq!((metric(&metrics, "NotAssociated"), metric(&metrics, "AlreadyDisassociated")), (1, 0));
+}
+
+#[tokio::test]
+async fn an_entity_absent_at_a_later_receive_or_an_unknown_one_is_already_disassociated() {
+    let w = world(&[("O1", Script::Missing(Read::Absent)), ("O2", Script::Missing(Read::Absent))]);
+    let later = received(record("m1", &request("O1").to_string()), 2);
+    let uncounted = fixtures::without_attributes(record("m2", &request("O2").to_string()));
+    let (answer, metrics) = w.worker.handle_measured(event(sqs(vec![later, uncounted]), 60)).await;
+    assert!(failures(&answer.unwrap()).is_empty());
+    assert_eq!((metric(&metrics, "NotAssociated"), metric(&metrics, "AlreadyDisassociated")), (0, 2));
+}
+
+#[tokio::test]
+async fn an_entity_absent_from_an_eventbridge_event_or_a_direct_request_is_already_disassociated() {
+    let w = world(&[("O1", Script::Missing(Read::Absent))]);
+    for payload in [eventbridge(request("O1")), request("O1")] {
+        let (answer, metrics) = w.worker.handle_measured(event(payload, 60)).await;
+        assert_eq!(answer.unwrap()["outcome"], "already_disassociated");
+        assert_eq!((metric(&metrics, "NotAssociated"), metric(&metrics, "AlreadyDisassociated")), (0, 1));
+    }
+}
+
+#[tokio::test]
+async fn an_entity_absent_after_an_earlier_attempt_of_the_invocation_is_already_disassociated() {
+    // The first attempt's 5xx was applied: at the message's first receive still, the entity's absence
+    // is the function's own doing.
+    let w = world(&[("O1", Script::AppliedThenMissing)]);
+    let first = record("m1", &request("O1").to_string());
+    let (answer, metrics) = w.worker.handle_measured(event(sqs(vec![first]), 60)).await;
+    assert!(failures(&answer.unwrap()).is_empty());
+    assert_eq!(w.service.calls(), ["O1", "O1"]);
+    assert_eq!((metric(&metrics, "NotAssociated"), metric(&metrics, "AlreadyDisassociated")), (0, 1));
 }

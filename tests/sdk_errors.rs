@@ -78,7 +78,8 @@ impl Adapter {
 async fn verdict_of(adapter: &Adapter) -> Verdict {
     match adapter.disassociate().await {
         Ok(()) => Verdict::Done(Done::Disassociated),
-        Err(error) => after_disassociation_error(error, adapter.read(), &request()).await,
+        // Not a first delivery: the verdicts a redelivery gets.
+        Err(error) => after_disassociation_error(error, adapter.read(), &request(), false).await,
     }
 }
 

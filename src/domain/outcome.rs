@@ -33,6 +33,7 @@ pub mod codes {
 pub mod names {
     pub const DISASSOCIATED: &str = "disassociated";
     pub const ALREADY_DISASSOCIATED: &str = "already_disassociated";
+    pub const NOT_ASSOCIATED: &str = "not_associated";
     pub const DRY_RUN: &str = "dry_run";
     pub const DEAD_LETTERED: &str = "dead_lettered";
     pub const FAILED: &str = "failed";
@@ -73,19 +74,23 @@ impl From<InvalidRequest> for Failure {
 pub enum Done {
     Disassociated,
     /// The service said not found, and the opportunity exists without that entity: a redelivery of
-    /// a request already carried out.
+    /// a request already carried out, as far as the event can tell.
     AlreadyDisassociated,
+    /// The same answer for an SQS message at its first receive, which is no redelivery of that
+    /// message: most likely a wrong identifier. Still a success, so that it does not loop.
+    NotAssociated,
     /// `DRY_RUN`: valid, and the call was logged instead of made.
     DryRun,
 }
 
 impl Done {
-    pub const ALL: [Done; 3] = [Done::Disassociated, Done::AlreadyDisassociated, Done::DryRun];
+    pub const ALL: [Done; 4] = [Done::Disassociated, Done::AlreadyDisassociated, Done::NotAssociated, Done::DryRun];
 
     pub fn name(self) -> &'static str {
         match self {
             Done::Disassociated => names::DISASSOCIATED,
             Done::AlreadyDisassociated => names::ALREADY_DISASSOCIATED,
+            Done::NotAssociated => names::NOT_ASSOCIATED,
             Done::DryRun => names::DRY_RUN,
         }
     }

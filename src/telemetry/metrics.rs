@@ -11,13 +11,15 @@ use crate::domain::outcome::{Done, Outcome};
 use crate::domain::request::Catalog;
 
 /// The count each outcome adds to, by metric name, in the order the lines list them.
-const OUTCOME_METRICS: [&str; 5] = ["Disassociated", "AlreadyDisassociated", "DryRun", "DeadLettered", "Retried"];
+const OUTCOME_METRICS: [&str; 6] =
+    ["Disassociated", "AlreadyDisassociated", "NotAssociated", "DryRun", "DeadLettered", "Retried"];
 
 /// The metric an outcome counts in.
 fn metric(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Done(Done::Disassociated) => "Disassociated",
         Outcome::Done(Done::AlreadyDisassociated) => "AlreadyDisassociated",
+        Outcome::Done(Done::NotAssociated) => "NotAssociated",
         Outcome::Done(Done::DryRun) => "DryRun",
         Outcome::DeadLettered(_) => "DeadLettered",
         Outcome::Failed(_) => "Retried",

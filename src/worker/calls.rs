@@ -22,7 +22,8 @@ pub enum Write<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteError {
     /// The service's answer to the last attempt: permanent, or passing after `AWS_MAX_ATTEMPTS`.
-    Api(ApiError),
+    /// `retried`: earlier attempts were made, and one that failed passing may yet have been applied.
+    Api { error: ApiError, retried: bool },
     /// No attempt could start, or the last was cut off, before the end of calls.
     Deadline(Failure),
 }
@@ -52,7 +53,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             if let Err(too_late) = self.pacer.acquire(latest_start).await {
                 // Retried later for the reason its last attempt failed, if it had one.
                 return Err(match last_error {
-                    Some(error) => WriteError::Api(error),
+                    Some(error) => WriteError::Api { error, retried: true },
                     None => {
                         let wait = too_late.slot.saturating_duration_since(Instant::now());
                         WriteError::Deadline(Failure::new(
@@ -83,7 +84,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 self.pacer.throttled();
             }
             if error.class != ErrorClass::Transient || attempt >= self.config.max_attempts {
-                return Err(WriteError::Api(error));
+                return Err(WriteError::Api { error, retried: attempt > 1 });
             }
             info!(
                 attempt,

@@ -31,18 +31,27 @@ pub enum Verdict {
     Passing(Failure),
 }
 
+/// The identifiers of the request's entity type that the opportunity holds, when a not-found answer
+/// ended in success: what the record's warning shows, so that a wrong identifier can be seen.
+pub(super) type Held = Option<Vec<String>>;
+
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// Decides what becomes of `record`. `held_back`: an earlier record of its FIFO group failed.
-    pub(super) async fn decide(&self, invocation: &Invocation, record: &Record, held_back: bool) -> Outcome {
-        let verdict = match (&record.request, held_back) {
-            (_, true) => Verdict::Passing(Failure::new(
-                codes::EARLIER_FAILURE_IN_GROUP,
-                "an earlier message of this FIFO group failed in this batch",
-            )),
-            (Err(failure), false) => Verdict::Permanent(failure.clone()),
-            (Ok(request), false) => self.try_request(invocation, request).await,
+    pub(super) async fn decide(&self, invocation: &Invocation, record: &Record, held_back: bool) -> (Outcome, Held) {
+        // Only an SQS record tells its receive; at the first, it is no redelivery of its message.
+        let first_receive = record.trigger == Trigger::Sqs && record.receive_count == Some(1);
+        let (verdict, held) = match (&record.request, held_back) {
+            (_, true) => (
+                Verdict::Passing(Failure::new(
+                    codes::EARLIER_FAILURE_IN_GROUP,
+                    "an earlier message of this FIFO group failed in this batch",
+                )),
+                None,
+            ),
+            (Err(failure), false) => (Verdict::Permanent(failure.clone()), None),
+            (Ok(request), false) => self.try_request(invocation, request, first_receive).await,
         };
-        self.rule(record, verdict, held_back)
+        (self.rule(record, verdict, held_back), held)
     }
 
     /// The verdict under the trigger's rules.
@@ -76,36 +85,57 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     }
 
     /// The checks and calls of one valid request. A panic here is caught and fails only this record.
-    async fn try_request(&self, invocation: &Invocation, request: &DisassociationRequest) -> Verdict {
+    async fn try_request(
+        &self,
+        invocation: &Invocation,
+        request: &DisassociationRequest,
+        first_receive: bool,
+    ) -> (Verdict, Held) {
         if let Err(reason) = request.catalog.allowed_in(&self.config.allowed_catalogs) {
-            return Verdict::Permanent(Failure::new(codes::CATALOG_NOT_ALLOWED, reason));
+            return (Verdict::Permanent(Failure::new(codes::CATALOG_NOT_ALLOWED, reason)), None);
         }
         if self.config.dry_run {
             info!(request = %json!(request), "DRY_RUN: would call DisassociateOpportunity");
-            return Verdict::Done(Done::DryRun);
+            return (Verdict::Done(Done::DryRun), None);
         }
-        let disassociation = self.disassociate(invocation, request);
+        let disassociation = self.disassociate(invocation, request, first_receive);
         match AssertUnwindSafe(disassociation).catch_unwind().await {
-            Ok(verdict) => verdict,
+            Ok(decided) => decided,
             Err(panic) => {
                 let message = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".to_owned());
-                Verdict::Passing(Failure::new(codes::PANIC, format!("processing panicked: {message}")))
+                (Verdict::Passing(Failure::new(codes::PANIC, format!("processing panicked: {message}"))), None)
             }
         }
     }
 
-    async fn disassociate(&self, invocation: &Invocation, request: &DisassociationRequest) -> Verdict {
+    async fn disassociate(
+        &self,
+        invocation: &Invocation,
+        request: &DisassociationRequest,
+        first_receive: bool,
+    ) -> (Verdict, Held) {
         let write = Write::Disassociate(&request.entity);
         match self.write(invocation, request.catalog, &request.opportunity, write).await {
-            Ok(()) => Verdict::Done(Done::Disassociated),
-            Err(WriteError::Deadline(failure)) => Verdict::Passing(failure),
-            Err(WriteError::Api(error)) => {
-                let read = self.read(invocation, request.catalog, &request.opportunity);
-                after_disassociation_error(error, read, request).await
+            Ok(()) => (Verdict::Done(Done::Disassociated), None),
+            Err(WriteError::Deadline(failure)) => (Verdict::Passing(failure), None),
+            Err(WriteError::Api { error, retried }) => {
+                let mut held = None;
+                let read = async {
+                    let read = self.read(invocation, request.catalog, &request.opportunity).await;
+                    if let Ok(Some(holdings)) = &read {
+                        held = Some(holdings.of(request.entity.entity_type()).to_vec());
+                    }
+                    read
+                };
+                // An earlier attempt of this invocation may have been applied: the entity's absence
+                // may then be its doing.
+                let verdict = after_disassociation_error(error, read, request, first_receive && !retried).await;
+                let held = held.filter(|_| matches!(verdict, Verdict::Done(_)));
+                (verdict, held)
             }
         }
     }
@@ -113,8 +143,15 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
 
 /// The verdict on a `DisassociateOpportunity` error. `read` (what the opportunity holds) is awaited
 /// only for a not-found or business-rule answer, which may mean the entity was already disassociated:
-/// the service's answer for that is undocumented, so the opportunity itself decides.
-pub async fn after_disassociation_error<F>(error: ApiError, read: F, request: &DisassociationRequest) -> Verdict
+/// the service's answer for that is undocumented, so the opportunity itself decides. `first_delivery`:
+/// the request cannot have been carried out before (an SQS message at its first receive, not yet
+/// tried in this invocation), so an entity absent from the opportunity was never associated with it.
+pub async fn after_disassociation_error<F>(
+    error: ApiError,
+    read: F,
+    request: &DisassociationRequest,
+    first_delivery: bool,
+) -> Verdict
 where
     F: Future<Output = Result<Option<Holdings>, ApiError>>,
 {
@@ -123,6 +160,7 @@ where
         ErrorClass::Permanent => Verdict::Permanent(error.into()),
         ErrorClass::Missing => match read.await {
             Ok(Some(holdings)) if holdings.holds(&request.entity) => Verdict::Permanent(error.into()),
+            Ok(Some(_)) if first_delivery => Verdict::Done(Done::NotAssociated),
             Ok(Some(_)) => Verdict::Done(Done::AlreadyDisassociated),
             Ok(None) => {
                 let message = format!("the opportunity does not exist in this catalog ({})", error.message);
@@ -163,6 +201,7 @@ mod tests {
             api("ThrottlingException", ErrorClass::Transient),
             unreachable_read(),
             &request(),
+            false,
         )
         .await;
         assert!(matches!(verdict, Verdict::Passing(_)));
@@ -170,6 +209,7 @@ mod tests {
             api("AccessDeniedException", ErrorClass::Permanent),
             unreachable_read(),
             &request(),
+            false,
         )
         .await;
         let Verdict::Permanent(failure) = verdict else { panic!("expected permanent") };
@@ -179,11 +219,12 @@ mod tests {
     #[tokio::test]
     async fn not_found_is_settled_by_the_opportunity_itself() {
         let missing = || api("ResourceNotFoundException", ErrorClass::Missing);
-        let absent = after_disassociation_error(missing(), holding(&["S-2"]), &request()).await;
+        let absent = after_disassociation_error(missing(), holding(&["S-2"]), &request(), false).await;
         assert_eq!(absent, Verdict::Done(Done::AlreadyDisassociated));
-        let present = after_disassociation_error(missing(), holding(&["S-1"]), &request()).await;
+        let present = after_disassociation_error(missing(), holding(&["S-1"]), &request(), false).await;
         assert!(matches!(present, Verdict::Permanent(_)));
-        let Verdict::Permanent(failure) = after_disassociation_error(missing(), async { Ok(None) }, &request()).await
+        let Verdict::Permanent(failure) =
+            after_disassociation_error(missing(), async { Ok(None) }, &request(), false).await
         else {
             panic!("expected permanent")
         };
@@ -192,6 +233,7 @@ mod tests {
             missing(),
             async { Err(api("InternalServerException", ErrorClass::Transient)) },
             &request(),
+            false,
         )
         .await;
         let Verdict::Passing(failure) = read_failed else { panic!("expected passing") };
@@ -200,9 +242,19 @@ mod tests {
             missing(),
             async { Err(api("AccessDeniedException", ErrorClass::Permanent)) },
             &request(),
+            false,
         )
         .await;
         let Verdict::Permanent(failure) = read_denied else { panic!("expected permanent") };
         assert_eq!(failure.code, "ResourceNotFoundException");
+    }
+
+    #[tokio::test]
+    async fn an_entity_absent_at_a_first_delivery_was_never_associated() {
+        let missing = || api("ResourceNotFoundException", ErrorClass::Missing);
+        let first = after_disassociation_error(missing(), holding(&["S-2"]), &request(), true).await;
+        assert_eq!(first, Verdict::Done(Done::NotAssociated));
+        let present = after_disassociation_error(missing(), holding(&["S-1"]), &request(), true).await;
+        assert!(matches!(present, Verdict::Permanent(_)), "a first delivery changes nothing else");
     }
 }

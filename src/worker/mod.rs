@@ -18,7 +18,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::aws::dead_letters::DeadLetters;
 use crate::aws::partner_central::{PartnerCentral, ThrottleCount};
 use crate::config::WorkerConfig;
-use crate::domain::outcome::{FunctionError, Outcome};
+use crate::domain::outcome::{Done, FunctionError, Outcome};
 use crate::pacer::Pacer;
 use crate::telemetry::metrics::InvocationMetrics;
 
@@ -65,6 +65,15 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// Handles one invocation, whatever triggered it. The payload is taken as it arrived, so that a
     /// dead letter can carry the very bytes of an event.
     pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Value, FunctionError> {
+        let (answer, metric_lines) = self.handle_measured(event).await;
+        for line in metric_lines {
+            println!("{line}");
+        }
+        answer
+    }
+
+    /// [`Worker::handle`], giving the invocation's metric lines (EMF) instead of printing them.
+    pub async fn handle_measured(&self, event: LambdaEvent<Payload>) -> (Result<Value, FunctionError>, Vec<Value>) {
         let (payload, context) = event.into_parts();
         let invocation = Invocation {
             deadline: Deadline::from_epoch_ms(context.deadline),
@@ -95,10 +104,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let lines =
             invocation.metrics.emf_lines(&self.config.metrics_namespace, &self.config.service_name, throttled, now_ms);
-        for line in lines {
-            println!("{line}");
-        }
-        answer
+        (answer, lines)
     }
 
     /// One record, from its decision to its log line.
@@ -111,9 +117,9 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             opportunity_id
         );
         async {
-            let outcome = self.decide(invocation, record, held_back).await;
+            let (outcome, held) = self.decide(invocation, record, held_back).await;
             let outcome = self.settle(invocation, record, outcome).await;
-            report(invocation, record, &outcome);
+            report(invocation, record, &outcome, held.as_deref());
             outcome
         }
         .instrument(span)
@@ -121,13 +127,32 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     }
 }
 
-/// The record's log line and its count in the metrics.
-fn report(invocation: &Invocation, record: &Record, outcome: &Outcome) {
-    let catalog = record.request.as_ref().ok().map(|r| r.catalog);
-    invocation.metrics.count(catalog, outcome);
-    match outcome {
-        Outcome::Done(_) => info!(outcome = outcome.name(), "done"),
-        Outcome::DeadLettered(failure) | Outcome::Failed(failure) => warn!(
+/// The record's log line and its count in the metrics. `held`: what the opportunity holds of the
+/// entity's type, when a not-found answer ended in success.
+fn report(invocation: &Invocation, record: &Record, outcome: &Outcome, held: Option<&[String]>) {
+    let request = record.request.as_ref().ok();
+    invocation.metrics.count(request.map(|r| r.catalog), outcome);
+    match (outcome, request, held) {
+        // A wrong identifier looks like this too: shown above INFO, with what is there instead.
+        (Outcome::Done(done), Some(request), Some(held)) => warn!(
+            outcome = outcome.name(),
+            entity_type = request.entity.entity_type().as_str(),
+            entity = request.entity.identifier(),
+            held = ?held,
+            "{}",
+            match done {
+                Done::NotAssociated => {
+                    "not found, and the opportunity does not hold this entity at the message's first receive: \
+                     was the identifier right? (held: what the opportunity holds of this type)"
+                }
+                _ => {
+                    "not found, and the opportunity does not hold this entity: taken as already disassociated, \
+                     unless the identifier is wrong (held: what the opportunity holds of this type)"
+                }
+            }
+        ),
+        (Outcome::Done(_), ..) => info!(outcome = outcome.name(), "done"),
+        (Outcome::DeadLettered(failure) | Outcome::Failed(failure), ..) => warn!(
             outcome = outcome.name(),
             error_code = %failure.code,
             service_request_id = ?failure.request_id,
