@@ -15,6 +15,12 @@ use crate::webhook::signature::WebhookSecret;
 pub const DEFAULT_WEBHOOK_MAX_BODY_BYTES: usize = 256 * 1024;
 const WEBHOOK_MAX_BODY_BYTES_RANGE: RangeInclusive<usize> = 1024..=6_000_000;
 
+/// The default and the bounds of `DEAD_LETTER_MAX_MESSAGE_BYTES`: SQS's `MaximumMessageSize`, from
+/// 1 KiB to 1 MiB; 1 MiB by default, as SQS now gives a new queue (a queue made before keeps its
+/// 256 KiB: tell the function).
+pub const DEFAULT_DEAD_LETTER_MAX_MESSAGE_BYTES: usize = 1_048_576;
+const DEAD_LETTER_MAX_MESSAGE_BYTES_RANGE: RangeInclusive<usize> = 1024..=1_048_576;
+
 /// A setting that cannot be used, by name.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("invalid setting {name}={value:?}: {reason}")]
@@ -47,6 +53,9 @@ pub struct WorkerConfig {
     pub max_attempts: u32,
     /// `DEAD_LETTER_QUEUE_URL`: where permanent failures go at once, with their reason.
     pub dead_letter_queue_url: Option<String>,
+    /// `DEAD_LETTER_MAX_MESSAGE_BYTES`: the dead-letter queue's `MaximumMessageSize`. A dead letter's
+    /// reason is shortened to fit it with the body; a body that cannot fit alone is not sent.
+    pub dead_letter_max_message_bytes: usize,
     /// `MAX_RECEIVE_COUNT`: the work queue's `maxReceiveCount`. A record that fails at that receive,
     /// its last before SQS's redrive would move it without a reason, is dead-lettered with its reason
     /// instead. `None`: failed records are always reported, and the redrive takes them.
@@ -116,6 +125,12 @@ impl WorkerConfig {
                 "must be a number of attempts, 1 or more",
             )?,
             dead_letter_queue_url: settings.queue_url("DEAD_LETTER_QUEUE_URL")?,
+            dead_letter_max_message_bytes: settings.number(
+                "DEAD_LETTER_MAX_MESSAGE_BYTES",
+                DEFAULT_DEAD_LETTER_MAX_MESSAGE_BYTES,
+                DEAD_LETTER_MAX_MESSAGE_BYTES_RANGE,
+                "must be the dead-letter queue's MaximumMessageSize, a number of bytes from 1024 to 1048576",
+            )?,
             max_receive_count: settings.optional_number(
                 "MAX_RECEIVE_COUNT",
                 1..=1000,
@@ -331,6 +346,7 @@ mod tests {
         assert_eq!(config.read_timeout, Duration::from_secs(10));
         assert_eq!(config.max_attempts, 3, "the SDK's default");
         assert_eq!(config.dead_letter_queue_url, None);
+        assert_eq!(config.dead_letter_max_message_bytes, 1_048_576, "what SQS gives a new queue");
         assert_eq!(config.max_receive_count, None);
         assert!(!config.dry_run);
         assert!(!config.warm_up, "not in Lambda");
@@ -349,6 +365,7 @@ mod tests {
             ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "8"),
             ("AWS_MAX_ATTEMPTS", "5"),
             ("DEAD_LETTER_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/dlq"),
+            ("DEAD_LETTER_MAX_MESSAGE_BYTES", "262144"),
             ("MAX_RECEIVE_COUNT", "3"),
             ("DRY_RUN", "TRUE"),
             ("METRICS_NAMESPACE", "Ns"),
@@ -362,6 +379,7 @@ mod tests {
         assert_eq!(config.operation_timeout, Duration::from_secs(8));
         assert_eq!(config.max_attempts, 5);
         assert!(config.dead_letter_queue_url.is_some());
+        assert_eq!(config.dead_letter_max_message_bytes, 262_144);
         assert_eq!(config.max_receive_count, Some(3));
         assert!(config.dry_run);
         assert_eq!((config.metrics_namespace.as_str(), config.service_name.as_str()), ("Ns", "svc"));
@@ -397,6 +415,9 @@ mod tests {
             ("AWS_MAX_ATTEMPTS", "0"),
             ("AWS_MAX_ATTEMPTS", "three"),
             ("DEAD_LETTER_QUEUE_URL", "my-dlq"),
+            ("DEAD_LETTER_MAX_MESSAGE_BYTES", "1023"),
+            ("DEAD_LETTER_MAX_MESSAGE_BYTES", "1048577"),
+            ("DEAD_LETTER_MAX_MESSAGE_BYTES", "256KiB"),
             ("MAX_RECEIVE_COUNT", "0"),
             ("MAX_RECEIVE_COUNT", "1001"),
             ("MAX_RECEIVE_COUNT", "three"),

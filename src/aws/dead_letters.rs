@@ -41,8 +41,12 @@ impl<T: DeadLetters> DeadLetters for std::sync::Arc<T> {
     }
 }
 
-/// Attribute values are kept short: an attribute counts against the 256 KiB message size.
+/// Attribute values are cut at this many characters before they are fitted: a reason longer than that
+/// (a service message echoing a whole input) says nothing more, and would only crowd the body out.
 const MAX_ATTRIBUTE_CHARS: usize = 1024;
+
+/// The data type of every attribute the function sends.
+const STRING: &str = "String";
 
 /// The adapter over SQS.
 ///
@@ -53,11 +57,13 @@ pub struct SqsDeadLetters {
     sdk: SdkConfig,
     client: OnceLock<Client>,
     queue_url: String,
+    /// The queue's `MaximumMessageSize` (`DEAD_LETTER_MAX_MESSAGE_BYTES`).
+    max_message_bytes: usize,
 }
 
 impl SqsDeadLetters {
-    pub fn new(sdk: &SdkConfig, queue_url: String) -> Self {
-        Self { sdk: sdk.clone(), client: OnceLock::new(), queue_url }
+    pub fn new(sdk: &SdkConfig, queue_url: String, max_message_bytes: usize) -> Self {
+        Self { sdk: sdk.clone(), client: OnceLock::new(), queue_url, max_message_bytes }
     }
 
     fn client(&self) -> &Client {
@@ -77,19 +83,26 @@ impl SqsDeadLetters {
 
 impl DeadLetters for SqsDeadLetters {
     async fn send(&self, letter: DeadLetter<'_>) -> Result<(), String> {
-        let mut message = self
-            .client()
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(letter.body)
-            .message_attributes("ErrorCode", string_attribute(&letter.failure.code)?)
-            .message_attributes("ErrorMessage", string_attribute(&letter.failure.message)?)
-            .message_attributes("RequestID", string_attribute(letter.lambda_request_id)?);
+        let mut attributes = vec![
+            ("ErrorMessage", attribute_value(&letter.failure.message)),
+            ("RequestID", attribute_value(letter.lambda_request_id)),
+        ];
         if let Some(id) = &letter.failure.request_id {
-            message = message.message_attributes("ServiceRequestID", string_attribute(id)?);
+            attributes.push(("ServiceRequestID", attribute_value(id)));
         }
         if let Some(id) = letter.source_id {
-            message = message.message_attributes("SourceID", string_attribute(id)?);
+            attributes.push(("SourceID", attribute_value(id)));
+        }
+        attributes.push(("ErrorCode", attribute_value(&letter.failure.code)));
+        let fitted = fit(letter.body, &attributes, self.max_message_bytes).map_err(|e| e.to_string())?;
+        let mut message = self.client().send_message().queue_url(&self.queue_url).message_body(fitted.body);
+        for (name, value) in fitted.attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type(STRING)
+                .string_value(value)
+                .build()
+                .map_err(|e| e.to_string())?;
+            message = message.message_attributes(name, value);
         }
         if super::is_fifo(&self.queue_url) {
             // A FIFO source's dead-letter queue is FIFO too: keep the group, and let a redelivered
@@ -105,12 +118,53 @@ impl DeadLetters for SqsDeadLetters {
     }
 }
 
-fn string_attribute(value: &str) -> Result<MessageAttributeValue, String> {
-    let mut value: String = value.chars().take(MAX_ATTRIBUTE_CHARS).collect();
-    if value.is_empty() {
-        value.push('-');
+/// An attribute's value as sent: at most [`MAX_ATTRIBUTE_CHARS`], never empty (SQS refuses that).
+fn attribute_value(value: &str) -> String {
+    let value: String = value.chars().take(MAX_ATTRIBUTE_CHARS).collect();
+    if value.is_empty() { "-".to_owned() } else { value }
+}
+
+/// A dead letter as it fits in the queue: the body unchanged, the attributes that fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fitted<'a> {
+    pub body: &'a str,
+    /// `(name, value)`, in the order given; shortened or left out to fit.
+    pub attributes: Vec<(&'static str, &'a str)>,
+}
+
+/// A body that does not fit in the dead-letter queue even alone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the body ({body} bytes) is larger than the dead-letter queue's largest message ({limit} bytes, DEAD_LETTER_MAX_MESSAGE_BYTES): it cannot be dead-lettered"
+)]
+pub struct TooLarge {
+    pub body: usize,
+    pub limit: usize,
+}
+
+/// The dead letter fitted in `limit` bytes, as SQS counts a message's size: the body's UTF-8 bytes, and
+/// for each attribute the bytes of its name, its data type and its value (the SendMessage reference:
+/// every part of a message attribute counts toward the limit). The body is never changed; the
+/// attributes, given in the order they give way, are cut (at a character's boundary) or left out,
+/// the first first, until the whole fits: the reason's message goes first, its code last.
+pub fn fit<'a>(body: &'a str, attributes: &'a [(&'static str, String)], limit: usize) -> Result<Fitted<'a>, TooLarge> {
+    if body.len() > limit {
+        return Err(TooLarge { body: body.len(), limit });
     }
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().map_err(|e| e.to_string())
+    let size: usize = attributes.iter().map(|(name, value)| name.len() + STRING.len() + value.len()).sum();
+    let mut excess = (body.len() + size).saturating_sub(limit);
+    let mut fitted = Vec::with_capacity(attributes.len());
+    for (name, value) in attributes {
+        let kept = &value[..value.floor_char_boundary(value.len().saturating_sub(excess))];
+        if kept.is_empty() {
+            // Left out: an attribute's value may not be empty, and its name and type go with it.
+            excess = excess.saturating_sub(name.len() + STRING.len() + value.len());
+        } else {
+            excess = excess.saturating_sub(value.len() - kept.len());
+            fitted.push((*name, kept));
+        }
+    }
+    Ok(Fitted { body, attributes: fitted })
 }
 
 /// A deduplication id is at most 128 characters from a narrow alphabet: a hex hash fits any source id.
@@ -125,6 +179,95 @@ fn dedup_id(source: &str) -> String {
 mod tests {
     use super::*;
     use crate::domain::outcome::Failure;
+
+    /// What a dead letter of `code` costs in attributes, body aside.
+    fn cost(attributes: &[(&'static str, &str)]) -> usize {
+        attributes.iter().map(|(name, value)| name.len() + STRING.len() + value.len()).sum()
+    }
+
+    fn reason(message: &str) -> Vec<(&'static str, String)> {
+        [
+            ("ErrorMessage", message),
+            ("RequestID", "lambda-req-1"),
+            ("SourceID", "m-1"),
+            ("ErrorCode", "ValidationError"),
+        ]
+        .map(|(name, value)| (name, value.to_owned()))
+        .to_vec()
+    }
+
+    const LIMIT: usize = 262_144;
+
+    #[test]
+    fn a_dead_letter_that_fits_is_sent_whole() {
+        let attributes = reason("the message body is not JSON");
+        let fitted = fit("{}", &attributes, LIMIT).unwrap();
+        let whole: Vec<(&str, &str)> = attributes.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        assert_eq!(fitted, Fitted { body: "{}", attributes: whole });
+    }
+
+    #[test]
+    fn the_reason_gives_way_to_the_body_message_first_code_last() {
+        let attributes = reason(&"m".repeat(1000));
+        let code = cost(&[("ErrorCode", "ValidationError")]);
+        // Room for the code alone: every other attribute is left out.
+        let body = "b".repeat(LIMIT - code);
+        let fitted = fit(&body, &attributes, LIMIT).unwrap();
+        assert_eq!(fitted.attributes, [("ErrorCode", "ValidationError")]);
+        // Ten bytes more: the code and nothing else still (no other attribute fits in ten bytes).
+        let body = "b".repeat(LIMIT - code - 10);
+        assert_eq!(fit(&body, &attributes, LIMIT).unwrap().attributes, [("ErrorCode", "ValidationError")]);
+        // Room for all but 100 bytes of the message: the message alone is cut.
+        let body = "b".repeat(LIMIT - cost_of(&attributes) + 100);
+        let fitted = fit(&body, &attributes, LIMIT).unwrap();
+        assert_eq!(fitted.attributes[0], ("ErrorMessage", "m".repeat(900).as_str()));
+        assert_eq!(&fitted.attributes[1..], &whole(&attributes)[1..]);
+        assert_eq!(body.len() + cost(&fitted.attributes), LIMIT, "exactly at the limit");
+    }
+
+    fn cost_of(attributes: &[(&'static str, String)]) -> usize {
+        cost(&whole(attributes))
+    }
+
+    fn whole<'a>(attributes: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+        attributes.iter().map(|(n, v)| (*n, v.as_str())).collect()
+    }
+
+    #[test]
+    fn a_body_of_exactly_the_limit_goes_alone_and_one_byte_more_not_at_all() {
+        let attributes = reason("m");
+        let body = "b".repeat(LIMIT);
+        let fitted = fit(&body, &attributes, LIMIT).unwrap();
+        assert!(fitted.attributes.is_empty(), "{:?}", fitted.attributes);
+        assert!(std::ptr::eq(fitted.body, body.as_str()), "the body itself, unchanged");
+        let over = "b".repeat(LIMIT + 1);
+        assert_eq!(fit(&over, &attributes, LIMIT), Err(TooLarge { body: LIMIT + 1, limit: LIMIT }));
+        // Bytes, not characters: 65,537 four-byte characters are over 256 KiB.
+        let wide = "\u{1f600}".repeat(LIMIT / 4 + 1);
+        assert!(fit(&wide, &attributes, LIMIT).is_err());
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        for (character, width) in [("é", 2), ("€", 3), ("\u{1f600}", 4)] {
+            let attributes = reason(&character.repeat(100));
+            for overshoot in 1..=8 {
+                let body = "b".repeat(LIMIT - cost_of(&attributes) + overshoot);
+                let fitted = fit(&body, &attributes, LIMIT).unwrap();
+                let message = fitted.attributes[0].1;
+                assert_eq!(message.len() % width, 0, "{character}: whole characters only");
+                assert_eq!(message.len(), 100 * width - overshoot.div_ceil(width) * width, "{character} -{overshoot}");
+                assert!(body.len() + cost(&fitted.attributes) <= LIMIT);
+                assert_eq!(fitted.body, body, "the body is never changed");
+            }
+        }
+    }
+
+    #[test]
+    fn an_attribute_value_is_capped_and_never_empty() {
+        assert_eq!(attribute_value(&"é".repeat(2000)).chars().count(), MAX_ATTRIBUTE_CHARS);
+        assert_eq!(attribute_value(""), "-");
+    }
 
     /// A dead-letter queue that takes the connection and never answers: a send must still end, by
     /// the client's own timeouts, when the invocation has no deadline to cut it off.
@@ -144,7 +287,7 @@ mod tests {
             .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
             .load()
             .await;
-        let queue = SqsDeadLetters::new(&sdk, format!("{endpoint}/123456789012/dlq"));
+        let queue = SqsDeadLetters::new(&sdk, format!("{endpoint}/123456789012/dlq"), LIMIT);
         let failure = Failure::new("ValidationError", "not a request");
         let letter = DeadLetter {
             body: "{}",

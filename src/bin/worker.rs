@@ -27,7 +27,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     {
         partner_central.warm_up(catalog).await;
     }
-    let dead_letters = config.dead_letter_queue_url.clone().map(|url| SqsDeadLetters::new(&sdk, url));
+    let dead_letters = (config.dead_letter_queue_url.clone())
+        .map(|url| SqsDeadLetters::new(&sdk, url, config.dead_letter_max_message_bytes));
     let pacer = Arc::new(Pacer::new(config.writes_per_second));
     tracing::info!(
         allowed_catalogs = ?config.allowed_catalogs,
