@@ -476,8 +476,8 @@ async fn a_retry_whose_slot_would_miss_the_deadline_is_left_to_the_queue_with_it
 
 #[tokio::test(start_paused = true)]
 async fn records_that_cannot_finish_before_the_deadline_are_not_started() {
-    // 1 write/s, a 0.5 s margin and a 1 s reserve per call: with 5 s left, slots at 0, 1, 2 and 3 s
-    // fit (3 <= 5 - 1.5); 4 s and later do not.
+    // 1 write/s, a 0.5 s margin (and 2 ms a record) and a 1 s reserve per call: with 5 s left, slots at
+    // 0, 1, 2 and 3 s fit (3 <= 5 - 1.512); 4 s and later do not.
     let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1")], Some(FakeDeadLetters::default()));
     let records = (1..=6).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
     let answer = w.worker.handle(event(sqs(records), 5)).await.unwrap();

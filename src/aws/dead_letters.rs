@@ -6,13 +6,14 @@
 //! `ErrorMessage`, `RequestID`), so one runbook reads both.
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_smithy_types::timeout::TimeoutConfig;
+use tokio::sync::Semaphore;
 
 use crate::domain::outcome::Failure;
 
@@ -45,6 +46,12 @@ impl<T: DeadLetters> DeadLetters for std::sync::Arc<T> {
 /// (a service message echoing a whole input) says nothing more, and would only crowd the body out.
 const MAX_ATTRIBUTE_CHARS: usize = 1024;
 
+/// Dead letters in flight at once. A batch may hold thousands, and every send cancelled at the end of
+/// dead letters costs time kept back for the answer (the HTTP client's pool scans its waiters on each):
+/// those not yet sent wait here, where giving one up costs next to nothing. It also keeps the
+/// connections well under Lambda's limit on open files.
+const SENDS_IN_FLIGHT: usize = 16;
+
 /// The data type of every attribute the function sends.
 const STRING: &str = "String";
 
@@ -59,11 +66,13 @@ pub struct SqsDeadLetters {
     queue_url: String,
     /// The queue's `MaximumMessageSize` (`DEAD_LETTER_MAX_MESSAGE_BYTES`).
     max_message_bytes: usize,
+    in_flight: Arc<Semaphore>,
 }
 
 impl SqsDeadLetters {
     pub fn new(sdk: &SdkConfig, queue_url: String, max_message_bytes: usize) -> Self {
-        Self { sdk: sdk.clone(), client: OnceLock::new(), queue_url, max_message_bytes }
+        let in_flight = Arc::new(Semaphore::new(SENDS_IN_FLIGHT));
+        Self { sdk: sdk.clone(), client: OnceLock::new(), queue_url, max_message_bytes, in_flight }
     }
 
     fn client(&self) -> &Client {
@@ -111,6 +120,8 @@ impl DeadLetters for SqsDeadLetters {
                 .message_group_id(letter.message_group.unwrap_or("dead-letters"))
                 .message_deduplication_id(dedup_id(letter.source_id.unwrap_or(letter.body)));
         }
+        // Never closed, so a permit always comes.
+        let _permit = self.in_flight.acquire().await.map_err(|e| e.to_string())?;
         message.send().await.map(|_| ()).map_err(|e| {
             let detail = aws_sdk_sqs::error::DisplayErrorContext(&e).to_string();
             format!("sending the dead letter failed: {detail}")
@@ -269,38 +280,68 @@ mod tests {
         assert_eq!(attribute_value(""), "-");
     }
 
-    /// A dead-letter queue that takes the connection and never answers: a send must still end, by
-    /// the client's own timeouts, when the invocation has no deadline to cut it off.
-    #[tokio::test]
-    async fn a_silent_dead_letter_queue_fails_the_send_instead_of_hanging() {
+    /// A dead-letter queue on loopback that takes every connection and never answers: its endpoint,
+    /// and how many connections it has taken.
+    async fn silent_queue() -> (String, Arc<std::sync::atomic::AtomicUsize>, tokio::task::JoinHandle<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let silent = tokio::spawn(async move {
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = taken.clone();
+        let server = tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((connection, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 held.push(connection);
             }
         });
+        (endpoint, taken, server)
+    }
+
+    async fn dead_letters_at(endpoint: &str) -> SqsDeadLetters {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&endpoint)
+            .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
             .load()
             .await;
-        let queue = SqsDeadLetters::new(&sdk, format!("{endpoint}/123456789012/dlq"), LIMIT);
-        let failure = Failure::new("ValidationError", "not a request");
-        let letter = DeadLetter {
+        SqsDeadLetters::new(&sdk, format!("{endpoint}/123456789012/dlq"), LIMIT)
+    }
+
+    fn letter(failure: &Failure) -> DeadLetter<'_> {
+        DeadLetter {
             body: "{}",
-            failure: &failure,
+            failure,
             lambda_request_id: "lambda-req-1",
             source_id: Some("m-1"),
             message_group: None,
-        };
+        }
+    }
+
+    /// A dead-letter queue that takes the connection and never answers: a send must still end, by
+    /// the client's own timeouts, when the invocation has no deadline to cut it off.
+    #[tokio::test]
+    async fn a_silent_dead_letter_queue_fails_the_send_instead_of_hanging() {
+        let (endpoint, _, server) = silent_queue().await;
+        let queue = dead_letters_at(&endpoint).await;
+        let failure = Failure::new("ValidationError", "not a request");
         let started = std::time::Instant::now();
-        let sent = tokio::time::timeout(Duration::from_secs(20), queue.send(letter)).await;
-        silent.abort();
+        let sent = tokio::time::timeout(Duration::from_secs(20), queue.send(letter(&failure))).await;
+        server.abort();
         let error = sent.expect("the send must end by itself, not hang").unwrap_err();
         assert!(error.contains("sending the dead letter failed"), "{error}");
         assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+
+    /// However many records of a batch are dead-lettered at once, only a few sends are in flight:
+    /// the others wait their turn, where giving them up at the deadline costs next to nothing.
+    #[tokio::test]
+    async fn only_a_few_dead_letters_are_in_flight_at_once() {
+        let (endpoint, taken, server) = silent_queue().await;
+        let queue = dead_letters_at(&endpoint).await;
+        let failure = Failure::new("ValidationError", "not a request");
+        let sends = futures::future::join_all((0..3 * SENDS_IN_FLIGHT).map(|_| queue.send(letter(&failure))));
+        assert!(tokio::time::timeout(Duration::from_millis(1500), sends).await.is_err(), "all still pending");
+        server.abort();
+        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), SENDS_IN_FLIGHT);
     }
 }

@@ -5,12 +5,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-/// Time kept back at the end of an invocation for dead letters and the answer: calls end this long
-/// before the deadline.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
-/// Time kept back for the answer alone: a dead letter not sent by then is given up, and its record
-/// delivered again, rather than let the invocation time out.
-const ANSWER_RESERVE: Duration = Duration::from_millis(100);
+/// Time kept back for the answer, whatever the batch: a dead letter not sent by then is given up,
+/// and its record delivered again, rather than let the invocation time out.
+const ANSWER_BASE: Duration = Duration::from_millis(100);
+/// Time kept back for the answer per record of the batch: at the end of dead letters every record
+/// may still be pending, and each is then given up, logged and answered, on as little as a 128 MB
+/// function's share of a core (bench/README.md, "Big batches").
+const ANSWER_PER_RECORD: Duration = Duration::from_millis(2);
+/// Time for dead letters: calls end this long before the answer's reserve.
+const LETTERS_WINDOW: Duration = Duration::from_millis(400);
 /// The least time a call is given: a record whose paced slot leaves less before the end of calls is
 /// not started. A call that takes longer is cut off there and retried later.
 pub const CALL_RESERVE: Duration = Duration::from_secs(1);
@@ -29,13 +32,15 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// From Lambda's deadline (milliseconds since the epoch).
-    pub fn from_epoch_ms(deadline_ms: u64) -> Self {
-        let deadline = instant_of(deadline_ms);
-        Self {
-            calls_end: deadline.map(|deadline| ahead_of(deadline, DEADLINE_MARGIN)),
-            letters_end: deadline.map(|deadline| ahead_of(deadline, ANSWER_RESERVE)),
-        }
+    /// From Lambda's deadline (milliseconds since the epoch), for an event of `records` records.
+    pub fn from_epoch_ms(deadline_ms: u64, records: usize) -> Self {
+        Self::before(instant_of(deadline_ms), records)
+    }
+
+    /// The ends of calls and of dead letters ahead of `deadline`, for an event of `records` records.
+    pub fn before(deadline: Option<Instant>, records: usize) -> Self {
+        let letters_end = deadline.map(|deadline| ahead_of(deadline, answer_reserve(records)));
+        Self { calls_end: letters_end.map(|end| ahead_of(end, LETTERS_WINDOW)), letters_end }
     }
 
     /// The last moment a write may start and still have [`CALL_RESERVE`] before the end of calls.
@@ -44,11 +49,20 @@ impl Deadline {
     }
 }
 
-/// Runs `work` until it ends or `end` comes, whichever is first: `None` when it was cut off. Without
-/// an end, until it ends.
+/// The time kept back for the answer to an event of `records` records: what follows the end of dead
+/// letters (cancelling the sends still pending, a log line per record, the answer) grows with them.
+pub fn answer_reserve(records: usize) -> Duration {
+    let records = u32::try_from(records).unwrap_or(u32::MAX);
+    ANSWER_BASE.saturating_add(ANSWER_PER_RECORD.saturating_mul(records))
+}
+
+/// Runs `work` until it ends or `end` comes, whichever is first: `None` when it was cut off, or not
+/// started because `end` had come (a timeout would first poll it, and so start it). Without an end,
+/// until it ends.
 pub async fn until<F: Future>(end: Option<Instant>, work: F) -> Option<F::Output> {
     match end {
         None => Some(work.await),
+        Some(end) if Instant::now() >= end => None,
         Some(end) => tokio::time::timeout_at(end, work).await.ok(),
     }
 }
@@ -66,4 +80,55 @@ fn instant_of(deadline_ms: u64) -> Option<Instant> {
 /// is started (every paced slot is refused, every timeout fires at once).
 fn ahead_of(end: Instant, reserve: Duration) -> Instant {
     end.checked_sub(reserve).unwrap_or(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lambda's batch sizes: one record (EventBridge, direct), the template's 10, up to the 10,000 of
+    /// a standard queue.
+    const BATCHES: [usize; 5] = [1, 10, 100, 1_000, 10_000];
+
+    #[test]
+    fn the_answer_reserve_grows_with_the_batch() {
+        let reserves: Vec<Duration> = BATCHES.iter().map(|&n| answer_reserve(n)).collect();
+        let expected = [102, 120, 300, 2_100, 20_100].map(Duration::from_millis);
+        assert_eq!(reserves, expected);
+    }
+
+    #[test]
+    fn calls_end_before_dead_letters_which_end_before_the_answer() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for records in BATCHES {
+            let ends = Deadline::before(Some(deadline), records);
+            let (calls_end, letters_end) = (ends.calls_end.unwrap(), ends.letters_end.unwrap());
+            assert_eq!(deadline - letters_end, answer_reserve(records), "{records} records");
+            assert_eq!(letters_end - calls_end, LETTERS_WINDOW, "{records} records");
+            assert!(ends.latest_call_start().unwrap() < calls_end);
+        }
+    }
+
+    #[test]
+    fn a_reserve_longer_than_the_time_left_starts_nothing() {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let ends = Deadline::before(Some(deadline), 10_000);
+        assert!(ends.letters_end.unwrap() <= Instant::now(), "the dead letters' end is already past");
+        assert!(ends.calls_end.unwrap() <= Instant::now());
+    }
+
+    #[test]
+    fn without_a_deadline_nothing_ends() {
+        assert_eq!(Deadline::from_epoch_ms(600_000, 10), Deadline { calls_end: None, letters_end: None });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_is_not_started_once_its_end_has_come() {
+        let started = std::cell::Cell::new(false);
+        let end = Instant::now();
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(until(Some(end), async { started.set(true) }).await, None);
+        assert!(!started.get());
+        assert_eq!(until(None, async { 7 }).await, Some(7));
+    }
 }

@@ -75,14 +75,19 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// [`Worker::handle`], giving the invocation's metric lines (EMF) instead of printing them.
     pub async fn handle_measured(&self, event: LambdaEvent<Payload>) -> (Result<Value, FunctionError>, Vec<Value>) {
         let (payload, context) = event.into_parts();
+        let inbound = inbound::classify(&payload);
+        let records = match &inbound {
+            Inbound::Sqs(batch) => batch.records.len(),
+            _ => 1,
+        };
         let invocation = Invocation {
-            deadline: Deadline::from_epoch_ms(context.deadline),
+            deadline: Deadline::from_epoch_ms(context.deadline, records),
             request_id: context.request_id,
             metrics: InvocationMetrics::default(),
         };
         tracing::debug!(request_id = %invocation.request_id, deadline_ms = context.deadline, "invocation started");
         let throttled_before = self.throttles.get();
-        let answer = match inbound::classify(&payload) {
+        let answer = match inbound {
             Inbound::Sqs(batch) => {
                 let outcomes = self.run_batch(&invocation, &batch).await;
                 sqs::answer(&invocation.request_id, &batch, &outcomes)
@@ -127,8 +132,8 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     }
 }
 
-/// The record's log line and its count in the metrics. `held`: what the opportunity holds of the
-/// entity's type, when a not-found answer ended in success.
+/// The record's log line (one, whatever became of it) and its count in the metrics. `held`: what the
+/// opportunity holds of the entity's type, when a not-found answer ended in success.
 fn report(invocation: &Invocation, record: &Record, outcome: &Outcome, held: Option<&[String]>) {
     let request = record.request.as_ref().ok();
     invocation.metrics.count(request.map(|r| r.catalog), outcome);

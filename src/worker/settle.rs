@@ -1,8 +1,6 @@
 //! Carrying out an outcome: the one place a dead letter is sent, and the one place a dead letter that
 //! cannot be sent becomes a retry, so that nothing is ever dropped.
 
-use tracing::warn;
-
 use super::deadline::until;
 use super::inbound::{Group, Record};
 use super::{Invocation, Worker};
@@ -24,17 +22,13 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 Group::None | Group::Unreadable => None,
             },
         };
+        // Why it was not dead-lettered goes in the record's one log line: after the deadline for dead
+        // letters every line counts against the time left for the answer.
         match until(invocation.deadline.letters_end, queue.send(letter)).await {
             Some(Ok(())) => Outcome::DeadLettered(failure),
-            Some(Err(e)) => {
-                warn!(error = %e, "could not dead-letter the record: it will be delivered again");
-                Outcome::Failed(failure)
-            }
+            Some(Err(e)) => Outcome::Failed(failure.noted(format_args!("not dead-lettered, delivered again: {e}"))),
             None => {
-                warn!(
-                    "the dead letter was not sent before the invocation's deadline: the record will be delivered again"
-                );
-                Outcome::Failed(failure)
+                Outcome::Failed(failure.noted("not dead-lettered before the invocation's deadline, delivered again"))
             }
         }
     }
