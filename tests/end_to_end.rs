@@ -253,6 +253,36 @@ async fn rejected_requests_are_dead_lettered_with_their_reason() {
     assert!(by_source["m4"].1.contains("does not exist"));
 }
 
+/// A wrong identifier (S-0000010 for the S-0000001 the opportunity holds), through the queue at its first
+/// receive: a success all the same (deleted, no dead letter), but a WARN line that names it beside what
+/// the opportunity holds, and the `NotAssociated` metric an operator can watch.
+#[tokio::test]
+async fn a_wrong_identifier_at_its_first_receive_is_not_associated_and_said_so() {
+    let emulator = emulator(QuotaConfig::default(), FaultConfig::default()).await;
+    let moto = Moto::start().await;
+    let queues = moto.queues("not-associated", false, 3, 30).await;
+    let runtime = RuntimeApi::start().await;
+    let function =
+        Function::start(&runtime, &env(&emulator, Some(&moto), &[("DEAD_LETTER_QUEUE_URL", &queues.dlq_url)]));
+    let typo = request("Sandbox", "O1234567", "Solutions", "S-0000010").to_string();
+    moto.send(&queues, "", &[typo]).await;
+
+    let pass = pump_once(&moto, &queues, &runtime, 10, TIMEOUT).await;
+    assert_eq!((pass.received, pass.failed), (1, 0), "a success: not reported failed");
+    assert_eq!(moto.depth(&queues.work_url).await, 0, "deleted");
+    assert!(moto.drain(&queues.dlq_url).await.is_empty(), "no dead letter");
+    assert_eq!(solutions(&emulator, "O1234567"), ["S-0000001", "S-0000002"], "nothing changed");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = json_lines(&function);
+    let warning = lines.iter().find(|l| l["outcome"] == "not_associated").expect("the record's line");
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert_eq!((warning["entity_type"].as_str(), warning["entity"].as_str()), (Some("Solutions"), Some("S-0000010")));
+    let held = warning["held"].as_str().unwrap_or_default();
+    assert!(held.contains("S-0000001") && held.contains("S-0000002"), "what the opportunity holds: {warning}");
+    assert_eq!((emf_total(&lines, "NotAssociated"), emf_total(&lines, "AlreadyDisassociated")), (1, 0));
+}
+
 #[tokio::test]
 async fn paced_writes_stay_under_the_quota() {
     // A bucket of 2/s with no burst, and the function paced a little under it: an exact match would
