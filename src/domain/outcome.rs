@@ -33,6 +33,8 @@ pub mod codes {
 pub mod names {
     pub const DISASSOCIATED: &str = "disassociated";
     pub const ALREADY_DISASSOCIATED: &str = "already_disassociated";
+    pub const REPLACED: &str = "replaced";
+    pub const ALREADY_REPLACED: &str = "already_replaced";
     pub const DRY_RUN: &str = "dry_run";
     pub const DEAD_LETTERED: &str = "dead_lettered";
     pub const FAILED: &str = "failed";
@@ -75,17 +77,25 @@ pub enum Done {
     /// The service said not found, and the opportunity exists without that entity: a redelivery of
     /// a request already carried out.
     AlreadyDisassociated,
+    /// A replacement (`ReplaceWith`): the new entity confirmed on the opportunity and the old one gone,
+    /// by the writes this delivery made.
+    Replaced,
+    /// A replacement the opportunity already showed done (old gone, new there): no write was made.
+    AlreadyReplaced,
     /// `DRY_RUN`: valid, and the call was logged instead of made.
     DryRun,
 }
 
 impl Done {
-    pub const ALL: [Done; 3] = [Done::Disassociated, Done::AlreadyDisassociated, Done::DryRun];
+    pub const ALL: [Done; 5] =
+        [Done::Disassociated, Done::AlreadyDisassociated, Done::Replaced, Done::AlreadyReplaced, Done::DryRun];
 
     pub fn name(self) -> &'static str {
         match self {
             Done::Disassociated => names::DISASSOCIATED,
             Done::AlreadyDisassociated => names::ALREADY_DISASSOCIATED,
+            Done::Replaced => names::REPLACED,
+            Done::AlreadyReplaced => names::ALREADY_REPLACED,
             Done::DryRun => names::DRY_RUN,
         }
     }
