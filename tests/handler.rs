@@ -1206,7 +1206,11 @@ async fn a_plain_disassociation_of_the_last_entity_of_its_type_refused_suggests_
     assert!(failures(&answer).is_empty());
     let letter = &letters(&w)[0];
     assert_eq!(letter.code, "ValidationException");
-    assert!(letter.message.contains("S-0000001 is the last Solutions on the opportunity"), "{}", letter.message);
+    assert!(
+        letter.message.contains("S-0000001 is the last entity of type Solutions on the opportunity"),
+        "{}",
+        letter.message
+    );
     assert!(letter.message.contains("ReplaceWith"), "{}", letter.message);
 
     // Not the last of its type: refused all the same, with no such suggestion.

@@ -142,7 +142,7 @@ where
             // associated first.
             Ok(Some(holdings)) if holdings.holds_only(&request.entity) => {
                 Verdict::Permanent(Failure::from(error).noted(format_args!(
-                    "{} is the last {} on the opportunity: to replace it, send the request again with ReplaceWith naming the new one, which is then associated first",
+                    "{} is the last entity of type {} on the opportunity: to replace it, send the request again with ReplaceWith naming the new one, which is then associated first",
                     request.entity.identifier(),
                     request.entity.entity_type()
                 )))
