@@ -32,8 +32,18 @@ pub struct WorkerConfig {
     pub allowed_catalogs: Vec<Catalog>,
     /// `PARTNER_CENTRAL_REGION`: the service exists only in us-east-1, whatever region runs the function.
     pub partner_central_region: String,
-    /// `PARTNER_CENTRAL_WRITES_PER_SECOND`: this instance's share of the account's write quota.
+    /// `PARTNER_CENTRAL_WRITES_PER_SECOND`: this instance's share of the account's write quota, when it
+    /// paces alone (no `WRITE_SLOTS_TABLE`, or the table cannot be used).
     pub writes_per_second: f64,
+    /// `ACCOUNT_WRITES_PER_SECOND`: the account's write quota, which every instance shares through
+    /// `WRITE_SLOTS_TABLE`.
+    pub account_writes_per_second: f64,
+    /// `WRITE_SLOTS_TABLE`: the DynamoDB table the instances claim their write slots in. `None`: each
+    /// instance paces alone at `PARTNER_CENTRAL_WRITES_PER_SECOND`.
+    pub write_slots_table: Option<String>,
+    /// `WRITE_SLOT_MARGIN`: added to the quota's interval between two slots, as a fraction of it, for
+    /// the differences between instances' latencies and clocks.
+    pub write_slot_margin: f64,
     /// `PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS`, like the CLI's `--cli-connect-timeout`.
     pub connect_timeout: Duration,
     /// `PARTNER_CENTRAL_READ_TIMEOUT_SECONDS`, like the CLI's `--cli-read-timeout`.
@@ -92,6 +102,8 @@ impl WorkerConfig {
             0.1..=1000.0,
             "must be a number from 0.1 to 1000",
         )?;
+        let account_writes_per_second =
+            settings.number("ACCOUNT_WRITES_PER_SECOND", 1.0, 0.1..=1000.0, "must be a number from 0.1 to 1000")?;
         let read_timeout = settings.seconds("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", 10.0)?;
         let operation_timeout = settings.seconds("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", 20.0)?;
         if operation_timeout < read_timeout {
@@ -106,6 +118,14 @@ impl WorkerConfig {
             allowed_catalogs: settings.catalogs("ALLOWED_CATALOGS")?,
             partner_central_region: settings.region("PARTNER_CENTRAL_REGION", "us-east-1")?,
             writes_per_second,
+            account_writes_per_second,
+            write_slots_table: settings.table_name("WRITE_SLOTS_TABLE")?,
+            write_slot_margin: settings.number(
+                "WRITE_SLOT_MARGIN",
+                0.05,
+                0.0..=0.5,
+                "must be a fraction from 0 to 0.5",
+            )?,
             connect_timeout: settings.seconds("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", 3.0)?,
             read_timeout,
             operation_timeout,
@@ -231,6 +251,19 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
         }
     }
 
+    /// A DynamoDB table name: 3 to 255 of `a-z A-Z 0-9 _ - .`.
+    fn table_name(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.text(name) {
+            Some(table)
+                if !(3..=255).contains(&table.len())
+                    || !table.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) =>
+            {
+                Err(Self::error(name, &table, "must be a DynamoDB table name (3 to 255 of a-z A-Z 0-9 _ - .)"))
+            }
+            table => Ok(table),
+        }
+    }
+
     fn region(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
         let region = self.text(name).unwrap_or_else(|| default.to_owned());
         if region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
@@ -327,6 +360,9 @@ mod tests {
         assert_eq!(config.allowed_catalogs, [Catalog::Sandbox]);
         assert_eq!(config.partner_central_region, "us-east-1");
         assert_eq!(config.writes_per_second, 1.0);
+        assert_eq!(config.account_writes_per_second, 1.0);
+        assert_eq!(config.write_slots_table, None, "pacing alone unless a table is set");
+        assert_eq!(config.write_slot_margin, 0.05);
         assert_eq!(config.connect_timeout, Duration::from_secs(3));
         assert_eq!(config.read_timeout, Duration::from_secs(10));
         assert_eq!(config.max_attempts, 3, "the SDK's default");
@@ -344,6 +380,9 @@ mod tests {
             ("ALLOWED_CATALOGS", " AWS , Sandbox,AWS"),
             ("PARTNER_CENTRAL_REGION", "us-west-2"),
             ("PARTNER_CENTRAL_WRITES_PER_SECOND", "0.5"),
+            ("ACCOUNT_WRITES_PER_SECOND", "2"),
+            ("WRITE_SLOTS_TABLE", "stack-write-slots"),
+            ("WRITE_SLOT_MARGIN", "0.1"),
             ("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", "1.5"),
             ("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", "4"),
             ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "8"),
@@ -358,6 +397,9 @@ mod tests {
         assert_eq!(config.allowed_catalogs, [Catalog::Aws, Catalog::Sandbox]);
         assert_eq!(config.partner_central_region, "us-west-2");
         assert_eq!(config.writes_per_second, 0.5);
+        assert_eq!(config.account_writes_per_second, 2.0);
+        assert_eq!(config.write_slots_table.as_deref(), Some("stack-write-slots"));
+        assert_eq!(config.write_slot_margin, 0.1);
         assert_eq!(config.connect_timeout, Duration::from_millis(1500));
         assert_eq!(config.operation_timeout, Duration::from_secs(8));
         assert_eq!(config.max_attempts, 5);
@@ -391,6 +433,12 @@ mod tests {
             ("PARTNER_CENTRAL_WRITES_PER_SECOND", "0.05"),
             ("PARTNER_CENTRAL_WRITES_PER_SECOND", "fast"),
             ("PARTNER_CENTRAL_WRITES_PER_SECOND", "NaN"),
+            ("ACCOUNT_WRITES_PER_SECOND", "0"),
+            ("ACCOUNT_WRITES_PER_SECOND", "lots"),
+            ("WRITE_SLOTS_TABLE", "ab"),
+            ("WRITE_SLOTS_TABLE", "my table"),
+            ("WRITE_SLOT_MARGIN", "0.6"),
+            ("WRITE_SLOT_MARGIN", "-0.1"),
             ("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", "-1"),
             ("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", "inf"),
             ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "1"),

@@ -8,13 +8,13 @@
 //!   checked and buffered into the worker's queue.
 //!
 //! The outside world is behind small ports with SDK adapters in [`aws`]; writes are paced by
-//! [`pacer`]; settings are read once at init by [`config`]; logs and metrics are in [`telemetry`].
+//! [`pacing`]; settings are read once at init by [`config`]; logs and metrics are in [`telemetry`].
 //! The `main`s only wire.
 
 pub mod aws;
 pub mod config;
 pub mod domain;
-pub mod pacer;
+pub mod pacing;
 pub mod telemetry;
 pub mod webhook;
 pub mod worker;

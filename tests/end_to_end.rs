@@ -88,12 +88,8 @@ fn solutions(emulator: &RunningEmulator, id: &str) -> Vec<String> {
     emulator.state().opportunity("Sandbox", id).expect("seeded").related_entity_identifiers.solutions.clone()
 }
 
+/// An SQS event of `records` (message id, body), without receive counts; FIFO in `fifo_group` when given.
 fn sqs_event(records: &[(&str, Value)], fifo_group: Option<&str>) -> Value {
-    let arn = if fifo_group.is_some() {
-        "arn:aws:sqs:us-east-1:123456789012:work.fifo"
-    } else {
-        "arn:aws:sqs:us-east-1:123456789012:work"
-    };
     let records: Vec<Value> = records
         .iter()
         .map(|(id, body)| {
@@ -101,12 +97,14 @@ fn sqs_event(records: &[(&str, Value)], fifo_group: Option<&str>) -> Value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let attributes = fifo_group.map_or(json!({}), |g| json!({"MessageGroupId": g}));
-            json!({"messageId": id, "receiptHandle": "rh", "body": body, "attributes": attributes, "messageAttributes": {},
-                   "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1"})
+            let record = fixtures::without_attributes(fixtures::sqs_record(id, &body));
+            match fifo_group {
+                Some(group) => fixtures::fifo(record, group),
+                None => record,
+            }
         })
         .collect();
-    json!({ "Records": records })
+    fixtures::sqs_event(records)
 }
 
 fn failures(answer: &Value) -> Vec<String> {

@@ -12,7 +12,7 @@ use opportunity_disassociator::aws::partner_central::{ApiError, ErrorClass, Part
 use opportunity_disassociator::config::WorkerConfig;
 use opportunity_disassociator::domain::opportunity::Holdings;
 use opportunity_disassociator::domain::request::{Catalog, EntityType, OpportunityId, RelatedEntity};
-use opportunity_disassociator::pacer::Pacer;
+use opportunity_disassociator::pacing::Pacer;
 use opportunity_disassociator::worker::Worker;
 use opportunity_disassociator::worker::inbound::Payload;
 use serde_json::{Value, json};
@@ -274,7 +274,7 @@ fn world_with(scripts: &[(&'static str, Script)], vars: &[(&str, &str)], dlq: Op
     let service = FakeService::with(scripts);
     let with_dlq = dlq.is_some();
     let queue = Arc::new(dlq.unwrap_or_default());
-    let pacer = Arc::new(Pacer::new(config.writes_per_second));
+    let pacer = Arc::new(Pacer::local(config.writes_per_second));
     let worker = Worker::new(
         config,
         service.clone(),

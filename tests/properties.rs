@@ -21,7 +21,7 @@ use opportunity_disassociator::aws::partner_central::{ApiError, PartnerCentral, 
 use opportunity_disassociator::config::WorkerConfig;
 use opportunity_disassociator::domain::opportunity::Holdings;
 use opportunity_disassociator::domain::request::{Catalog, DisassociationRequest, OpportunityId, RelatedEntity};
-use opportunity_disassociator::pacer::Pacer;
+use opportunity_disassociator::pacing::Pacer;
 use opportunity_disassociator::worker::Worker;
 use opportunity_disassociator::worker::inbound::Payload;
 use opportunity_disassociator::worker::inbound::{Inbound, classify as classify_payload};
@@ -412,7 +412,7 @@ fn worker(
     let settings: HashMap<&str, &str> =
         [("ALLOWED_CATALOGS", "AWS,Sandbox"), ("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")].into();
     let config = WorkerConfig::from_lookup(|name| settings.get(name).map(|v| v.to_string())).unwrap();
-    let pacer = Arc::new(Pacer::new(config.writes_per_second));
+    let pacer = Arc::new(Pacer::local(config.writes_per_second));
     Worker::new(config, service, Some(queue), pacer, Arc::new(ThrottleCount::default()))
 }
 

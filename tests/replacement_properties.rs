@@ -18,7 +18,7 @@ use opportunity_disassociator::aws::partner_central::{ApiError, ErrorClass, Part
 use opportunity_disassociator::config::WorkerConfig;
 use opportunity_disassociator::domain::opportunity::Holdings;
 use opportunity_disassociator::domain::request::{Catalog, EntityType, OpportunityId, RelatedEntity};
-use opportunity_disassociator::pacer::Pacer;
+use opportunity_disassociator::pacing::Pacer;
 use opportunity_disassociator::worker::Worker;
 use opportunity_disassociator::worker::inbound::Payload;
 use proptest::prelude::*;
@@ -190,7 +190,7 @@ fn in_the_documented_order_no_answer_removes_the_old_entity_before_the_new_one_i
                 (name == "PARTNER_CENTRAL_WRITES_PER_SECOND").then(|| "1000".to_owned())
             })
             .unwrap();
-            let pacer = Arc::new(Pacer::new(config.writes_per_second));
+            let pacer = Arc::new(Pacer::local(config.writes_per_second));
             let worker =
                 Worker::<_, NoDeadLetters>::new(config, model.clone(), None, pacer, Arc::new(ThrottleCount::default()));
             // Each delivery takes at least one scripted answer until they run out, then succeeds.

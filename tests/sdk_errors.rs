@@ -24,7 +24,7 @@ use opportunity_disassociator::config::WorkerConfig;
 use opportunity_disassociator::domain::opportunity::Holdings;
 use opportunity_disassociator::domain::outcome::Done;
 use opportunity_disassociator::domain::request::DisassociationRequest;
-use opportunity_disassociator::pacer::Pacer;
+use opportunity_disassociator::pacing::Pacer;
 use opportunity_disassociator::worker::Worker;
 use opportunity_disassociator::worker::decide::{Verdict, after_disassociation_error};
 use opportunity_disassociator::worker::inbound::Payload;
@@ -414,7 +414,7 @@ async fn a_conflict_answered_to_the_association_is_settled_by_the_read_and_the_r
     let a = adapter(&[&first_read, &conflict, &second_read, &disassociated], 1);
     let config =
         WorkerConfig::from_lookup(|name| (name == "PARTNER_CENTRAL_WRITES_PER_SECOND").then(|| "1000".into())).unwrap();
-    let pacer = Arc::new(Pacer::new(config.writes_per_second));
+    let pacer = Arc::new(Pacer::local(config.writes_per_second));
     let worker = Worker::<_, NoDeadLetters>::new(config, a.partner_central, None, pacer, a.throttles);
     let mut context = Context::default();
     context.deadline = 0;

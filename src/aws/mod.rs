@@ -3,7 +3,8 @@
 //! - [`partner_central`]: the Partner Central Selling API (the worker's writes and reads);
 //! - [`dead_letters`]: the dead-letter queue (the worker);
 //! - [`work_queue`]: the work queue (the webhook buffers requests there);
-//! - [`secrets`]: the webhook's secret from Secrets Manager.
+//! - [`secrets`]: the webhook's secret from Secrets Manager;
+//! - [`write_slots`]: the account's write slots in DynamoDB, shared by every instance.
 //!
 //! Every client is built from [`sdk_config`], so the standard endpoint settings
 //! (`AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING`, `AWS_ENDPOINT_URL_SQS`, ...) and credentials apply
@@ -21,6 +22,7 @@ pub mod dead_letters;
 pub mod partner_central;
 pub mod secrets;
 pub mod work_queue;
+pub mod write_slots;
 
 /// The roots AWS documents for its endpoints (Amazon Trust Services), built in: see [`https_client`].
 const AMAZON_TRUST_SERVICES: &str = include_str!("amazon_trust_services.pem");

@@ -7,8 +7,10 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use opportunity_disassociator::aws::dead_letters::SqsDeadLetters;
 use opportunity_disassociator::aws::partner_central::{SdkPartnerCentral, ThrottleCount};
 use opportunity_disassociator::aws::sdk_config;
+use opportunity_disassociator::aws::write_slots::DynamoSlots;
 use opportunity_disassociator::config::WorkerConfig;
-use opportunity_disassociator::pacer::Pacer;
+use opportunity_disassociator::pacing::Pacer;
+use opportunity_disassociator::pacing::shared::SharedSlots;
 use opportunity_disassociator::telemetry::logging;
 use opportunity_disassociator::worker::Worker;
 use opportunity_disassociator::worker::inbound::Payload;
@@ -28,10 +30,27 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         partner_central.warm_up(catalog).await;
     }
     let dead_letters = config.dead_letter_queue_url.clone().map(|url| SqsDeadLetters::new(&sdk, url));
-    let pacer = Arc::new(Pacer::new(config.writes_per_second));
+    let pacer = match &config.write_slots_table {
+        None => Pacer::local(config.writes_per_second),
+        Some(table) => {
+            let store = DynamoSlots::new(&sdk, table.clone());
+            let slots =
+                SharedSlots::new(Arc::new(store.clone()), config.account_writes_per_second, config.write_slot_margin);
+            if config.warm_up {
+                match store.read().await {
+                    Ok(state) => slots.learn(state),
+                    Err(e) => tracing::warn!(error = %e, "could not read the write slots table during init"),
+                }
+            }
+            Pacer::shared(config.writes_per_second, slots)
+        }
+    };
+    let pacer = Arc::new(pacer);
     tracing::info!(
         allowed_catalogs = ?config.allowed_catalogs,
         writes_per_second = config.writes_per_second,
+        account_writes_per_second = config.account_writes_per_second,
+        write_slots_table = config.write_slots_table.as_deref(),
         dead_letter_queue = config.dead_letter_queue_url.is_some(),
         max_receive_count = config.max_receive_count,
         dry_run = config.dry_run,

@@ -115,7 +115,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 None => return Err(WriteError::Deadline(cut_off())),
             };
             if error.is_throttling() {
-                self.pacer.throttled();
+                self.pacer.throttled().await;
             }
             if error.class != ErrorClass::Transient || attempt >= self.config.max_attempts {
                 return Err(WriteError::Api(error));

@@ -19,7 +19,7 @@ use crate::aws::dead_letters::DeadLetters;
 use crate::aws::partner_central::{PartnerCentral, ThrottleCount};
 use crate::config::WorkerConfig;
 use crate::domain::outcome::{FunctionError, Outcome};
-use crate::pacer::Pacer;
+use crate::pacing::Pacer;
 use crate::telemetry::metrics::InvocationMetrics;
 
 mod batch;

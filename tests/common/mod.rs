@@ -348,6 +348,42 @@ impl Moto {
         aws_sdk_secretsmanager::Client::from_conf(config)
     }
 
+    /// A DynamoDB client on moto's server.
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "test",
+            ))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    /// Creates a write-slots table as the template does (partition key `pk`), and gives its name.
+    pub async fn write_slots_table(&self, name: &str) -> String {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        self.dynamodb()
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+            .send()
+            .await
+            .expect("create the write-slots table");
+        name.to_owned()
+    }
+
     /// Creates a work queue whose redrive policy moves a message to a new dead-letter queue after
     /// `max_receives` receives.
     pub async fn queues(&self, name: &str, fifo: bool, max_receives: u32, visibility_seconds: u32) -> Queues {
@@ -598,4 +634,5 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+#[allow(unused_imports)]
 pub use fixtures::request;

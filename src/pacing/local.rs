@@ -1,10 +1,10 @@
-//! Paces writes under the account's quota (1 write per second, shared by every caller in the
-//! account), and slows down when the service says it is throttling.
+//! One instance's own pacing: a fixed share of the account's quota, stretched when the service says
+//! it is throttling. It paces alone when no shared store is set, and takes over when the store fails.
 //!
 //! No crate fits: rate limiters such as `governor` keep a fixed rate, and this one must stretch its
-//! interval on a throttled answer (seen on every attempt, including those the SDK retries) and come
-//! back to its base rate as calls succeed. Waiters are served in arrival order, and a waiter whose
-//! slot would come too late for its deadline is refused before it waits.
+//! interval on a throttled answer and come back to its base rate as calls succeed. Waiters are served
+//! in arrival order, and a waiter whose slot would come too late for its deadline is refused before
+//! it waits.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,16 +12,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How far a run of throttled answers may stretch the interval: 16 times the base interval...
-const MAX_SLOWDOWN: u32 = 16;
-/// ...but never past 10 s (a base interval longer than that is not stretched). The stretch outlives the
-/// invocation, and only successes undo it: stretched past an invocation's length (16 times a 5 s base
-/// is 80 s, against the template's 60 s timeout), no write of a later batch could start, each of its
-/// records would spend a receive without being tried, and no success would ever come to shrink it.
-/// At 10 s an invocation of the template still has room for several writes.
-const MAX_STRETCHED: Duration = Duration::from_secs(10);
+pub(super) const MAX_SLOWDOWN: u32 = 16;
+/// ...but never past 10 s (a longer base is not stretched). Only successes undo a stretch, and a stretch
+/// longer than an invocation would leave no slot in which a success could come.
+pub(super) const MAX_STRETCHED: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
-pub struct Pacer {
+pub struct LocalPacer {
     base: Duration,
     /// The longest the interval may grow to ([`MAX_SLOWDOWN`], [`MAX_STRETCHED`]).
     longest: Duration,
@@ -43,7 +40,7 @@ pub struct TooLate {
     pub slot: Instant,
 }
 
-impl Pacer {
+impl LocalPacer {
     pub fn new(per_second: f64) -> Self {
         let base = Duration::from_secs_f64(1.0 / per_second);
         Self {
@@ -112,7 +109,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn spaces_writes_at_the_configured_rate() {
-        let pacer = Pacer::new(2.0);
+        let pacer = LocalPacer::new(2.0);
         let start = Instant::now();
         let mut starts = Vec::new();
         for _ in 0..5 {
@@ -125,7 +122,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_waiters_share_the_rate() {
-        let pacer = Arc::new(Pacer::new(1.0));
+        let pacer = Arc::new(LocalPacer::new(1.0));
         let start = Instant::now();
         let tasks: Vec<_> = (0..4)
             .map(|_| {
@@ -146,7 +143,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn throttling_stretches_the_interval_and_success_restores_it() {
-        let pacer = Pacer::new(1.0);
+        let pacer = LocalPacer::new(1.0);
         pacer.acquire(None).await.unwrap();
         pacer.throttled();
         assert_eq!(pacer.interval(), Duration::from_secs(2));
@@ -168,7 +165,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_stretch_is_bounded_by_both_limits_and_never_shrinks_the_base() {
         let stretched = |per_second: f64| {
-            let pacer = Pacer::new(per_second);
+            let pacer = LocalPacer::new(per_second);
             for _ in 0..20 {
                 pacer.throttled();
             }
@@ -182,7 +179,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stretch_left_by_an_earlier_burst_leaves_room_for_a_write_within_a_minute() {
         // The template's slowest share, 0.2 writes per second, after a long run of throttled answers.
-        let pacer = Pacer::new(0.2);
+        let pacer = LocalPacer::new(0.2);
         pacer.acquire(None).await.unwrap();
         for _ in 0..10 {
             pacer.throttled();
@@ -194,7 +191,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn refuses_a_slot_past_the_latest_start_without_consuming_it() {
-        let pacer = Pacer::new(1.0);
+        let pacer = LocalPacer::new(1.0);
         pacer.acquire(None).await.unwrap();
         let now = Instant::now();
         let refused = pacer.acquire(Some(now + Duration::from_millis(500))).await;

@@ -1,0 +1,147 @@
+//! The account's write quota shared through the write-slots table, end to end: the built worker, two
+//! instances at once, moto's DynamoDB as the table and moto's SQS as the work queue, against the
+//! Partner Central emulator. How close to the quota the stack gets is a benchmark's figure
+//! (bench/stack.py); here: that the instances claim their slots in the table, that every request
+//! lands, and that a table that cannot be reached leaves each instance pacing alone, never unpaced.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::{Function, Moto, Queues, RuntimeApi, pump_once};
+use opportunity_disassociator::aws::write_slots::ITEM_KEY;
+use partner_central_emulator::{Emulator, EmulatorConfig, QuotaConfig, RunningEmulator, Seed, TokenBucketConfig};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+const MESSAGES: usize = 20;
+
+/// `MESSAGES` opportunities, each holding one solution; writes at 10 per second, no burst.
+async fn emulator() -> RunningEmulator {
+    let opportunities: Vec<String> = (0..MESSAGES)
+        .map(|i| format!(r#"{{"Catalog": "Sandbox", "Id": "O50000{i:02}", "RelatedEntityIdentifiers": {{"Solutions": ["S-50000{i:02}"]}}}}"#))
+        .collect();
+    let seed = format!(r#"{{"Opportunities": [{}]}}"#, opportunities.join(","));
+    Emulator::start(EmulatorConfig {
+        seed: Seed::from_json(&seed).expect("seed"),
+        quotas: QuotaConfig { write: Some(TokenBucketConfig { rate: 10.0, burst: 1.0 }), ..QuotaConfig::default() },
+        credentials: BTreeMap::from([(common::ACCESS_KEY.to_owned(), common::SECRET_KEY.to_owned())]),
+        log_requests: false,
+        ..Default::default()
+    })
+    .await
+    .expect("start the emulator")
+}
+
+fn env(
+    emulator: &RunningEmulator,
+    moto: &Moto,
+    queues: &Queues,
+    dynamodb: &str,
+    table: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emulator.endpoint()),
+        ("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.to_owned()),
+        ("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone()),
+        ("WRITE_SLOTS_TABLE", table.to_owned()),
+        ("ACCOUNT_WRITES_PER_SECOND", "10".into()),
+        ("PARTNER_CENTRAL_WRITES_PER_SECOND", "5".into()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+    ]
+}
+
+async fn backlog(moto: &Moto, name: &str) -> Queues {
+    let queues = moto.queues(name, false, 3, 30).await;
+    let bodies: Vec<String> = (0..MESSAGES)
+        .map(|i| {
+            fixtures::request("Sandbox", &format!("O50000{i:02}"), "Solutions", &format!("S-50000{i:02}")).to_string()
+        })
+        .collect();
+    moto.send(&queues, "", &bodies).await;
+    queues
+}
+
+/// One poller feeding one instance until the queue is empty.
+async fn poll(moto: &Moto, queues: &Queues, runtime: &RuntimeApi) {
+    let started = tokio::time::Instant::now();
+    while moto.depth(&queues.work_url).await > 0 {
+        assert!(started.elapsed() < Duration::from_secs(120), "the queue did not drain");
+        pump_once(moto, queues, runtime, 10, TIMEOUT).await;
+    }
+}
+
+/// Two instances, each fed by its own poller, at once.
+async fn drain(moto: &Moto, queues: &Queues, [a, b]: [&RuntimeApi; 2]) {
+    tokio::join!(poll(moto, queues, a), poll(moto, queues, b));
+}
+
+fn disassociated(emulator: &RunningEmulator) -> usize {
+    (0..MESSAGES)
+        .filter(|i| {
+            emulator.state().disassociation_count(
+                "Sandbox",
+                &format!("O50000{i:02}"),
+                "Solutions",
+                &format!("S-50000{i:02}"),
+            ) == 1
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_claim_their_slots_in_one_table_and_every_request_lands() {
+    let emulator = emulator().await;
+    let moto = Moto::start().await;
+    let table = moto.write_slots_table("write-slots").await;
+    let queues = backlog(&moto, "shared").await;
+    let (a, b) = (RuntimeApi::start().await, RuntimeApi::start().await);
+    let fa = Function::start(&a, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
+    let fb = Function::start(&b, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
+    let before = common::now_ms();
+    drain(&moto, &queues, [&a, &b]).await;
+
+    assert_eq!(disassociated(&emulator), MESSAGES, "every request landed once");
+    assert!(moto.drain(&queues.dlq_url).await.is_empty(), "nothing dead-lettered");
+    let item = moto
+        .dynamodb()
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(ITEM_KEY.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the instances wrote the slots item");
+    let next_ms: u64 = item["next_ms"].as_n().unwrap().parse().unwrap();
+    // 20 slots of 105 ms after the first: the item ends at least that far past the start.
+    assert!(next_ms >= before + 19 * 105, "next_ms {next_ms}, started at {before}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for function in [&fa, &fb] {
+        let lines = function.lines().join("\n");
+        assert!(!lines.contains("cannot be used"), "the table was used throughout: {lines}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_cannot_be_reached_leaves_each_instance_pacing_alone() {
+    let emulator = emulator().await;
+    let moto = Moto::start().await;
+    let queues = backlog(&moto, "unreachable").await;
+    let closed = format!("http://127.0.0.1:{}", common::free_port());
+    let (a, b) = (RuntimeApi::start().await, RuntimeApi::start().await);
+    let fa = Function::start(&a, &env(&emulator, &moto, &queues, &closed, "write-slots"));
+    let fb = Function::start(&b, &env(&emulator, &moto, &queues, &closed, "write-slots"));
+    drain(&moto, &queues, [&a, &b]).await;
+
+    assert_eq!(disassociated(&emulator), MESSAGES, "every request landed once");
+    assert!(moto.drain(&queues.dlq_url).await.is_empty(), "nothing dead-lettered");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for function in [&fa, &fb] {
+        let lines = function.lines().join("\n");
+        assert!(lines.contains("paces alone at its share"), "each instance said it fell back: {lines}");
+    }
+}
