@@ -520,6 +520,11 @@ async fn every_sample_event_does_what_the_demo_says() {
             "direct.json" | "eventbridge.json" | "marketplace-offer.json" => "disassociated",
             "direct-already-disassociated.json" => "already_disassociated",
             "direct-invalid.json" => "error ValidationError",
+            // The last solution of an approved opportunity, removed first: refused.
+            "direct-last-solution.json" => "error ValidationException",
+            "replace-solution.json" | "replace-offer.json" => "replaced",
+            // An eleventh Marketplace solution: refused for good, nothing removed.
+            "replace-refused.json" => "failures [], dead letters 1",
             "eventbridge-throttled.json" => "error ThrottlingException",
             "sqs-eventbridge-record.json" => "failures [], dead letters 0",
             "sqs-mixed-batch.json" => "failures [], dead letters 4",
@@ -528,8 +533,16 @@ async fn every_sample_event_does_what_the_demo_says() {
         };
         assert_eq!(summary, expected, "events/{name}: {answer:?}");
     }
-    assert_eq!(dead_letters, 5);
+    assert_eq!(dead_letters, 6);
     let state = emulator.state();
+    let marketplace = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
+    let o = &state.opportunity("Sandbox", "O4000001").unwrap().related_entity_identifiers;
+    assert_eq!((o.solutions.len(), o.aws_marketplace_solutions.as_slice()), (0, [marketplace.to_owned()].as_slice()));
+    let new_offer = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Offer/offer-ghi789";
+    let o = &state.opportunity("Sandbox", "O4000002").unwrap().related_entity_identifiers;
+    assert_eq!(o.aws_marketplace_offers, [new_offer]);
+    let o = &state.opportunity("Sandbox", "O4000004").unwrap().related_entity_identifiers;
+    assert_eq!((o.solutions.as_slice(), o.aws_marketplace_solutions.len()), (["S-4000004".to_owned()].as_slice(), 10));
     let o = state.opportunity("Sandbox", "O1234567").unwrap();
     assert_eq!(o.related_entity_identifiers.solutions, ["S-0000002"]);
     assert_eq!(o.related_entity_identifiers.aws_products, ["AmazonS3"], "the throttled sample changed nothing");

@@ -1,7 +1,7 @@
 //! The worker driven through its ports by in-memory fakes: every trigger, every outcome, mixed and
-//! FIFO batches, panic isolation, the deadline and pacing. No network.
+//! FIFO batches, panic isolation, the deadline and pacing, replacements. No network.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,11 +43,31 @@ enum Script {
     AppliedThenMissing,
 }
 
+/// A scripted answer to one write of an opportunity whose holdings the fake keeps (see `FakeService::hold`).
+#[derive(Clone, Debug)]
+enum Answer {
+    /// Refused: nothing changes.
+    Fail(&'static str, ErrorClass),
+    /// Applied, and answered with this error all the same (an answer lost, or one that is ambiguous).
+    AppliedThenFail(&'static str, ErrorClass),
+    /// Applied after this long.
+    Slow(Duration),
+}
+
 #[derive(Default)]
 struct FakeService {
     scripts: HashMap<&'static str, Script>,
     calls: Mutex<Vec<(String, Instant)>>,
     checks: Mutex<u32>,
+    /// Opportunities whose holdings the writes change, by id. Unscripted, a write applies; an
+    /// entity already there is associated again with success, one not there is not found.
+    held: Mutex<HashMap<String, Vec<RelatedEntity>>>,
+    /// The next answers to each write of those opportunities, by operation name.
+    answers: Mutex<HashMap<&'static str, VecDeque<Answer>>>,
+    /// The next reads, in order: `Some` fails with that error.
+    read_failures: Mutex<VecDeque<Option<ApiError>>>,
+    /// Every write to those opportunities, as `Operation Type Identifier`.
+    writes: Mutex<Vec<String>>,
 }
 
 impl FakeService {
@@ -62,15 +82,93 @@ impl FakeService {
     fn call_times(&self) -> Vec<Instant> {
         self.calls.lock().unwrap().iter().map(|(_, t)| *t).collect()
     }
+
+    /// `opportunity` holds `entities`, and writes change what it holds.
+    fn hold(&self, opportunity: &str, entities: &[RelatedEntity]) {
+        self.held.lock().unwrap().insert(opportunity.to_owned(), entities.to_vec());
+    }
+
+    fn holdings(&self, opportunity: &str) -> Vec<RelatedEntity> {
+        self.held.lock().unwrap()[opportunity].clone()
+    }
+
+    /// The next answers of `operation` (`AssociateOpportunity`, `DisassociateOpportunity`).
+    fn answer(&self, operation: &'static str, answers: &[Answer]) {
+        self.answers.lock().unwrap().entry(operation).or_default().extend(answers.iter().cloned());
+    }
+
+    /// The next reads' answers: `None` reads the opportunity, `Some` fails with that error.
+    fn fail_reads(&self, failures: &[Option<ApiError>]) {
+        self.read_failures.lock().unwrap().extend(failures.iter().cloned());
+    }
+
+    fn writes(&self) -> Vec<String> {
+        self.writes.lock().unwrap().clone()
+    }
+
+    fn reads(&self) -> u32 {
+        *self.checks.lock().unwrap()
+    }
+
+    /// A write to a held opportunity: scripted, or applied as a service would.
+    async fn write_held(
+        &self,
+        operation: &'static str,
+        opportunity: &str,
+        entity: &RelatedEntity,
+    ) -> Result<(), ApiError> {
+        tokio::task::yield_now().await;
+        self.writes.lock().unwrap().push(format!("{operation} {} {}", entity.entity_type(), entity.identifier()));
+        self.calls.lock().unwrap().push((opportunity.to_owned(), Instant::now()));
+        let answer = self.answers.lock().unwrap().get_mut(operation).and_then(VecDeque::pop_front);
+        let apply = || {
+            let mut held = self.held.lock().unwrap();
+            let entities = held.get_mut(opportunity).unwrap();
+            let there = entities.contains(entity);
+            match (operation, there) {
+                ("AssociateOpportunity", false) => entities.push(entity.clone()),
+                ("DisassociateOpportunity", true) => entities.retain(|e| e != entity),
+                ("DisassociateOpportunity", false) => {
+                    return Err(api_error("ResourceNotFoundException", ErrorClass::Missing));
+                }
+                _ => {}
+            }
+            Ok(())
+        };
+        match answer {
+            None => apply(),
+            Some(Answer::Fail(code, class)) => Err(api_error(code, class)),
+            Some(Answer::AppliedThenFail(code, class)) => {
+                let _ = apply();
+                Err(api_error(code, class))
+            }
+            Some(Answer::Slow(delay)) => {
+                tokio::time::sleep(delay).await;
+                apply()
+            }
+        }
+    }
 }
 
 impl PartnerCentral for FakeService {
+    async fn associate(
+        &self,
+        _catalog: Catalog,
+        opportunity: &OpportunityId,
+        entity: &RelatedEntity,
+    ) -> Result<(), ApiError> {
+        self.write_held("AssociateOpportunity", opportunity.as_str(), entity).await
+    }
+
     async fn disassociate(
         &self,
         _catalog: Catalog,
         opportunity: &OpportunityId,
-        _entity: &RelatedEntity,
+        entity: &RelatedEntity,
     ) -> Result<(), ApiError> {
+        if self.held.lock().unwrap().contains_key(opportunity.as_str()) {
+            return self.write_held("DisassociateOpportunity", opportunity.as_str(), entity).await;
+        }
         // A call goes over the network: other records' tasks run meanwhile.
         tokio::task::yield_now().await;
         let id = opportunity.as_str();
@@ -102,6 +200,15 @@ impl PartnerCentral for FakeService {
 
     async fn opportunity(&self, _catalog: Catalog, opportunity: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
         *self.checks.lock().unwrap() += 1;
+        if let Some(Some(failure)) = self.read_failures.lock().unwrap().pop_front() {
+            return Err(failure);
+        }
+        if let Some(entities) = self.held.lock().unwrap().get(opportunity.as_str()) {
+            let holdings = entities.iter().fold(Holdings::default(), |holdings, entity| {
+                holdings.with(entity.entity_type(), [entity.identifier()])
+            });
+            return Ok(Some(holdings));
+        }
         let holding = |ids: &[&str]| Ok(Some(Holdings::default().with(EntityType::Solutions, ids.iter().copied())));
         match self.scripts.get(opportunity.as_str()) {
             Some(Script::Missing(Read::Absent) | Script::AppliedThenMissing) => holding(&["S-0000002"]),
@@ -197,19 +304,23 @@ fn fifo_record(id: &str, group: &str, body: &str) -> Value {
 }
 
 fn event(payload: Value, seconds_left: u64) -> LambdaEvent<Payload> {
-    invocation(Payload::from(&payload), seconds_left)
+    event_within(payload, Duration::from_secs(seconds_left))
+}
+
+fn event_within(payload: Value, time_left: Duration) -> LambdaEvent<Payload> {
+    invocation(Payload::from(&payload), time_left)
 }
 
 /// An event given as the very text that arrives (a `Value` would put its keys in order).
 fn raw_event(text: &str, seconds_left: u64) -> LambdaEvent<Payload> {
-    invocation(text.parse().expect("an event in JSON"), seconds_left)
+    invocation(text.parse().expect("an event in JSON"), Duration::from_secs(seconds_left))
 }
 
-fn invocation(payload: Payload, seconds_left: u64) -> LambdaEvent<Payload> {
+fn invocation(payload: Payload, time_left: Duration) -> LambdaEvent<Payload> {
     let mut context = Context::default();
     context.request_id = "lambda-req-1".into();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    context.deadline = now + seconds_left * 1000;
+    context.deadline = now + time_left.as_millis() as u64;
     LambdaEvent::new(payload, context)
 }
 
@@ -686,6 +797,447 @@ async fn a_held_back_fifo_record_at_its_last_receive_is_left_to_the_redrive_in_o
     assert_eq!(failures(&answer), ["m1", "m2"]);
     assert_eq!(w.service.calls(), ["O1"], "m2 was never tried");
     assert!(w.queue.letters.lock().unwrap().is_empty(), "m2 is not dead-lettered ahead of m1");
+}
+
+// ------------------------------------------------------------------ replacements (ReplaceWith)
+
+const MARKETPLACE_SOLUTION: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
+const OFFER_OLD: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Offer/offer-old";
+const OFFER_NEW: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Offer/offer-new";
+
+fn entity(entity_type: EntityType, identifier: &str) -> RelatedEntity {
+    RelatedEntity::new(entity_type, identifier).unwrap()
+}
+
+fn legacy() -> RelatedEntity {
+    entity(EntityType::Solutions, "S-0000001")
+}
+
+fn marketplace() -> RelatedEntity {
+    entity(EntityType::AwsMarketplaceSolutions, MARKETPLACE_SOLUTION)
+}
+
+/// A request to replace `old` by `new` on `opportunity`.
+fn replacement(opportunity: &str, old: &RelatedEntity, new: &RelatedEntity) -> Value {
+    let request = fixtures::request("Sandbox", opportunity, old.entity_type().as_str(), old.identifier());
+    fixtures::replacing(request, new.entity_type().as_str(), new.identifier())
+}
+
+/// The legacy solution of O1 to be replaced by a Marketplace solution: the documented order.
+fn solution_replacement() -> Value {
+    replacement("O1", &legacy(), &marketplace())
+}
+
+/// The offer of O1 to be replaced by another: the opportunity holds one offer at most.
+fn offer_replacement() -> Value {
+    replacement(
+        "O1",
+        &entity(EntityType::AwsMarketplaceOffers, OFFER_OLD),
+        &entity(EntityType::AwsMarketplaceOffers, OFFER_NEW),
+    )
+}
+
+fn write(operation: &str, entity: &RelatedEntity) -> String {
+    format!("{operation} {} {}", entity.entity_type(), entity.identifier())
+}
+
+fn associated(entity: &RelatedEntity) -> String {
+    write("AssociateOpportunity", entity)
+}
+
+fn disassociated(entity: &RelatedEntity) -> String {
+    write("DisassociateOpportunity", entity)
+}
+
+/// A world whose O1 holds `entities`.
+fn holding(entities: &[RelatedEntity]) -> World {
+    let w = world(&[]);
+    w.service.hold("O1", entities);
+    w
+}
+
+fn letters(w: &World) -> Vec<Letter> {
+    w.queue.letters.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_legacy_solution_is_replaced_by_a_marketplace_solution_associated_first() {
+    let w = holding(&[legacy()]);
+    let answer = w.worker.handle(event(solution_replacement(), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "replaced");
+    assert_eq!(answer["request"], solution_replacement(), "the request as understood, ReplaceWith included");
+    assert_eq!(w.service.writes(), [associated(&marketplace()), disassociated(&legacy())]);
+    assert_eq!(w.service.holdings("O1"), [marketplace()]);
+    assert_eq!(w.service.reads(), 1, "one read, before the writes");
+}
+
+#[tokio::test]
+async fn an_offer_is_replaced_by_another_offer_disassociated_first() {
+    let (old, new) =
+        (entity(EntityType::AwsMarketplaceOffers, OFFER_OLD), entity(EntityType::AwsMarketplaceOffers, OFFER_NEW));
+    let w = holding(&[old.clone(), legacy()]);
+    let answer = w.worker.handle(event(offer_replacement(), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "replaced");
+    assert_eq!(w.service.writes(), [disassociated(&old), associated(&new)]);
+    assert_eq!(w.service.holdings("O1"), [legacy(), new]);
+}
+
+/// A valid identifier of `entity_type`, the `i`th of a series.
+fn nth_identifier(entity_type: EntityType, i: usize) -> String {
+    let marketplace = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace";
+    match entity_type {
+        EntityType::AwsProducts => format!("Product{i}"),
+        EntityType::Solutions => format!("S-{i}"),
+        EntityType::AwsMarketplaceSolutions => format!("{marketplace}/Solution/x-{i}"),
+        EntityType::AwsMarketplaceProducts => format!("{marketplace}/Product/x-{i}"),
+        EntityType::AwsMarketplaceOffers => format!("{marketplace}/Offer/x-{i}"),
+        EntityType::AwsMarketplaceOfferSets => format!("{marketplace}/OfferSet/offerset-{i}"),
+    }
+}
+
+/// For every kind: the documented order while the opportunity has room for one more of the new
+/// entity's kind; the old one out first when it is at its limit and removing the old one makes room.
+#[tokio::test]
+async fn each_kind_is_replaced_associating_first_with_room_and_disassociating_first_at_its_limit() {
+    let kinds = [
+        (EntityType::AwsProducts, 20),
+        (EntityType::Solutions, 10),
+        (EntityType::AwsMarketplaceSolutions, 10),
+        (EntityType::AwsMarketplaceProducts, 10),
+        (EntityType::AwsMarketplaceOffers, 1),
+        (EntityType::AwsMarketplaceOfferSets, 1),
+    ];
+    for (entity_type, max) in kinds {
+        let identifier = |i: usize| nth_identifier(entity_type, i);
+        let old = entity(entity_type, &identifier(0));
+        let new = entity(entity_type, &identifier(max));
+        for (held, first) in [(max - 1, "AssociateOpportunity"), (max, "DisassociateOpportunity")] {
+            if held == 0 {
+                continue; // an offer with room is an opportunity without the old one
+            }
+            let holdings: Vec<RelatedEntity> = (0..held).map(|i| entity(entity_type, &identifier(i))).collect();
+            let w = holding(&holdings);
+            let answer = w.worker.handle(event(replacement("O1", &old, &new), 60)).await.unwrap();
+            assert_eq!(answer["outcome"], "replaced", "{entity_type} holding {held}");
+            let writes = w.service.writes();
+            assert!(writes[0].starts_with(first), "{entity_type} holding {held} of {max}: {writes:?}");
+            assert_eq!(writes.len(), 2);
+            let now = w.service.holdings("O1");
+            assert!(now.contains(&new) && !now.contains(&old) && now.len() == held, "{entity_type}: {now:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_replacement_already_done_is_already_replaced_with_no_write() {
+    let w = holding(&[marketplace()]);
+    let answer = w.worker.handle(event(solution_replacement(), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "already_replaced");
+    assert!(w.service.writes().is_empty());
+    assert_eq!(w.service.reads(), 1);
+}
+
+#[tokio::test]
+async fn a_redelivery_after_the_association_only_removes_the_old_entity() {
+    let w = holding(&[legacy(), marketplace()]);
+    let answer = w.worker.handle(event(solution_replacement(), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "replaced");
+    assert_eq!(w.service.writes(), [disassociated(&legacy())]);
+}
+
+#[tokio::test]
+async fn a_redelivery_after_the_old_offer_was_removed_only_associates_the_new_one() {
+    let w = holding(&[]);
+    let answer = w.worker.handle(event(offer_replacement(), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "replaced", "the intent is the new one on the opportunity");
+    assert_eq!(w.service.writes(), [associated(&entity(EntityType::AwsMarketplaceOffers, OFFER_NEW))]);
+}
+
+#[tokio::test]
+async fn an_association_refused_for_good_removes_nothing_and_names_its_step() {
+    let refusals = [
+        Answer::Fail("AccessDeniedException", ErrorClass::Permanent),
+        Answer::Fail("ValidationException", ErrorClass::Permanent),
+        // The opportunity's limit for that kind: a business rule, checked against a read.
+        Answer::Fail("ValidationException", ErrorClass::Missing),
+    ];
+    for refusal in refusals {
+        let w = holding(&[legacy()]);
+        w.service.answer("AssociateOpportunity", std::slice::from_ref(&refusal));
+        let body = solution_replacement().to_string();
+        let answer = w.worker.handle(event(sqs(vec![record("m1", &body)]), 60)).await.unwrap();
+        assert!(failures(&answer).is_empty(), "{refusal:?}: dead-lettered, not retried");
+        assert_eq!(w.service.writes(), [associated(&marketplace())], "{refusal:?}: no disassociation");
+        assert_eq!(w.service.holdings("O1"), [legacy()]);
+        let letter = &letters(&w)[0];
+        assert_eq!(letter.body, body);
+        let expected =
+            format!("step 1 of 2 (AssociateOpportunity of AwsMarketplaceSolutions {MARKETPLACE_SOLUTION}): ");
+        assert!(letter.message.starts_with(&expected), "{refusal:?}: {}", letter.message);
+        assert!(letter.message.ends_with("; nothing was removed"), "{}", letter.message);
+        assert!(letter.code == "AccessDeniedException" || letter.code == "ValidationException", "the service's code");
+    }
+}
+
+#[tokio::test]
+async fn a_passing_failure_of_the_association_is_retried_and_the_redelivery_replaces() {
+    let w = holding(&[legacy()]);
+    let throttled = Answer::Fail("ThrottlingException", ErrorClass::Transient);
+    w.service.answer("AssociateOpportunity", &[throttled.clone(), throttled.clone(), throttled]);
+    let body = solution_replacement().to_string();
+    let answer = w.worker.handle(event(sqs(vec![record("m1", &body)]), 60)).await.unwrap();
+    assert_eq!(failures(&answer), ["m1"]);
+    assert_eq!(w.service.writes(), vec![associated(&marketplace()); 3], "AWS_MAX_ATTEMPTS, and nothing removed");
+    assert_eq!(w.service.holdings("O1"), [legacy()]);
+    assert!(letters(&w).is_empty());
+
+    let again = w.worker.handle(event(sqs(vec![received(record("m1", &body), 2)]), 60)).await.unwrap();
+    assert!(failures(&again).is_empty());
+    assert_eq!(w.service.holdings("O1"), [marketplace()]);
+}
+
+#[tokio::test]
+async fn a_disassociation_refused_for_good_after_the_association_leaves_both_and_says_so() {
+    let w = holding(&[legacy()]);
+    w.service.answer("DisassociateOpportunity", &[Answer::Fail("AccessDeniedException", ErrorClass::Permanent)]);
+    let answer = w.worker.handle(event(eventbridge(solution_replacement()), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "dead_lettered");
+    assert_eq!(answer["errorCode"], "AccessDeniedException");
+    assert_eq!(w.service.holdings("O1"), [legacy(), marketplace()]);
+    let message = &letters(&w)[0].message;
+    assert!(
+        message.starts_with("step 2 of 2 (DisassociateOpportunity of Solutions S-0000001): AccessDeniedException"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!(
+            "AwsMarketplaceSolutions {MARKETPLACE_SOLUTION} is on the opportunity, and Solutions S-0000001 stays on it"
+        )),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_passing_failure_of_the_disassociation_is_finished_by_the_redelivery() {
+    let w = holding(&[legacy()]);
+    let failing = Answer::Fail("InternalServerException", ErrorClass::Transient);
+    w.service.answer("DisassociateOpportunity", &[failing.clone(), failing.clone(), failing]);
+    let body = solution_replacement().to_string();
+    let answer = w.worker.handle(event(sqs(vec![record("m1", &body)]), 60)).await.unwrap();
+    assert_eq!(failures(&answer), ["m1"]);
+    assert_eq!(w.service.holdings("O1"), [legacy(), marketplace()], "the replacement stays on");
+
+    let again = w.worker.handle(event(sqs(vec![received(record("m1", &body), 2)]), 60)).await.unwrap();
+    assert!(failures(&again).is_empty());
+    assert_eq!(w.service.writes().last().unwrap(), &disassociated(&legacy()), "only the step left");
+    assert_eq!(w.service.writes().iter().filter(|w| w.starts_with("Associate")).count(), 1);
+    assert_eq!(w.service.holdings("O1"), [marketplace()]);
+}
+
+#[tokio::test]
+async fn an_offer_removed_and_its_replacement_refused_is_dead_lettered_saying_the_opportunity_has_none() {
+    let w = holding(&[entity(EntityType::AwsMarketplaceOffers, OFFER_OLD)]);
+    w.service.answer("AssociateOpportunity", &[Answer::Fail("ValidationException", ErrorClass::Permanent)]);
+    let answer = w.worker.handle(event(sqs(vec![record("m1", &offer_replacement().to_string())]), 60)).await.unwrap();
+    assert!(failures(&answer).is_empty());
+    assert!(w.service.holdings("O1").is_empty());
+    let letter = &letters(&w)[0];
+    assert_eq!(letter.code, "ValidationException");
+    let expected = format!(
+        "the old offer {OFFER_OLD} was removed and the new one {OFFER_NEW} was refused: the opportunity now has no offer or offer set: step 2 of 2 (AssociateOpportunity of AwsMarketplaceOffers {OFFER_NEW}): ValidationException: "
+    );
+    assert!(letter.message.starts_with(&expected), "{}", letter.message);
+}
+
+#[tokio::test]
+async fn in_the_offer_order_each_step_fails_as_its_answer_says_and_the_redelivery_finishes() {
+    let old = entity(EntityType::AwsMarketplaceOffers, OFFER_OLD);
+    let new = entity(EntityType::AwsMarketplaceOffers, OFFER_NEW);
+    // Step 1 refused for good: nothing changed.
+    let w = holding(std::slice::from_ref(&old));
+    w.service.answer("DisassociateOpportunity", &[Answer::Fail("AccessDeniedException", ErrorClass::Permanent)]);
+    let error = w.worker.handle(event(offer_replacement(), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "AccessDeniedException");
+    assert!(
+        error.message.starts_with("step 1 of 2 (DisassociateOpportunity of AwsMarketplaceOffers"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.ends_with("; nothing was changed"), "{}", error.message);
+    assert_eq!(w.service.holdings("O1"), std::slice::from_ref(&old));
+
+    // Step 2 passing: the old one is gone, the redelivery associates the new one.
+    let w = holding(std::slice::from_ref(&old));
+    let failing = Answer::Fail("InternalServerException", ErrorClass::Transient);
+    w.service.answer("AssociateOpportunity", &[failing.clone(), failing.clone(), failing]);
+    let error = w.worker.handle(event(offer_replacement(), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "InternalServerException");
+    assert!(error.message.contains("was removed; the redelivery associates"), "{}", error.message);
+    assert!(w.service.holdings("O1").is_empty());
+    let again = w.worker.handle(event(offer_replacement(), 60)).await.unwrap();
+    assert_eq!(again["outcome"], "replaced");
+    assert_eq!(w.service.holdings("O1"), [new]);
+}
+
+#[tokio::test]
+async fn an_ambiguous_answer_to_a_step_is_settled_by_reading_the_opportunity() {
+    // The association applied, and answered a conflict (or a business rule): the read shows it there.
+    for ambiguous in [("ConflictException", ErrorClass::Missing), ("ValidationException", ErrorClass::Missing)] {
+        let w = holding(&[legacy()]);
+        w.service.answer("AssociateOpportunity", &[Answer::AppliedThenFail(ambiguous.0, ambiguous.1)]);
+        let answer = w.worker.handle(event(solution_replacement(), 60)).await.unwrap();
+        assert_eq!(answer["outcome"], "replaced", "{ambiguous:?}");
+        assert_eq!(w.service.reads(), 2, "the first read, and the one that settled the answer");
+        assert_eq!(w.service.holdings("O1"), [marketplace()]);
+    }
+    // The disassociation applied, its answer lost (a 5xx): the retry is not found, and the read shows it gone.
+    let w = holding(&[legacy()]);
+    w.service.answer(
+        "DisassociateOpportunity",
+        &[Answer::AppliedThenFail("InternalServerException", ErrorClass::Transient)],
+    );
+    let answer = w.worker.handle(event(solution_replacement(), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "replaced");
+    // A read that fails after an ambiguous answer is a retry, nothing removed: the redelivery reads again.
+    let w = holding(&[legacy()]);
+    w.service.answer("AssociateOpportunity", &[Answer::Fail("ConflictException", ErrorClass::Missing)]);
+    w.service.fail_reads(&[None, Some(api_error("InternalServerException", ErrorClass::Transient))]);
+    let error = w.worker.handle(event(solution_replacement(), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "InternalServerException");
+    assert!(error.message.contains("it answered ConflictException, and reading the opportunity"), "{}", error.message);
+    assert_eq!(w.service.holdings("O1"), [legacy()]);
+    // The read shows the association did not happen: a conflict that means nothing is there is refused.
+    let w = holding(&[legacy()]);
+    w.service.answer("AssociateOpportunity", &[Answer::Fail("ConflictException", ErrorClass::Missing)]);
+    let error = w.worker.handle(event(solution_replacement(), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "ConflictException");
+    assert_eq!(w.service.holdings("O1"), [legacy()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_cut_off_between_its_writes_is_finished_by_the_redelivery() {
+    // 1 write/s, 5 s left: the last start is at 3.5 s. The association starts at 0 (room for the second
+    // slot) but takes 3.6 s: the disassociation cannot start, and the redelivery does it.
+    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1")], Some(FakeDeadLetters::default()));
+    w.service.hold("O1", &[legacy()]);
+    w.service.answer("AssociateOpportunity", &[Answer::Slow(Duration::from_millis(3600))]);
+    let error = w.worker.handle(event(solution_replacement(), 5)).await.unwrap_err();
+    assert_eq!(error.error_type, "DeadlineExceeded");
+    assert!(
+        error
+            .message
+            .starts_with("step 2 of 2 (DisassociateOpportunity of Solutions S-0000001): DeadlineExceeded: not started"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.ends_with("the redelivery removes Solutions S-0000001"), "{}", error.message);
+    assert_eq!(w.service.holdings("O1"), [legacy(), marketplace()]);
+
+    let answer = w.worker.handle(event(solution_replacement(), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "replaced");
+    assert_eq!(w.service.holdings("O1"), [marketplace()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_is_started_only_when_both_writes_fit_before_the_deadline() {
+    // 1 write/s, 2.4 s left: one write may start up to 0.9 s, so a plain disassociation goes now; a
+    // replacement's first write would leave its second no slot, so neither is made.
+    let settings = [("PARTNER_CENTRAL_WRITES_PER_SECOND", "1")];
+    let w = world_with(&[], &settings, Some(FakeDeadLetters::default()));
+    w.service.hold("O1", &[legacy()]);
+    let error = w.worker.handle(event_within(solution_replacement(), Duration::from_millis(2400))).await.unwrap_err();
+    assert_eq!(error.error_type, "DeadlineExceeded");
+    assert!(error.message.starts_with("step 1 of 2 (AssociateOpportunity"), "{}", error.message);
+    assert!(w.service.writes().is_empty());
+
+    let w = world_with(&[], &settings, Some(FakeDeadLetters::default()));
+    let answer = w.worker.handle(event_within(request("O2"), Duration::from_millis(2400))).await.unwrap();
+    assert_eq!(answer["outcome"], "disassociated");
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_write_of_a_replacement_takes_its_own_paced_slot() {
+    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "2")], Some(FakeDeadLetters::default()));
+    w.service.hold("O1", &[legacy()]);
+    let start = Instant::now();
+    w.worker.handle(event(solution_replacement(), 60)).await.unwrap();
+    let times: Vec<Duration> = w.service.call_times().iter().map(|t| *t - start).collect();
+    assert_eq!(times, [Duration::ZERO, Duration::from_millis(500)]);
+}
+
+#[tokio::test]
+async fn an_eventbridge_replacement_without_a_dead_letter_queue_fails_with_the_reason_it_would_have_had() {
+    let w = world_with(&[], &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")], None);
+    w.service.hold("O1", &[legacy()]);
+    w.service.answer("AssociateOpportunity", &[Answer::Fail("AccessDeniedException", ErrorClass::Permanent)]);
+    let error = w.worker.handle(event(eventbridge(solution_replacement()), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "AccessDeniedException");
+    assert!(
+        error.message.starts_with("step 1 of 2 (AssociateOpportunity of AwsMarketplaceSolutions"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.ends_with("nothing was removed"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn a_replacement_whose_first_read_fails_makes_no_write() {
+    let w = holding(&[legacy()]);
+    w.service.fail_reads(&[Some(api_error("ThrottlingException", ErrorClass::Transient))]);
+    let body = solution_replacement().to_string();
+    let answer = w.worker.handle(event(sqs(vec![record("m1", &body)]), 60)).await.unwrap();
+    assert_eq!(failures(&answer), ["m1"], "retried");
+    w.service.fail_reads(&[Some(api_error("AccessDeniedException", ErrorClass::Permanent))]);
+    w.worker.handle(event(sqs(vec![record("m2", &body)]), 60)).await.unwrap();
+    let letter = &letters(&w)[0];
+    assert_eq!((letter.source_id.as_deref(), letter.code.as_str()), (Some("m2"), "AccessDeniedException"));
+    assert!(
+        letter.message.starts_with("reading the opportunity (GetOpportunity): AccessDeniedException"),
+        "{}",
+        letter.message
+    );
+    assert!(w.service.writes().is_empty());
+    // An opportunity that does not exist.
+    let w = world(&[("O9", Script::Missing(Read::NoSuchOpportunity))]);
+    let error = w.worker.handle(event(replacement("O9", &legacy(), &marketplace()), 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "ResourceNotFoundException");
+    assert!(error.message.contains("does not exist"), "{}", error.message);
+    assert!(w.service.calls().is_empty());
+}
+
+#[tokio::test]
+async fn dry_run_validates_a_replacement_and_makes_no_call_or_read() {
+    let w = world_with(&[], &[("DRY_RUN", "true")], Some(FakeDeadLetters::default()));
+    w.service.hold("O1", &[legacy()]);
+    let answer = w.worker.handle(event(solution_replacement(), 60)).await.unwrap();
+    assert_eq!(answer["outcome"], "dry_run");
+    assert_eq!((w.service.writes().len(), w.service.reads()), (0, 0));
+    let same = replacement("O1", &legacy(), &legacy());
+    let error = w.worker.handle(event(same, 60)).await.unwrap_err();
+    assert_eq!(error.error_type, "ValidationError");
+    assert!(error.message.contains("ReplaceWith"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn a_plain_disassociation_of_the_last_entity_of_its_type_refused_suggests_a_replacement() {
+    let w = holding(&[legacy(), entity(EntityType::AwsProducts, "AmazonEC2")]);
+    w.service.answer("DisassociateOpportunity", &[Answer::Fail("ValidationException", ErrorClass::Missing)]);
+    let answer = w.worker.handle(event(sqs(vec![record("m1", &request("O1").to_string())]), 60)).await.unwrap();
+    assert!(failures(&answer).is_empty());
+    let letter = &letters(&w)[0];
+    assert_eq!(letter.code, "ValidationException");
+    assert!(
+        letter.message.contains("S-0000001 is the last entity of type Solutions on the opportunity"),
+        "{}",
+        letter.message
+    );
+    assert!(letter.message.contains("ReplaceWith"), "{}", letter.message);
+
+    // Not the last of its type: refused all the same, with no such suggestion.
+    let w = holding(&[legacy(), entity(EntityType::Solutions, "S-0000002")]);
+    w.service.answer("DisassociateOpportunity", &[Answer::Fail("ValidationException", ErrorClass::Missing)]);
+    w.worker.handle(event(sqs(vec![record("m1", &request("O1").to_string())]), 60)).await.unwrap();
+    assert!(!letters(&w)[0].message.contains("ReplaceWith"), "{}", letters(&w)[0].message);
 }
 
 #[tokio::test]

@@ -367,6 +367,17 @@ struct RecordingService {
 }
 
 impl PartnerCentral for RecordingService {
+    /// No generated document names a replacement: an association would be sent for nothing.
+    async fn associate(
+        &self,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+        entity: &RelatedEntity,
+    ) -> Result<(), ApiError> {
+        self.sent.lock().unwrap().push(members(catalog, opportunity, entity).map(|m| format!("associate {m}")));
+        Ok(())
+    }
+
     async fn disassociate(
         &self,
         catalog: Catalog,

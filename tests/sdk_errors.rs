@@ -1,11 +1,13 @@
 //! Every error shape of the service, as the wire carries it, through the real SDK deserializers
-//! (aws-smithy-mocks serves the HTTP answers) into the adapter's classification and the verdict.
+//! (aws-smithy-mocks serves the HTTP answers) into the adapter's classification and the verdict: the
+//! disassociation's, and the association a replacement makes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_partnercentralselling::Client;
 use aws_sdk_partnercentralselling::config::retry::RetryConfig;
+use aws_sdk_partnercentralselling::operation::associate_opportunity::AssociateOpportunityOutput;
 use aws_sdk_partnercentralselling::operation::disassociate_opportunity::DisassociateOpportunityOutput;
 use aws_sdk_partnercentralselling::operation::get_opportunity::GetOpportunityOutput;
 use aws_sdk_partnercentralselling::types::RelatedEntityIdentifiers;
@@ -13,6 +15,8 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
+use lambda_runtime::{Context, LambdaEvent};
+use opportunity_disassociator::aws::dead_letters::{DeadLetter, DeadLetters};
 use opportunity_disassociator::aws::partner_central::{
     ApiError, ErrorClass, PartnerCentral, SdkPartnerCentral, ThrottleCount,
 };
@@ -20,8 +24,11 @@ use opportunity_disassociator::config::WorkerConfig;
 use opportunity_disassociator::domain::opportunity::Holdings;
 use opportunity_disassociator::domain::outcome::Done;
 use opportunity_disassociator::domain::request::DisassociationRequest;
+use opportunity_disassociator::pacing::Pacer;
+use opportunity_disassociator::worker::Worker;
 use opportunity_disassociator::worker::decide::{Verdict, after_disassociation_error};
-use serde_json::json;
+use opportunity_disassociator::worker::inbound::Payload;
+use serde_json::{Value, json};
 
 fn request() -> DisassociationRequest {
     DisassociationRequest::from_document(&json!({
@@ -62,7 +69,28 @@ fn disassociate_answers(status: u16, error_type: &'static str, body: serde_json:
     mock!(Client::disassociate_opportunity).then_http_response(move || wire_error(status, error_type, body.clone()))
 }
 
+fn associate_answers(status: u16, error_type: &'static str, body: serde_json::Value) -> Rule {
+    mock!(Client::associate_opportunity).then_http_response(move || wire_error(status, error_type, body.clone()))
+}
+
+/// The Marketplace solution that replaces the request's legacy solution.
+const MARKETPLACE_SOLUTION: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
+
+fn replacement_document() -> Value {
+    fixtures::replacing(
+        fixtures::request("Sandbox", "O1234567", "Solutions", "S-0000001"),
+        "AwsMarketplaceSolutions",
+        MARKETPLACE_SOLUTION,
+    )
+}
+
 impl Adapter {
+    async fn associate(&self) -> Result<(), ApiError> {
+        let request = DisassociationRequest::from_document(&replacement_document()).unwrap();
+        let new = request.replace_with.as_ref().unwrap();
+        self.partner_central.associate(request.catalog, &request.opportunity, new).await
+    }
+
     async fn disassociate(&self) -> Result<(), ApiError> {
         let request = request();
         self.partner_central.disassociate(request.catalog, &request.opportunity, &request.entity).await
@@ -263,4 +291,136 @@ async fn a_read_is_retried_by_the_sdk_and_every_throttled_attempt_counted() {
     let a = adapter(&[&get], 2);
     assert_eq!(a.read().await.unwrap_err().code, "ThrottlingException");
     assert_eq!(get.num_calls(), 2, "AWS_MAX_ATTEMPTS attempts, no more");
+}
+
+// ------------------------------------------------------------------ the association of a replacement
+
+#[tokio::test]
+async fn an_association_sends_the_replacement_and_succeeds() {
+    let rule = mock!(Client::associate_opportunity)
+        .match_requests(|r| {
+            r.catalog() == Some("Sandbox")
+                && r.opportunity_identifier() == Some("O1234567")
+                && r.related_entity_type().map(|t| t.as_str()) == Some("AwsMarketplaceSolutions")
+                && r.related_entity_identifier() == Some(MARKETPLACE_SOLUTION)
+        })
+        .then_output(|| AssociateOpportunityOutput::builder().build());
+    let a = adapter(&[&rule], 1);
+    assert_eq!(a.associate().await, Ok(()));
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn an_association_refused_for_its_input_or_access_is_permanent() {
+    let invalid = associate_answers(
+        400,
+        "ValidationException",
+        json!({"Message": "bad input", "Reason": "REQUEST_VALIDATION_FAILED",
+               "ErrorList": [{"FieldName": "RelatedEntityIdentifier", "Message": "bad arn", "Code": "INVALID_STRING_FORMAT"}]}),
+    );
+    let a = adapter(&[&invalid], 1);
+    let error = a.associate().await.unwrap_err();
+    assert_eq!((error.code.as_str(), error.class), ("ValidationException", ErrorClass::Permanent));
+    assert!(error.message.contains("RelatedEntityIdentifier: bad arn (INVALID_STRING_FORMAT)"), "{}", error.message);
+    assert_eq!(error.request_id.as_deref(), Some("req-123"));
+    for status in [403, 400] {
+        let denied = associate_answers(status, "AccessDeniedException", json!({"Message": "no"}));
+        let a = adapter(&[&denied], 1);
+        let error = a.associate().await.unwrap_err();
+        assert_eq!((error.code.as_str(), error.class), ("AccessDeniedException", ErrorClass::Permanent), "{status}");
+    }
+}
+
+/// A business rule (the opportunity's limit, or the entity already there: the service does not say
+/// which), a conflict (not in the model: the SDK gives an unhandled error) and not found may each mean
+/// the association is already made: the opportunity is read to tell.
+#[tokio::test]
+async fn an_association_answer_that_may_mean_already_there_is_left_to_a_read() {
+    let answers = [
+        associate_answers(
+            400,
+            "ValidationException",
+            json!({"Message": "too many", "Reason": "BUSINESS_VALIDATION_FAILED",
+                   "ErrorList": [{"FieldName": "RelatedEntityIdentifier", "Message": "at most 10", "Code": "TOO_MANY_VALUES"}]}),
+        ),
+        associate_answers(409, "ConflictException", json!({"Message": "already associated"})),
+        associate_answers(404, "ResourceNotFoundException", json!({"Message": "no"})),
+    ];
+    for (rule, code) in answers.iter().zip(["ValidationException", "ConflictException", "ResourceNotFoundException"]) {
+        let a = adapter(&[rule], 1);
+        let error = a.associate().await.unwrap_err();
+        assert_eq!((error.code.as_str(), error.class), (code, ErrorClass::Missing));
+    }
+    // A conflict answered to a disassociation means no such thing: refused.
+    let conflict = disassociate_answers(409, "ConflictException", json!({"Message": "conflict"}));
+    let a = adapter(&[&conflict], 1);
+    assert_eq!(a.disassociate().await.unwrap_err().class, ErrorClass::Permanent);
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_of_an_association_are_passing_and_throttling_counted() {
+    for (status, error_type) in
+        [(429, "ThrottlingException"), (500, "InternalServerException"), (503, "ServiceUnavailable")]
+    {
+        let rule = associate_answers(status, error_type, json!({"Message": "later"}));
+        let a = adapter(&[&rule], 3);
+        let error = a.associate().await.unwrap_err();
+        assert_eq!((error.code.as_str(), error.class), (error_type, ErrorClass::Transient));
+        assert_eq!(rule.num_calls(), 1, "one attempt: the worker retries a write in its paced slot");
+        assert_eq!(a.throttles.get(), u64::from(status == 429));
+    }
+}
+
+/// A dead-letter queue that is never used here.
+struct NoDeadLetters;
+
+impl DeadLetters for NoDeadLetters {
+    async fn send(&self, _letter: DeadLetter<'_>) -> Result<(), String> {
+        Err("no dead-letter queue".into())
+    }
+}
+
+fn opportunity_holding(solutions: &[&str], marketplace_solutions: &[&str]) -> Rule {
+    let (solutions, marketplace): (Vec<String>, Vec<String>) = (
+        solutions.iter().map(|s| s.to_string()).collect(),
+        marketplace_solutions.iter().map(|s| s.to_string()).collect(),
+    );
+    mock!(Client::get_opportunity).then_output(move || {
+        GetOpportunityOutput::builder()
+            .catalog("Sandbox")
+            .id("O1234567")
+            .last_modified_date(aws_smithy_types::DateTime::from_secs(0))
+            .created_date(aws_smithy_types::DateTime::from_secs(0))
+            .related_entity_identifiers(
+                RelatedEntityIdentifiers::builder()
+                    .set_solutions(Some(solutions.clone()))
+                    .set_aws_marketplace_solutions(Some(marketplace.clone()))
+                    .build(),
+            )
+            .build()
+            .unwrap()
+    })
+}
+
+/// The whole replacement through the SDK: the conflict answered to the association is settled by the
+/// read that shows it made, and the old solution is then disassociated.
+#[tokio::test]
+async fn a_conflict_answered_to_the_association_is_settled_by_the_read_and_the_replacement_goes_on() {
+    let first_read = opportunity_holding(&["S-0000001"], &[]);
+    let conflict = associate_answers(409, "ConflictException", json!({"Message": "already associated"}));
+    let second_read = opportunity_holding(&["S-0000001"], &[MARKETPLACE_SOLUTION]);
+    let disassociated = mock!(Client::disassociate_opportunity)
+        .match_requests(|r| r.related_entity_identifier() == Some("S-0000001"))
+        .then_output(|| DisassociateOpportunityOutput::builder().build());
+    let a = adapter(&[&first_read, &conflict, &second_read, &disassociated], 1);
+    let config =
+        WorkerConfig::from_lookup(|name| (name == "PARTNER_CENTRAL_WRITES_PER_SECOND").then(|| "1000".into())).unwrap();
+    let pacer = Arc::new(Pacer::local(config.writes_per_second));
+    let worker = Worker::<_, NoDeadLetters>::new(config, a.partner_central, None, pacer, a.throttles);
+    let mut context = Context::default();
+    context.deadline = 0;
+    let answer = worker.handle(LambdaEvent::new(Payload::from(&replacement_document()), context)).await.unwrap();
+    assert_eq!(answer["outcome"], "replaced");
+    assert_eq!((first_read.num_calls(), conflict.num_calls(), second_read.num_calls()), (1, 1, 1));
+    assert_eq!(disassociated.num_calls(), 1);
 }

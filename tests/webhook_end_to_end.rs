@@ -25,7 +25,8 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const SEED: &str = r#"{
   "Opportunities": [
     {"Catalog": "Sandbox", "Id": "O2000004", "RelatedEntityIdentifiers": {"Solutions": ["S-2000004"]}},
-    {"Catalog": "Sandbox", "Id": "O2000005", "RelatedEntityIdentifiers": {"Solutions": ["S-2000005", "S-2000006"]}}
+    {"Catalog": "Sandbox", "Id": "O2000005", "RelatedEntityIdentifiers": {"Solutions": ["S-2000005", "S-2000006"]}},
+    {"Catalog": "Sandbox", "Id": "O2000007", "RelatedEntityIdentifiers": {"Solutions": ["S-2000007"]}}
   ]
 }"#;
 
@@ -345,4 +346,41 @@ async fn a_fifo_work_queue_gets_a_group_per_opportunity_and_deduplicates_retries
     assert_eq!(groups, ["O2000004", "O2000005"]);
     let body: Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
     assert_eq!(body["Catalog"], "Sandbox");
+}
+
+/// A replacement sent to the webhook reaches the worker with its `ReplaceWith`, through the queue.
+#[tokio::test]
+async fn a_replacement_sent_to_the_webhook_is_carried_through_the_queue_and_made() {
+    let emulator = emulator().await;
+    let moto = Moto::start().await;
+    let queues = moto.queues("webhook-replacement", false, 3, 30).await;
+    let runtime = RuntimeApi::start().await;
+    let _webhook = Function::start_webhook(
+        &runtime,
+        &env(
+            &emulator,
+            &moto,
+            &[("WEBHOOK_SECRET", WEBHOOK_SECRET.into()), ("WORK_QUEUE_URL", queues.work_url.clone())],
+        ),
+    );
+    let worker_runtime = RuntimeApi::start().await;
+    let _worker =
+        Function::start(&worker_runtime, &env(&emulator, &moto, &[("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone())]));
+    let marketplace = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
+    let body = fixtures::replacing(
+        request("Sandbox", "O2000007", "Solutions", "S-2000007"),
+        "AwsMarketplaceSolutions",
+        marketplace,
+    );
+    let (status, answer) = http(runtime.invoke(signed(&body.to_string()), TIMEOUT).await);
+    assert_eq!(status, 202, "{answer}");
+
+    let pass = pump_once(&moto, &queues, &worker_runtime, 10, TIMEOUT).await;
+    assert_eq!((pass.received, pass.failed), (1, 0));
+    let state = emulator.state();
+    let held = &state.opportunity("Sandbox", "O2000007").expect("seeded").related_entity_identifiers;
+    assert!(held.solutions.is_empty());
+    assert_eq!(held.aws_marketplace_solutions, [marketplace]);
+    assert_eq!(state.operation("AssociateOpportunity").successes, 1);
+    assert!(moto.drain(&queues.dlq_url).await.is_empty());
 }

@@ -98,6 +98,10 @@ describe() {
     direct.json) echo "direct invocation (aws lambda invoke, Step Functions): remove the AwsProducts entry AmazonEC2 from O1234567" ;;
     direct-already-disassociated.json) echo "direct: S-0000009 is not on O1234567; the service says not found, GetOpportunity confirms it is gone: success, so redelivery is idempotent" ;;
     direct-invalid.json) echo "direct, invalid: the function names each bad member and makes no call" ;;
+    direct-last-solution.json) echo "direct: remove S-4000001, the last solution of the approved O4000001, first (the wrong order for a replacement): refused, nothing changes, and the reason suggests ReplaceWith" ;;
+    replace-solution.json) echo "EventBridge: replace O4000001's legacy solution S-4000001 by a Marketplace solution (ReplaceWith): associated first, then S-4000001 disassociated, so the opportunity always keeps a solution" ;;
+    replace-offer.json) echo "direct: replace O4000002's offer by another; an opportunity holds one offer at most, so the old one is disassociated first, then the new one associated" ;;
+    replace-refused.json) echo "SQS: replace O4000004's legacy solution by an eleventh Marketplace solution: the association is refused for the limit of 10, nothing is removed, and the request is dead-lettered with the step that failed" ;;
     eventbridge.json) echo "EventBridge event whose detail is the request: remove solution S-0000001 from O1234567" ;;
     eventbridge-throttled.json) echo "EventBridge event while the emulator throttles every call (fault injected for this sample): a function error, so Lambda's async retry brings it back" ;;
     marketplace-offer.json) echo "direct: remove a Marketplace offer (ARN identifier) from O1234567" ;;

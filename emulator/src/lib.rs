@@ -11,10 +11,12 @@
 //!   `OpportunityIdentifier`, `RelatedEntityType`, `RelatedEntityIdentifier`; success is 200 `{}`.
 //!   Disassociating an entity that is not associated answers `ResourceNotFoundException`
 //!   ("Related entity … is not associated with opportunity …"; the real service's answer is
-//!   undocumented, this is the emulator's choice). Disassociating the last `Solutions` entry of an
+//!   undocumented, this is the emulator's choice). Disassociating the last solution of an
 //!   opportunity whose `LifeCycle.ReviewStatus` is `Submitted`, `In review`, `Approved` or
 //!   `Action Required` answers `ValidationException` with reason `BUSINESS_VALIDATION_FAILED` and
-//!   code `ACTION_NOT_PERMITTED` (only `Solutions` entries count as solutions here).
+//!   code `ACTION_NOT_PERMITTED`. `Solutions` and `AwsMarketplaceSolutions` entries both count as
+//!   solutions (AWS recommends the latter as the successor of the former), so a legacy solution can
+//!   be replaced by a Marketplace solution associated first, and not the other way round.
 //! * Associating an entity that is already associated changes nothing and answers, as
 //!   [`BehaviorConfig`] says (the real answer is undocumented): 200 `{}` (`success`, the default) or
 //!   `ConflictException` (`conflict`, 409; not in the service model, so the SDK gives an unhandled

@@ -53,6 +53,11 @@ impl EntityType {
     pub fn parse(value: &str) -> Option<EntityType> {
         EntityType::ALL.into_iter().find(|t| t.as_str() == value)
     }
+
+    /// Whether it is a solution for the last-solution rule: legacy or Marketplace.
+    pub fn is_solution(self) -> bool {
+        matches!(self, EntityType::Solutions | EntityType::AwsMarketplaceSolutions)
+    }
 }
 
 impl fmt::Display for EntityType {
@@ -91,6 +96,11 @@ impl RelatedEntityIdentifiers {
             EntityType::AwsMarketplaceSolutions => &self.aws_marketplace_solutions,
             EntityType::AwsMarketplaceProducts => &self.aws_marketplace_products,
         }
+    }
+
+    /// The solutions held, legacy (`Solutions`) and Marketplace (`AwsMarketplaceSolutions`) alike.
+    pub fn solution_count(&self) -> usize {
+        self.solutions.len() + self.aws_marketplace_solutions.len()
     }
 
     /// The mutable list for one entity type.
@@ -196,7 +206,8 @@ pub struct LifeCycle {
     #[serde(default = "default_stage")]
     pub stage: String,
     /// `ReviewStatus`, e.g. `Pending Submission`. With `Submitted`, `In review`, `Approved` or
-    /// `Action Required`, the last solution of the opportunity cannot be disassociated.
+    /// `Action Required`, the last solution of the opportunity (legacy or Marketplace) cannot be
+    /// disassociated.
     #[serde(default = "default_review_status")]
     pub review_status: String,
 }

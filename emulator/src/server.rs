@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{AlreadyAssociated, BehaviorConfig, EmulatorConfig, FaultConfig, QuotaConfig};
-use crate::model::{EntityType, Seed};
+use crate::model::Seed;
 use crate::rules::{self, FieldError};
 use crate::sigv4;
 use crate::state::{Fault, QuotaKind, State, entity_key, now_epoch};
@@ -490,7 +490,9 @@ fn associate(st: &mut State, input: &Map<String, Value>, disassociate: bool) -> 
                 input.opportunity_identifier
             ));
         }
-        if t == EntityType::Solutions && opp.life_cycle.is_submitted() && opp.related.solutions.len() == 1 {
+        // A Marketplace solution is a solution too (the successor AWS recommends to a legacy one):
+        // either kind keeps a submitted opportunity's last solution in place.
+        if t.is_solution() && opp.life_cycle.is_submitted() && opp.related.solution_count() == 1 {
             return validation_error(
                 "BUSINESS_VALIDATION_FAILED",
                 &[FieldError {

@@ -2,7 +2,8 @@
 //!
 //! The SDK adapter turns every error shape into an [`ApiError`] keyed on the error code (not the HTTP
 //! status: AccessDenied has been seen arriving as 400). A write is one attempt: the worker retries it
-//! in its own paced slot. Reads are retried by the SDK.
+//! in its own paced slot. Reads are retried by the SDK. The two writes, `AssociateOpportunity` and
+//! `DisassociateOpportunity`, have the same modelled errors and are classified alike.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,8 +15,12 @@ use aws_sdk_partnercentralselling::Client;
 use aws_sdk_partnercentralselling::config::{Region, StalledStreamProtectionConfig};
 use aws_sdk_partnercentralselling::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_partnercentralselling::operation::RequestId;
+use aws_sdk_partnercentralselling::operation::associate_opportunity::AssociateOpportunityError;
 use aws_sdk_partnercentralselling::operation::disassociate_opportunity::DisassociateOpportunityError;
 use aws_sdk_partnercentralselling::operation::get_opportunity::GetOpportunityError;
+use aws_sdk_partnercentralselling::types::error::{
+    AccessDeniedException, ResourceNotFoundException, ValidationException,
+};
 use aws_sdk_partnercentralselling::types::{RelatedEntityIdentifiers, RelatedEntityType};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -42,8 +47,8 @@ pub enum ErrorClass {
     Transient,
     /// The request itself is at fault and will never succeed as it is.
     Permanent,
-    /// Not found, or refused for a business rule: may mean the entity is already disassociated, which
-    /// only the opportunity itself can tell.
+    /// Not found, or refused for a business rule (and, for an association, a conflict): may mean the
+    /// entity is already disassociated (or associated), which only the opportunity itself can tell.
     Missing,
 }
 
@@ -70,8 +75,15 @@ impl From<ApiError> for Failure {
     }
 }
 
-/// The calls the worker makes: one write, and the read that says what an opportunity holds.
+/// The calls the worker makes: the two writes, and the read that says what an opportunity holds.
 pub trait PartnerCentral: Send + Sync {
+    fn associate(
+        &self,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+        entity: &RelatedEntity,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
     fn disassociate(
         &self,
         catalog: Catalog,
@@ -88,6 +100,15 @@ pub trait PartnerCentral: Send + Sync {
 }
 
 impl<T: PartnerCentral> PartnerCentral for Arc<T> {
+    fn associate(
+        &self,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+        entity: &RelatedEntity,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        (**self).associate(catalog, opportunity, entity)
+    }
+
     fn disassociate(
         &self,
         catalog: Catalog,
@@ -203,6 +224,24 @@ impl SdkPartnerCentral {
 }
 
 impl PartnerCentral for SdkPartnerCentral {
+    async fn associate(
+        &self,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+        entity: &RelatedEntity,
+    ) -> Result<(), ApiError> {
+        self.client
+            .associate_opportunity()
+            .catalog(catalog.as_str())
+            .opportunity_identifier(opportunity.as_str())
+            .related_entity_type(sdk_entity_type(entity.entity_type()))
+            .related_entity_identifier(entity.identifier())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify_write(&e))
+    }
+
     async fn disassociate(
         &self,
         catalog: Catalog,
@@ -218,7 +257,7 @@ impl PartnerCentral for SdkPartnerCentral {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify_disassociate(&e))
+            .map_err(|e| classify_write(&e))
     }
 
     async fn opportunity(&self, catalog: Catalog, opportunity: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
@@ -267,12 +306,50 @@ fn entity_list(ids: &RelatedEntityIdentifiers, entity_type: EntityType) -> &[Str
     }
 }
 
-fn classify_disassociate(
-    error: &SdkError<DisassociateOpportunityError, aws_smithy_runtime_api::http::Response>,
-) -> ApiError {
+/// The modelled errors the two writes share, seen through either operation's error type.
+enum WriteErrorShape<'a> {
+    Validation(&'a ValidationException),
+    AccessDenied(&'a AccessDeniedException),
+    NotFound(&'a ResourceNotFoundException),
+    Other,
+}
+
+/// A write's error type: `AssociateOpportunity`'s or `DisassociateOpportunity`'s.
+trait WriteOperationError: ProvideErrorMetadata + std::error::Error + 'static {
+    fn shape(&self) -> WriteErrorShape<'_>;
+    /// What a `ConflictException` (not in the model: an unhandled error) means for this write.
+    const CONFLICT: ErrorClass;
+}
+
+impl WriteOperationError for AssociateOpportunityError {
+    fn shape(&self) -> WriteErrorShape<'_> {
+        match self {
+            Self::ValidationException(v) => WriteErrorShape::Validation(v),
+            Self::AccessDeniedException(a) => WriteErrorShape::AccessDenied(a),
+            Self::ResourceNotFoundException(n) => WriteErrorShape::NotFound(n),
+            _ => WriteErrorShape::Other,
+        }
+    }
+    /// The entity may already be there: the opportunity tells.
+    const CONFLICT: ErrorClass = ErrorClass::Missing;
+}
+
+impl WriteOperationError for DisassociateOpportunityError {
+    fn shape(&self) -> WriteErrorShape<'_> {
+        match self {
+            Self::ValidationException(v) => WriteErrorShape::Validation(v),
+            Self::AccessDeniedException(a) => WriteErrorShape::AccessDenied(a),
+            Self::ResourceNotFoundException(n) => WriteErrorShape::NotFound(n),
+            _ => WriteErrorShape::Other,
+        }
+    }
+    const CONFLICT: ErrorClass = ErrorClass::Permanent;
+}
+
+fn classify_write<E: WriteOperationError>(error: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> ApiError {
     let detail = match error {
-        SdkError::ServiceError(service) => match service.err() {
-            DisassociateOpportunityError::ValidationException(v) => {
+        SdkError::ServiceError(service) => match service.err().shape() {
+            WriteErrorShape::Validation(v) => {
                 let fields: Vec<String> = v
                     .error_list()
                     .iter()
@@ -285,14 +362,15 @@ fn classify_disassociate(
                 }
                 Some((message, if business { ErrorClass::Missing } else { ErrorClass::Permanent }))
             }
-            DisassociateOpportunityError::AccessDeniedException(a) => {
+            WriteErrorShape::AccessDenied(a) => {
                 let reason = a.reason().map(|r| format!(" [{}]", r.as_str())).unwrap_or_default();
                 Some((format!("{}{reason}", a.message().unwrap_or("")), ErrorClass::Permanent))
             }
-            DisassociateOpportunityError::ResourceNotFoundException(n) => {
-                Some((n.message().unwrap_or("").to_owned(), ErrorClass::Missing))
+            WriteErrorShape::NotFound(n) => Some((n.message().unwrap_or("").to_owned(), ErrorClass::Missing)),
+            WriteErrorShape::Other if service.err().code() == Some("ConflictException") => {
+                Some((service.err().message().unwrap_or("").to_owned(), E::CONFLICT))
             }
-            _ => None,
+            WriteErrorShape::Other => None,
         },
         _ => None,
     };
@@ -307,7 +385,7 @@ fn classify_disassociate(
     }
 }
 
-/// Everything but the modelled permanent errors of `DisassociateOpportunity`: the error code decides,
+/// Everything but the modelled permanent errors of the writes: the error code decides,
 /// and whatever is not known to be the request's fault is transient, so the queue's redrive policy,
 /// not a guess, ends its retries.
 fn classify_generic<E>(error: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> ApiError

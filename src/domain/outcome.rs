@@ -34,6 +34,8 @@ pub mod names {
     pub const DISASSOCIATED: &str = "disassociated";
     pub const ALREADY_DISASSOCIATED: &str = "already_disassociated";
     pub const NOT_ASSOCIATED: &str = "not_associated";
+    pub const REPLACED: &str = "replaced";
+    pub const ALREADY_REPLACED: &str = "already_replaced";
     pub const DRY_RUN: &str = "dry_run";
     pub const DEAD_LETTERED: &str = "dead_lettered";
     pub const FAILED: &str = "failed";
@@ -79,18 +81,32 @@ pub enum Done {
     /// The same answer for an SQS message at its first receive, which is no redelivery of that
     /// message: most likely a wrong identifier. Still a success, so that it does not loop.
     NotAssociated,
+    /// A replacement (`ReplaceWith`): the new entity confirmed on the opportunity and the old one gone,
+    /// by the writes this delivery made.
+    Replaced,
+    /// A replacement the opportunity already showed done (old gone, new there): no write was made.
+    AlreadyReplaced,
     /// `DRY_RUN`: valid, and the call was logged instead of made.
     DryRun,
 }
 
 impl Done {
-    pub const ALL: [Done; 4] = [Done::Disassociated, Done::AlreadyDisassociated, Done::NotAssociated, Done::DryRun];
+    pub const ALL: [Done; 6] = [
+        Done::Disassociated,
+        Done::AlreadyDisassociated,
+        Done::NotAssociated,
+        Done::Replaced,
+        Done::AlreadyReplaced,
+        Done::DryRun,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Done::Disassociated => names::DISASSOCIATED,
             Done::AlreadyDisassociated => names::ALREADY_DISASSOCIATED,
             Done::NotAssociated => names::NOT_ASSOCIATED,
+            Done::Replaced => names::REPLACED,
+            Done::AlreadyReplaced => names::ALREADY_REPLACED,
             Done::DryRun => names::DRY_RUN,
         }
     }

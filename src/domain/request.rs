@@ -16,17 +16,24 @@
 //! let request = DisassociationRequest::from_document(&doc).unwrap();
 //! assert_eq!(request.opportunity.as_str(), "O1234567");
 //! ```
+//!
+//! An optional `ReplaceWith` (`{"RelatedEntityType": ..., "RelatedEntityIdentifier": ...}`) names the
+//! entity that takes the removed one's place: checked by the same rules, and never the entity removed.
 
 use std::fmt;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The four members of the input document, in the API's spelling.
 pub const CATALOG: &str = "Catalog";
 pub const OPPORTUNITY_IDENTIFIER: &str = "OpportunityIdentifier";
 pub const RELATED_ENTITY_TYPE: &str = "RelatedEntityType";
 pub const RELATED_ENTITY_IDENTIFIER: &str = "RelatedEntityIdentifier";
+/// The optional member naming the replacement, and its two members as error messages name them.
+pub const REPLACE_WITH: &str = "ReplaceWith";
+const REPLACE_WITH_TYPE: &str = "ReplaceWith.RelatedEntityType";
+const REPLACE_WITH_IDENTIFIER: &str = "ReplaceWith.RelatedEntityIdentifier";
 
 /// A Partner Central catalog: `AWS` (production) or `Sandbox` (testing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -170,6 +177,12 @@ pub struct RelatedEntity {
     identifier: String,
 }
 
+impl fmt::Display for RelatedEntity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.entity_type, self.identifier)
+    }
+}
+
 impl RelatedEntity {
     /// Checks the identifier against its type's rule and the 1 to 255 character bound.
     pub fn new(entity_type: EntityType, identifier: &str) -> Result<Self, String> {
@@ -201,6 +214,10 @@ pub struct DisassociationRequest {
     pub opportunity: OpportunityId,
     #[serde(flatten)]
     pub entity: RelatedEntity,
+    /// The entity that takes `entity`'s place: associated, and `entity` disassociated, in the order the
+    /// opportunity's association limits allow ([`crate::domain::opportunity::order`]).
+    #[serde(rename = "ReplaceWith", skip_serializing_if = "Option::is_none")]
+    pub replace_with: Option<RelatedEntity>,
 }
 
 /// One member that is missing or malformed.
@@ -242,23 +259,10 @@ impl DisassociationRequest {
             ));
         };
         let mut errors = Vec::new();
-        let mut member = |name: &'static str| -> Option<&str> {
-            match map.get(name) {
-                None | Some(Value::Null) => {
-                    errors.push(FieldError { field: name, message: "is required".into() });
-                    None
-                }
-                Some(Value::String(s)) => Some(s.as_str()),
-                Some(other) => {
-                    errors.push(FieldError { field: name, message: format!("must be a string, got {}", kind(other)) });
-                    None
-                }
-            }
-        };
-        let catalog = member(CATALOG);
-        let opportunity = member(OPPORTUNITY_IDENTIFIER);
-        let entity_type = member(RELATED_ENTITY_TYPE);
-        let identifier = member(RELATED_ENTITY_IDENTIFIER);
+        let catalog = string_member(map, CATALOG, &mut errors);
+        let opportunity = string_member(map, OPPORTUNITY_IDENTIFIER, &mut errors);
+        let entity_type = string_member(map, RELATED_ENTITY_TYPE, &mut errors);
+        let identifier = string_member(map, RELATED_ENTITY_IDENTIFIER, &mut errors);
 
         let catalog = catalog.and_then(|c| {
             let parsed = Catalog::parse(c);
@@ -278,41 +282,101 @@ impl DisassociationRequest {
             }
             parsed
         });
-        let entity_type = entity_type.and_then(|t| {
-            let parsed = EntityType::parse(t);
-            if parsed.is_none() {
-                let names: Vec<&str> = EntityType::ALL.iter().map(|t| t.as_str()).collect();
-                errors.push(FieldError {
-                    field: RELATED_ENTITY_TYPE,
-                    message: format!("must be one of {} (case-sensitive), got {}", names.join(", "), quoted(t)),
-                });
-            }
-            parsed
-        });
-        let entity = match (entity_type, identifier) {
-            (Some(t), Some(id)) => match RelatedEntity::new(t, id) {
-                Ok(entity) => Some(entity),
-                Err(message) => {
-                    errors.push(FieldError { field: RELATED_ENTITY_IDENTIFIER, message });
-                    None
+        let entity =
+            related_entity(entity_type, identifier, [RELATED_ENTITY_TYPE, RELATED_ENTITY_IDENTIFIER], &mut errors);
+        let replace_with = match map.get(REPLACE_WITH) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(replacement)) => {
+                let entity_type = string_member(replacement, REPLACE_WITH_TYPE, &mut errors);
+                let identifier = string_member(replacement, REPLACE_WITH_IDENTIFIER, &mut errors);
+                let replacement =
+                    related_entity(entity_type, identifier, [REPLACE_WITH_TYPE, REPLACE_WITH_IDENTIFIER], &mut errors);
+                if replacement.is_some() && replacement == entity {
+                    errors.push(FieldError {
+                        field: REPLACE_WITH,
+                        message: "names the entity removed: a replacement must be another entity".into(),
+                    });
                 }
-            },
-            // Without a known type only the length rule can be checked.
-            (None, Some(id)) if !(1..=255).contains(&id.chars().count()) => {
+                replacement
+            }
+            Some(other) => {
                 errors.push(FieldError {
-                    field: RELATED_ENTITY_IDENTIFIER,
-                    message: format!("must be 1 to 255 characters, got {}", id.chars().count()),
+                    field: REPLACE_WITH,
+                    message: format!(
+                        "must be an object with {RELATED_ENTITY_TYPE} and {RELATED_ENTITY_IDENTIFIER}, got {}",
+                        kind(other)
+                    ),
                 });
                 None
             }
-            _ => None,
         };
         match (catalog, opportunity, entity) {
             (Some(catalog), Some(opportunity), Some(entity)) if errors.is_empty() => {
-                Ok(Self { catalog, opportunity, entity })
+                Ok(Self { catalog, opportunity, entity, replace_with })
             }
             _ => Err(InvalidRequest { errors }),
         }
+    }
+}
+
+/// A member that must be a string: `None`, with its fault in `errors`, when it is missing or is not.
+/// `field` names it in the error (the path to it, for a member of `ReplaceWith`); its name in `map` is
+/// the last part of that path.
+fn string_member<'a>(
+    map: &'a Map<String, Value>,
+    field: &'static str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a str> {
+    let name = field.rsplit('.').next().unwrap_or(field);
+    match map.get(name) {
+        None | Some(Value::Null) => {
+            errors.push(FieldError { field, message: "is required".into() });
+            None
+        }
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(other) => {
+            errors.push(FieldError { field, message: format!("must be a string, got {}", kind(other)) });
+            None
+        }
+    }
+}
+
+/// A related entity from its type and identifier, each fault in `errors` under the names in `fields`
+/// (type, identifier).
+fn related_entity(
+    entity_type: Option<&str>,
+    identifier: Option<&str>,
+    [type_field, identifier_field]: [&'static str; 2],
+    errors: &mut Vec<FieldError>,
+) -> Option<RelatedEntity> {
+    let entity_type = entity_type.and_then(|t| {
+        let parsed = EntityType::parse(t);
+        if parsed.is_none() {
+            let names: Vec<&str> = EntityType::ALL.iter().map(|t| t.as_str()).collect();
+            errors.push(FieldError {
+                field: type_field,
+                message: format!("must be one of {} (case-sensitive), got {}", names.join(", "), quoted(t)),
+            });
+        }
+        parsed
+    });
+    match (entity_type, identifier) {
+        (Some(t), Some(id)) => match RelatedEntity::new(t, id) {
+            Ok(entity) => Some(entity),
+            Err(message) => {
+                errors.push(FieldError { field: identifier_field, message });
+                None
+            }
+        },
+        // Without a known type only the length rule can be checked.
+        (None, Some(id)) if !(1..=255).contains(&id.chars().count()) => {
+            errors.push(FieldError {
+                field: identifier_field,
+                message: format!("must be 1 to 255 characters, got {}", id.chars().count()),
+            });
+            None
+        }
+        _ => None,
     }
 }
 
@@ -532,6 +596,75 @@ mod tests {
         for d in [json!(null), json!([]), json!("O1"), json!(3)] {
             assert_eq!(fields(DisassociationRequest::from_document(&d)), ["request"]);
         }
+    }
+
+    const MARKETPLACE_SOLUTION: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
+
+    fn replacing(entity_type: &str, identifier: &str, replace_with: Value) -> Value {
+        let mut d = doc("Sandbox", "O1234567", entity_type, identifier);
+        d["ReplaceWith"] = replace_with;
+        d
+    }
+
+    #[test]
+    fn decodes_a_replacement_and_writes_it_back_only_when_present() {
+        let replacement =
+            json!({"RelatedEntityType": "AwsMarketplaceSolutions", "RelatedEntityIdentifier": MARKETPLACE_SOLUTION});
+        let d = replacing("Solutions", "S-0000001", replacement.clone());
+        let request = DisassociationRequest::from_document(&d).unwrap();
+        let new = request.replace_with.as_ref().expect("a replacement");
+        assert_eq!((new.entity_type(), new.identifier()), (EntityType::AwsMarketplaceSolutions, MARKETPLACE_SOLUTION));
+        assert_eq!(serde_json::to_value(&request).unwrap(), d, "ReplaceWith carried through, as sent");
+        let plain = DisassociationRequest::from_document(&doc("Sandbox", "O1", "Solutions", "S-1")).unwrap();
+        assert_eq!(plain.replace_with, None);
+        assert!(serde_json::to_value(&plain).unwrap().get("ReplaceWith").is_none());
+        let null = DisassociationRequest::from_document(&replacing("Solutions", "S-1", Value::Null)).unwrap();
+        assert_eq!(null.replace_with, None, "null is no replacement");
+    }
+
+    #[test]
+    fn a_replacement_is_checked_by_the_same_rules_and_every_fault_named() {
+        let r = DisassociationRequest::from_document(&replacing(
+            "Solutions",
+            "S-1",
+            json!({"RelatedEntityType": "AwsMarketplaceOffers", "RelatedEntityIdentifier": OFFER_SET}),
+        ));
+        assert_eq!(fields(r), ["ReplaceWith.RelatedEntityIdentifier"]);
+        let r = DisassociationRequest::from_document(&replacing(
+            "Solution",
+            "S-1",
+            json!({"RelatedEntityType": "solutions", "RelatedEntityIdentifier": 7}),
+        ));
+        assert_eq!(
+            fields(r),
+            ["RelatedEntityType", "ReplaceWith.RelatedEntityIdentifier", "ReplaceWith.RelatedEntityType"],
+            "the document's own faults and the replacement's, at once"
+        );
+        let r = DisassociationRequest::from_document(&replacing("Solutions", "S-1", json!({})));
+        assert_eq!(fields(r), ["ReplaceWith.RelatedEntityType", "ReplaceWith.RelatedEntityIdentifier"]);
+        let r = DisassociationRequest::from_document(&replacing(
+            "Solutions",
+            "S-1",
+            json!({"RelatedEntityType": "NoSuchType", "RelatedEntityIdentifier": "x".repeat(256)}),
+        ));
+        assert_eq!(fields(r), ["ReplaceWith.RelatedEntityType", "ReplaceWith.RelatedEntityIdentifier"]);
+    }
+
+    #[test]
+    fn a_replacement_that_is_no_object_or_the_entity_removed_is_invalid() {
+        for bad in [json!("S-2"), json!(["Solutions", "S-2"]), json!(true)] {
+            let r = DisassociationRequest::from_document(&replacing("Solutions", "S-1", bad.clone()));
+            let err = r.unwrap_err();
+            assert_eq!(err.errors.iter().map(|e| e.field).collect::<Vec<_>>(), ["ReplaceWith"], "{bad}");
+            assert!(err.errors[0].message.contains("must be an object"), "{}", err.errors[0].message);
+        }
+        let same = json!({"RelatedEntityType": "Solutions", "RelatedEntityIdentifier": "S-1"});
+        let err = DisassociationRequest::from_document(&replacing("Solutions", "S-1", same)).unwrap_err();
+        assert_eq!(err.errors[0].field, "ReplaceWith");
+        assert!(err.errors[0].message.contains("the entity removed"), "{}", err.errors[0].message);
+        // The same identifier as another type is another entity.
+        let other_type = json!({"RelatedEntityType": "AwsProducts", "RelatedEntityIdentifier": "S-1"});
+        assert!(DisassociationRequest::from_document(&replacing("Solutions", "S-1", other_type)).is_ok());
     }
 
     #[test]

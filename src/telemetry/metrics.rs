@@ -1,5 +1,5 @@
 //! CloudWatch Embedded Metric Format: per invocation, one JSON log line per catalog with the count of
-//! each outcome and the API latencies, and one with the throttled answers. No agent, no extra call:
+//! each outcome, of the reads and the API latencies, and one with the throttled answers. No agent, no extra call:
 //! CloudWatch Logs turns the lines into metrics.
 
 use std::collections::BTreeMap;
@@ -10,9 +10,20 @@ use serde_json::{Value, json};
 use crate::domain::outcome::{Done, Outcome};
 use crate::domain::request::Catalog;
 
-/// The count each outcome adds to, by metric name, in the order the lines list them.
-const OUTCOME_METRICS: [&str; 6] =
-    ["Disassociated", "AlreadyDisassociated", "NotAssociated", "DryRun", "DeadLettered", "Retried"];
+/// The counts of a catalog's line, by metric name, in the order the lines list them: each outcome's,
+/// and the reads (`GetOpportunity`; the warm-up's is not an invocation's).
+const COUNT_METRICS: [&str; 9] = [
+    "Disassociated",
+    "AlreadyDisassociated",
+    "NotAssociated",
+    "Replaced",
+    "AlreadyReplaced",
+    "DryRun",
+    "DeadLettered",
+    "Retried",
+    READS,
+];
+const READS: &str = "Reads";
 
 /// The metric an outcome counts in.
 fn metric(outcome: &Outcome) -> &'static str {
@@ -20,6 +31,8 @@ fn metric(outcome: &Outcome) -> &'static str {
         Outcome::Done(Done::Disassociated) => "Disassociated",
         Outcome::Done(Done::AlreadyDisassociated) => "AlreadyDisassociated",
         Outcome::Done(Done::NotAssociated) => "NotAssociated",
+        Outcome::Done(Done::Replaced) => "Replaced",
+        Outcome::Done(Done::AlreadyReplaced) => "AlreadyReplaced",
         Outcome::Done(Done::DryRun) => "DryRun",
         Outcome::DeadLettered(_) => "DeadLettered",
         Outcome::Failed(_) => "Retried",
@@ -51,6 +64,11 @@ impl InvocationMetrics {
             .or_default() += 1;
     }
 
+    /// One read of an opportunity (`GetOpportunity`).
+    pub fn read(&self, catalog: Catalog) {
+        *self.lock().entry(catalog.as_str()).or_default().counts.entry(READS).or_default() += 1;
+    }
+
     pub fn latency(&self, catalog: Catalog, millis: f64) {
         self.lock().entry(catalog.as_str()).or_default().latencies_ms.push(millis);
     }
@@ -61,12 +79,12 @@ impl InvocationMetrics {
         let mut lines = Vec::new();
         for (catalog, per) in map.iter() {
             let mut metrics: Vec<Value> =
-                OUTCOME_METRICS.iter().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
+                COUNT_METRICS.iter().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
             let mut line = json!({
                 "Service": service,
                 "Catalog": catalog,
             });
-            for name in OUTCOME_METRICS {
+            for name in COUNT_METRICS {
                 line[name] = json!(per.counts.get(name).copied().unwrap_or(0));
             }
             if !per.latencies_ms.is_empty() {
@@ -117,6 +135,10 @@ mod tests {
         metrics.count(Some(Catalog::Sandbox), &Outcome::Done(Done::Disassociated));
         metrics.count(Some(Catalog::Sandbox), &Outcome::Done(Done::Disassociated));
         metrics.count(Some(Catalog::Sandbox), &Outcome::Failed(failure()));
+        metrics.count(Some(Catalog::Sandbox), &Outcome::Done(Done::Replaced));
+        metrics.count(Some(Catalog::Sandbox), &Outcome::Done(Done::AlreadyReplaced));
+        metrics.read(Catalog::Sandbox);
+        metrics.read(Catalog::Sandbox);
         metrics.latency(Catalog::Sandbox, 12.5);
         metrics.count(None, &Outcome::DeadLettered(failure()));
         let lines = metrics.emf_lines("Ns", "svc", 3, 1_700_000_000_000);
@@ -128,13 +150,17 @@ mod tests {
         assert_eq!(sandbox["Disassociated"], 2);
         assert_eq!(sandbox["Retried"], 1);
         assert_eq!(sandbox["AlreadyDisassociated"], 0);
+        assert_eq!((sandbox["Replaced"].as_u64(), sandbox["AlreadyReplaced"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(sandbox["Reads"], 2);
         assert_eq!(sandbox["ApiLatency"], json!([12.5]));
         let directive = &sandbox["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Ns");
         assert_eq!(directive["Dimensions"], json!([["Service"], ["Service", "Catalog"]]));
         let names: Vec<&str> =
             directive["Metrics"].as_array().unwrap().iter().filter_map(|m| m["Name"].as_str()).collect();
-        assert!(names.contains(&"ApiLatency") && names.contains(&"Disassociated"));
+        for name in ["ApiLatency", "Disassociated", "Replaced", "AlreadyReplaced", "Reads"] {
+            assert!(names.contains(&name), "{name}");
+        }
         assert_eq!(sandbox["_aws"]["Timestamp"], 1_700_000_000_000u64);
         assert_eq!(lines[2]["Throttled"], 3);
         assert_eq!(lines[2]["Service"], "svc");

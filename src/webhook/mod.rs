@@ -518,6 +518,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_replacement_is_checked_like_the_rest_and_queued_with_its_replace_with() {
+        let webhook = webhook(FakeWorkQueue::default());
+        let marketplace = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
+        let replacement = fixtures::replacing(doc("O1"), "AwsMarketplaceSolutions", marketplace);
+        let not_an_arn = fixtures::replacing(doc("O2"), "AwsMarketplaceSolutions", "sol-abc");
+        let body = json!([replacement, not_an_arn]).to_string();
+        let reply = answer(&webhook, &signed(&body)).await;
+        assert_eq!(reply.status, 400);
+        assert_eq!(reply.body["errors"][0]["field"], "ReplaceWith.RelatedEntityIdentifier");
+        assert_eq!(reply.body["errors"][0]["index"], 1);
+
+        let reply = answer(&webhook, &signed(&replacement.to_string())).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        let queued = webhook.queue.queued();
+        let body: Value = serde_json::from_str(&crate::aws::work_queue::message_body(&queued[0])).unwrap();
+        assert_eq!(body, replacement, "the message carries ReplaceWith to the worker");
+    }
+
+    #[tokio::test]
     async fn a_body_over_the_limit_is_413_before_its_signature_is_checked() {
         let webhook =
             Webhook::new(WebhookSecret::new(SECRET).unwrap(), FakeWorkQueue::default(), vec![Catalog::Sandbox], 1024);

@@ -15,7 +15,17 @@ use crate::domain::request::{Catalog, OpportunityId, RelatedEntity};
 /// One write to an opportunity.
 #[derive(Debug, Clone, Copy)]
 pub enum Write<'a> {
+    Associate(&'a RelatedEntity),
     Disassociate(&'a RelatedEntity),
+}
+
+impl std::fmt::Display for Write<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Write::Associate(entity) => write!(f, "AssociateOpportunity of {entity}"),
+            Write::Disassociate(entity) => write!(f, "DisassociateOpportunity of {entity}"),
+        }
+    }
 }
 
 /// Why a write did not go through.
@@ -45,7 +55,23 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         opportunity: &OpportunityId,
         write: Write<'_>,
     ) -> Result<(), WriteError> {
-        let latest_start = invocation.deadline.latest_call_start();
+        self.write_followed_by(invocation, catalog, opportunity, write, 0).await
+    }
+
+    /// [`Worker::write`], when `writes_after` more writes must follow it in this invocation: its every
+    /// attempt starts early enough to leave each of them a paced slot, at the pacer's current
+    /// interval, and a call before the end of calls.
+    pub(super) async fn write_followed_by(
+        &self,
+        invocation: &Invocation,
+        catalog: Catalog,
+        opportunity: &OpportunityId,
+        write: Write<'_>,
+        writes_after: u32,
+    ) -> Result<(), WriteError> {
+        let room_after = self.pacer.interval() * writes_after;
+        let latest_start =
+            invocation.deadline.latest_call_start().map(|latest| latest.checked_sub(room_after).unwrap_or(latest));
         let mut last_error: Option<ApiError> = None;
         let mut attempt = 0;
         loop {
@@ -67,10 +93,19 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 });
             }
             let started = Instant::now();
-            let call = match write {
-                Write::Disassociate(entity) => self.partner_central.disassociate(catalog, opportunity, entity),
+            let result = match write {
+                Write::Associate(entity) => {
+                    until(invocation.deadline.calls_end, self.partner_central.associate(catalog, opportunity, entity))
+                        .await
+                }
+                Write::Disassociate(entity) => {
+                    until(
+                        invocation.deadline.calls_end,
+                        self.partner_central.disassociate(catalog, opportunity, entity),
+                    )
+                    .await
+                }
             };
-            let result = until(invocation.deadline.calls_end, call).await;
             invocation.metrics.latency(catalog, started.elapsed().as_secs_f64() * 1000.0);
             let error = match result {
                 Some(Ok(())) => {
@@ -103,6 +138,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         catalog: Catalog,
         opportunity: &OpportunityId,
     ) -> Result<Option<Holdings>, ApiError> {
+        invocation.metrics.read(catalog);
         match until(invocation.deadline.calls_end, self.partner_central.opportunity(catalog, opportunity)).await {
             Some(result) => result,
             None => {

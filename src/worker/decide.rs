@@ -1,7 +1,8 @@
 //! The decision: what becomes of one record. Two steps, both here and nowhere else:
 //!
 //! 1. [`Worker::try_request`]: the request's checks and calls, which end in a [`Verdict`] (done,
-//!    permanent or passing);
+//!    permanent or passing): a plain disassociation here, a replacement (`ReplaceWith`) in
+//!    [`super::replace`];
 //! 2. [`Worker::rule`]: the verdict under the trigger's rules (the caller of a direct invocation is
 //!    waiting; a dead-letter queue may be set; a message at its last receive; a record without an id to
 //!    report it by), which gives the [`Outcome`].
@@ -17,7 +18,7 @@ use super::inbound::{Record, Trigger};
 use super::{Invocation, Worker};
 use crate::aws::dead_letters::DeadLetters;
 use crate::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
-use crate::domain::opportunity::Holdings;
+use crate::domain::opportunity::{Holdings, Order};
 use crate::domain::outcome::{Done, Failure, Outcome, codes};
 use crate::domain::request::DisassociationRequest;
 
@@ -95,11 +96,25 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             return (Verdict::Permanent(Failure::new(codes::CATALOG_NOT_ALLOWED, reason)), None);
         }
         if self.config.dry_run {
-            info!(request = %json!(request), "DRY_RUN: would call DisassociateOpportunity");
+            match &request.replace_with {
+                None => info!(request = %json!(request), "DRY_RUN: would call DisassociateOpportunity"),
+                Some(new) => info!(
+                    request = %json!(request),
+                    order = %Order::rule(&request.entity, new),
+                    "DRY_RUN: would replace {} by {}; the order depends on what the opportunity holds, which a dry run does not read",
+                    request.entity,
+                    new
+                ),
+            }
             return (Verdict::Done(Done::DryRun), None);
         }
-        let disassociation = self.disassociate(invocation, request, first_receive);
-        match AssertUnwindSafe(disassociation).catch_unwind().await {
+        let calls = async {
+            match &request.replace_with {
+                None => self.disassociate(invocation, request, first_receive).await,
+                Some(new) => (self.replace(invocation, request, new).await, None),
+            }
+        };
+        match AssertUnwindSafe(calls).catch_unwind().await {
             Ok(decided) => decided,
             Err(panic) => {
                 let message = panic
@@ -159,6 +174,16 @@ where
         ErrorClass::Transient => Verdict::Passing(error.into()),
         ErrorClass::Permanent => Verdict::Permanent(error.into()),
         ErrorClass::Missing => match read.await {
+            // Refused while it is the last of its type on the opportunity: whatever the cause (a rule
+            // that one must stay, a review; the error code does not tell), a swap needs the new one
+            // associated first.
+            Ok(Some(holdings)) if holdings.holds_only(&request.entity) => {
+                Verdict::Permanent(Failure::from(error).noted(format_args!(
+                    "{} is the last entity of type {} on the opportunity: to replace it, send the request again with ReplaceWith naming the new one, which is then associated first",
+                    request.entity.identifier(),
+                    request.entity.entity_type()
+                )))
+            }
             Ok(Some(holdings)) if holdings.holds(&request.entity) => Verdict::Permanent(error.into()),
             Ok(Some(_)) if first_delivery => Verdict::Done(Done::NotAssociated),
             Ok(Some(_)) => Verdict::Done(Done::AlreadyDisassociated),

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! event ─> inbound::classify ─> records, each request decoded once
-//!   each record ─> decide (checks, paced calls; the trigger's rules) ─> Outcome
+//!   each record ─> decide (checks, paced calls, or a replacement's; the trigger's rules) ─> Outcome
 //!               ─> settle (a dead letter sent, or turned into a retry) ─> Outcome
 //!               ─> its log line and metrics
 //! outcomes ─> the trigger's answer: sqs | eventbridge | direct
@@ -29,6 +29,7 @@ pub mod decide;
 mod direct;
 mod eventbridge;
 pub mod inbound;
+mod replace;
 mod settle;
 mod sqs;
 

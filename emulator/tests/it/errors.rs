@@ -212,6 +212,53 @@ async fn last_solution_of_submitted_opportunity_is_business_validation() {
     emulator.shutdown().await;
 }
 
+/// A Marketplace solution counts as a solution: a legacy one can be replaced by one associated
+/// first, and the last of either kind stays.
+#[tokio::test]
+async fn a_marketplace_solution_keeps_a_submitted_opportunity_solved() {
+    let emulator = start().await;
+    let client = client(&emulator.endpoint()).await;
+    let marketplace = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
+    let refused = |err: aws_sdk_partnercentralselling::error::SdkError<DisassociateOpportunityError, _>| match err
+        .into_service_error()
+    {
+        DisassociateOpportunityError::ValidationException(e) => {
+            assert_eq!(e.reason(), &ValidationExceptionReason::BusinessValidationFailed);
+            assert_eq!(fields(&e), vec![("RelatedEntityIdentifier".to_owned(), Code::ActionNotPermitted)]);
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    // O4000001 is approved, with one legacy solution: removed first, it is refused.
+    let err = disassociate_entity(&client, "Sandbox", "O4000001", RelatedEntityType::Solutions, "S-4000001")
+        .await
+        .expect_err("the wrong order");
+    refused(err);
+    client
+        .associate_opportunity()
+        .catalog("Sandbox")
+        .opportunity_identifier("O4000001")
+        .related_entity_type(RelatedEntityType::AwsMarketplaceSolutions)
+        .related_entity_identifier(marketplace)
+        .send()
+        .await
+        .expect("the Marketplace solution first");
+    disassociate_entity(&client, "Sandbox", "O4000001", RelatedEntityType::Solutions, "S-4000001")
+        .await
+        .expect("then the legacy one goes");
+    let err =
+        disassociate_entity(&client, "Sandbox", "O4000001", RelatedEntityType::AwsMarketplaceSolutions, marketplace)
+            .await
+            .expect_err("the last solution, now a Marketplace one");
+    refused(err);
+    let state = emulator.state();
+    let held = &state.opportunity("Sandbox", "O4000001").expect("seeded").related_entity_identifiers;
+    assert_eq!(
+        (held.solutions.len(), held.aws_marketplace_solutions.as_slice()),
+        (0, [marketplace.to_owned()].as_slice())
+    );
+    emulator.shutdown().await;
+}
+
 #[tokio::test]
 async fn throttling_and_internal_errors_are_parsed() {
     let emulator = start_with(EmulatorConfig {
