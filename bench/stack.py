@@ -563,6 +563,11 @@ def drain(ctx: Context, mode: str, instances: int, burst: float, cpu_limit: bool
         ends = [p.last_success_at for p in stack.pollers if p.last_success_at is not None]
         elapsed = (time.monotonic() if capped or not ends else max(ends)) - started
         counters = operation(ctx.emulator, "DisassociateOpportunity")
+        if writer and foreign_stop is None:
+            # It wrote through the whole drain: "while" is all of it.
+            writer.stop.set()
+            writer.join()
+            foreign_stop = {"at_s": elapsed, "stack_successes": counters.get("Successes", 0) - base.get("Successes", 0)}
         foreign_counters = operation(ctx.emulator, "AssociateOpportunity")
         result = {
             "mode": mode,
@@ -597,6 +602,8 @@ def drain(ctx: Context, mode: str, instances: int, burst: float, cpu_limit: bool
                 "emulator": {k: foreign_counters.get(k, 0) for k in ("Calls", "Successes", "QuotaThrottled")},
             }
             if foreign_stop:
+                # Stopped by the backlog's end, it is stopped (and joined) just after the last write.
+                foreign_stop["at_s"] = min(foreign_stop["at_s"], elapsed)
                 during_s = foreign_stop["at_s"]
                 after_s = elapsed - during_s
                 after_writes = result["successful_writes"] - foreign_stop["stack_successes"]
@@ -721,10 +728,10 @@ def table(results: dict) -> str:
         ]
         out.append(
             "| mode | instances | bucket | CPU limit | foreign | it stopped at | quota used while | after | "
-            "overall | throttled (stack) | dead letters | foreign writes ok / given up / throttled answers "
-            "| elapsed | load |"
+            "overall | throttled (stack) | dead letters | left in queue "
+            "| foreign writes ok / given up / throttled answers | elapsed | load |"
         )
-        out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for d in foreign:
             phase = d.get("foreign_phase") or {}
             fw = d.get("foreign_writer", {})
@@ -734,7 +741,8 @@ def table(results: dict) -> str:
                 f"| {percent(phase.get('fraction_during'))} | {percent(phase.get('fraction_after'))} "
                 f"| {percent(d['quota_fraction'])} "
                 f"| {d['throttled']} ({fmt(100 * (d['throttled_per_write'] or 0), 1, ' %')}) "
-                f"| {d['dead_letters']} | {fw.get('writes_ok', '-')} / {fw.get('writes_failed', '-')} "
+                f"| {d['dead_letters']} | {d['left_in_queue']} "
+                f"| {fw.get('writes_ok', '-')} / {fw.get('writes_failed', '-')} "
                 f"/ {fw.get('emulator', {}).get('QuotaThrottled', '-')} "
                 f"| {fmt(d['elapsed_s'], 1, ' s')}{' (cap)' if d['stopped_by_cap'] else ''} "
                 f"| {d['load_1min_before']:.2f} |"
