@@ -7,8 +7,10 @@
 # Steps: release builds (host); the arm64 zips (cargo lambda; the first arm64 build takes ~9 minutes,
 # later ones reuse it; BENCH_ZIP=0 skips the build and reports the zips already there); criterion's
 # decode benchmark; the bench venv (.venv-bench/, pinned); then bench/driver.py, which prints the
-# table and writes bench/results/latest.json.
-# Environment: PYTHON (default python3), MOTO_SERVER (default .venv/bin/moto_server, as make sets it).
+# table and writes bench/results/latest.json; then bench/stack.py (several instances, one account's
+# quota), which prints its table and writes bench/results/stack.json.
+# Environment: PYTHON (default python3), MOTO_SERVER (default .venv/bin/moto_server, as make sets it),
+# BENCH_STACK=0 skips the stack scenario, BENCH_STACK_ARGS passes options to it (e.g. "--quick").
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,4 +73,20 @@ echo "==> measuring (a few minutes)"
   --out bench/results/latest.json \
   --logs bench/results/logs \
   "$@"
+
+if [[ "${BENCH_STACK:-1}" == 0 ]]; then
+  echo "==> stack scenario: skipped (BENCH_STACK=0)"
+elif [[ -x "$moto" ]]; then
+  echo "==> stack scenario: several instances, one account's write quota (bench/stack.py)"
+  # shellcheck disable=SC2086 # BENCH_STACK_ARGS is a list of options
+  "$venv/bin/python" bench/stack.py \
+    --rust target/release/opportunity-disassociator \
+    --emulator target/release/partner-central-emulator \
+    --moto "$moto" \
+    --out bench/results/stack.json \
+    --logs bench/results/logs/stack \
+    ${BENCH_STACK_ARGS:-}
+else
+  echo "==> stack scenario: skipped (no moto_server)"
+fi
 echo "==> bench done in $((SECONDS - start)) s"
