@@ -903,6 +903,8 @@ def table(results: dict) -> str:
         )
         + " |"
     )
+    if zips.get("webhook"):
+        out.append(f"| arm64 zip, the webhook function | {fmt(zips['webhook']['mib'], 2, ' MiB')} |" + " |" * (len(names) - 1))
     drains = results.get("drain", {})
     if drains:
         cfg = results["config"]

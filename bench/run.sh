@@ -16,6 +16,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 start=$SECONDS
+# Where cargo builds (make exports it; CARGO_TARGET_DIR may put it outside the checkout).
+target="$(realpath -m "${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}")"
 
 echo "==> release builds: the function, the emulator, the SDK floor, the floor"
 cargo build --release --quiet -p opportunity-disassociator -p partner-central-emulator -p bench-sdk-floor
@@ -27,13 +29,14 @@ if [[ "${BENCH_ZIP:-1}" != 0 ]]; then
   echo "==> arm64 zips (cargo lambda)"
   make --no-print-directory package >/dev/null
   cargo lambda build --release --arm64 --output-format zip --package bench-floor --bin bench-floor \
-    --lambda-dir target/lambda >/dev/null 2>&1 \
+    --lambda-dir "$target/lambda" >/dev/null 2>&1 \
     || echo "    (the floor's zip could not be built; its size is left out)"
 else
-  echo "==> arm64 zips: not built (BENCH_ZIP=0); sizes of the ones in target/lambda, if any"
+  echo "==> arm64 zips: not built (BENCH_ZIP=0); sizes of the ones in $target/lambda, if any"
 fi
-zips=(--zip "rust=target/lambda/opportunity-disassociator/bootstrap.zip")
-zips+=(--zip "floor=target/lambda/bench-floor/bootstrap.zip")
+zips=(--zip "rust=$target/lambda/opportunity-disassociator/bootstrap.zip")
+zips+=(--zip "webhook=$target/lambda/opportunity-disassociator-webhook/bootstrap.zip")
+zips+=(--zip "floor=$target/lambda/bench-floor/bootstrap.zip")
 
 echo "==> cargo bench --bench decode (criterion)"
 cargo bench --quiet --bench decode -- --warm-up-time 1 --measurement-time 3 >bench/results/decode.txt 2>&1 \
@@ -63,13 +66,13 @@ fi
 rm -rf bench/results/logs
 echo "==> measuring (a few minutes)"
 "$venv/bin/python" bench/driver.py \
-  --rust target/release/opportunity-disassociator \
-  --floor target/release/bench-floor \
-  --sdk-floor target/release/bench-sdk-floor \
-  --emulator target/release/partner-central-emulator \
+  --rust "$target"/release/opportunity-disassociator \
+  --floor "$target"/release/bench-floor \
+  --sdk-floor "$target"/release/bench-sdk-floor \
+  --emulator "$target"/release/partner-central-emulator \
   --peer bench/peer \
   --python "$root/$venv/bin/python" \
-  "${moto_args[@]}" "${zips[@]}" --criterion target/criterion/decode \
+  "${moto_args[@]}" "${zips[@]}" --criterion "$target/criterion/decode" \
   --out bench/results/latest.json \
   --logs bench/results/logs \
   "$@"
@@ -80,8 +83,8 @@ elif [[ -x "$moto" ]]; then
   echo "==> stack scenario: several instances, one account's write quota (bench/stack.py)"
   # shellcheck disable=SC2086 # BENCH_STACK_ARGS is a list of options
   "$venv/bin/python" bench/stack.py \
-    --rust target/release/opportunity-disassociator \
-    --emulator target/release/partner-central-emulator \
+    --rust "$target"/release/opportunity-disassociator \
+    --emulator "$target"/release/partner-central-emulator \
     --moto "$moto" \
     --out bench/results/stack.json \
     --logs bench/results/logs/stack \

@@ -411,7 +411,7 @@ class Stack:
                 BillingMode="PAY_PER_REQUEST",
             )
         self.env = dict(queue_env(self.work.dlq_url, ctx.moto.endpoint))
-        self.env.update(mode_env(mode, ctx.args.quota, instances, self.table, ctx.moto.endpoint))
+        self.env.update(mode_env(mode, ctx.args.quota, instances, self.table, ctx.tables.endpoint))
         self.functions: list[FunctionProcess] = []
         self.groups: list[CpuGroup] = []
         self.stop_event = threading.Event()
@@ -488,20 +488,22 @@ class Stack:
 
 
 class Context:
-    def __init__(self, args, emulator: Emulator, moto: Moto, entities: Entities, seed: dict):
+    def __init__(self, args, emulator: Emulator, moto: Moto, tables: Moto, entities: Entities, seed: dict):
         import boto3
         from botocore.config import Config
 
         self.args, self.emulator, self.moto, self.entities, self.seed = args, emulator, moto, entities, seed
+        # DynamoDB in a moto server of its own: in AWS it is another service than SQS, and the
+        # harness's own SQS traffic (sends, receives, deletes of N pollers) must not slow the table.
+        self.tables = tables
         client = dict(
-            endpoint_url=moto.endpoint,
             region_name="us-east-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
             config=Config(max_pool_connections=50, retries={"total_max_attempts": 1}),
         )
-        self.sqs = boto3.client("sqs", **client)
-        self.dynamodb = boto3.client("dynamodb", **client)
+        self.sqs = boto3.client("sqs", endpoint_url=moto.endpoint, **client)
+        self.dynamodb = boto3.client("dynamodb", endpoint_url=tables.endpoint, **client)
 
     def reset_emulator(self, burst: float):
         self.emulator.reset(
@@ -879,8 +881,9 @@ def main() -> int:
     }
     emulator = Emulator(args.emulator, seed_path)
     moto = Moto(args.moto)
+    tables = Moto(args.moto)
     try:
-        ctx = Context(args, emulator, moto, entities, seed)
+        ctx = Context(args, emulator, moto, tables, entities, seed)
         plan = []
         for mode in modes:
             for cpu in cpu_settings:
@@ -911,6 +914,7 @@ def main() -> int:
             print(f"      {json.dumps(summary, default=str)}", file=sys.stderr, flush=True)
     finally:
         moto.stop()
+        tables.stop()
         emulator.stop()
 
     results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -94,6 +94,8 @@ mod tests {
         pub failing: std::sync::atomic::AtomicBool,
         /// Every call takes this long (milliseconds) while set.
         pub delay_ms: std::sync::atomic::AtomicU64,
+        /// Calls made.
+        pub calls: std::sync::atomic::AtomicU64,
     }
 
     impl MemoryStore {
@@ -103,6 +105,7 @@ mod tests {
 
         async fn answer(&self) -> Result<(), StoreError> {
             use std::sync::atomic::Ordering;
+            self.calls.fetch_add(1, Ordering::Relaxed);
             let delay = self.delay_ms.load(Ordering::Relaxed);
             if delay > 0 {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -257,6 +260,17 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(1), "waited for the store's timeout, then paced alone");
         let times = run(std::slice::from_ref(&pacer), 3).await;
         assert_eq!(gaps(&times), vec![Duration::from_millis(200); 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_failing_again_and_again_is_tried_less_and_less_often() {
+        let store = Arc::new(MemoryStore::default());
+        let pacer = instance(&store, 10.0);
+        store.failing.store(true, Ordering::Relaxed);
+        // 40 s of writes at the local share (5/s): the store is tried at 0, 1, 3, 7, 15 and 31 s, then
+        // every 30 s at most.
+        run(std::slice::from_ref(&pacer), 200).await;
+        assert_eq!(store.calls.load(Ordering::Relaxed), 6);
     }
 
     #[tokio::test(start_paused = true)]

@@ -22,8 +22,11 @@ use tracing::warn;
 
 /// A store call slower than this is taken as a store that does not answer.
 const STORE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long an instance paces alone after the store failed, before it tries the store again.
-const DOWN_FOR: Duration = Duration::from_secs(30);
+/// How long an instance paces alone after the store failed, before it tries the store again: short
+/// after one failure (a slow answer now and then is no broken store), doubled at each failure in a
+/// row, up to the longest.
+const DOWN_FIRST: Duration = Duration::from_secs(1);
+const DOWN_LONGEST: Duration = Duration::from_secs(30);
 /// Claims refused in a row (others claiming at the same moment) before giving the store up for this write.
 const MAX_CLAIM_TRIES: u32 = 8;
 /// How many base spacings it takes a stretch to halve.
@@ -117,6 +120,8 @@ struct State {
     known: Slots,
     /// The store failed: not tried again before then.
     down_until: Option<Instant>,
+    /// Store failures in a row.
+    failures: u32,
 }
 
 /// The account-wide slots, as one instance sees them.
@@ -151,13 +156,15 @@ impl SharedSlots {
             base_ms,
             longest_ms: (longest.as_millis() as u64).max(base_ms),
             clock,
-            state: Mutex::new(State { known: Slots::default(), down_until: None }),
+            state: Mutex::new(State { known: Slots::default(), down_until: None, failures: 0 }),
         }
     }
 
     /// What the store held when last seen (a warm-up's read gives it before the first claim).
     pub fn learn(&self, slots: Slots) {
-        self.lock().known = slots;
+        let mut state = self.lock();
+        state.known = slots;
+        state.failures = 0;
     }
 
     /// The spacing now: the base, or the last stretch as it has decayed since.
@@ -238,11 +245,16 @@ impl SharedSlots {
     }
 
     fn give_up(&self, why: &str) -> Acquired {
-        let until = Instant::now() + DOWN_FOR;
-        self.lock().down_until = Some(until);
+        let down_for = {
+            let mut state = self.lock();
+            state.failures += 1;
+            let down_for = DOWN_FIRST.saturating_mul(1 << (state.failures - 1).min(5)).min(DOWN_LONGEST);
+            state.down_until = Some(Instant::now() + down_for);
+            down_for
+        };
         warn!(
             error = why,
-            retry_in_s = DOWN_FOR.as_secs(),
+            retry_in_s = down_for.as_secs_f64(),
             "the shared write slots cannot be used: this instance paces alone at its share of the quota"
         );
         Acquired::Unavailable
