@@ -68,10 +68,9 @@ fn backlog(count: usize) -> Vec<Valid> {
             let document = request("Sandbox", &opportunity, entity_type, &identifier);
             // A third of the bodies are EventBridge events (an EventBridge pipe or rule into the queue).
             let body = if i % 3 == 0 {
-                json!({"version": "0", "id": format!("ev-{n}"), "detail-type": "Opportunity Disassociation Requested",
-                       "source": "com.example.crm", "account": "123456789012", "time": "2026-11-26T00:00:00Z",
-                       "region": "us-east-1", "resources": [], "detail": document})
-                .to_string()
+                let mut event = fixtures::eventbridge(document);
+                event["id"] = json!(format!("ev-{n}"));
+                event.to_string()
             } else {
                 document.to_string()
             };

@@ -204,9 +204,8 @@ async fn rejected_requests_are_dead_lettered_with_their_reason() {
     );
 
     // EventBridge: the AWS catalog is denied by the emulator -> dead-lettered, answered as handled.
-    let event = json!({"version": "0", "id": "ev-42", "detail-type": "Opportunity Disassociation Requested",
-        "source": "com.example.crm", "account": "123456789012", "time": "2026-11-26T00:00:00Z", "region": "us-east-1",
-        "resources": [], "detail": request("AWS", "O9000001", "Solutions", "S-9000001")});
+    let mut event = fixtures::eventbridge(request("AWS", "O9000001", "Solutions", "S-9000001"));
+    event["id"] = json!("ev-42");
     let answer = runtime.invoke(event.clone(), TIMEOUT).await.expect("handled");
     assert_eq!(answer["outcome"], "dead_lettered");
     assert_eq!(answer["errorCode"], "AccessDeniedException");

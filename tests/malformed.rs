@@ -85,8 +85,7 @@ fn generated() -> Vec<(&'static str, Vec<u8>, Expect)> {
     let huge = "A".repeat(1 << 20);
     let four_huge = json!({"Catalog": huge, "OpportunityIdentifier": huge, "RelatedEntityType": huge, "RelatedEntityIdentifier": huge});
     let big_body = request("Sandbox", &format!("O{}", "9".repeat(200_000)), "Solutions", "S-1").to_string();
-    let sqs = json!({"Records": [{"messageId": "huge-body", "receiptHandle": "rh", "body": big_body, "attributes": {},
-        "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work"}]});
+    let sqs = fixtures::sqs_event(vec![fixtures::without_attributes(fixtures::sqs_record("huge-body", &big_body))]);
     vec![
         (
             "generated: four 1 MiB members",
