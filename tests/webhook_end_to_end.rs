@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use common::{Function, Moto, RuntimeApi, function_url_event, now_secs, pump_once, request, signed_webhook};
+use common::{Function, Moto, Queues, RuntimeApi, function_url_event, now_secs, pump_once, request, signed_webhook};
 use opportunity_disassociator::aws::work_queue::{SqsWorkQueue, WorkQueue};
 use opportunity_disassociator::domain::request::DisassociationRequest;
 use partner_central_emulator::{Emulator, EmulatorConfig, RunningEmulator, Seed};
@@ -67,6 +67,26 @@ fn http(answer: common::Answer) -> (u64, Value) {
     (response["statusCode"].as_u64().expect("a status"), body)
 }
 
+/// The webhook and the worker, each under its own Runtime API, on `queues`.
+struct Stack {
+    runtime: RuntimeApi,
+    webhook: Function,
+    worker_runtime: RuntimeApi,
+    worker: Function,
+}
+
+async fn stack(emulator: &RunningEmulator, moto: &Moto, queues: &Queues) -> Stack {
+    let runtime = RuntimeApi::start().await;
+    let webhook = Function::start_webhook(
+        &runtime,
+        &env(emulator, moto, &[("WEBHOOK_SECRET", WEBHOOK_SECRET.into()), ("WORK_QUEUE_URL", queues.work_url.clone())]),
+    );
+    let worker_runtime = RuntimeApi::start().await;
+    let worker =
+        Function::start(&worker_runtime, &env(emulator, moto, &[("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone())]));
+    Stack { runtime, webhook, worker_runtime, worker }
+}
+
 fn solutions(emulator: &RunningEmulator, id: &str) -> Vec<String> {
     emulator.state().opportunity("Sandbox", id).expect("seeded").related_entity_identifiers.solutions.clone()
 }
@@ -76,18 +96,7 @@ async fn a_signed_webhook_is_queued_and_the_queue_disassociates_it() {
     let emulator = emulator().await;
     let moto = Moto::start().await;
     let queues = moto.queues("webhook", false, 3, 30).await;
-    let runtime = RuntimeApi::start().await;
-    let function = Function::start_webhook(
-        &runtime,
-        &env(
-            &emulator,
-            &moto,
-            &[("WEBHOOK_SECRET", WEBHOOK_SECRET.into()), ("WORK_QUEUE_URL", queues.work_url.clone())],
-        ),
-    );
-    let worker_runtime = RuntimeApi::start().await;
-    let _worker =
-        Function::start(&worker_runtime, &env(&emulator, &moto, &[("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone())]));
+    let Stack { runtime, webhook: function, worker_runtime, worker: _worker } = stack(&emulator, &moto, &queues).await;
 
     // The CRM's body, with its own spacing and an extra member: the signature covers it as sent.
     let body = r#"{ "Catalog": "Sandbox", "OpportunityIdentifier": "O2000004",
@@ -354,18 +363,7 @@ async fn a_replacement_sent_to_the_webhook_is_carried_through_the_queue_and_made
     let emulator = emulator().await;
     let moto = Moto::start().await;
     let queues = moto.queues("webhook-replacement", false, 3, 30).await;
-    let runtime = RuntimeApi::start().await;
-    let _webhook = Function::start_webhook(
-        &runtime,
-        &env(
-            &emulator,
-            &moto,
-            &[("WEBHOOK_SECRET", WEBHOOK_SECRET.into()), ("WORK_QUEUE_URL", queues.work_url.clone())],
-        ),
-    );
-    let worker_runtime = RuntimeApi::start().await;
-    let _worker =
-        Function::start(&worker_runtime, &env(&emulator, &moto, &[("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone())]));
+    let Stack { runtime, webhook: _webhook, worker_runtime, worker: _worker } = stack(&emulator, &moto, &queues).await;
     let marketplace = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
     let body = fixtures::replacing(
         request("Sandbox", "O2000007", "Solutions", "S-2000007"),
