@@ -11,8 +11,9 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use futures::future::BoxFuture;
@@ -59,7 +60,7 @@ impl DynamoSlots {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| store_error(&e))?;
         Ok(output.item().map(slots_of).unwrap_or_default())
     }
 }
@@ -80,19 +81,11 @@ impl SlotStore for DynamoSlots {
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
                 .await;
-            match answer {
-                Ok(output) => Ok(Claim::Claimed(output.attributes().map(slots_of).unwrap_or_default())),
-                Err(SdkError::ServiceError(e))
-                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-                {
-                    let UpdateItemError::ConditionalCheckFailedException(refused) = e.err() else { unreachable!() };
-                    match refused.item() {
-                        Some(item) => Ok(Claim::Taken(slots_of(item))),
-                        // A store that does not return the item with the refusal: read it.
-                        None => self.read().await.map(Claim::Taken),
-                    }
-                }
-                Err(e) => Err(StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())),
+            match conditional(answer)? {
+                Update::Applied(item) => Ok(Claim::Claimed(item.as_ref().map(slots_of).unwrap_or_default())),
+                Update::Refused(Some(item)) => Ok(Claim::Taken(slots_of(&item))),
+                // A store that does not return the item with the refusal: read it.
+                Update::Refused(None) => self.read().await.map(Claim::Taken),
             }
         })
     }
@@ -111,18 +104,36 @@ impl SlotStore for DynamoSlots {
                 .expression_attribute_values(":since", number(unless_since_ms))
                 .send()
                 .await;
-            match answer {
-                // Another instance recorded the same overload first.
-                Ok(_) => Ok(()),
-                Err(SdkError::ServiceError(e))
-                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())),
-            }
+            // Refused: another instance recorded the same overload first.
+            conditional(answer).map(|_| ())
         })
     }
+}
+
+/// What a conditional UpdateItem came to: applied (the item after it, when asked for), or refused by
+/// its condition (the item as it was, when asked for).
+enum Update {
+    Applied(Option<Item>),
+    Refused(Option<Item>),
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn conditional(
+    answer: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+) -> Result<Update, StoreError> {
+    match answer {
+        Ok(output) => Ok(Update::Applied(output.attributes)),
+        Err(SdkError::ServiceError(e)) => match e.into_err() {
+            UpdateItemError::ConditionalCheckFailedException(refused) => Ok(Update::Refused(refused.item)),
+            other => Err(store_error(&other)),
+        },
+        Err(e) => Err(store_error(&e)),
+    }
+}
+
+fn store_error(error: &(dyn std::error::Error + 'static)) -> StoreError {
+    StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string())
 }
 
 fn number(value: u64) -> AttributeValue {
@@ -130,7 +141,7 @@ fn number(value: u64) -> AttributeValue {
 }
 
 /// The item's state; a member missing or unreadable counts as never set.
-fn slots_of(item: &HashMap<String, AttributeValue>) -> Slots {
+fn slots_of(item: &Item) -> Slots {
     let get = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
     let stretch = match (get("spacing_ms"), get("stretched_ms")) {
         (Some(spacing_ms), Some(at_ms)) => Some(Stretch { spacing_ms, at_ms }),
