@@ -2,9 +2,9 @@
 //! it is throttling. It paces alone when no shared store is set, and takes over when the store fails.
 //!
 //! No crate fits: rate limiters such as `governor` keep a fixed rate, and this one must stretch its
-//! interval on a throttled answer and come back to its base rate as calls succeed. Waiters are served
-//! in arrival order, and a waiter whose slot would come too late for its deadline is refused before
-//! it waits.
+//! interval on a throttled answer and come back to its base rate as calls succeed. A waiter whose slot
+//! would come too late for its deadline is refused before it waits. Waiters are served in arrival
+//! order by the [`super::Pacer`] in front, which lets one wait at a time.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -23,8 +23,6 @@ pub struct LocalPacer {
     /// The longest the interval may grow to ([`MAX_SLOWDOWN`], [`MAX_STRETCHED`]).
     longest: Duration,
     state: Mutex<State>,
-    /// Held while waiting for a slot: tokio's mutex is fair, so waiters are served in order.
-    queue: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -47,7 +45,6 @@ impl LocalPacer {
             base,
             longest: (base * MAX_SLOWDOWN).min(MAX_STRETCHED).max(base),
             state: Mutex::new(State { interval: base, next_slot: Instant::now() }),
-            queue: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -59,7 +56,6 @@ impl LocalPacer {
     /// Waits for the next write slot. `latest_start`, when given, is the last moment a slot may begin:
     /// a later slot is refused at once, without waiting, and nothing is consumed.
     pub async fn acquire(&self, latest_start: Option<Instant>) -> Result<(), TooLate> {
-        let _turn = self.queue.lock().await;
         loop {
             let now = Instant::now();
             let slot = {
