@@ -38,8 +38,9 @@ pub struct WorkerConfig {
     pub allowed_catalogs: Vec<Catalog>,
     /// `PARTNER_CENTRAL_REGION`: the service exists only in us-east-1, whatever region runs the function.
     pub partner_central_region: String,
-    /// `PARTNER_CENTRAL_WRITES_PER_SECOND`: this instance's share of the account's write quota, when it
-    /// paces alone (no `WRITE_SLOTS_TABLE`, or the table cannot be used).
+    /// This instance's share of the account's write quota, when it paces alone (no `WRITE_SLOTS_TABLE`,
+    /// or the table cannot be used): `PARTNER_CENTRAL_WRITES_PER_SECOND`, or else
+    /// `ACCOUNT_WRITES_PER_SECOND / MAXIMUM_CONCURRENCY`.
     pub writes_per_second: f64,
     /// `ACCOUNT_WRITES_PER_SECOND`: the account's write quota, which every instance shares through
     /// `WRITE_SLOTS_TABLE`.
@@ -103,16 +104,9 @@ impl WorkerConfig {
     /// Reads the settings through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let settings = Settings(lookup);
-        // At least one write every 10 s: with a longer interval an invocation has room for only a few
-        // writes, and the rest of its batch would spend receive after receive untried.
-        let writes_per_second = settings.number(
-            "PARTNER_CENTRAL_WRITES_PER_SECOND",
-            1.0,
-            0.1..=1000.0,
-            "must be a number from 0.1 to 1000",
-        )?;
         let account_writes_per_second =
             settings.number("ACCOUNT_WRITES_PER_SECOND", 1.0, 0.1..=1000.0, "must be a number from 0.1 to 1000")?;
+        let writes_per_second = settings.alone_share(account_writes_per_second)?;
         let read_timeout = settings.seconds("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", 10.0)?;
         let operation_timeout = settings.seconds("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", 20.0)?;
         if operation_timeout < read_timeout {
@@ -216,6 +210,36 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
             Some("false" | "0" | "no") => Ok(false),
             Some(other) => Err(Self::error(name, other, "must be true or false")),
         }
+    }
+
+    /// `PARTNER_CENTRAL_WRITES_PER_SECOND`, or else the account's quota divided by
+    /// `MAXIMUM_CONCURRENCY`: the rate at which that many instances pacing alone stay within the quota.
+    /// At least one write every 10 s: with a longer interval an invocation has room for only a few
+    /// writes, and the rest of its batch would spend receive after receive untried.
+    fn alone_share(&self, account_writes_per_second: f64) -> Result<f64, ConfigError> {
+        const AT_LEAST: f64 = 0.1;
+        let explicit = self.optional_number(
+            "PARTNER_CENTRAL_WRITES_PER_SECOND",
+            AT_LEAST..=1000.0,
+            "must be a number from 0.1 to 1000",
+        )?;
+        if let Some(share) = explicit {
+            return Ok(share);
+        }
+        let instances: u32 =
+            self.number("MAXIMUM_CONCURRENCY", 1, 1..=1000, "must be a whole number of instances from 1 to 1000")?;
+        let share = account_writes_per_second / f64::from(instances);
+        if share < AT_LEAST {
+            return Err(Self::error(
+                "MAXIMUM_CONCURRENCY",
+                &instances.to_string(),
+                &format!(
+                    "leaves each instance pacing alone {share:.3} writes/s of ACCOUNT_WRITES_PER_SECOND={account_writes_per_second}, \
+                     below one write every 10 s: fewer instances, or set PARTNER_CENTRAL_WRITES_PER_SECOND"
+                ),
+            ));
+        }
+        Ok(share)
     }
 
     /// A number within `range`.
@@ -428,6 +452,24 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_pacing_alone_takes_the_quota_divided_by_the_instances_unless_told_its_share() {
+        let share = |vars: &[(&str, &str)]| worker(vars).map(|c| c.writes_per_second);
+        assert_eq!(share(&[("ACCOUNT_WRITES_PER_SECOND", "0.8"), ("MAXIMUM_CONCURRENCY", "2")]), Ok(0.4));
+        assert_eq!(share(&[("ACCOUNT_WRITES_PER_SECOND", "10"), ("MAXIMUM_CONCURRENCY", "3")]), Ok(10.0 / 3.0));
+        assert_eq!(share(&[("ACCOUNT_WRITES_PER_SECOND", "2")]), Ok(2.0), "one instance unless told");
+        let told = [
+            ("ACCOUNT_WRITES_PER_SECOND", "0.8"),
+            ("MAXIMUM_CONCURRENCY", "2"),
+            ("PARTNER_CENTRAL_WRITES_PER_SECOND", "0.3"),
+        ];
+        assert_eq!(share(&told), Ok(0.3), "an explicit share wins");
+        // Five instances of a quota of 0.4 would each pace alone at one write every 12.5 s.
+        let error = worker(&[("ACCOUNT_WRITES_PER_SECOND", "0.4"), ("MAXIMUM_CONCURRENCY", "5")]).unwrap_err();
+        assert_eq!(error.name, "MAXIMUM_CONCURRENCY");
+        assert!(error.reason.contains("0.080 writes/s"), "{error}");
+    }
+
+    #[test]
     fn warms_up_in_lambda_unless_told_otherwise_and_never_in_a_dry_run() {
         let lambda = ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
         let warm_up = |vars: &[(&str, &str)]| worker(vars).map(|c| c.warm_up);
@@ -453,6 +495,9 @@ mod tests {
             ("PARTNER_CENTRAL_WRITES_PER_SECOND", "NaN"),
             ("ACCOUNT_WRITES_PER_SECOND", "0"),
             ("ACCOUNT_WRITES_PER_SECOND", "lots"),
+            ("MAXIMUM_CONCURRENCY", "0"),
+            ("MAXIMUM_CONCURRENCY", "2.5"),
+            ("MAXIMUM_CONCURRENCY", "11"),
             ("WRITE_SLOTS_TABLE", "ab"),
             ("WRITE_SLOTS_TABLE", "my table"),
             ("WRITE_SLOT_MARGIN", "0.6"),
