@@ -61,12 +61,13 @@
 //! | `InvalidSignatureException` | 403 | (wrong secret/region/service/scope, tampering, clock skew over [`EmulatorConfig::max_clock_skew`], 15 min by default) |
 //! | `ResourceNotFoundException` | 404 | |
 //! | `ConflictException` | 409 | (only with `AlreadyAssociated` `conflict`; not in the service model) |
-//! | `ThrottlingException` | 429 | |
+//! | `ThrottlingException` | 429 | (past the per-second quota, the daily quota or injected: the same answer, as the service gives) |
 //! | `InternalServerException` | 500 | |
 //!
 //! Processing order of a Partner Central request: reading the body (one that cannot be read, or is
 //! over 1 MiB, answers `SerializationException` at once), SigV4 verification, operation routing,
-//! quota (token bucket, taken as the request arrives), added latency (a call over quota waits it
+//! quotas (the per-second token bucket and the rolling daily window, taken as the request arrives;
+//! a call refused by either spends neither), added latency (a call over quota waits it
 //! too, then answers `ThrottlingException`), fault draw (only for calls within the quota), JSON
 //! parsing, validation, catalog access (`DeniedCatalogs`), then the operation (opportunity lookup,
 //! already-associated answer, last-solution rule, association limits). So a faulted or throttled
@@ -93,7 +94,9 @@
 //!
 //! ```text
 //! partner-central-emulator [--host IP] [--port N] [--seed FILE]
-//!     [--write-rate R] [--write-burst B] [--read-rate R] [--read-burst B] [--no-quotas]
+//!     [--write-rate R] [--write-burst B] [--read-rate R] [--read-burst B]
+//!     [--write-daily-cap N] [--write-window-seconds S] [--read-daily-cap N]
+//!     [--read-window-seconds S] [--no-daily-quotas] [--no-quotas]
 //!     [--throttle-rate P] [--error-rate P] [--drop-rate P] [--latency-ms N]
 //!     [--slow-rate P] [--slow-ms N] [--slow-applies] [--rng-seed N]
 //!     [--already-associated success|conflict]
@@ -103,7 +106,8 @@
 //! It prints one line, `partner-central-emulator listening on http://127.0.0.1:PORT`, to stdout,
 //! logs one line per request to stderr, and serves until SIGTERM or SIGINT. Defaults: port 0
 //! (ephemeral), no opportunities, credentials `test`/`test`, writes 1/s burst 1, reads 10/s
-//! burst 10 (a rate given without its burst gets burst max(1, rate)), no faults, an already
+//! burst 10 (a rate given without its burst gets burst max(1, rate)), 10,000 writes and 100,000
+//! reads per rolling 86,400 s ([`DailyQuotaConfig`]), no faults, an already
 //! associated entity answering success. A seed file that breaks a rule or an association limit
 //! stops it at start with the reason (exit status 2).
 //!
@@ -121,17 +125,27 @@
 //!   "RelatedEntityIdentifiers"}], "DeniedCatalogs":[…], "Connections":n, "TlsHandshakes":n,
 //!   "Requests":n, "AuthFailures":n, "UnknownOperations":n,
 //!   "Operations":{"DisassociateOpportunity":{"Calls","Successes","Throttled","QuotaThrottled",
-//!   "FaultsInjected","Errors":{"<ErrorType>":n}}, …},
+//!   "DailyQuotaThrottled","FaultsInjected","Errors":{"<ErrorType>":n}}, …},
 //!   "FaultsInjected":{"Throttle","InternalError","Dropped","Slow"},
 //!   "Disassociations":[{"Catalog","OpportunityIdentifier","RelatedEntityType",
 //!   "RelatedEntityIdentifier","Count"}], "Associations":[…same…], "Faults":{…}, "Quotas":{…},
-//!   "Behavior":{…}}`. Every answer of an operation is in its counters: a refused association is
-//!   an `Errors` entry `ValidationException`, an already-associated conflict `ConflictException`.
+//!   "DailyQuotas":{…}, "DailyUse":{…}, "Behavior":{…}}`. Every answer of an operation is in its
+//!   counters: a refused association is an `Errors` entry `ValidationException`, an
+//!   already-associated conflict `ConflictException`; `QuotaThrottled` counts the refusals by
+//!   either quota, `DailyQuotaThrottled` those by the daily one.
 //! * `GET`/`POST /_emulator/faults` — a [`FaultConfig`]: `{"ThrottleRate":0.0,"ErrorRate":0.0,
 //!   "DropRate":0.0,"LatencyMs":0,"SlowRate":0.0,"SlowMs":0,"SlowApplies":false,"RngSeed":null}`
 //!   (POST replaces the whole configuration; absent members are 0/false/null; answers the new one)
 //! * `GET`/`POST /_emulator/quotas` — a [`QuotaConfig`]:
 //!   `{"Write":{"Rate":1.0,"Burst":1.0},"Read":{"Rate":10.0,"Burst":10.0}}` (`null` = unlimited)
+//! * `GET`/`POST /_emulator/daily-quotas` — a [`DailyQuotaConfig`]:
+//!   `{"Write":{"Cap":10000,"WindowSeconds":86400.0},"Read":{"Cap":100000,"WindowSeconds":86400.0}}`
+//!   (`null` = unlimited; POST replaces both and empties the windows)
+//! * `GET /_emulator/daily-use` — a [`DailyUse`], what each window holds now:
+//!   `{"Write":{"Used":n,"Left":n,"Cap":n,"WindowSeconds":s},"Read":{…}}` (`null` where off).
+//!   `POST` it `{"Write":n,"Read":n}` (absent = 0) to count calls another tool of the account made
+//!   just now (they fill the window, past the cap too); answers the new use. Seeding keeps the
+//!   windows, as the account's quota outlives any data.
 //! * `GET`/`POST /_emulator/behavior` — a [`BehaviorConfig`]: `{"AlreadyAssociated":"success"}`
 //!   or `"conflict"` (POST replaces the whole configuration; absent members take their defaults;
 //!   answers the new one)
@@ -157,11 +171,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    AlreadyAssociated, BehaviorConfig, EmulatorConfig, EmulatorError, FaultConfig, QuotaConfig, TokenBucketConfig,
+    AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, EmulatorError, FaultConfig, QuotaConfig,
+    RollingQuotaConfig, TokenBucketConfig,
 };
 pub use model::{AssociationLimit, EntityType, LifeCycle, RelatedEntityIdentifiers, Seed, SeedOpportunity};
 pub use server::{REGION, SIGNING_NAME, TARGET_PREFIX};
-pub use state::{ACCOUNT_ID, EntityCount, FaultCounters, OperationCounters, OpportunityState, StateSnapshot};
+pub use state::{
+    ACCOUNT_ID, DailyUse, EntityCount, FaultCounters, OperationCounters, OpportunityState, StateSnapshot, WindowUse,
+};
 
 use server::Shared;
 
@@ -247,6 +264,23 @@ impl RunningEmulator {
         quotas.validate()?;
         self.shared.lock().set_quotas(quotas);
         Ok(())
+    }
+
+    /// Replaces the daily quotas (their windows start empty).
+    pub fn set_daily_quotas(&self, daily_quotas: DailyQuotaConfig) -> Result<(), EmulatorError> {
+        daily_quotas.validate()?;
+        self.shared.lock().set_daily_quotas(daily_quotas);
+        Ok(())
+    }
+
+    /// What the daily quotas' windows hold now.
+    pub fn daily_use(&self) -> DailyUse {
+        self.shared.lock().daily_use()
+    }
+
+    /// Counts `writes` and `reads` another tool of the account made now against the daily windows.
+    pub fn spend_daily(&self, writes: u64, reads: u64) {
+        self.shared.lock().spend_daily(writes, reads);
     }
 
     /// The switchable answers in force.

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use partner_central_emulator::{
-    AlreadyAssociated, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, Seed, TokenBucketConfig,
+    AlreadyAssociated, DailyQuotaConfig, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, RollingQuotaConfig, Seed,
+    TokenBucketConfig,
 };
 
 const USAGE: &str = "\
@@ -24,7 +25,14 @@ Options:
   --write-burst B      write bucket size (default max(1, write rate))
   --read-rate R        read quota, calls per second (default 10)
   --read-burst B       read bucket size (default max(1, read rate))
-  --no-quotas          no quotas at all
+  --write-daily-cap N  writes admitted per rolling window (default 10000)
+  --write-window-seconds S
+                       the writes' rolling window, in seconds (default 86400)
+  --read-daily-cap N   reads admitted per rolling window (default 100000)
+  --read-window-seconds S
+                       the reads' rolling window, in seconds (default 86400)
+  --no-daily-quotas    no daily quotas (the per-second ones stay)
+  --no-quotas          no quotas at all, per second or daily
   --throttle-rate P    probability of an injected ThrottlingException
   --error-rate P       probability of an injected InternalServerException
   --drop-rate P        probability of closing the connection without answering
@@ -61,7 +69,9 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
     let mut faults = FaultConfig::default();
     let (mut write_rate, mut write_burst, mut read_rate, mut read_burst) =
         (None::<f64>, None::<f64>, None::<f64>, None::<f64>);
-    let mut no_quotas = false;
+    let (mut write_cap, mut write_window, mut read_cap, mut read_window) =
+        (None::<u64>, None::<f64>, None::<u64>, None::<f64>);
+    let (mut no_quotas, mut no_daily_quotas) = (false, false);
     let (mut access_key, mut secret_key) = (None, None);
     let mut seed_file = None;
     let mut ca_file = None;
@@ -74,7 +84,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
         };
         let takes_value = !matches!(
             flag.as_str(),
-            "--no-quotas" | "--slow-applies" | "--quiet" | "-h" | "--help" | "-V" | "--version"
+            "--no-quotas" | "--no-daily-quotas" | "--slow-applies" | "--quiet" | "-h" | "--help" | "-V" | "--version"
         );
         let value = if takes_value {
             match inline {
@@ -103,6 +113,11 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
             "--write-burst" => write_burst = Some(parse(&flag, &value)?),
             "--read-rate" => read_rate = Some(parse(&flag, &value)?),
             "--read-burst" => read_burst = Some(parse(&flag, &value)?),
+            "--write-daily-cap" => write_cap = Some(parse(&flag, &value)?),
+            "--write-window-seconds" => write_window = Some(parse(&flag, &value)?),
+            "--read-daily-cap" => read_cap = Some(parse(&flag, &value)?),
+            "--read-window-seconds" => read_window = Some(parse(&flag, &value)?),
+            "--no-daily-quotas" => no_daily_quotas = true,
             "--no-quotas" => no_quotas = true,
             "--throttle-rate" => faults.throttle_rate = parse(&flag, &value)?,
             "--error-rate" => faults.error_rate = parse(&flag, &value)?,
@@ -132,6 +147,19 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
         QuotaConfig {
             write: defaults.write.map(|d| bucket(write_rate, write_burst, d)),
             read: defaults.read.map(|d| bucket(read_rate, read_burst, d)),
+        }
+    };
+    let window = |cap: Option<u64>, seconds: Option<f64>, default: RollingQuotaConfig| RollingQuotaConfig {
+        cap: cap.unwrap_or(default.cap),
+        window_seconds: seconds.unwrap_or(default.window_seconds),
+    };
+    let daily = DailyQuotaConfig::default();
+    config.daily_quotas = if no_quotas || no_daily_quotas {
+        DailyQuotaConfig::unlimited()
+    } else {
+        DailyQuotaConfig {
+            write: daily.write.map(|d| window(write_cap, write_window, d)),
+            read: daily.read.map(|d| window(read_cap, read_window, d)),
         }
     };
     config.faults = faults;
@@ -222,6 +250,7 @@ mod tests {
         let c = args(&[]).expect("ok").expect("config");
         assert_eq!(c.port, 0);
         assert_eq!(c.quotas, QuotaConfig::default());
+        assert_eq!(c.daily_quotas, DailyQuotaConfig::default());
         assert_eq!(c.credentials.get("test").map(String::as_str), Some("test"));
     }
 
@@ -268,7 +297,16 @@ mod tests {
         assert_eq!(c.credentials.len(), 1);
         assert!(!c.log_requests);
         assert_eq!(c.behavior.already_associated, AlreadyAssociated::Conflict);
+        let c = args(&["--write-daily-cap", "40", "--write-window-seconds=40", "--read-daily-cap", "7"])
+            .expect("ok")
+            .expect("config");
+        assert_eq!(c.daily_quotas.write, Some(RollingQuotaConfig { cap: 40, window_seconds: 40.0 }));
+        assert_eq!(c.daily_quotas.read, Some(RollingQuotaConfig { cap: 7, window_seconds: 86_400.0 }));
+        assert_eq!(c.quotas, QuotaConfig::default());
+        let c = args(&["--no-daily-quotas"]).expect("ok").expect("config");
+        assert_eq!((c.quotas, c.daily_quotas), (QuotaConfig::default(), DailyQuotaConfig::unlimited()));
         let c = args(&["--no-quotas"]).expect("ok").expect("config");
+        assert_eq!(c.daily_quotas, DailyQuotaConfig::unlimited());
         assert_eq!(c.quotas, QuotaConfig::unlimited());
         assert_eq!(c.behavior.already_associated, AlreadyAssociated::Success);
         assert!(!c.tls);
@@ -291,6 +329,10 @@ mod tests {
             &["--tls"],
             &["--already-associated", "Conflict"],
             &["--already-associated"],
+            &["--write-daily-cap", "-1"],
+            &["--write-window-seconds", "0"],
+            &["--read-window-seconds", "nan"],
+            &["--no-daily-quotas=1"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }

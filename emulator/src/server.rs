@@ -19,11 +19,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{AlreadyAssociated, BehaviorConfig, EmulatorConfig, FaultConfig, QuotaConfig};
+use crate::config::{AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, FaultConfig, QuotaConfig};
 use crate::model::Seed;
 use crate::rules::{self, FieldError};
 use crate::sigv4;
-use crate::state::{Fault, QuotaKind, State, entity_key, now_epoch};
+use crate::state::{Fault, QuotaKind, QuotaRefusal, State, entity_key, now_epoch};
 
 /// Signing name and region a request must be signed for.
 pub const SIGNING_NAME: &str = "partnercentral-selling";
@@ -48,7 +48,8 @@ impl Shared {
     pub fn new(config: &EmulatorConfig) -> Self {
         Shared {
             state: Mutex::new({
-                let mut state = State::new(&config.seed, config.faults.clone(), config.quotas.clone());
+                let mut state =
+                    State::new(&config.seed, config.faults.clone(), config.quotas.clone(), config.daily_quotas.clone());
                 state.behavior = config.behavior.clone();
                 state
             }),
@@ -389,11 +390,15 @@ async fn run_operation(shared: &Shared, op: Operation, body: &[u8]) -> Outcome {
     let (faults, admitted) = {
         let mut st = shared.lock();
         st.counters(op.name()).calls += 1;
-        let admitted = st.take_token(op.quota());
-        if !admitted {
-            st.counters(op.name()).quota_throttled += 1;
+        let admitted = st.admit(op.quota());
+        if let Err(refusal) = admitted {
+            let counters = st.counters(op.name());
+            counters.quota_throttled += 1;
+            if refusal == QuotaRefusal::Daily {
+                counters.daily_quota_throttled += 1;
+            }
         }
-        (st.faults.clone(), admitted)
+        (st.faults.clone(), admitted.is_ok())
     };
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
@@ -560,13 +565,13 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
     let endpoint = path.strip_prefix("/_emulator").unwrap_or("");
     let allowed: &[Method] = match endpoint {
         "/health" | "/state" => &[Method::GET],
-        "/faults" | "/quotas" | "/behavior" => &[Method::GET, Method::POST],
+        "/faults" | "/quotas" | "/daily-quotas" | "/daily-use" | "/behavior" => &[Method::GET, Method::POST],
         "/seed" => &[Method::POST],
         _ => {
             return control_error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "unknown control endpoint {path}; try /_emulator/state, /_emulator/faults, /_emulator/quotas, /_emulator/behavior, /_emulator/seed, /_emulator/health"
+                    "unknown control endpoint {path}; try /_emulator/state, /_emulator/faults, /_emulator/quotas, /_emulator/daily-quotas, /_emulator/daily-use, /_emulator/behavior, /_emulator/seed, /_emulator/health"
                 ),
             );
         }
@@ -605,6 +610,27 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
                 }
             },
         },
+        ("/daily-quotas", false) => ok(serde_json::to_value(&shared.lock().daily_quotas).unwrap_or_default()),
+        ("/daily-quotas", true) => match parse_control::<DailyQuotaConfig>(&body) {
+            Err(e) => e,
+            Ok(daily_quotas) => match daily_quotas.validate() {
+                Err(e) => control_error(StatusCode::BAD_REQUEST, e.to_string()),
+                Ok(()) => {
+                    let mut st = shared.lock();
+                    st.set_daily_quotas(daily_quotas);
+                    ok(serde_json::to_value(&st.daily_quotas).unwrap_or_default())
+                }
+            },
+        },
+        ("/daily-use", false) => ok(serde_json::to_value(shared.lock().daily_use()).unwrap_or_default()),
+        ("/daily-use", true) => match parse_control::<Spend>(&body) {
+            Err(e) => e,
+            Ok(spend) => {
+                let mut st = shared.lock();
+                st.spend_daily(spend.write, spend.read);
+                ok(serde_json::to_value(st.daily_use()).unwrap_or_default())
+            }
+        },
         ("/behavior", false) => ok(serde_json::to_value(&shared.lock().behavior).unwrap_or_default()),
         ("/behavior", true) => match parse_control::<BehaviorConfig>(&body) {
             Err(e) => e,
@@ -626,6 +652,15 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
         },
         _ => control_error(StatusCode::NOT_FOUND, "unknown control endpoint"),
     }
+}
+
+/// `POST /_emulator/daily-use`: calls another tool of the account made just now.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
+#[derive(Default)]
+struct Spend {
+    write: u64,
+    read: u64,
 }
 
 fn parse_control<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Answer> {

@@ -4,6 +4,7 @@ mod already_associated;
 mod binary;
 mod common;
 mod control;
+mod daily_quotas;
 mod errors;
 mod faults;
 mod limits;
