@@ -131,6 +131,44 @@ impl std::str::FromStr for AlreadyAssociated {
     }
 }
 
+/// The `ErrorList` code of the `ValidationException` that refuses a write to an opportunity under
+/// review or rejected. The real one is undocumented; these are the model's two candidates, spelt on
+/// the wire, in JSON and in `--review-error-code` as the model spells them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReviewErrorCode {
+    /// `ACTION_NOT_PERMITTED` (the default: what a public sync has seen).
+    #[default]
+    #[serde(rename = "ACTION_NOT_PERMITTED")]
+    ActionNotPermitted,
+    /// `INVALID_RESOURCE_STATE`.
+    #[serde(rename = "INVALID_RESOURCE_STATE")]
+    InvalidResourceState,
+}
+
+impl ReviewErrorCode {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewErrorCode::ActionNotPermitted => "ACTION_NOT_PERMITTED",
+            ReviewErrorCode::InvalidResourceState => "INVALID_RESOURCE_STATE",
+        }
+    }
+}
+
+impl std::str::FromStr for ReviewErrorCode {
+    type Err = EmulatorError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "ACTION_NOT_PERMITTED" => Ok(ReviewErrorCode::ActionNotPermitted),
+            "INVALID_RESOURCE_STATE" => Ok(ReviewErrorCode::InvalidResourceState),
+            other => Err(EmulatorError::Config(format!(
+                "ReviewErrorCode must be ACTION_NOT_PERMITTED or INVALID_RESOURCE_STATE, got {other:?}"
+            ))),
+        }
+    }
+}
+
 /// Switchable answers where the real service's behaviour is undocumented (`GET`/`POST
 /// /_emulator/behavior`, [`crate::RunningEmulator::set_behavior`]). JSON member names are
 /// PascalCase; absent members take their defaults.
@@ -139,6 +177,9 @@ impl std::str::FromStr for AlreadyAssociated {
 pub struct BehaviorConfig {
     /// Associating an entity that is already associated: `success` (default) or `conflict`.
     pub already_associated: AlreadyAssociated,
+    /// The `ErrorList` code refusing a write under review or rejected: `ACTION_NOT_PERMITTED`
+    /// (default) or `INVALID_RESOURCE_STATE`.
+    pub review_error_code: ReviewErrorCode,
 }
 
 /// A token bucket: `Rate` tokens per second refill, at most `Burst` tokens (the bucket starts
@@ -386,7 +427,20 @@ mod tests {
         assert_eq!(b.already_associated, AlreadyAssociated::Conflict);
         assert_eq!(serde_json::from_str::<BehaviorConfig>("{}").ok(), Some(BehaviorConfig::default()));
         assert_eq!(BehaviorConfig::default().already_associated, AlreadyAssociated::Success);
-        assert_eq!(serde_json::to_value(&b).ok(), Some(serde_json::json!({"AlreadyAssociated": "conflict"})));
+        assert_eq!(
+            serde_json::to_value(&b).ok(),
+            Some(serde_json::json!({"AlreadyAssociated": "conflict", "ReviewErrorCode": "ACTION_NOT_PERMITTED"}))
+        );
+        let b: BehaviorConfig =
+            serde_json::from_str(r#"{"ReviewErrorCode":"INVALID_RESOURCE_STATE"}"#).expect("parses");
+        assert_eq!(b.review_error_code, ReviewErrorCode::InvalidResourceState);
+        assert_eq!(b.already_associated, AlreadyAssociated::Success);
+        assert!(serde_json::from_str::<BehaviorConfig>(r#"{"ReviewErrorCode":"action_not_permitted"}"#).is_err());
+        assert_eq!(
+            "INVALID_RESOURCE_STATE".parse::<ReviewErrorCode>().ok(),
+            Some(ReviewErrorCode::InvalidResourceState)
+        );
+        assert!("INVALID_VALUE".parse::<ReviewErrorCode>().is_err());
         for bad in [r#"{"AlreadyAssociated":"Conflict"}"#, r#"{"AlreadyAssociated":1}"#, r#"{"Other":1}"#] {
             assert!(serde_json::from_str::<BehaviorConfig>(bad).is_err(), "{bad}");
         }

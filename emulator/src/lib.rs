@@ -11,7 +11,13 @@
 //!   `OpportunityIdentifier`, `RelatedEntityType`, `RelatedEntityIdentifier`; success is 200 `{}`.
 //!   Disassociating an entity that is not associated answers `ResourceNotFoundException`
 //!   ("Related entity … is not associated with opportunity …"; the real service's answer is
-//!   undocumented, this is the emulator's choice). Disassociating the last solution of an
+//!   undocumented, this is the emulator's choice). While an opportunity's `LifeCycle.ReviewStatus`
+//!   is `Submitted` or `In review` every write to it is refused, and a `Rejected` one is read-only:
+//!   `ValidationException`, reason `BUSINESS_VALIDATION_FAILED`, one `ErrorList` entry, `FieldName`
+//!   `OpportunityIdentifier`, code `ACTION_NOT_PERMITTED` or `INVALID_RESOURCE_STATE` as
+//!   [`BehaviorConfig::review_error_code`] says (the real one is undocumented; these are the model's
+//!   candidates), with a message naming the status or saying the opportunity is rejected and
+//!   read-only. Disassociating the last solution of an
 //!   opportunity whose `LifeCycle.ReviewStatus` is `Submitted`, `In review`, `Approved` or
 //!   `Action Required` answers `ValidationException` with reason `BUSINESS_VALIDATION_FAILED` and
 //!   code `ACTION_NOT_PERMITTED`. `Solutions` and `AwsMarketplaceSolutions` entries both count as
@@ -70,7 +76,7 @@
 //! a call refused by either spends neither), added latency (a call over quota waits it
 //! too, then answers `ThrottlingException`), fault draw (only for calls within the quota), JSON
 //! parsing, validation, catalog access (`DeniedCatalogs`), then the operation (opportunity lookup,
-//! already-associated answer, last-solution rule, association limits). So a faulted or throttled
+//! review status, already-associated answer, last-solution rule, association limits). So a faulted or throttled
 //! call never changes state (except a slow call with `SlowApplies`, see [`FaultConfig`]).
 //!
 //! # Library use
@@ -83,7 +89,7 @@
 //! let emulator = Emulator::start(EmulatorConfig { seed, ..EmulatorConfig::default() }).await?;
 //! let endpoint = emulator.endpoint(); // http://127.0.0.1:PORT, give it to the SDK
 //! emulator.set_faults(FaultConfig { throttle_rate: 0.5, rng_seed: Some(1), ..FaultConfig::default() })?;
-//! emulator.set_behavior(BehaviorConfig { already_associated: AlreadyAssociated::Conflict });
+//! emulator.set_behavior(BehaviorConfig { already_associated: AlreadyAssociated::Conflict, ..BehaviorConfig::default() });
 //! let state = emulator.state();
 //! assert_eq!(state.disassociation_count("Sandbox", "O1", "Solutions", "S-1"), 0);
 //! emulator.shutdown().await;
@@ -100,6 +106,7 @@
 //!     [--throttle-rate P] [--error-rate P] [--drop-rate P] [--latency-ms N]
 //!     [--slow-rate P] [--slow-ms N] [--slow-applies] [--rng-seed N]
 //!     [--already-associated success|conflict]
+//!     [--review-error-code ACTION_NOT_PERMITTED|INVALID_RESOURCE_STATE]
 //!     [--access-key K --secret-key S] [--tls CA_FILE] [--quiet]
 //! ```
 //!
@@ -146,9 +153,15 @@
 //!   `POST` it `{"Write":n,"Read":n}` (absent = 0) to count calls another tool of the account made
 //!   just now (they fill the window, past the cap too); answers the new use. Seeding keeps the
 //!   windows, as the account's quota outlives any data.
-//! * `GET`/`POST /_emulator/behavior` — a [`BehaviorConfig`]: `{"AlreadyAssociated":"success"}`
-//!   or `"conflict"` (POST replaces the whole configuration; absent members take their defaults;
-//!   answers the new one)
+//! * `GET`/`POST /_emulator/behavior` — a [`BehaviorConfig`]: `{"AlreadyAssociated":"success",
+//!   "ReviewErrorCode":"ACTION_NOT_PERMITTED"}` (or `"conflict"`, `"INVALID_RESOURCE_STATE"`;
+//!   POST replaces the whole configuration; absent members take their defaults; answers the new
+//!   one)
+//! * `POST /_emulator/opportunities/{Catalog}/{Id}/life-cycle` — a [`LifeCycleChange`]:
+//!   `{"ReviewStatus":"In review"}`, `{"Stage":"Closed Lost"}` or both, spelt exactly as the model
+//!   does; sets the members given on that one opportunity, as AWS's review would (its
+//!   `LastModifiedDate` too), and nothing else: no counter, window or other opportunity changes.
+//!   Answers the opportunity as `GET /_emulator/state` shows it; 404 for an unknown opportunity.
 //! * `POST /_emulator/seed` — a [`Seed`]; replaces opportunities and denied catalogs and resets all
 //!   counters; answers `{"Status":"ok","Opportunities":n}`. A seed that breaks a rule or an
 //!   association limit answers 400 and changes nothing.
@@ -172,9 +185,12 @@ use tokio::task::JoinHandle;
 
 pub use config::{
     AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, EmulatorError, FaultConfig, QuotaConfig,
-    RollingQuotaConfig, TokenBucketConfig,
+    ReviewErrorCode, RollingQuotaConfig, TokenBucketConfig,
 };
-pub use model::{AssociationLimit, EntityType, LifeCycle, RelatedEntityIdentifiers, Seed, SeedOpportunity};
+pub use model::{
+    AssociationLimit, EntityType, LifeCycle, LifeCycleChange, RelatedEntityIdentifiers, ReviewStatus, Seed,
+    SeedOpportunity, Stage,
+};
 pub use server::{REGION, SIGNING_NAME, TARGET_PREFIX};
 pub use state::{
     ACCOUNT_ID, DailyUse, EntityCount, FaultCounters, OperationCounters, OpportunityState, StateSnapshot, WindowUse,
@@ -291,6 +307,20 @@ impl RunningEmulator {
     /// Replaces the switchable answers, e.g. `AlreadyAssociated::Conflict`.
     pub fn set_behavior(&self, behavior: BehaviorConfig) {
         self.shared.lock().behavior = behavior;
+    }
+
+    /// Changes one opportunity's life cycle (the members `change` gives) and nothing else, e.g. a
+    /// review starting or ending; answers the opportunity as it now is.
+    pub fn set_life_cycle(
+        &self,
+        catalog: &str,
+        id: &str,
+        change: LifeCycleChange,
+    ) -> Result<OpportunityState, EmulatorError> {
+        self.shared
+            .lock()
+            .change_life_cycle(catalog, id, change)
+            .ok_or_else(|| EmulatorError::Config(format!("no opportunity {id} in catalog {catalog}")))
     }
 
     /// Replaces opportunities and denied catalogs, and resets every counter.

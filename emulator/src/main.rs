@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use partner_central_emulator::{
-    AlreadyAssociated, DailyQuotaConfig, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, RollingQuotaConfig, Seed,
-    TokenBucketConfig,
+    AlreadyAssociated, DailyQuotaConfig, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, ReviewErrorCode,
+    RollingQuotaConfig, Seed, TokenBucketConfig,
 };
 
 const USAGE: &str = "\
@@ -44,6 +44,9 @@ Options:
   --already-associated success|conflict
                        answer to associating an entity already associated
                        (default success; conflict: ConflictException, 409)
+  --review-error-code ACTION_NOT_PERMITTED|INVALID_RESOURCE_STATE
+                       ErrorList code refusing a write under review or rejected
+                       (default ACTION_NOT_PERMITTED)
   --access-key K       access key id (with --secret-key; default test/test)
   --secret-key S       secret access key
   --tls CA_FILE        serve HTTPS, with a certificate authority made at start whose
@@ -128,6 +131,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
             "--slow-applies" => faults.slow_applies = true,
             "--rng-seed" => faults.rng_seed = Some(parse(&flag, &value)?),
             "--already-associated" => config.behavior.already_associated = parse::<AlreadyAssociated>(&flag, &value)?,
+            "--review-error-code" => config.behavior.review_error_code = parse::<ReviewErrorCode>(&flag, &value)?,
             "--access-key" => access_key = Some(value),
             "--secret-key" => secret_key = Some(value),
             "--quiet" => config.log_requests = false,
@@ -283,6 +287,8 @@ mod tests {
             "--quiet",
             "--already-associated",
             "conflict",
+            "--review-error-code",
+            "INVALID_RESOURCE_STATE",
         ])
         .expect("ok")
         .expect("config");
@@ -297,6 +303,7 @@ mod tests {
         assert_eq!(c.credentials.len(), 1);
         assert!(!c.log_requests);
         assert_eq!(c.behavior.already_associated, AlreadyAssociated::Conflict);
+        assert_eq!(c.behavior.review_error_code, ReviewErrorCode::InvalidResourceState);
         let c = args(&["--write-daily-cap", "40", "--write-window-seconds=40", "--read-daily-cap", "7"])
             .expect("ok")
             .expect("config");
@@ -333,6 +340,7 @@ mod tests {
             &["--write-window-seconds", "0"],
             &["--read-window-seconds", "nan"],
             &["--no-daily-quotas=1"],
+            &["--review-error-code", "ACTION_NOT_ALLOWED"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }

@@ -198,39 +198,168 @@ impl AssociationLimit {
     }
 }
 
-/// The `LifeCycle` of an opportunity (only the members the emulator uses).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `LifeCycle.Stage`, exactly as the service model spells it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Stage {
+    /// `Prospect`.
+    #[default]
+    Prospect,
+    /// `Qualified`.
+    Qualified,
+    /// `Technical Validation`.
+    #[serde(rename = "Technical Validation")]
+    TechnicalValidation,
+    /// `Business Validation`.
+    #[serde(rename = "Business Validation")]
+    BusinessValidation,
+    /// `Committed`.
+    Committed,
+    /// `Launched`.
+    Launched,
+    /// `Closed Lost`.
+    #[serde(rename = "Closed Lost")]
+    ClosedLost,
+}
+
+impl Stage {
+    /// Every stage, in the model's order.
+    pub const ALL: [Stage; 7] = [
+        Stage::Prospect,
+        Stage::Qualified,
+        Stage::TechnicalValidation,
+        Stage::BusinessValidation,
+        Stage::Committed,
+        Stage::Launched,
+        Stage::ClosedLost,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Prospect => "Prospect",
+            Stage::Qualified => "Qualified",
+            Stage::TechnicalValidation => "Technical Validation",
+            Stage::BusinessValidation => "Business Validation",
+            Stage::Committed => "Committed",
+            Stage::Launched => "Launched",
+            Stage::ClosedLost => "Closed Lost",
+        }
+    }
+
+    /// Parses the wire spelling, case-sensitively.
+    pub fn parse(value: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+/// `LifeCycle.ReviewStatus`, exactly as the service model spells it (`In review`, not
+/// `In Review`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ReviewStatus {
+    /// `Pending Submission`.
+    #[default]
+    #[serde(rename = "Pending Submission")]
+    PendingSubmission,
+    /// `Submitted`: every write is refused.
+    Submitted,
+    /// `In review`: every write is refused.
+    #[serde(rename = "In review")]
+    InReview,
+    /// `Approved`.
+    Approved,
+    /// `Rejected`: read-only, every write is refused.
+    Rejected,
+    /// `Action Required`.
+    #[serde(rename = "Action Required")]
+    ActionRequired,
+}
+
+impl ReviewStatus {
+    /// Every status, in the model's order.
+    pub const ALL: [ReviewStatus; 6] = [
+        ReviewStatus::PendingSubmission,
+        ReviewStatus::Submitted,
+        ReviewStatus::InReview,
+        ReviewStatus::Approved,
+        ReviewStatus::Rejected,
+        ReviewStatus::ActionRequired,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::PendingSubmission => "Pending Submission",
+            ReviewStatus::Submitted => "Submitted",
+            ReviewStatus::InReview => "In review",
+            ReviewStatus::Approved => "Approved",
+            ReviewStatus::Rejected => "Rejected",
+            ReviewStatus::ActionRequired => "Action Required",
+        }
+    }
+
+    /// Parses the wire spelling, case-sensitively.
+    pub fn parse(value: &str) -> Option<ReviewStatus> {
+        ReviewStatus::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
+    /// Whether AWS accepts no change at all: under review (`Submitted`, `In review`) or
+    /// `Rejected` (read-only).
+    pub fn refuses_writes(self) -> bool {
+        matches!(self, ReviewStatus::Submitted | ReviewStatus::InReview | ReviewStatus::Rejected)
+    }
+
+    /// Whether the opportunity counts as submitted (at least one solution must stay on it).
+    pub fn is_submitted(self) -> bool {
+        matches!(
+            self,
+            ReviewStatus::Submitted | ReviewStatus::InReview | ReviewStatus::Approved | ReviewStatus::ActionRequired
+        )
+    }
+}
+
+impl fmt::Display for ReviewStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `LifeCycle` of an opportunity (only the members the emulator uses). A seed with a stage or
+/// status the model does not spell exactly is refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct LifeCycle {
-    /// `Stage`, e.g. `Prospect`.
-    #[serde(default = "default_stage")]
-    pub stage: String,
-    /// `ReviewStatus`, e.g. `Pending Submission`. With `Submitted`, `In review`, `Approved` or
-    /// `Action Required`, the last solution of the opportunity (legacy or Marketplace) cannot be
-    /// disassociated.
-    #[serde(default = "default_review_status")]
-    pub review_status: String,
-}
-
-fn default_stage() -> String {
-    "Prospect".to_owned()
-}
-
-fn default_review_status() -> String {
-    "Pending Submission".to_owned()
-}
-
-impl Default for LifeCycle {
-    fn default() -> Self {
-        LifeCycle { stage: default_stage(), review_status: default_review_status() }
-    }
+    /// `Stage`; `Prospect` by default.
+    #[serde(default)]
+    pub stage: Stage,
+    /// `ReviewStatus`; `Pending Submission` by default. `Submitted` and `In review` refuse every
+    /// write, `Rejected` too (read-only); `Approved` and `Action Required` keep the last solution
+    /// (legacy or Marketplace) of the opportunity.
+    #[serde(default)]
+    pub review_status: ReviewStatus,
 }
 
 impl LifeCycle {
     /// Whether the opportunity counts as submitted (at least one solution must stay on it).
     pub fn is_submitted(&self) -> bool {
-        matches!(self.review_status.as_str(), "Submitted" | "In review" | "Approved" | "Action Required")
+        self.review_status.is_submitted()
     }
+}
+
+/// A change of an opportunity's life cycle (`POST /_emulator/opportunities/{Catalog}/{Id}/life-cycle`,
+/// [`crate::RunningEmulator::set_life_cycle`]): the members given are set, the others kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
+pub struct LifeCycleChange {
+    /// The new `Stage`, if any.
+    pub stage: Option<Stage>,
+    /// The new `ReviewStatus`, if any.
+    pub review_status: Option<ReviewStatus>,
 }
 
 /// One opportunity of a [`Seed`].
@@ -389,6 +518,26 @@ mod tests {
     }
 
     #[test]
+    fn stages_and_review_statuses_are_the_model_strings() {
+        let statuses: Vec<&str> = ReviewStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            statuses,
+            ["Pending Submission", "Submitted", "In review", "Approved", "Rejected", "Action Required"]
+        );
+        for s in ReviewStatus::ALL {
+            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::json!(s.as_str())));
+            assert_eq!(ReviewStatus::parse(s.as_str()), Some(s));
+        }
+        for s in Stage::ALL {
+            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::json!(s.as_str())));
+            assert_eq!(Stage::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ReviewStatus::parse("In Review"), None);
+        let refusing: Vec<ReviewStatus> = ReviewStatus::ALL.into_iter().filter(|s| s.refuses_writes()).collect();
+        assert_eq!(refusing, [ReviewStatus::Submitted, ReviewStatus::InReview, ReviewStatus::Rejected]);
+    }
+
+    #[test]
     fn entity_type_names_are_case_sensitive() {
         for t in EntityType::ALL {
             assert_eq!(EntityType::parse(t.as_str()), Some(t));
@@ -415,12 +564,21 @@ mod tests {
             "RelatedEntityIdentifiers":{"Solutions":["S-1"],"AwsProducts":["AmazonEC2"]}}]}"#;
         let seed = Seed::from_json(ok).expect("valid seed");
         assert_eq!(seed.opportunities[0].life_cycle, LifeCycle::default());
+        let statuses = r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1",
+            "LifeCycle":{"Stage":"Closed Lost","ReviewStatus":"In review"}}]}"#;
+        let seed = Seed::from_json(statuses).expect("valid seed");
+        assert_eq!(
+            seed.opportunities[0].life_cycle,
+            LifeCycle { stage: Stage::ClosedLost, review_status: ReviewStatus::InReview }
+        );
         for bad in [
             r#"{"DeniedCatalogs":["aws"]}"#,
             r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"1"}]}"#,
             r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","RelatedEntityIdentifiers":{"Solutions":["X"]}}]}"#,
             r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1"},{"Catalog":"Sandbox","Id":"O1"}]}"#,
             r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","Typo":1}]}"#,
+            r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","LifeCycle":{"ReviewStatus":"In Review"}}]}"#,
+            r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","LifeCycle":{"Stage":"closed lost"}}]}"#,
             "not json",
         ] {
             assert!(Seed::from_json(bad).is_err(), "{bad}");

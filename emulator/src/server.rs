@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, FaultConfig, QuotaConfig};
-use crate::model::Seed;
+use crate::model::{LifeCycleChange, ReviewStatus, Seed};
 use crate::rules::{self, FieldError};
 use crate::sigv4;
 use crate::state::{Fault, QuotaKind, QuotaRefusal, State, entity_key, now_epoch};
@@ -480,12 +480,28 @@ fn associate(st: &mut State, input: &Map<String, Value>, disassociate: bool) -> 
         return access_denied(&input.catalog);
     }
     let key = (input.catalog.clone(), input.opportunity_identifier.clone());
+    let review_error_code = st.behavior.review_error_code.as_str();
     let Some(opp) = st.opportunities.get_mut(&key) else {
         return not_found(&format!(
             "Opportunity {} not found in catalog {}.",
             input.opportunity_identifier, input.catalog
         ));
     };
+    let status = opp.life_cycle.review_status;
+    if status.refuses_writes() {
+        let id = &input.opportunity_identifier;
+        let message = if status == ReviewStatus::Rejected {
+            format!("Opportunity {id} was Rejected and is read-only: it cannot be modified.")
+        } else {
+            format!(
+                "Opportunity {id} cannot be modified while its review status is {status}: no changes can be made until the review is complete."
+            )
+        };
+        return validation_error(
+            "BUSINESS_VALIDATION_FAILED",
+            &[FieldError { field: "OpportunityIdentifier", message, code: review_error_code }],
+        );
+    }
     let (t, ident) = (input.entity_type, input.entity_identifier.as_str());
     let associated = opp.related.contains(t, ident);
     if disassociate {
@@ -563,6 +579,9 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let method = req.method().clone();
     let endpoint = path.strip_prefix("/_emulator").unwrap_or("");
+    if let Some(rest) = endpoint.strip_prefix("/opportunities/") {
+        return life_cycle_control(shared, req, rest).await;
+    }
     let allowed: &[Method] = match endpoint {
         "/health" | "/state" => &[Method::GET],
         "/faults" | "/quotas" | "/daily-quotas" | "/daily-use" | "/behavior" => &[Method::GET, Method::POST],
@@ -651,6 +670,39 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
             },
         },
         _ => control_error(StatusCode::NOT_FOUND, "unknown control endpoint"),
+    }
+}
+
+/// `POST /_emulator/opportunities/{Catalog}/{Id}/life-cycle` with a [`LifeCycleChange`]: sets the
+/// members given and nothing else; answers the opportunity as the state shows it.
+async fn life_cycle_control(shared: &Shared, req: Request<Incoming>, rest: &str) -> Answer {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [catalog, id, "life-cycle"] = parts.as_slice() else {
+        return control_error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown control endpoint /_emulator/opportunities/{rest}; try /_emulator/opportunities/{{Catalog}}/{{Id}}/life-cycle"
+            ),
+        );
+    };
+    if req.method() != Method::POST {
+        return control_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed on a life cycle; POST a change", req.method()),
+        );
+    }
+    let (catalog, id) = ((*catalog).to_owned(), (*id).to_owned());
+    let body = match read_body(req.into_body(), MAX_CONTROL_BODY).await {
+        Ok(b) => b,
+        Err(msg) => return control_error(StatusCode::BAD_REQUEST, msg),
+    };
+    let change = match parse_control::<LifeCycleChange>(&body) {
+        Ok(change) => change,
+        Err(e) => return e,
+    };
+    match shared.lock().change_life_cycle(&catalog, &id, change) {
+        Some(opportunity) => ok(serde_json::to_value(opportunity).unwrap_or_default()),
+        None => control_error(StatusCode::NOT_FOUND, format!("no opportunity {id} in catalog {catalog}")),
     }
 }
 

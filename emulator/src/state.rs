@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{
     BehaviorConfig, DailyQuotaConfig, FaultConfig, QuotaConfig, RollingQuotaConfig, TokenBucketConfig,
 };
-use crate::model::{EntityType, LifeCycle, RelatedEntityIdentifiers, Seed, format_timestamp};
+use crate::model::{EntityType, LifeCycle, LifeCycleChange, RelatedEntityIdentifiers, Seed, format_timestamp};
 
 /// The account id used in the emulated opportunity ARNs.
 pub const ACCOUNT_ID: &str = "123456789012";
@@ -524,6 +524,20 @@ impl State {
             w.record(now, 1);
         }
         Ok(())
+    }
+
+    /// Sets the members `change` gives of one opportunity's life cycle (as AWS's review would,
+    /// which modifies the opportunity); `None` if there is no such opportunity.
+    pub fn change_life_cycle(&mut self, catalog: &str, id: &str, change: LifeCycleChange) -> Option<OpportunityState> {
+        let opp = self.opportunities.get_mut(&(catalog.to_owned(), id.to_owned()))?;
+        if let Some(stage) = change.stage {
+            opp.life_cycle.stage = stage;
+        }
+        if let Some(status) = change.review_status {
+            opp.life_cycle.review_status = status;
+        }
+        opp.last_modified = now_epoch();
+        Some(opp.snapshot())
     }
 
     pub fn is_denied(&self, catalog: &str) -> bool {

@@ -10,5 +10,6 @@ mod faults;
 mod limits;
 mod operations;
 mod quotas;
+mod review;
 mod sigv4;
 mod tls;
