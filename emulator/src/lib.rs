@@ -37,9 +37,32 @@
 //!   `RelatedEntityIdentifier`, code `TOO_MANY_VALUES`, whose message names the limit. The code
 //!   the real service uses there is undocumented; `TOO_MANY_VALUES` is the emulator's choice from
 //!   the model's `ValidationExceptionErrorCode`. Seeds that break a limit are refused.
-//! * `GetOpportunity`: input `Catalog`, `Identifier`; answers `Catalog`, `Id`, `Arn`,
+//! * `GetOpportunity` (a read): input `Catalog`, `Identifier`; answers `Catalog`, `Id`, `Arn`,
 //!   `CreatedDate`, `LastModifiedDate` (RFC 3339 strings: the model's `date-time` format, which is
 //!   what the SDK parses), `LifeCycle` and `RelatedEntityIdentifiers` (all six lists, always).
+//! * `ListSolutions` (a read): input `Catalog` (required), `MaxResults` (1 to 100, default 20),
+//!   `NextToken`, `Sort` (`SortBy` `Identifier` | `Name` | `Status` | `Category` | `CreatedDate`
+//!   and `SortOrder` `ASCENDING` | `DESCENDING`, both required; default `Identifier`
+//!   descending), filters `Status` (up to 10), `Identifier` (up to 20, `S-[0-9]{1,19}`),
+//!   `Category` (up to 10), `AwsMarketplaceSolutionArn` (up to 10, `arn:.*`); answers
+//!   `SolutionSummaries` (`SolutionBase`: `Catalog`, `Id`, `Arn`, `Name`, `Status`, `Category`,
+//!   `CreatedDate`, and `AwsMarketplaceSolutionArn` when the legacy solution has a counterpart) and
+//!   `NextToken` when more remain. `Arn` is shaped like an opportunity's (the model's pattern for
+//!   it, `S-[0-9]{1,19}`, would repeat the `Id`).
+//! * `ListOpportunities` (a read): input `Catalog`, `MaxResults`, `NextToken` as above, `Sort`
+//!   (`SortBy` `LastModifiedDate` | `Identifier` | `CreatedDate`; default `LastModifiedDate`
+//!   descending), filters `Identifier` (up to 20), `LifeCycleStage` (up to 10),
+//!   `LifeCycleReviewStatus` (up to 10), `LastModifiedDate` and `CreatedDate` (`After…`/`Before…`
+//!   ISO 8601 date-times, bounds included); answers `OpportunitySummaries` (`Catalog`, `Id`, `Arn`,
+//!   `LastModifiedDate`, `CreatedDate`, `LifeCycle` with `Stage` and `ReviewStatus`) and
+//!   `NextToken`. The emulator holds no customer or target close date: the `CustomerCompanyName`
+//!   and `TargetCloseDate` filters, and sorting by them, answer `ValidationException`
+//!   (`INVALID_VALUE`) rather than a wrong page.
+//! * Paging: a `NextToken` names the last item's place in the sort and the request it belongs to
+//!   (every member but `NextToken` and `MaxResults`); the next page starts right after that place,
+//!   so a scan sorted by `Identifier` reads every item exactly once whatever is written meanwhile.
+//!   A token not answered to the same request is `ValidationException`, `FieldName` `NextToken`,
+//!   code `INVALID_VALUE`; `MaxResults` out of 1 to 100 is code `VALUE_OUT_OF_RANGE`.
 //!
 //! Validation (all failures of a request are listed in `ErrorList`, reason
 //! `REQUEST_VALIDATION_FAILED`): every member required (`REQUIRED_FIELD_MISSING`; a non-string
@@ -99,7 +122,7 @@
 //! # Binary
 //!
 //! ```text
-//! partner-central-emulator [--host IP] [--port N] [--seed FILE]
+//! partner-central-emulator [--host IP] [--port N] [--seed FILE | --seed-generate N [--seed-generate-rng S]]
 //!     [--write-rate R] [--write-burst B] [--read-rate R] [--read-burst B]
 //!     [--write-daily-cap N] [--write-window-seconds S] [--read-daily-cap N]
 //!     [--read-window-seconds S] [--no-daily-quotas] [--no-quotas]
@@ -129,7 +152,7 @@
 //! * `GET /_emulator/health` → `{"Status":"ok"}`
 //! * `GET /_emulator/state` → a [`StateSnapshot`]:
 //!   `{"Opportunities":[{"Catalog","Id","Arn","CreatedDate","LastModifiedDate","LifeCycle",
-//!   "RelatedEntityIdentifiers"}], "DeniedCatalogs":[…], "Connections":n, "TlsHandshakes":n,
+//!   "RelatedEntityIdentifiers"}], "Solutions":[{…SolutionBase…}], "DeniedCatalogs":[…], "Connections":n, "TlsHandshakes":n,
 //!   "Requests":n, "AuthFailures":n, "UnknownOperations":n,
 //!   "Operations":{"DisassociateOpportunity":{"Calls","Successes","Throttled","QuotaThrottled",
 //!   "DailyQuotaThrottled","FaultsInjected","Errors":{"<ErrorType>":n}}, …},
@@ -162,13 +185,18 @@
 //!   does; sets the members given on that one opportunity, as AWS's review would (its
 //!   `LastModifiedDate` too), and nothing else: no counter, window or other opportunity changes.
 //!   Answers the opportunity as `GET /_emulator/state` shows it; 404 for an unknown opportunity.
-//! * `POST /_emulator/seed` — a [`Seed`]; replaces opportunities and denied catalogs and resets all
-//!   counters; answers `{"Status":"ok","Opportunities":n}`. A seed that breaks a rule or an
+//! * `POST /_emulator/seed` — a [`Seed`]; replaces opportunities, solutions and denied catalogs and
+//!   resets all counters; answers `{"Status":"ok","Opportunities":n}`.
+//! * `POST /_emulator/seed/generate` — `{"Opportunities":n,"RngSeed":s}` (`RngSeed` 0 when absent,
+//!   n at most 1,000,000): seeds [`Seed::generate`]`(n, s)` as `/seed` would; answers
+//!   `{"Status":"ok","Opportunities":n,"Solutions":m}`. A seed that breaks a rule or an
 //!   association limit answers 400 and changes nothing.
 //!
 //! Control errors answer 400/404/405 with `{"Message":"…"}`.
 
 mod config;
+mod generate;
+mod listing;
 mod model;
 mod rules;
 mod server;
@@ -189,11 +217,12 @@ pub use config::{
 };
 pub use model::{
     AssociationLimit, EntityType, LifeCycle, LifeCycleChange, RelatedEntityIdentifiers, ReviewStatus, Seed,
-    SeedOpportunity, Stage,
+    SeedOpportunity, SeedSolution, SolutionStatus, Stage, format_timestamp, parse_timestamp,
 };
 pub use server::{REGION, SIGNING_NAME, TARGET_PREFIX};
 pub use state::{
-    ACCOUNT_ID, DailyUse, EntityCount, FaultCounters, OperationCounters, OpportunityState, StateSnapshot, WindowUse,
+    ACCOUNT_ID, DailyUse, EntityCount, FaultCounters, OperationCounters, OpportunityState, SolutionState,
+    StateSnapshot, WindowUse,
 };
 
 use server::Shared;

@@ -20,7 +20,10 @@ Local emulator of the AWS Partner Central Selling API (awsJson1_0, SigV4).
 Options:
   --host IP            address to bind (default 127.0.0.1)
   --port N             port to bind (default 0: ephemeral)
-  --seed FILE          seed JSON (DeniedCatalogs, Opportunities)
+  --seed FILE          seed JSON (DeniedCatalogs, Opportunities, Solutions)
+  --seed-generate N    a generated seed of N opportunities instead (see Seed::generate)
+  --seed-generate-rng S
+                       the generated seed's random seed (default 0)
   --write-rate R       write quota, calls per second (default 1)
   --write-burst B      write bucket size (default max(1, write rate))
   --read-rate R        read quota, calls per second (default 10)
@@ -77,6 +80,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
     let (mut no_quotas, mut no_daily_quotas) = (false, false);
     let (mut access_key, mut secret_key) = (None, None);
     let mut seed_file = None;
+    let (mut generate, mut generate_rng) = (None::<usize>, 0u64);
     let mut ca_file = None;
 
     let mut iter = args.into_iter();
@@ -112,6 +116,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
             "--host" => config.host = parse::<IpAddr>(&flag, &value)?,
             "--port" => config.port = parse(&flag, &value)?,
             "--seed" => seed_file = Some(value),
+            "--seed-generate" => generate = Some(parse(&flag, &value)?),
+            "--seed-generate-rng" => generate_rng = parse(&flag, &value)?,
             "--write-rate" => write_rate = Some(parse(&flag, &value)?),
             "--write-burst" => write_burst = Some(parse(&flag, &value)?),
             "--read-rate" => read_rate = Some(parse(&flag, &value)?),
@@ -172,8 +178,11 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
         (None, None) => {}
         _ => return Err("--access-key and --secret-key go together".to_owned()),
     }
-    if let Some(path) = seed_file {
-        config.seed = Seed::from_file(path).map_err(|e| e.to_string())?;
+    match (seed_file, generate) {
+        (Some(_), Some(_)) => return Err("--seed and --seed-generate go alone".to_owned()),
+        (Some(path), None) => config.seed = Seed::from_file(path).map_err(|e| e.to_string())?,
+        (None, Some(n)) => config.seed = Seed::generate(n, generate_rng),
+        (None, None) => {}
     }
     config.tls = ca_file.is_some();
     config.validate().map_err(|e| e.to_string())?;
@@ -317,6 +326,8 @@ mod tests {
         assert_eq!(c.quotas, QuotaConfig::unlimited());
         assert_eq!(c.behavior.already_associated, AlreadyAssociated::Success);
         assert!(!c.tls);
+        let c = args(&["--seed-generate", "100", "--seed-generate-rng", "3"]).expect("ok").expect("config");
+        assert_eq!(c.seed, Seed::generate(100, 3));
         let o = options(&["--tls", "/tmp/ca.pem"]).expect("ok").expect("options");
         assert!(o.config.tls);
         assert_eq!(o.ca_file, Some(PathBuf::from("/tmp/ca.pem")));
@@ -341,6 +352,8 @@ mod tests {
             &["--read-window-seconds", "nan"],
             &["--no-daily-quotas=1"],
             &["--review-error-code", "ACTION_NOT_ALLOWED"],
+            &["--seed-generate", "-1"],
+            &["--seed-generate", "10", "--seed", "/dev/null"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }

@@ -378,12 +378,75 @@ pub struct SeedOpportunity {
     pub life_cycle: LifeCycle,
 }
 
+/// `SolutionStatus`, as the service model spells it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SolutionStatus {
+    /// `Active`.
+    #[default]
+    Active,
+    /// `Inactive`.
+    Inactive,
+    /// `Draft`.
+    Draft,
+}
+
+impl SolutionStatus {
+    /// Every status, in the model's order.
+    pub const ALL: [SolutionStatus; 3] = [SolutionStatus::Active, SolutionStatus::Inactive, SolutionStatus::Draft];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SolutionStatus::Active => "Active",
+            SolutionStatus::Inactive => "Inactive",
+            SolutionStatus::Draft => "Draft",
+        }
+    }
+
+    /// Parses the wire spelling, case-sensitively.
+    pub fn parse(value: &str) -> Option<SolutionStatus> {
+        SolutionStatus::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+/// One legacy solution (`S-…`) of a [`Seed`], as `ListSolutions` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SeedSolution {
+    /// `AWS` or `Sandbox`.
+    pub catalog: String,
+    /// `S-` followed by 1 to 19 digits.
+    pub id: String,
+    /// Its name; the identifier when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `Active` (default), `Inactive` or `Draft`.
+    #[serde(default)]
+    pub status: SolutionStatus,
+    /// Its category; `Software Product` when absent.
+    #[serde(default = "default_category")]
+    pub category: String,
+    /// The AWS Marketplace solution that succeeds it, when it has one (4 to 2,048 characters,
+    /// `arn:.*`).
+    #[serde(default)]
+    pub aws_marketplace_solution_arn: Option<String>,
+}
+
+fn default_category() -> String {
+    "Software Product".to_owned()
+}
+
 /// The emulator's initial data: the seed file (`--seed FILE`), `POST /_emulator/seed` and
 /// [`crate::RunningEmulator::seed`].
 ///
 /// ```json
 /// {
 ///   "DeniedCatalogs": ["AWS"],
+///   "Solutions": [
+///     {"Catalog": "Sandbox", "Id": "S-0000001", "Name": "Analytics Suite", "Status": "Active",
+///      "Category": "Software Product",
+///      "AwsMarketplaceSolutionArn": "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-1"}
+///   ],
 ///   "Opportunities": [
 ///     {"Catalog": "Sandbox", "Id": "O1234567",
 ///      "RelatedEntityIdentifiers": {"Solutions": ["S-0000001"]},
@@ -400,6 +463,10 @@ pub struct Seed {
     /// The opportunities, keyed by (`Catalog`, `Id`).
     #[serde(default)]
     pub opportunities: Vec<SeedOpportunity>,
+    /// The partner's legacy solutions, keyed by (`Catalog`, `Id`), for `ListSolutions`. An
+    /// opportunity may hold a solution that is not listed here (the emulator does not check).
+    #[serde(default)]
+    pub solutions: Vec<SeedSolution>,
 }
 
 impl Seed {
@@ -464,6 +531,26 @@ impl Seed {
                 return Err(EmulatorError::Config(format!("seed: opportunity {}/{}: {msg}", opp.catalog, opp.id)));
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for solution in &self.solutions {
+            let name = format!("seed: solution {}/{}", solution.catalog, solution.id);
+            if !rules::is_catalog(&solution.catalog) {
+                return Err(EmulatorError::Config(format!("{name}: Catalog is not AWS or Sandbox")));
+            }
+            if rules::check_entity_identifier(EntityType::Solutions, &solution.id).is_err() {
+                return Err(EmulatorError::Config(format!("{name}: Id does not match S-[0-9]{{1,19}}")));
+            }
+            if let Some(arn) = &solution.aws_marketplace_solution_arn
+                && !rules::is_marketplace_solution_arn(arn)
+            {
+                return Err(EmulatorError::Config(format!(
+                    "{name}: AwsMarketplaceSolutionArn {arn:?} is not 4 to 2048 characters matching arn:.*"
+                )));
+            }
+            if !seen.insert((solution.catalog.clone(), solution.id.clone())) {
+                return Err(EmulatorError::Config(format!("{name} appears twice")));
+            }
+        }
         Ok(())
     }
 }
@@ -475,6 +562,54 @@ pub fn format_timestamp(epoch_secs: u64) -> String {
     let rem = epoch_secs % 86_400;
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// Parses an ISO 8601 / RFC 3339 date-time (`2024-05-01T12:00:00Z`, fractions and a `±HH:MM`
+/// offset allowed) to epoch seconds, fractions dropped; `None` if it is not one or is before 1970.
+pub fn parse_timestamp(value: &str) -> Option<u64> {
+    let (date, time) = value.split_once(['T', 't'])?;
+    let mut date_parts = date.splitn(3, '-');
+    let year: i64 = digits(date_parts.next()?, 4)?;
+    let month: u32 = u32::try_from(digits(date_parts.next()?, 2)?).ok()?;
+    let day: u32 = u32::try_from(digits(date_parts.next()?, 2)?).ok()?;
+    let (clock, offset) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
+        (clock, 0)
+    } else {
+        let at = time.rfind(['+', '-'])?;
+        let (clock, zone) = time.split_at(at);
+        let (hours, minutes) = zone[1..].split_once(':')?;
+        let seconds = digits(hours, 2)? * 3600 + digits(minutes, 2)? * 60;
+        (clock, if zone.starts_with('-') { -seconds } else { seconds })
+    };
+    let clock = clock.split_once('.').map_or(clock, |(whole, fraction)| {
+        if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) { "" } else { whole }
+    });
+    let mut clock_parts = clock.splitn(3, ':');
+    let (h, m, s) = (digits(clock_parts.next()?, 2)?, digits(clock_parts.next()?, 2)?, digits(clock_parts.next()?, 2)?);
+    let days_in_month = [
+        31,
+        28 + u32::from(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month[month as usize - 1] || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let epoch = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s - offset;
+    u64::try_from(epoch).ok()
+}
+
+/// Exactly `len` ASCII digits.
+fn digits(value: &str, len: usize) -> Option<i64> {
+    if value.len() == len && value.bytes().all(|b| b.is_ascii_digit()) { value.parse().ok() } else { None }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -538,6 +673,28 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_parse() {
+        assert_eq!(parse_timestamp("2024-05-01T12:00:00Z"), Some(1_714_564_800));
+        assert_eq!(parse_timestamp("2024-05-01T12:00:00.123Z"), Some(1_714_564_800));
+        assert_eq!(parse_timestamp("2024-05-01T14:00:00+02:00"), Some(1_714_564_800));
+        assert_eq!(parse_timestamp("2024-05-01T07:30:00-04:30"), Some(1_714_564_800));
+        assert_eq!(parse_timestamp(&format_timestamp(951_782_400)), Some(951_782_400));
+        for bad in [
+            "",
+            "2024-05-01",
+            "2024-05-01T12:00Z",
+            "2024-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-05-01T12:00:00",
+            "1969-12-31T23:59:59Z",
+            "2024-05-01T12:00:00.Z",
+            "x024-05-01T12:00:00Z",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn entity_type_names_are_case_sensitive() {
         for t in EntityType::ALL {
             assert_eq!(EntityType::parse(t.as_str()), Some(t));
@@ -580,6 +737,27 @@ mod tests {
             r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","LifeCycle":{"ReviewStatus":"In Review"}}]}"#,
             r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","LifeCycle":{"Stage":"closed lost"}}]}"#,
             "not json",
+        ] {
+            assert!(Seed::from_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seed_solutions() {
+        let ok = r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-1"},
+            {"Catalog":"Sandbox","Id":"S-2","Name":"Two","Status":"Draft","Category":"Managed Service",
+             "AwsMarketplaceSolutionArn":"arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-2"}]}"#;
+        let seed = Seed::from_json(ok).expect("valid seed");
+        assert_eq!(seed.solutions[0].status, SolutionStatus::Active);
+        assert_eq!(seed.solutions[0].category, "Software Product");
+        assert_eq!(seed.solutions[1].status, SolutionStatus::Draft);
+        for bad in [
+            r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-x"}]}"#,
+            r#"{"Solutions":[{"Catalog":"sandbox","Id":"S-1"}]}"#,
+            r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-1","Status":"active"}]}"#,
+            r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-1","AwsMarketplaceSolutionArn":"sol-1"}]}"#,
+            r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-1"},{"Catalog":"Sandbox","Id":"S-1"}]}"#,
+            r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-1","Typo":1}]}"#,
         ] {
             assert!(Seed::from_json(bad).is_err(), "{bad}");
         }

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, FaultConfig, QuotaConfig};
+use crate::listing;
 use crate::model::{LifeCycleChange, ReviewStatus, Seed};
 use crate::rules::{self, FieldError};
 use crate::sigv4;
@@ -163,6 +164,8 @@ enum Operation {
     Associate,
     Disassociate,
     Get,
+    ListSolutions,
+    ListOpportunities,
 }
 
 impl Operation {
@@ -171,6 +174,8 @@ impl Operation {
             "AssociateOpportunity" => Some(Operation::Associate),
             "DisassociateOpportunity" => Some(Operation::Disassociate),
             "GetOpportunity" => Some(Operation::Get),
+            "ListSolutions" => Some(Operation::ListSolutions),
+            "ListOpportunities" => Some(Operation::ListOpportunities),
             _ => None,
         }
     }
@@ -180,13 +185,15 @@ impl Operation {
             Operation::Associate => "AssociateOpportunity",
             Operation::Disassociate => "DisassociateOpportunity",
             Operation::Get => "GetOpportunity",
+            Operation::ListSolutions => "ListSolutions",
+            Operation::ListOpportunities => "ListOpportunities",
         }
     }
 
     fn quota(self) -> QuotaKind {
         match self {
             Operation::Associate | Operation::Disassociate => QuotaKind::Write,
-            Operation::Get => QuotaKind::Read,
+            Operation::Get | Operation::ListSolutions | Operation::ListOpportunities => QuotaKind::Read,
         }
     }
 }
@@ -468,6 +475,8 @@ async fn run_operation(shared: &Shared, op: Operation, body: &[u8]) -> Outcome {
         Operation::Associate => associate(&mut st, &input, false),
         Operation::Disassociate => associate(&mut st, &input, true),
         Operation::Get => get_opportunity(&st, &input),
+        Operation::ListSolutions => list(&st, &input, listing::list_solutions),
+        Operation::ListOpportunities => list(&st, &input, listing::list_opportunities),
     })
 }
 
@@ -571,6 +580,20 @@ fn get_opportunity(st: &State, input: &Map<String, Value>) -> Answer {
     }
 }
 
+/// One of the listings: a page, or every invalid member.
+type Listing = fn(&State, &Map<String, Value>) -> Result<Value, Vec<FieldError>>;
+
+fn list(st: &State, input: &Map<String, Value>, run: Listing) -> Answer {
+    // Validation first, then catalog access, as for the other operations.
+    match run(st, input) {
+        Err(errors) => validation_error("REQUEST_VALIDATION_FAILED", &errors),
+        Ok(page) => match input.get("Catalog").and_then(Value::as_str) {
+            Some(catalog) if st.is_denied(catalog) => access_denied(catalog),
+            _ => ok(page),
+        },
+    }
+}
+
 fn control_error(status: StatusCode, message: impl Into<String>) -> Answer {
     Answer { status, error_type: None, body: json!({"Message": message.into()}) }
 }
@@ -585,12 +608,12 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
     let allowed: &[Method] = match endpoint {
         "/health" | "/state" => &[Method::GET],
         "/faults" | "/quotas" | "/daily-quotas" | "/daily-use" | "/behavior" => &[Method::GET, Method::POST],
-        "/seed" => &[Method::POST],
+        "/seed" | "/seed/generate" => &[Method::POST],
         _ => {
             return control_error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "unknown control endpoint {path}; try /_emulator/state, /_emulator/faults, /_emulator/quotas, /_emulator/daily-quotas, /_emulator/daily-use, /_emulator/behavior, /_emulator/seed, /_emulator/health"
+                    "unknown control endpoint {path}; try /_emulator/state, /_emulator/faults, /_emulator/quotas, /_emulator/daily-quotas, /_emulator/daily-use, /_emulator/behavior, /_emulator/seed, /_emulator/seed/generate, /_emulator/opportunities/{{Catalog}}/{{Id}}/life-cycle, /_emulator/health"
                 ),
             );
         }
@@ -659,6 +682,20 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
                 ok(serde_json::to_value(&st.behavior).unwrap_or_default())
             }
         },
+        ("/seed/generate", _) => match parse_control::<Generate>(&body) {
+            Err(e) => e,
+            Ok(Generate { opportunities, .. }) if opportunities > MAX_GENERATED => control_error(
+                StatusCode::BAD_REQUEST,
+                format!("Opportunities must be at most {MAX_GENERATED}, got {opportunities}"),
+            ),
+            Ok(Generate { opportunities, rng_seed }) => {
+                let seed = Seed::generate(opportunities, rng_seed);
+                shared.lock().apply_seed(&seed);
+                ok(
+                    json!({"Status": "ok", "Opportunities": seed.opportunities.len(), "Solutions": seed.solutions.len()}),
+                )
+            }
+        },
         ("/seed", _) => match parse_control::<Seed>(&body) {
             Err(e) => e,
             Ok(seed) => match seed.validate() {
@@ -704,6 +741,18 @@ async fn life_cycle_control(shared: &Shared, req: Request<Incoming>, rest: &str)
         Some(opportunity) => ok(serde_json::to_value(opportunity).unwrap_or_default()),
         None => control_error(StatusCode::NOT_FOUND, format!("no opportunity {id} in catalog {catalog}")),
     }
+}
+
+/// The largest generated seed (a bound on what one control call can make the emulator hold).
+const MAX_GENERATED: usize = 1_000_000;
+
+/// `POST /_emulator/seed/generate`: [`Seed::generate`]'s two numbers.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct Generate {
+    opportunities: usize,
+    #[serde(default)]
+    rng_seed: u64,
 }
 
 /// `POST /_emulator/daily-use`: calls another tool of the account made just now.

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::{
     BehaviorConfig, DailyQuotaConfig, FaultConfig, QuotaConfig, RollingQuotaConfig, TokenBucketConfig,
 };
-use crate::model::{EntityType, LifeCycle, LifeCycleChange, RelatedEntityIdentifiers, Seed, format_timestamp};
+use crate::model::{
+    EntityType, LifeCycle, LifeCycleChange, RelatedEntityIdentifiers, Seed, SolutionStatus, format_timestamp,
+};
 
 /// The account id used in the emulated opportunity ARNs.
 pub const ACCOUNT_ID: &str = "123456789012";
@@ -40,6 +42,59 @@ impl Opportunity {
             related_entity_identifiers: self.related.clone(),
         }
     }
+}
+
+/// One legacy solution as the emulator holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Solution {
+    pub catalog: String,
+    pub id: String,
+    pub name: String,
+    pub status: SolutionStatus,
+    pub category: String,
+    pub aws_marketplace_solution_arn: Option<String>,
+    pub created: u64,
+}
+
+impl Solution {
+    /// `SolutionBase`, as `ListSolutions` answers it (and the state shows it).
+    pub fn snapshot(&self) -> SolutionState {
+        SolutionState {
+            catalog: self.catalog.clone(),
+            id: self.id.clone(),
+            // The model's SolutionArn pattern is `S-[0-9]{1,19}`; an ARN shaped like the
+            // opportunities' is what a caller can tell apart from the Id.
+            arn: format!("arn:aws:partnercentral:us-east-1:{ACCOUNT_ID}:catalog/{}/solution/{}", self.catalog, self.id),
+            name: self.name.clone(),
+            status: self.status,
+            category: self.category.clone(),
+            created_date: format_timestamp(self.created),
+            aws_marketplace_solution_arn: self.aws_marketplace_solution_arn.clone(),
+        }
+    }
+}
+
+/// A solution in a [`StateSnapshot`], the `SolutionBase` shape `ListSolutions` answers with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SolutionState {
+    /// `AWS` or `Sandbox`.
+    pub catalog: String,
+    /// `S-…` identifier.
+    pub id: String,
+    /// Emulated ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// `Active`, `Inactive` or `Draft`.
+    pub status: SolutionStatus,
+    /// Category.
+    pub category: String,
+    /// RFC 3339 UTC timestamp (seed time).
+    pub created_date: String,
+    /// The Marketplace solution that succeeds it, if any (absent from the JSON otherwise).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub aws_marketplace_solution_arn: Option<String>,
 }
 
 /// An opportunity in a [`StateSnapshot`] (and the shape `GetOpportunity` answers with).
@@ -123,6 +178,8 @@ pub struct EntityCount {
 pub struct StateSnapshot {
     /// All opportunities, sorted by (catalog, id).
     pub opportunities: Vec<OpportunityState>,
+    /// All legacy solutions, sorted by (catalog, id).
+    pub solutions: Vec<SolutionState>,
     /// Catalogs answering `AccessDeniedException`.
     pub denied_catalogs: Vec<String>,
     /// TCP connections accepted (control connections included).
@@ -343,6 +400,7 @@ pub(crate) enum Fault {
 /// Everything behind the emulator's lock.
 pub(crate) struct State {
     pub opportunities: BTreeMap<(String, String), Opportunity>,
+    pub solutions: BTreeMap<(String, String), Solution>,
     pub denied_catalogs: Vec<String>,
     pub connections: u64,
     pub tls_handshakes: u64,
@@ -377,6 +435,7 @@ impl State {
         };
         let mut state = State {
             opportunities: BTreeMap::new(),
+            solutions: BTreeMap::new(),
             denied_catalogs: Vec::new(),
             connections: 0,
             tls_handshakes: 0,
@@ -404,7 +463,7 @@ impl State {
         state
     }
 
-    /// Replaces opportunities and denied catalogs and resets every counter.
+    /// Replaces opportunities, solutions and denied catalogs and resets every counter.
     pub fn apply_seed(&mut self, seed: &Seed) {
         let now = now_epoch();
         self.opportunities = seed
@@ -422,6 +481,22 @@ impl State {
                         last_modified: now,
                     },
                 )
+            })
+            .collect();
+        self.solutions = seed
+            .solutions
+            .iter()
+            .map(|s| {
+                let solution = Solution {
+                    catalog: s.catalog.clone(),
+                    id: s.id.clone(),
+                    name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+                    status: s.status,
+                    category: s.category.clone(),
+                    aws_marketplace_solution_arn: s.aws_marketplace_solution_arn.clone(),
+                    created: now,
+                };
+                ((s.catalog.clone(), s.id.clone()), solution)
             })
             .collect();
         self.denied_catalogs = seed.denied_catalogs.clone();
@@ -564,6 +639,7 @@ impl State {
         };
         StateSnapshot {
             opportunities: self.opportunities.values().map(Opportunity::snapshot).collect(),
+            solutions: self.solutions.values().map(Solution::snapshot).collect(),
             denied_catalogs: self.denied_catalogs.clone(),
             connections: self.connections,
             tls_handshakes: self.tls_handshakes,

@@ -8,6 +8,7 @@ mod daily_quotas;
 mod errors;
 mod faults;
 mod limits;
+mod listing;
 mod operations;
 mod quotas;
 mod review;
