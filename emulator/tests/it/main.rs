@@ -2,6 +2,7 @@
 
 mod already_associated;
 mod binary;
+mod cli;
 mod common;
 mod control;
 mod daily_quotas;
