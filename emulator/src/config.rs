@@ -193,7 +193,13 @@ pub struct TokenBucketConfig {
     pub burst: f64,
 }
 
-impl TokenBucketConfig {
+/// One kind of quota ([`TokenBucketConfig`], [`RollingQuotaConfig`]) as [`Quotas`] holds it.
+pub trait Quota {
+    /// Checks the values; `name` (`Write` or `Read`) goes into the message.
+    fn validate(&self, name: &str) -> Result<(), EmulatorError>;
+}
+
+impl Quota for TokenBucketConfig {
     fn validate(&self, name: &str) -> Result<(), EmulatorError> {
         if !self.rate.is_finite() || self.rate < 0.0 {
             return Err(EmulatorError::Config(format!("{name}.Rate must be a finite number >= 0, got {}", self.rate)));
@@ -208,35 +214,25 @@ impl TokenBucketConfig {
     }
 }
 
-/// Quotas: writes (`AssociateOpportunity`, `DisassociateOpportunity`, one shared bucket) and
-/// reads (`GetOpportunity`). `null` means unlimited. Over quota a call answers
-/// `ThrottlingException` (429).
+/// A quota of one kind for writes (`AssociateOpportunity`, `DisassociateOpportunity`, one shared
+/// quota) and one for reads (every other operation); `null` means unlimited. Over quota a call
+/// answers `ThrottlingException` (429).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct QuotaConfig {
-    /// Write bucket; the service's quota is 1 per second.
-    pub write: Option<TokenBucketConfig>,
-    /// Read bucket; the service's quota is 10 per second.
-    pub read: Option<TokenBucketConfig>,
+pub struct Quotas<T> {
+    /// The writes' quota.
+    pub write: Option<T>,
+    /// The reads' quota.
+    pub read: Option<T>,
 }
 
-impl Default for QuotaConfig {
-    /// The service's quotas: writes 1/s burst 1, reads 10/s burst 10.
-    fn default() -> Self {
-        QuotaConfig {
-            write: Some(TokenBucketConfig { rate: 1.0, burst: 1.0 }),
-            read: Some(TokenBucketConfig { rate: 10.0, burst: 10.0 }),
-        }
-    }
-}
-
-impl QuotaConfig {
-    /// No quotas at all.
+impl<T: Quota> Quotas<T> {
+    /// No quota of this kind at all.
     pub fn unlimited() -> Self {
-        QuotaConfig { write: None, read: None }
+        Quotas { write: None, read: None }
     }
 
-    /// Checks rates (>= 0) and bursts (>= 1).
+    /// Checks both quotas.
     pub fn validate(&self) -> Result<(), EmulatorError> {
         if let Some(w) = &self.write {
             w.validate("Write")?;
@@ -245,6 +241,19 @@ impl QuotaConfig {
             r.validate("Read")?;
         }
         Ok(())
+    }
+}
+
+/// The per-second quotas, as token buckets; the service's are 1 write and 10 reads per second.
+pub type QuotaConfig = Quotas<TokenBucketConfig>;
+
+impl Default for QuotaConfig {
+    /// The service's quotas: writes 1/s burst 1, reads 10/s burst 10.
+    fn default() -> Self {
+        Quotas {
+            write: Some(TokenBucketConfig { rate: 1.0, burst: 1.0 }),
+            read: Some(TokenBucketConfig { rate: 10.0, burst: 10.0 }),
+        }
     }
 }
 
@@ -264,7 +273,9 @@ pub struct RollingQuotaConfig {
 impl RollingQuotaConfig {
     /// The service's window: 86,400 s.
     pub const DAY_SECONDS: f64 = 86_400.0;
+}
 
+impl Quota for RollingQuotaConfig {
     fn validate(&self, name: &str) -> Result<(), EmulatorError> {
         // A window under a millisecond would age calls out within the timer's own granularity.
         if !self.window_seconds.is_finite() || !(0.001..=1e9).contains(&self.window_seconds) {
@@ -288,40 +299,15 @@ impl RollingQuotaConfig {
 /// bucket is older than the window: between exactly one window and one window plus a bucket's
 /// width (21 s of a day, 10 ms of a 40 s window) after it was admitted, never earlier, so the
 /// emulator is never more lenient than the cap.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct DailyQuotaConfig {
-    /// The writes' window; the service's is 10,000 per 86,400 s.
-    pub write: Option<RollingQuotaConfig>,
-    /// The reads' window; the service's is 100,000 per 86,400 s.
-    pub read: Option<RollingQuotaConfig>,
-}
+pub type DailyQuotaConfig = Quotas<RollingQuotaConfig>;
 
 impl Default for DailyQuotaConfig {
     /// The service's daily quotas: 10,000 writes and 100,000 reads per 86,400 s.
     fn default() -> Self {
-        DailyQuotaConfig {
+        Quotas {
             write: Some(RollingQuotaConfig { cap: 10_000, window_seconds: RollingQuotaConfig::DAY_SECONDS }),
             read: Some(RollingQuotaConfig { cap: 100_000, window_seconds: RollingQuotaConfig::DAY_SECONDS }),
         }
-    }
-}
-
-impl DailyQuotaConfig {
-    /// No daily quotas at all.
-    pub fn unlimited() -> Self {
-        DailyQuotaConfig { write: None, read: None }
-    }
-
-    /// Checks the windows' lengths.
-    pub fn validate(&self) -> Result<(), EmulatorError> {
-        if let Some(w) = &self.write {
-            w.validate("Write")?;
-        }
-        if let Some(r) = &self.read {
-            r.validate("Read")?;
-        }
-        Ok(())
     }
 }
 

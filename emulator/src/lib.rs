@@ -212,8 +212,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, EmulatorError, FaultConfig, QuotaConfig,
-    ReviewErrorCode, RollingQuotaConfig, TokenBucketConfig,
+    AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, EmulatorError, FaultConfig, Quota,
+    QuotaConfig, Quotas, ReviewErrorCode, RollingQuotaConfig, TokenBucketConfig,
 };
 pub use model::{
     AssociationLimit, EntityType, LifeCycle, LifeCycleChange, RelatedEntityIdentifiers, ReviewStatus, Seed,

@@ -68,7 +68,6 @@ pub(crate) fn list_solutions(st: &State, body: &Map<String, Value>) -> Result<Va
     let Some(paging) = paging.filter(|_| errors.is_empty()) else {
         return Err(errors);
     };
-    let within = |values: &Option<Vec<&str>>, value: &str| values.as_ref().is_none_or(|vs| vs.contains(&value));
     let items = st
         .solutions
         .values()
@@ -126,7 +125,6 @@ pub(crate) fn list_opportunities(st: &State, body: &Map<String, Value>) -> Resul
     let Some(paging) = paging.filter(|_| errors.is_empty()) else {
         return Err(errors);
     };
-    let within = |values: &Option<Vec<&str>>, value: &str| values.as_ref().is_none_or(|vs| vs.contains(&value));
     let in_range = |(after, before): (Option<u64>, Option<u64>), at: u64| {
         after.is_none_or(|a| at >= a) && before.is_none_or(|b| at <= b)
     };
@@ -154,6 +152,11 @@ pub(crate) fn list_opportunities(st: &State, body: &Map<String, Value>) -> Resul
         })
         .collect();
     page(items, &paging, "OpportunitySummaries")
+}
+
+/// Whether `value` passes a filter (`None`: no filter).
+fn within(values: &Option<Vec<&str>>, value: &str) -> bool {
+    values.as_ref().is_none_or(|vs| vs.contains(&value))
 }
 
 /// Sorts, skips to the token's place and cuts one page.

@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, FaultConfig, QuotaConfig};
+use crate::config::{
+    AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, EmulatorError, FaultConfig, QuotaConfig,
+};
 use crate::listing;
 use crate::model::{LifeCycleChange, ReviewStatus, Seed};
 use crate::rules::{self, FieldError};
@@ -629,41 +631,20 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
         ("/health", _) => ok(json!({"Status": "ok"})),
         ("/state", _) => ok(serde_json::to_value(shared.lock().snapshot()).unwrap_or_default()),
         ("/faults", false) => ok(serde_json::to_value(&shared.lock().faults).unwrap_or_default()),
-        ("/faults", true) => match parse_control::<FaultConfig>(&body) {
-            Err(e) => e,
-            Ok(faults) => match faults.validate() {
-                Err(e) => control_error(StatusCode::BAD_REQUEST, e.to_string()),
-                Ok(()) => {
-                    let mut st = shared.lock();
-                    st.set_faults(faults);
-                    ok(serde_json::to_value(&st.faults).unwrap_or_default())
-                }
-            },
-        },
+        ("/faults", true) => replace(shared, &body, FaultConfig::validate, |st, faults| {
+            st.set_faults(faults);
+            serde_json::to_value(&st.faults).unwrap_or_default()
+        }),
         ("/quotas", false) => ok(serde_json::to_value(&shared.lock().quotas).unwrap_or_default()),
-        ("/quotas", true) => match parse_control::<QuotaConfig>(&body) {
-            Err(e) => e,
-            Ok(quotas) => match quotas.validate() {
-                Err(e) => control_error(StatusCode::BAD_REQUEST, e.to_string()),
-                Ok(()) => {
-                    let mut st = shared.lock();
-                    st.set_quotas(quotas);
-                    ok(serde_json::to_value(&st.quotas).unwrap_or_default())
-                }
-            },
-        },
+        ("/quotas", true) => replace(shared, &body, QuotaConfig::validate, |st, quotas| {
+            st.set_quotas(quotas);
+            serde_json::to_value(&st.quotas).unwrap_or_default()
+        }),
         ("/daily-quotas", false) => ok(serde_json::to_value(&shared.lock().daily_quotas).unwrap_or_default()),
-        ("/daily-quotas", true) => match parse_control::<DailyQuotaConfig>(&body) {
-            Err(e) => e,
-            Ok(daily_quotas) => match daily_quotas.validate() {
-                Err(e) => control_error(StatusCode::BAD_REQUEST, e.to_string()),
-                Ok(()) => {
-                    let mut st = shared.lock();
-                    st.set_daily_quotas(daily_quotas);
-                    ok(serde_json::to_value(&st.daily_quotas).unwrap_or_default())
-                }
-            },
-        },
+        ("/daily-quotas", true) => replace(shared, &body, DailyQuotaConfig::validate, |st, daily_quotas| {
+            st.set_daily_quotas(daily_quotas);
+            serde_json::to_value(&st.daily_quotas).unwrap_or_default()
+        }),
         ("/daily-use", false) => ok(serde_json::to_value(shared.lock().daily_use()).unwrap_or_default()),
         ("/daily-use", true) => match parse_control::<Spend>(&body) {
             Err(e) => e,
@@ -762,6 +743,23 @@ struct Generate {
 struct Spend {
     write: u64,
     read: u64,
+}
+
+/// A `POST` replacing a configuration: parsed, checked, then applied; answers what `apply` says
+/// is in force.
+fn replace<T: serde::de::DeserializeOwned>(
+    shared: &Shared,
+    body: &[u8],
+    validate: fn(&T) -> Result<(), EmulatorError>,
+    apply: impl FnOnce(&mut State, T) -> Value,
+) -> Answer {
+    match parse_control::<T>(body) {
+        Err(e) => e,
+        Ok(config) => match validate(&config) {
+            Err(e) => control_error(StatusCode::BAD_REQUEST, e.to_string()),
+            Ok(()) => ok(apply(&mut shared.lock(), config)),
+        },
+    }
 }
 
 fn parse_control<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Answer> {

@@ -15,7 +15,7 @@ use partner_central_emulator::{
 };
 use serde_json::json;
 
-use crate::common::{client, control, seed, signed_call, start, start_with};
+use crate::common::{associate_entity, client, control, seed, signed_call, start, start_with};
 
 const SOL_ABC: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
 
@@ -234,14 +234,7 @@ async fn a_scan_sorted_by_identifier_reads_each_opportunity_once_while_writes_ha
     let emulator_ref = &emulator;
     let (read, pages) = scan_by_identifier(&client, 37, async |page| {
         for id in [format!("O{:08}", page * 37 + 5), format!("O{:08}", page * 37 - 3)] {
-            let _ = writer
-                .associate_opportunity()
-                .catalog("Sandbox")
-                .opportunity_identifier(&id)
-                .related_entity_type(RelatedEntityType::AwsProducts)
-                .related_entity_identifier("AmazonDynamoDB")
-                .send()
-                .await;
+            let _ = associate_entity(&writer, &id, RelatedEntityType::AwsProducts, "AmazonDynamoDB").await;
         }
         let change = LifeCycleChange { review_status: Some(ReviewStatus::Approved), ..LifeCycleChange::default() };
         let _ = emulator_ref.set_life_cycle("Sandbox", &format!("O{:08}", page * 37 + 11), change);

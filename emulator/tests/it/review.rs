@@ -12,7 +12,7 @@ use aws_sdk_partnercentralselling::types::{
 use partner_central_emulator::{BehaviorConfig, LifeCycleChange, ReviewErrorCode, ReviewStatus, Stage, StateSnapshot};
 use serde_json::json;
 
-use crate::common::{client, control, disassociate, disassociate_entity, entities, start};
+use crate::common::{associate_entity, client, control, disassociate, disassociate_entity, entities, start};
 
 fn refusal(e: &ValidationException) -> (ValidationExceptionReason, Vec<(String, Code)>, String) {
     let list =
@@ -41,13 +41,7 @@ async fn both_writes_refused(
                 other => panic!("{opportunity}: unexpected {other:?}"),
             }
         } else {
-            match client
-                .associate_opportunity()
-                .catalog("Sandbox")
-                .opportunity_identifier(opportunity)
-                .related_entity_type(RelatedEntityType::Solutions)
-                .related_entity_identifier(entity)
-                .send()
+            match associate_entity(client, opportunity, RelatedEntityType::Solutions, entity)
                 .await
                 .expect_err("refused under review")
                 .into_service_error()
@@ -123,15 +117,7 @@ async fn a_review_runs_its_course_at_run_time_and_the_rest_of_the_state_stays() 
     let r = control(&ep, "POST", path, r#"{"ReviewStatus":"Approved","Stage":"Committed"}"#).await;
     assert_eq!(r.json()["LifeCycle"], json!({"Stage": "Committed", "ReviewStatus": "Approved"}));
     // Approved: writes go through again (in the documented order, its last solution stays).
-    client
-        .associate_opportunity()
-        .catalog("Sandbox")
-        .opportunity_identifier("O2000002")
-        .related_entity_type(RelatedEntityType::Solutions)
-        .related_entity_identifier("S-2000009")
-        .send()
-        .await
-        .expect("the review is over");
+    associate_entity(&client, "O2000002", RelatedEntityType::Solutions, "S-2000009").await.expect("the review is over");
     disassociate(&client, 2).await.expect("the review is over");
 
     let state = emulator.state();
