@@ -27,6 +27,8 @@ CHECKOV_STAMP := .venv-checkov/.tools-stamp
 export PATH := $(VENV)/bin:$(PATH)
 # Integration tests start moto's SQS server from this path themselves.
 export MOTO_SERVER := $(VENV)/bin/moto_server
+# The emulator's AWS CLI test runs this one (the pinned CLI, not whatever is on the machine).
+export AWS_CLI := $(VENV)/bin/aws
 # No AWS network here (and none wanted from a linter): no telemetry calls.
 export SAM_CLI_TELEMETRY := 0
 

@@ -2,7 +2,7 @@
 # Creates (or keeps) a pinned Python virtual environment for the project's tools.
 #
 #   tools/venv.sh            -> .venv/          from tools/requirements.txt + tools/constraints.txt
-#                               (cargo-lambda, ziglang, moto[server], aws-sam-cli, cfn-lint)
+#                               (cargo-lambda, ziglang, moto[server], aws-sam-cli, cfn-lint, awscli)
 #   tools/venv.sh checkov    -> .venv-checkov/  from tools/requirements-checkov.txt + constraints
 #                               (checkov's dependencies clash with aws-sam-cli's: its own venv)
 #
@@ -92,6 +92,15 @@ case "$kind" in
     sam --version >/dev/null
     cfn-lint --version >/dev/null
     test -x "$venv/bin/moto_server"
+    aws --version >/dev/null
+    # The emulator's CLI test needs a model with ListSolutions' AwsMarketplaceSolutionArn (the
+    # CLI carries its own botocore).
+    "$venv/bin/python" -c "
+from awscli.botocore.session import Session
+model = Session().get_service_model('partnercentral-selling')
+assert 'AwsMarketplaceSolutionArn' in model.shape_for('SolutionBase').members
+assert 'AwsMarketplaceSolutionArn' in model.operation_model('ListSolutions').input_shape.members
+"
     ;;
   checkov)
     checkov --version >/dev/null

@@ -243,6 +243,33 @@ pub async fn disassociate_entity(
         .map(|_| ())
 }
 
+/// What an `AssociateOpportunity` call through the SDK gives.
+pub type AssociateResult = Result<
+    (),
+    SdkError<
+        aws_sdk_partnercentralselling::operation::associate_opportunity::AssociateOpportunityError,
+        aws_sdk_partnercentralselling::config::http::HttpResponse,
+    >,
+>;
+
+/// One `AssociateOpportunity` call with every member as given.
+pub async fn associate_entity(
+    client: &Client,
+    opportunity: &str,
+    entity_type: RelatedEntityType,
+    identifier: &str,
+) -> AssociateResult {
+    client
+        .associate_opportunity()
+        .catalog("Sandbox")
+        .opportunity_identifier(opportunity)
+        .related_entity_type(entity_type)
+        .related_entity_identifier(identifier)
+        .send()
+        .await
+        .map(|_| ())
+}
+
 pub fn disassociate_body(opportunity: &str, entity_type: &str, identifier: &str) -> String {
     serde_json::json!({
         "Catalog": "Sandbox",

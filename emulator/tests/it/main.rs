@@ -2,12 +2,16 @@
 
 mod already_associated;
 mod binary;
+mod cli;
 mod common;
 mod control;
+mod daily_quotas;
 mod errors;
 mod faults;
 mod limits;
+mod listing;
 mod operations;
 mod quotas;
+mod review;
 mod sigv4;
 mod tls;
