@@ -1,7 +1,6 @@
 //! The AWS CLI against the emulator: `aws partnercentral-selling list-solutions` and
 //! `list-opportunities` with `--endpoint-url`, its own paging included. The CLI is the pinned one
-//! of the tool venv (`AWS_CLI`, which the Makefile sets), else `aws` on PATH; without either the
-//! test says so and passes.
+//! of the tool venv (`AWS_CLI`, which the Makefile sets); without it the test says so and passes.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,19 +9,16 @@ use serde_json::Value;
 
 use crate::common::start;
 
-/// The CLI to run, or `None` (with the reason printed) when none is installed.
+/// The CLI to run, or `None` (with the reason printed) when none is given. Only `AWS_CLI`: an `aws`
+/// found on PATH may be a shim of a version manager with no CLI behind it, or another version.
 fn aws_cli() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("AWS_CLI") {
-        let path = PathBuf::from(path);
-        assert!(path.is_file(), "AWS_CLI={} does not exist: run `make venv` (tools/venv.sh)", path.display());
-        return Some(path);
-    }
-    let found = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("aws")).find(|p| p.is_file()));
-    if found.is_none() {
-        eprintln!("SKIPPED: the AWS CLI is not installed (set AWS_CLI, or run `make venv` and put .venv/bin on PATH)");
-    }
-    found
+    let Some(path) = std::env::var_os("AWS_CLI") else {
+        eprintln!("SKIPPED: no AWS CLI given (AWS_CLI, which `make test` sets to the tool venv's)");
+        return None;
+    };
+    let path = PathBuf::from(path);
+    assert!(path.is_file(), "AWS_CLI={} does not exist: run `make venv` (tools/venv.sh)", path.display());
+    Some(path)
 }
 
 /// Runs `aws partnercentral-selling ARGS --endpoint-url ENDPOINT --output json` with test
