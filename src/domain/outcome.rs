@@ -4,8 +4,6 @@
 //! Every string the function puts in an answer, a log line's `outcome` or a dead letter's
 //! `ErrorCode` is a constant here: [`codes`] for errors, [`names`] for outcomes.
 
-use serde::Serialize;
-
 use crate::domain::request::InvalidRequest;
 
 /// Error codes the function gives itself (the service's own codes pass through unchanged). They are
@@ -42,14 +40,12 @@ pub mod names {
 }
 
 /// Why a record did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     /// The service's error code, or one of [`codes`].
     pub code: String,
     pub message: String,
     /// The service's request id, when the service answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
 
@@ -72,7 +68,7 @@ impl From<InvalidRequest> for Failure {
 }
 
 /// A request that succeeded, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Done {
     Disassociated,
     /// The service said not found, and the opportunity exists without that entity: a redelivery of
