@@ -36,9 +36,9 @@ const ERRORS: [(&str, ErrorClass); 8] = [
     ("AccessDeniedException", ErrorClass::Permanent),
     ("ValidationException", ErrorClass::Permanent),
     // A business rule, a conflict, not found: may mean "already done".
-    ("ValidationException", ErrorClass::Missing),
-    ("ConflictException", ErrorClass::Missing),
-    ("ResourceNotFoundException", ErrorClass::Missing),
+    ("ValidationException", ErrorClass::Ambiguous),
+    ("ConflictException", ErrorClass::Ambiguous),
+    ("ResourceNotFoundException", ErrorClass::Ambiguous),
 ];
 
 #[derive(Debug, Clone, Copy)]

@@ -236,7 +236,7 @@ async fn throttling_and_server_errors_are_retried() {
     {
         let rule = disassociate_answers(status, error_type, json!({"Message": "later"}));
         let a = adapter(&[&rule], 1);
-        let Verdict::Passing(failure) = verdict_of(&a).await else { panic!("expected passing for {error_type}") };
+        let Verdict::Transient(failure) = verdict_of(&a).await else { panic!("expected transient for {error_type}") };
         assert_eq!(failure.code, error_type);
     }
 }
@@ -349,7 +349,7 @@ async fn an_association_answer_that_may_mean_already_there_is_left_to_a_read() {
     for (rule, code) in answers.iter().zip(["ValidationException", "ConflictException", "ResourceNotFoundException"]) {
         let a = adapter(&[rule], 1);
         let error = a.associate().await.unwrap_err();
-        assert_eq!((error.code.as_str(), error.class), (code, ErrorClass::Missing));
+        assert_eq!((error.code.as_str(), error.class), (code, ErrorClass::Ambiguous));
     }
     // A conflict answered to a disassociation means no such thing: refused.
     let conflict = disassociate_answers(409, "ConflictException", json!({"Message": "conflict"}));
@@ -358,7 +358,7 @@ async fn an_association_answer_that_may_mean_already_there_is_left_to_a_read() {
 }
 
 #[tokio::test]
-async fn throttling_and_server_errors_of_an_association_are_passing_and_throttling_counted() {
+async fn throttling_and_server_errors_of_an_association_are_retried_and_throttling_counted() {
     for (status, error_type) in
         [(429, "ThrottlingException"), (500, "InternalServerException"), (503, "ServiceUnavailable")]
     {

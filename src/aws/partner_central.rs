@@ -43,13 +43,13 @@ const WARM_UP_OPPORTUNITY: &str = "O0";
 /// What a failed call means for the request that made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Passing (throttling, 5xx, timeouts, connection errors, answers we do not understand): try again later.
+    /// Transient (throttling, 5xx, timeouts, connection errors, answers we do not understand): try again later.
     Transient,
     /// The request itself is at fault and will never succeed as it is.
     Permanent,
     /// Not found, or refused for a business rule (and, for an association, a conflict): may mean the
     /// entity is already disassociated (or associated), which only the opportunity itself can tell.
-    Missing,
+    Ambiguous,
 }
 
 /// A failed call, keyed on the service's error code.
@@ -331,7 +331,7 @@ impl WriteOperationError for AssociateOpportunityError {
         }
     }
     /// The entity may already be there: the opportunity tells.
-    const CONFLICT: ErrorClass = ErrorClass::Missing;
+    const CONFLICT: ErrorClass = ErrorClass::Ambiguous;
 }
 
 impl WriteOperationError for DisassociateOpportunityError {
@@ -360,13 +360,13 @@ fn classify_write<E: WriteOperationError>(error: &SdkError<E, aws_smithy_runtime
                 if !fields.is_empty() {
                     message.push_str(&format!(" {}", fields.join("; ")));
                 }
-                Some((message, if business { ErrorClass::Missing } else { ErrorClass::Permanent }))
+                Some((message, if business { ErrorClass::Ambiguous } else { ErrorClass::Permanent }))
             }
             WriteErrorShape::AccessDenied(a) => {
                 let reason = a.reason().map(|r| format!(" [{}]", r.as_str())).unwrap_or_default();
                 Some((format!("{}{reason}", a.message().unwrap_or("")), ErrorClass::Permanent))
             }
-            WriteErrorShape::NotFound(n) => Some((n.message().unwrap_or("").to_owned(), ErrorClass::Missing)),
+            WriteErrorShape::NotFound(n) => Some((n.message().unwrap_or("").to_owned(), ErrorClass::Ambiguous)),
             WriteErrorShape::Other if service.err().code() == Some("ConflictException") => {
                 Some((service.err().message().unwrap_or("").to_owned(), E::CONFLICT))
             }
@@ -399,7 +399,7 @@ where
             let message = service.err().message().unwrap_or("").to_owned();
             let class = match code.as_str() {
                 "ValidationException" | "AccessDeniedException" | "ConflictException" => ErrorClass::Permanent,
-                "ResourceNotFoundException" => ErrorClass::Missing,
+                "ResourceNotFoundException" => ErrorClass::Ambiguous,
                 _ => ErrorClass::Transient,
             };
             (code, message, class)

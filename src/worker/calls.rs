@@ -1,5 +1,5 @@
 //! Partner Central calls within an invocation: each write in a paced slot, retried in a later slot
-//! while its failure is passing; every call cut off at the end of calls.
+//! while its failure is transient; every call cut off at the end of calls.
 
 use tokio::time::Instant;
 use tracing::info;
@@ -31,8 +31,8 @@ impl std::fmt::Display for Write<'_> {
 /// Why a write did not go through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteError {
-    /// The service's answer to the last attempt: permanent, or passing after `AWS_MAX_ATTEMPTS`.
-    /// `retried`: earlier attempts were made, and one that failed passing may yet have been applied.
+    /// The service's answer to the last attempt: permanent, or transient after `AWS_MAX_ATTEMPTS`.
+    /// `retried`: earlier attempts were made, and one that failed transiently may yet have been applied.
     Api { error: ApiError, retried: bool },
     /// No attempt could start, or the last was cut off, before the end of calls.
     Deadline(Failure),

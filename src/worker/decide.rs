@@ -1,7 +1,7 @@
 //! The decision: what becomes of one record. Two steps, both here and nowhere else:
 //!
 //! 1. [`Worker::try_request`]: the request's checks and calls, which end in a [`Verdict`] (done,
-//!    permanent or passing): a plain disassociation here, a replacement (`ReplaceWith`) in
+//!    permanent or transient): a plain disassociation here, a replacement (`ReplaceWith`) in
 //!    [`super::replace`];
 //! 2. [`Worker::rule`]: the verdict under the trigger's rules (the caller of a direct invocation is
 //!    waiting; a dead-letter queue may be set; a message at its last receive; a record without an id to
@@ -29,7 +29,7 @@ pub enum Verdict {
     /// Will never succeed as it is.
     Permanent(Failure),
     /// May succeed later.
-    Passing(Failure),
+    Transient(Failure),
 }
 
 /// The identifiers of the request's entity type that the opportunity holds, when a not-found answer
@@ -43,7 +43,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let first_receive = record.trigger == Trigger::Sqs && record.receive_count == Some(1);
         let (verdict, held) = match (&record.request, held_back) {
             (_, true) => (
-                Verdict::Passing(Failure::new(
+                Verdict::Transient(Failure::new(
                     codes::EARLIER_FAILURE_IN_GROUP,
                     "an earlier message of this FIFO group failed in this batch",
                 )),
@@ -60,12 +60,12 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let failure = match verdict {
             Verdict::Done(done) => return Outcome::Done(done),
             // The caller is waiting for the answer: failures go back to it, not to the dead-letter queue.
-            Verdict::Permanent(failure) | Verdict::Passing(failure) if record.trigger == Trigger::Direct => {
+            Verdict::Permanent(failure) | Verdict::Transient(failure) if record.trigger == Trigger::Direct => {
                 return Outcome::Failed(failure);
             }
             Verdict::Permanent(failure) if self.dead_letters.is_some() => return Outcome::DeadLettered(failure),
             Verdict::Permanent(failure) => return Outcome::Failed(failure),
-            Verdict::Passing(failure) => failure,
+            Verdict::Transient(failure) => failure,
         };
         if self.dead_letters.is_none() || record.trigger != Trigger::Sqs {
             return Outcome::Failed(failure);
@@ -122,7 +122,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".to_owned());
-                (Verdict::Passing(Failure::new(codes::PANIC, format!("processing panicked: {message}"))), None)
+                (Verdict::Transient(Failure::new(codes::PANIC, format!("processing panicked: {message}"))), None)
             }
         }
     }
@@ -136,7 +136,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let write = Write::Disassociate(&request.entity);
         match self.write(invocation, request.catalog, &request.opportunity, write).await {
             Ok(()) => (Verdict::Done(Done::Disassociated), None),
-            Err(WriteError::Deadline(failure)) => (Verdict::Passing(failure), None),
+            Err(WriteError::Deadline(failure)) => (Verdict::Transient(failure), None),
             Err(WriteError::Api { error, retried }) => {
                 let mut held = None;
                 let read = async {
@@ -171,9 +171,9 @@ where
     F: Future<Output = Result<Option<Holdings>, ApiError>>,
 {
     match error.class {
-        ErrorClass::Transient => Verdict::Passing(error.into()),
+        ErrorClass::Transient => Verdict::Transient(error.into()),
         ErrorClass::Permanent => Verdict::Permanent(error.into()),
-        ErrorClass::Missing => match read.await {
+        ErrorClass::Ambiguous => match read.await {
             // Refused while it is the last of its type on the opportunity: whatever the cause (a rule
             // that one must stay, a review; the error code does not tell), a swap needs the new one
             // associated first.
@@ -191,7 +191,7 @@ where
                 let message = format!("the opportunity does not exist in this catalog ({})", error.message);
                 Verdict::Permanent(Failure { message, ..error.into() })
             }
-            Err(read) if read.class == ErrorClass::Transient => Verdict::Passing(read.into()),
+            Err(read) if read.class == ErrorClass::Transient => Verdict::Transient(read.into()),
             Err(_) => Verdict::Permanent(error.into()),
         },
     }
@@ -221,7 +221,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn transient_errors_are_passing_and_permanent_ones_need_no_read() {
+    async fn transient_errors_are_retried_and_permanent_ones_need_no_read() {
         let verdict = after_disassociation_error(
             api("ThrottlingException", ErrorClass::Transient),
             unreachable_read(),
@@ -229,7 +229,7 @@ mod tests {
             false,
         )
         .await;
-        assert!(matches!(verdict, Verdict::Passing(_)));
+        assert!(matches!(verdict, Verdict::Transient(_)));
         let verdict = after_disassociation_error(
             api("AccessDeniedException", ErrorClass::Permanent),
             unreachable_read(),
@@ -243,28 +243,28 @@ mod tests {
 
     #[tokio::test]
     async fn not_found_is_settled_by_the_opportunity_itself() {
-        let missing = || api("ResourceNotFoundException", ErrorClass::Missing);
-        let absent = after_disassociation_error(missing(), holding(&["S-2"]), &request(), false).await;
+        let ambiguous = || api("ResourceNotFoundException", ErrorClass::Ambiguous);
+        let absent = after_disassociation_error(ambiguous(), holding(&["S-2"]), &request(), false).await;
         assert_eq!(absent, Verdict::Done(Done::AlreadyDisassociated));
-        let present = after_disassociation_error(missing(), holding(&["S-1"]), &request(), false).await;
+        let present = after_disassociation_error(ambiguous(), holding(&["S-1"]), &request(), false).await;
         assert!(matches!(present, Verdict::Permanent(_)));
         let Verdict::Permanent(failure) =
-            after_disassociation_error(missing(), async { Ok(None) }, &request(), false).await
+            after_disassociation_error(ambiguous(), async { Ok(None) }, &request(), false).await
         else {
             panic!("expected permanent")
         };
         assert!(failure.message.contains("does not exist"));
         let read_failed = after_disassociation_error(
-            missing(),
+            ambiguous(),
             async { Err(api("InternalServerException", ErrorClass::Transient)) },
             &request(),
             false,
         )
         .await;
-        let Verdict::Passing(failure) = read_failed else { panic!("expected passing") };
+        let Verdict::Transient(failure) = read_failed else { panic!("expected transient") };
         assert_eq!(failure.code, "InternalServerException");
         let read_denied = after_disassociation_error(
-            missing(),
+            ambiguous(),
             async { Err(api("AccessDeniedException", ErrorClass::Permanent)) },
             &request(),
             false,
@@ -276,10 +276,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_entity_absent_at_a_first_delivery_was_never_associated() {
-        let missing = || api("ResourceNotFoundException", ErrorClass::Missing);
-        let first = after_disassociation_error(missing(), holding(&["S-2"]), &request(), true).await;
+        let ambiguous = || api("ResourceNotFoundException", ErrorClass::Ambiguous);
+        let first = after_disassociation_error(ambiguous(), holding(&["S-2"]), &request(), true).await;
         assert_eq!(first, Verdict::Done(Done::NotAssociated));
-        let present = after_disassociation_error(missing(), holding(&["S-1"]), &request(), true).await;
+        let present = after_disassociation_error(ambiguous(), holding(&["S-1"]), &request(), true).await;
         assert!(matches!(present, Verdict::Permanent(_)), "a first delivery changes nothing else");
     }
 }

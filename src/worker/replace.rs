@@ -48,7 +48,7 @@ impl Plan {
 /// Why a step did not go through, before the replacement says what that leaves.
 enum StepFailure {
     Permanent(Failure),
-    Passing(Failure),
+    Transient(Failure),
 }
 
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
@@ -75,8 +75,8 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 let class = error.class;
                 let failure = described(error, "reading the opportunity (GetOpportunity)").noted("nothing was changed");
                 return match class {
-                    ErrorClass::Transient => Verdict::Passing(failure),
-                    ErrorClass::Permanent | ErrorClass::Missing => Verdict::Permanent(failure),
+                    ErrorClass::Transient => Verdict::Transient(failure),
+                    ErrorClass::Permanent | ErrorClass::Ambiguous => Verdict::Permanent(failure),
                 };
             }
         };
@@ -111,9 +111,9 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                     Err(StepFailure::Permanent(failure)) => {
                         Verdict::Permanent(refused_after_removal(failure, &holdings, old, new))
                     }
-                    Err(passing) => {
+                    Err(transient) => {
                         let leaves = format!("{old} was removed; the redelivery associates {new}");
-                        passing.at("step 2 of 2", associate, &leaves, &leaves)
+                        transient.at("step 2 of 2", associate, &leaves, &leaves)
                     }
                 }
             }
@@ -174,14 +174,14 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             Ok(()) => return Ok(()),
             Err(WriteError::Deadline(failure)) => {
                 let message = format!("{}: {}", failure.code, failure.message);
-                return Err(StepFailure::Passing(Failure { message, ..failure }));
+                return Err(StepFailure::Transient(Failure { message, ..failure }));
             }
             Err(WriteError::Api { error, .. }) => error,
         };
         match error.class {
-            ErrorClass::Transient => return Err(StepFailure::Passing(with_code(error))),
+            ErrorClass::Transient => return Err(StepFailure::Transient(with_code(error))),
             ErrorClass::Permanent => return Err(StepFailure::Permanent(with_code(error))),
-            ErrorClass::Missing => {}
+            ErrorClass::Ambiguous => {}
         }
         match self.read(invocation, catalog, opportunity).await {
             Ok(Some(holdings)) if done(&holdings, write) => Ok(()),
@@ -192,7 +192,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             Err(read) if read.class == ErrorClass::Transient => {
                 let what =
                     format!("it answered {}, and reading the opportunity to see whether it is done failed", error.code);
-                Err(StepFailure::Passing(described(read, &what)))
+                Err(StepFailure::Transient(described(read, &what)))
             }
             Err(_) => Err(StepFailure::Permanent(with_code(error))),
         }
@@ -201,15 +201,15 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
 
 impl StepFailure {
     /// The verdict on a replacement that stopped at `step` (`write`), its reason saying what that
-    /// leaves: for good (`permanently`), or until the redelivery (`passing`).
-    fn at(self, step: &str, write: Write<'_>, permanently: impl Display, passing: impl Display) -> Verdict {
+    /// leaves: for good (`permanently`), or until the redelivery (`transient`).
+    fn at(self, step: &str, write: Write<'_>, permanently: impl Display, transient: impl Display) -> Verdict {
         let explain = |failure: Failure, leaves: &dyn Display| Failure {
             message: format!("{step} ({write}): {}; {leaves}", failure.message),
             ..failure
         };
         match self {
             StepFailure::Permanent(failure) => Verdict::Permanent(explain(failure, &permanently)),
-            StepFailure::Passing(failure) => Verdict::Passing(explain(failure, &passing)),
+            StepFailure::Transient(failure) => Verdict::Transient(explain(failure, &transient)),
         }
     }
 }
