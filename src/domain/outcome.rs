@@ -4,6 +4,7 @@
 //! Every string the function puts in an answer, a log line's `outcome` or a dead letter's
 //! `ErrorCode` is a constant here: [`codes`] for errors, [`names`] for outcomes.
 
+use crate::domain::opportunity::Holdings;
 use crate::domain::request::InvalidRequest;
 
 /// Error codes the function gives itself (the service's own codes pass through unchanged). They are
@@ -68,15 +69,16 @@ impl From<InvalidRequest> for Failure {
 }
 
 /// A request that succeeded, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Done {
     Disassociated,
     /// The service said not found, and the opportunity exists without that entity: a redelivery of
-    /// a request already carried out, as far as the event can tell.
-    AlreadyDisassociated,
+    /// a request already carried out, as far as the event can tell. With what the read showed the
+    /// opportunity holds, so that the record's warning can show a wrong identifier.
+    AlreadyDisassociated(Holdings),
     /// The same answer for an SQS message at its first receive, which is no redelivery of that
     /// message: most likely a wrong identifier. Still a success, so that it does not loop.
-    NotAssociated,
+    NotAssociated(Holdings),
     /// A replacement (`ReplaceWith`): the new entity confirmed on the opportunity and the old one gone,
     /// by the writes this delivery made.
     Replaced,
@@ -87,23 +89,22 @@ pub enum Done {
 }
 
 impl Done {
-    pub const ALL: [Done; 6] = [
-        Done::Disassociated,
-        Done::AlreadyDisassociated,
-        Done::NotAssociated,
-        Done::Replaced,
-        Done::AlreadyReplaced,
-        Done::DryRun,
-    ];
-
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Done::Disassociated => names::DISASSOCIATED,
-            Done::AlreadyDisassociated => names::ALREADY_DISASSOCIATED,
-            Done::NotAssociated => names::NOT_ASSOCIATED,
+            Done::AlreadyDisassociated(_) => names::ALREADY_DISASSOCIATED,
+            Done::NotAssociated(_) => names::NOT_ASSOCIATED,
             Done::Replaced => names::REPLACED,
             Done::AlreadyReplaced => names::ALREADY_REPLACED,
             Done::DryRun => names::DRY_RUN,
+        }
+    }
+
+    /// What the opportunity holds, when a not-found answer was settled by reading it.
+    pub fn holdings(&self) -> Option<&Holdings> {
+        match self {
+            Done::AlreadyDisassociated(holdings) | Done::NotAssociated(holdings) => Some(holdings),
+            _ => None,
         }
     }
 }

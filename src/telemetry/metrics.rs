@@ -29,8 +29,8 @@ const READS: &str = "Reads";
 fn metric(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Done(Done::Disassociated) => "Disassociated",
-        Outcome::Done(Done::AlreadyDisassociated) => "AlreadyDisassociated",
-        Outcome::Done(Done::NotAssociated) => "NotAssociated",
+        Outcome::Done(Done::AlreadyDisassociated(_)) => "AlreadyDisassociated",
+        Outcome::Done(Done::NotAssociated(_)) => "NotAssociated",
         Outcome::Done(Done::Replaced) => "Replaced",
         Outcome::Done(Done::AlreadyReplaced) => "AlreadyReplaced",
         Outcome::Done(Done::DryRun) => "DryRun",

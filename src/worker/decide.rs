@@ -32,27 +32,20 @@ pub enum Verdict {
     Transient(Failure),
 }
 
-/// The identifiers of the request's entity type that the opportunity holds, when a not-found answer
-/// ended in success: what the record's warning shows, so that a wrong identifier can be seen.
-pub(super) type Held = Option<Vec<String>>;
-
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// Decides what becomes of `record`. `held_back`: an earlier record of its FIFO group failed.
-    pub(super) async fn decide(&self, invocation: &Invocation, record: &Record, held_back: bool) -> (Outcome, Held) {
+    pub(super) async fn decide(&self, invocation: &Invocation, record: &Record, held_back: bool) -> Outcome {
         // Only an SQS record tells its receive; at the first, it is no redelivery of its message.
         let first_receive = record.trigger == Trigger::Sqs && record.receive_count == Some(1);
-        let (verdict, held) = match (&record.request, held_back) {
-            (_, true) => (
-                Verdict::Transient(Failure::new(
-                    codes::EARLIER_FAILURE_IN_GROUP,
-                    "an earlier message of this FIFO group failed in this batch",
-                )),
-                None,
-            ),
-            (Err(failure), false) => (Verdict::Permanent(failure.clone()), None),
+        let verdict = match (&record.request, held_back) {
+            (_, true) => Verdict::Transient(Failure::new(
+                codes::EARLIER_FAILURE_IN_GROUP,
+                "an earlier message of this FIFO group failed in this batch",
+            )),
+            (Err(failure), false) => Verdict::Permanent(failure.clone()),
             (Ok(request), false) => self.try_request(invocation, request, first_receive).await,
         };
-        (self.rule(record, verdict, held_back), held)
+        self.rule(record, verdict, held_back)
     }
 
     /// The verdict under the trigger's rules.
@@ -91,9 +84,9 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         invocation: &Invocation,
         request: &DisassociationRequest,
         first_receive: bool,
-    ) -> (Verdict, Held) {
+    ) -> Verdict {
         if let Err(reason) = request.catalog.allowed_in(&self.config.allowed_catalogs) {
-            return (Verdict::Permanent(Failure::new(codes::CATALOG_NOT_ALLOWED, reason)), None);
+            return Verdict::Permanent(Failure::new(codes::CATALOG_NOT_ALLOWED, reason));
         }
         if self.config.dry_run {
             match &request.replace_with {
@@ -106,12 +99,12 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                     new
                 ),
             }
-            return (Verdict::Done(Done::DryRun), None);
+            return Verdict::Done(Done::DryRun);
         }
         let calls = async {
             match &request.replace_with {
                 None => self.disassociate(invocation, request, first_receive).await,
-                Some(new) => (self.replace(invocation, request, new).await, None),
+                Some(new) => self.replace(invocation, request, new).await,
             }
         };
         match AssertUnwindSafe(calls).catch_unwind().await {
@@ -122,7 +115,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".to_owned());
-                (Verdict::Transient(Failure::new(codes::PANIC, format!("processing panicked: {message}"))), None)
+                Verdict::Transient(Failure::new(codes::PANIC, format!("processing panicked: {message}")))
             }
         }
     }
@@ -132,25 +125,16 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         invocation: &Invocation,
         request: &DisassociationRequest,
         first_receive: bool,
-    ) -> (Verdict, Held) {
+    ) -> Verdict {
         let write = Write::Disassociate(&request.entity);
         match self.write(invocation, request.catalog, &request.opportunity, write).await {
-            Ok(()) => (Verdict::Done(Done::Disassociated), None),
-            Err(WriteError::Deadline(failure)) => (Verdict::Transient(failure), None),
+            Ok(()) => Verdict::Done(Done::Disassociated),
+            Err(WriteError::Deadline(failure)) => Verdict::Transient(failure),
             Err(WriteError::Api { error, retried }) => {
-                let mut held = None;
-                let read = async {
-                    let read = self.read(invocation, request.catalog, &request.opportunity).await;
-                    if let Ok(Some(holdings)) = &read {
-                        held = Some(holdings.of(request.entity.entity_type()).to_vec());
-                    }
-                    read
-                };
+                let read = self.read(invocation, request.catalog, &request.opportunity);
                 // An earlier attempt of this invocation may have been applied: the entity's absence
                 // may then be its doing.
-                let verdict = after_disassociation_error(error, read, request, first_receive && !retried).await;
-                let held = held.filter(|_| matches!(verdict, Verdict::Done(_)));
-                (verdict, held)
+                after_disassociation_error(error, read, request, first_receive && !retried).await
             }
         }
     }
@@ -185,8 +169,8 @@ where
                 )))
             }
             Ok(Some(holdings)) if holdings.holds(&request.entity) => Verdict::Permanent(error.into()),
-            Ok(Some(_)) if first_delivery => Verdict::Done(Done::NotAssociated),
-            Ok(Some(_)) => Verdict::Done(Done::AlreadyDisassociated),
+            Ok(Some(holdings)) if first_delivery => Verdict::Done(Done::NotAssociated(holdings)),
+            Ok(Some(holdings)) => Verdict::Done(Done::AlreadyDisassociated(holdings)),
             Ok(None) => {
                 let message = format!("the opportunity does not exist in this catalog ({})", error.message);
                 Verdict::Permanent(Failure { message, ..error.into() })
@@ -245,7 +229,7 @@ mod tests {
     async fn not_found_is_settled_by_the_opportunity_itself() {
         let ambiguous = || api("ResourceNotFoundException", ErrorClass::Ambiguous);
         let absent = after_disassociation_error(ambiguous(), holding(&["S-2"]), &request(), false).await;
-        assert_eq!(absent, Verdict::Done(Done::AlreadyDisassociated));
+        assert!(matches!(absent, Verdict::Done(Done::AlreadyDisassociated(_))), "{absent:?}");
         let present = after_disassociation_error(ambiguous(), holding(&["S-1"]), &request(), false).await;
         assert!(matches!(present, Verdict::Permanent(_)));
         let Verdict::Permanent(failure) =
@@ -278,7 +262,7 @@ mod tests {
     async fn an_entity_absent_at_a_first_delivery_was_never_associated() {
         let ambiguous = || api("ResourceNotFoundException", ErrorClass::Ambiguous);
         let first = after_disassociation_error(ambiguous(), holding(&["S-2"]), &request(), true).await;
-        assert_eq!(first, Verdict::Done(Done::NotAssociated));
+        assert!(matches!(first, Verdict::Done(Done::NotAssociated(_))), "{first:?}");
         let present = after_disassociation_error(ambiguous(), holding(&["S-1"]), &request(), true).await;
         assert!(matches!(present, Verdict::Permanent(_)), "a first delivery changes nothing else");
     }
