@@ -26,6 +26,9 @@ pub mod codes {
     pub const UNREPORTABLE_RECORD: &str = "UnreportableRecord";
     /// The answer could not be written as JSON.
     pub const SERIALIZATION_ERROR: &str = "SerializationError";
+    /// The service's own code for an opportunity that does not exist, also given by the function
+    /// when a read shows it.
+    pub const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
 }
 
 /// The names of outcomes: a log line's `outcome`, an answer's `outcome`.
@@ -53,6 +56,20 @@ pub struct Failure {
 impl Failure {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
         Self { code: code.to_owned(), message: message.into(), request_id: None }
+    }
+
+    /// The opportunity the request names does not exist in its catalog, as a read showed.
+    pub fn no_such_opportunity(opportunity: impl std::fmt::Display) -> Self {
+        Self::new(codes::RESOURCE_NOT_FOUND, format!("the opportunity {opportunity} does not exist in this catalog"))
+    }
+
+    /// A write answered `answered` (ambiguous), and the read that was to settle it failed with `read`.
+    pub fn unsettled(answered: &str, read: Failure) -> Self {
+        let message = format!(
+            "it answered {answered}, and reading the opportunity to see whether it is done failed: {}",
+            read.message
+        );
+        Self { message, ..read }
     }
 
     /// The same failure, its message followed by `note`.

@@ -13,7 +13,7 @@ use futures::FutureExt;
 use serde_json::json;
 use tracing::info;
 
-use super::calls::{Write, WriteError};
+use super::calls::{Failed, Write, WriteError, settle_by_read};
 use super::inbound::{Record, Trigger};
 use super::{Invocation, Worker};
 use crate::aws::dead_letters::DeadLetters;
@@ -21,6 +21,15 @@ use crate::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
 use crate::domain::opportunity::{Holdings, Order};
 use crate::domain::outcome::{Done, Failure, Outcome, codes};
 use crate::domain::request::DisassociationRequest;
+
+impl From<Failed> for Verdict {
+    fn from(failed: Failed) -> Self {
+        match failed {
+            Failed::Permanent(failure) => Verdict::Permanent(failure),
+            Failed::Transient(failure) => Verdict::Transient(failure),
+        }
+    }
+}
 
 /// What trying a request came to, before the trigger's rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,30 +163,27 @@ pub async fn after_disassociation_error<F>(
 where
     F: Future<Output = Result<Option<Holdings>, ApiError>>,
 {
-    match error.class {
-        ErrorClass::Transient => Verdict::Transient(error.into()),
-        ErrorClass::Permanent => Verdict::Permanent(error.into()),
-        ErrorClass::Ambiguous => match read.await {
-            // Refused while it is the last of its type on the opportunity: whatever the cause (a rule
-            // that one must stay, a review; the error code does not tell), a swap needs the new one
-            // associated first.
-            Ok(Some(holdings)) if holdings.holds_only(&request.entity) => {
-                Verdict::Permanent(Failure::from(error).noted(format_args!(
-                    "{} is the last entity of type {} on the opportunity: to replace it, send the request again with ReplaceWith naming the new one, which is then associated first",
-                    request.entity.identifier(),
-                    request.entity.entity_type()
-                )))
-            }
-            Ok(Some(holdings)) if holdings.holds(&request.entity) => Verdict::Permanent(error.into()),
-            Ok(Some(holdings)) if first_delivery => Verdict::Done(Done::NotAssociated(holdings)),
-            Ok(Some(holdings)) => Verdict::Done(Done::AlreadyDisassociated(holdings)),
-            Ok(None) => {
-                let message = format!("the opportunity does not exist in this catalog ({})", error.message);
-                Verdict::Permanent(Failure { message, ..error.into() })
-            }
-            Err(read) if read.class == ErrorClass::Transient => Verdict::Transient(read.into()),
-            Err(_) => Verdict::Permanent(error.into()),
-        },
+    if error.class != ErrorClass::Ambiguous {
+        return Failed::of(error).into();
+    }
+    let holdings = match settle_by_read(&error, &request.opportunity, read).await {
+        Ok(holdings) => holdings,
+        Err(failed) => return failed.into(),
+    };
+    match holdings {
+        // Refused while it is the last of its type on the opportunity: whatever the cause (a rule
+        // that one must stay, a review; the error code does not tell), a swap needs the new one
+        // associated first.
+        holdings if holdings.holds_only(&request.entity) => {
+            Verdict::Permanent(Failure::from(error).noted(format_args!(
+                "{} is the last entity of type {} on the opportunity: to replace it, send the request again with ReplaceWith naming the new one, which is then associated first",
+                request.entity.identifier(),
+                request.entity.entity_type()
+            )))
+        }
+        holdings if holdings.holds(&request.entity) => Verdict::Permanent(error.into()),
+        holdings if first_delivery => Verdict::Done(Done::NotAssociated(holdings)),
+        holdings => Verdict::Done(Done::AlreadyDisassociated(holdings)),
     }
 }
 
