@@ -138,6 +138,22 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// One outcome of every kind, in the order the metrics list them (a success's holdings empty, a
+    /// failure's reason blank): what a list per kind is derived from.
+    pub fn every_kind() -> [Outcome; 8] {
+        let blank = || Failure::new("", "");
+        [
+            Outcome::Done(Done::Disassociated),
+            Outcome::Done(Done::AlreadyDisassociated(Holdings::default())),
+            Outcome::Done(Done::NotAssociated(Holdings::default())),
+            Outcome::Done(Done::Replaced),
+            Outcome::Done(Done::AlreadyReplaced),
+            Outcome::Done(Done::DryRun),
+            Outcome::DeadLettered(blank()),
+            Outcome::Failed(blank()),
+        ]
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Outcome::Done(done) => done.name(),
