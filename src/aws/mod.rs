@@ -79,6 +79,18 @@ pub fn is_fifo(queue: &str) -> bool {
     queue.ends_with(".fifo")
 }
 
+/// JSON text in characters SQS takes in a message body. SQS refuses the noncharacters U+FFFE and
+/// U+FFFF (every other character JSON leaves unescaped is allowed), and a free-form identifier may
+/// hold them: they are written as JSON escapes, which can only occur inside strings and decode back
+/// to the same value.
+pub fn sqs_safe_json(json: String) -> String {
+    if json.contains(['\u{fffe}', '\u{ffff}']) {
+        json.replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff")
+    } else {
+        json
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

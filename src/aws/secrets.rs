@@ -19,29 +19,19 @@ use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 use aws_smithy_types::timeout::TimeoutConfig;
 
-use crate::config::ConfigError;
-use crate::webhook::signature::WebhookSecret;
+use crate::config::{ConfigError, SecretSource};
+use crate::domain::secret::WebhookSecret;
 
-/// Where the webhook secret comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    /// `WEBHOOK_SECRET_ARN`: a Secrets Manager secret, read once at init.
-    SecretsManager(String),
-    /// `WEBHOOK_SECRET`: the value itself, for local runs.
-    Value(WebhookSecret),
-}
-
-impl SecretSource {
-    /// The secret itself: read from Secrets Manager when it lives there. An error names the setting.
-    pub async fn resolve(&self, sdk: &SdkConfig) -> Result<WebhookSecret, ConfigError> {
-        match self {
-            Self::Value(secret) => Ok(secret.clone()),
-            Self::SecretsManager(arn) => fetch(sdk, arn).await.map_err(|reason| ConfigError {
-                name: "WEBHOOK_SECRET_ARN",
-                value: arn.clone(),
-                reason,
-            }),
-        }
+/// The secret itself, from where `source` says: read from Secrets Manager when it lives there. An
+/// error names the setting.
+pub async fn resolve(source: &SecretSource, sdk: &SdkConfig) -> Result<WebhookSecret, ConfigError> {
+    match source {
+        SecretSource::Value(secret) => Ok(secret.clone()),
+        SecretSource::SecretsManager(arn) => fetch(sdk, arn).await.map_err(|reason| ConfigError {
+            name: "WEBHOOK_SECRET_ARN",
+            value: arn.clone(),
+            reason,
+        }),
     }
 }
 

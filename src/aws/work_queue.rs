@@ -59,22 +59,10 @@ impl<T: WorkQueue> WorkQueue for Arc<T> {
     }
 }
 
-/// The message a request is queued as: its canonical request document, in [`sqs_safe_json`].
+/// The message a request is queued as: its canonical request document, in [`sqs_safe_json`](super::sqs_safe_json).
 pub fn message_body(request: &DisassociationRequest) -> String {
     // Serializing this type (strings and unit enums) cannot fail.
-    sqs_safe_json(serde_json::to_string(request).expect("a request serializes to JSON"))
-}
-
-/// JSON text in characters SQS takes in a message body. SQS refuses the noncharacters U+FFFE and
-/// U+FFFF (every other character JSON leaves unescaped is allowed), and a free-form identifier may
-/// hold them: they are written as JSON escapes, which can only occur inside strings and decode back
-/// to the same value.
-pub fn sqs_safe_json(json: String) -> String {
-    if json.contains(['\u{fffe}', '\u{ffff}']) {
-        json.replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff")
-    } else {
-        json
-    }
+    super::sqs_safe_json(serde_json::to_string(request).expect("a request serializes to JSON"))
 }
 
 /// The adapter over SQS.

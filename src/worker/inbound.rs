@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::aws::is_fifo;
-use crate::aws::work_queue::sqs_safe_json;
+use crate::aws::sqs_safe_json;
 use crate::domain::outcome::{Failure, codes};
 use crate::domain::request::{self, DisassociationRequest};
 
