@@ -17,6 +17,9 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder, proxy::ProxyConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 pub mod dead_letters;
 pub mod partner_central;
@@ -74,6 +77,23 @@ pub fn https_client(lookup: impl Fn(&str) -> Option<String>) -> SharedHttpClient
     })
 }
 
+/// The timeouts of a client whose calls answer in milliseconds (SQS, Secrets Manager): a service that
+/// takes the connection and never answers fails the call within seconds instead of holding it.
+pub fn bounded_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+}
+
+/// An SQS deduplication id for a message made from `text`: its SHA-256 in hex, which fits the id's
+/// 128 characters and narrow alphabet whatever the text, and stays the same from one release to the
+/// next.
+pub fn deduplication_id(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
 /// The SQS queue is FIFO: its URL (or ARN) ends in `.fifo`.
 pub fn is_fifo(queue: &str) -> bool {
     queue.ends_with(".fifo")
@@ -111,6 +131,13 @@ mod tests {
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert!(sdk.credentials_provider().is_some());
         assert!(sdk.http_client().is_some(), "the shared client with the built-in trust store");
+    }
+
+    #[test]
+    fn a_deduplication_id_is_the_texts_sha256_whatever_the_release() {
+        assert_eq!(deduplication_id("m-1"), "a461b472cb41a9ec3dee5c90cf8e4a78252c9d82319adf75830031b8c309bfc6");
+        let long = deduplication_id(&"é".repeat(10_000));
+        assert!(long.len() <= 128 && long.bytes().all(|b| b.is_ascii_hexdigit()), "{long}");
     }
 
     #[test]

@@ -13,11 +13,8 @@
 //! `AWSPREVIOUS` label off (`aws secretsmanager update-secret-version-stage`) before forcing new
 //! instances.
 
-use std::time::Duration;
-
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
-use aws_smithy_types::timeout::TimeoutConfig;
 
 use crate::config::{ConfigError, SecretSource};
 use crate::domain::secret::WebhookSecret;
@@ -41,12 +38,8 @@ pub async fn resolve(source: &SecretSource, sdk: &SdkConfig) -> Result<WebhookSe
 /// said so in the log.
 async fn fetch(sdk: &SdkConfig, arn: &str) -> Result<WebhookSecret, String> {
     // Init has 10 s in all: a Secrets Manager that does not answer must fail it, not hang it.
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
-        .build();
-    let client = Client::from_conf(aws_sdk_secretsmanager::config::Builder::from(sdk).timeout_config(timeouts).build());
+    let config = aws_sdk_secretsmanager::config::Builder::from(sdk).timeout_config(super::bounded_timeouts());
+    let client = Client::from_conf(config.build());
     let (current, previous) = tokio::join!(value(&client, arn, CURRENT), value(&client, arn, PREVIOUS));
     let mut secret = WebhookSecret::new(current?)?;
     if let Err(reason) = previous.and_then(|bytes| secret.add_previous(bytes)) {

@@ -8,14 +8,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use aws_smithy_types::timeout::TimeoutConfig;
-use sha2::{Digest, Sha256};
 
 use crate::domain::request::DisassociationRequest;
 
@@ -77,12 +74,7 @@ impl SqsWorkQueue {
     pub fn new(sdk: &SdkConfig, queue_url: String) -> Self {
         // The CRM is waiting on the answer: a queue that does not take the batch within a few
         // seconds is answered 503, and the CRM retries, rather than holding its connection open.
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .operation_attempt_timeout(Duration::from_secs(2))
-            .operation_timeout(Duration::from_secs(5))
-            .build();
-        let config = aws_sdk_sqs::config::Builder::from(sdk).timeout_config(timeouts).build();
+        let config = aws_sdk_sqs::config::Builder::from(sdk).timeout_config(super::bounded_timeouts()).build();
         let fifo = super::is_fifo(&queue_url);
         Self { client: Client::from_conf(config), queue_url, fifo }
     }
@@ -110,7 +102,7 @@ impl WorkQueue for SqsWorkQueue {
                 // SQS's 5-minute window a no-op.
                 entry = entry
                     .message_group_id(request.opportunity.as_str())
-                    .message_deduplication_id(hex::encode(Sha256::digest(body.as_bytes())));
+                    .message_deduplication_id(super::deduplication_id(&body));
             }
             let entry = entry
                 .message_body(body)
