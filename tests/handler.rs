@@ -1360,3 +1360,24 @@ async fn an_entity_absent_after_an_earlier_attempt_of_the_invocation_is_already_
     assert_eq!(w.service.calls(), ["O1", "O1"]);
     assert_eq!((metric(&metrics, "NotAssociated"), metric(&metrics, "AlreadyDisassociated")), (0, 1));
 }
+
+/// A replacement dead-lettered at its message's last receive: no redelivery follows, so its reason says
+/// what the opportunity is left with and promises nothing more.
+#[tokio::test]
+async fn a_replacement_dead_lettered_at_its_last_receive_promises_no_redelivery() {
+    let w = world_with(&[], &THIRD_RECEIVE_IS_LAST, Some(FakeDeadLetters::default()));
+    w.service.hold("O1", &[legacy()]);
+    let failing = Answer::Fail("InternalServerException", ErrorClass::Transient);
+    w.service.answer("DisassociateOpportunity", &[failing.clone(), failing.clone(), failing]);
+    let records = vec![
+        received(record("m1", &solution_replacement().to_string()), 3),
+        received(record("m2", &solution_replacement().to_string()), 2),
+    ];
+    let answer = w.worker.handle(event(sqs(records), 60)).await.unwrap();
+    assert_eq!(failures(&answer), ["m2"], "m1 is dead-lettered at its last receive, m2 delivered again");
+    let letter = &letters(&w)[0];
+    assert_eq!(letter.code, "InternalServerException");
+    assert!(!letter.message.contains("the redelivery"), "{}", letter.message);
+    assert!(letter.message.contains("and Solutions S-0000001 stays on it"), "{}", letter.message);
+    assert!(letter.message.contains("receive 3 of the queue's maxReceiveCount 3"), "{}", letter.message);
+}

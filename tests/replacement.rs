@@ -24,7 +24,7 @@ const OFFER_NEW: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarke
 
 /// O5000001: approved, one legacy solution (it cannot lose its last solution). O5000002: one offer (it
 /// cannot hold two). O5000003: approved, two legacy solutions, both to be replaced by one Marketplace
-/// solution at once.
+/// solution at once. O5000004: submitted (under AWS review), one legacy solution.
 const SEED: &str = r#"{
   "Opportunities": [
     {"Catalog": "Sandbox", "Id": "O5000001", "LifeCycle": {"Stage": "Qualified", "ReviewStatus": "Approved"},
@@ -32,7 +32,9 @@ const SEED: &str = r#"{
     {"Catalog": "Sandbox", "Id": "O5000002", "RelatedEntityIdentifiers": {
         "AwsMarketplaceOffers": ["arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Offer/offer-def456"]}},
     {"Catalog": "Sandbox", "Id": "O5000003", "LifeCycle": {"Stage": "Qualified", "ReviewStatus": "Approved"},
-     "RelatedEntityIdentifiers": {"Solutions": ["S-5000031", "S-5000032"]}}
+     "RelatedEntityIdentifiers": {"Solutions": ["S-5000031", "S-5000032"]}},
+    {"Catalog": "Sandbox", "Id": "O5000004", "LifeCycle": {"Stage": "Qualified", "ReviewStatus": "Submitted"},
+     "RelatedEntityIdentifiers": {"Solutions": ["S-5000041"]}}
   ]
 }"#;
 
@@ -127,6 +129,24 @@ async fn the_last_solution_is_replaced_in_the_documented_order_and_a_redelivery_
     assert_eq!(emf_total(&function, "Replaced").await, 1);
     assert_eq!(emf_total(&function, "AlreadyReplaced").await, 1);
     assert_eq!(emf_total(&function, "Reads").await, 3);
+}
+
+/// Under AWS review the last solution is refused (`ACTION_NOT_PERMITTED`), and a replacement would be
+/// refused too: the reason names the review status and does not suggest `ReplaceWith`.
+#[tokio::test]
+async fn the_last_solution_of_an_opportunity_under_review_is_refused_without_suggesting_a_replacement() {
+    let emulator = emulator(QuotaConfig::default(), FaultConfig::default(), BehaviorConfig::default()).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(&runtime, &env(&emulator, None, &[]));
+
+    let refused = runtime.invoke(request("Sandbox", "O5000004", "Solutions", "S-5000041"), TIMEOUT).await;
+    let error = refused.expect_err("refused under review");
+    assert_eq!(error["errorType"], "ValidationException");
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(message.contains("ACTION_NOT_PERMITTED"), "{message}");
+    assert!(!message.contains("ReplaceWith"), "{message}");
+    assert!(message.contains("review status is Submitted"), "{message}");
+    assert_eq!(held(&emulator, "O5000004"), [("Solutions", "S-5000041".to_owned())]);
 }
 
 /// An opportunity holds one offer at most: the old one goes first, then the new one is associated,

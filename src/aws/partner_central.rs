@@ -214,7 +214,13 @@ impl PartnerCentral for SdkPartnerCentral {
             );
         }
         match call.send().await {
-            Ok(output) => Ok(Some(output.related_entity_identifiers().map(holdings).unwrap_or_default())),
+            Ok(output) => {
+                let held = output.related_entity_identifiers().map(holdings).unwrap_or_default();
+                Ok(Some(match output.life_cycle().and_then(|l| l.review_status()) {
+                    Some(status) => held.reviewed(status.as_str()),
+                    None => held,
+                }))
+            }
             Err(SdkError::ServiceError(e)) if matches!(e.err(), GetOpportunityError::ResourceNotFoundException(_)) => {
                 Ok(None)
             }

@@ -51,11 +51,14 @@ pub struct Failure {
     pub message: String,
     /// The service's request id, when the service answered.
     pub request_id: Option<String>,
+    /// What a redelivery will do about it: said only when the record goes back to its trigger, not
+    /// when it is dead-lettered (no redelivery follows).
+    pub redelivery: Option<String>,
 }
 
 impl Failure {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { code: code.to_owned(), message: message.into(), request_id: None }
+        Self { code: code.to_owned(), message: message.into(), request_id: None, redelivery: None }
     }
 
     /// The opportunity the request names does not exist in its catalog, as a read showed.
@@ -70,6 +73,24 @@ impl Failure {
             read.message
         );
         Self { message, ..read }
+    }
+
+    /// The same failure, with what a redelivery will do about it.
+    pub fn until_redelivered(self, redelivery: impl std::fmt::Display) -> Self {
+        Self { redelivery: Some(redelivery.to_string()), ..self }
+    }
+
+    /// The failure as it goes back to its trigger: its message says what the redelivery will do.
+    pub fn given_back(self) -> Self {
+        match self.redelivery {
+            Some(redelivery) => Self { message: format!("{}; {redelivery}", self.message), redelivery: None, ..self },
+            None => self,
+        }
+    }
+
+    /// The failure as it is dead-lettered: no redelivery follows, and its message promises none.
+    pub fn given_up(self) -> Self {
+        Self { redelivery: None, ..self }
     }
 
     /// The same failure, its message followed by `note`.

@@ -63,27 +63,29 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             Verdict::Done(done) => return Outcome::Done(done),
             // The caller is waiting for the answer: failures go back to it, not to the dead-letter queue.
             Verdict::Permanent(failure) | Verdict::Transient(failure) if record.trigger == Trigger::Direct => {
-                return Outcome::Failed(failure);
+                return Outcome::Failed(failure.given_back());
             }
-            Verdict::Permanent(failure) if self.dead_letters.is_some() => return Outcome::DeadLettered(failure),
-            Verdict::Permanent(failure) => return Outcome::Failed(failure),
+            Verdict::Permanent(failure) if self.dead_letters.is_some() => {
+                return Outcome::DeadLettered(failure.given_up());
+            }
+            Verdict::Permanent(failure) => return Outcome::Failed(failure.given_back()),
             Verdict::Transient(failure) => failure,
         };
         if self.dead_letters.is_none() || record.trigger != Trigger::Sqs {
-            return Outcome::Failed(failure);
+            return Outcome::Failed(failure.given_back());
         }
         // Never reported (an empty identifier fails the whole batch): dead-lettered instead.
         if record.source_id.is_none() {
-            return Outcome::DeadLettered(failure.noted("no message id to report it failed by"));
+            return Outcome::DeadLettered(failure.given_up().noted("no message id to report it failed by"));
         }
         // At its last receive SQS's redrive would move it without a reason. Not a held-back record: the
         // record blocking its group is at its last receive too (a group has one message in flight),
         // and the redrive then moves both, in order.
         match (record.receive_count, self.config.max_receive_count) {
-            (Some(count), Some(max)) if count >= max && !held_back => Outcome::DeadLettered(failure.noted(
+            (Some(count), Some(max)) if count >= max && !held_back => Outcome::DeadLettered(failure.given_up().noted(
                 format_args!("receive {count} of the queue's maxReceiveCount {max}, its last before the redrive"),
             )),
-            _ => Outcome::Failed(failure),
+            _ => Outcome::Failed(failure.given_back()),
         }
     }
 
@@ -171,17 +173,24 @@ where
         Err(failed) => return failed.into(),
     };
     match holdings {
-        // Refused while it is the last of its type on the opportunity: whatever the cause (a rule
-        // that one must stay, a review; the error code does not tell), a swap needs the new one
-        // associated first.
-        holdings if holdings.holds_only(&request.entity) => {
-            Verdict::Permanent(Failure::from(error).noted(format_args!(
-                "{} is the last entity of type {} on the opportunity: to replace it, send the request again with ReplaceWith naming the new one, which is then associated first",
-                request.entity.identifier(),
-                request.entity.entity_type()
-            )))
+        // Still there: refused for good. Why is told by the read, not the error code, which is the
+        // same for a review and for a rule that one of its type must stay.
+        holdings if holdings.holds(&request.entity) => {
+            let failure = Failure::from(error);
+            Verdict::Permanent(match holdings.frozen() {
+                // A replacement would be refused too: no hint that it would not.
+                Some(status) => failure.noted(format_args!(
+                    "the opportunity's review status is {status}: it takes no change until AWS's review is done, a replacement neither"
+                )),
+                // The last of its type: a swap needs the new one associated first.
+                None if holdings.holds_only(&request.entity) => failure.noted(format_args!(
+                    "{} is the last entity of type {} on the opportunity: to replace it, send the request again with ReplaceWith naming the new one, which is then associated first",
+                    request.entity.identifier(),
+                    request.entity.entity_type()
+                )),
+                None => failure,
+            })
         }
-        holdings if holdings.holds(&request.entity) => Verdict::Permanent(error.into()),
         holdings if first_delivery => Verdict::Done(Done::NotAssociated(holdings)),
         holdings => Verdict::Done(Done::AlreadyDisassociated(holdings)),
     }
@@ -262,6 +271,29 @@ mod tests {
         .await;
         let Verdict::Permanent(failure) = read_denied else { panic!("expected permanent") };
         assert_eq!(failure.code, "ResourceNotFoundException");
+    }
+
+    /// A write refused while AWS reviews the opportunity: a replacement would be refused too, so the
+    /// reason must not suggest one, last entity of its type or not.
+    #[tokio::test]
+    async fn a_refusal_under_review_does_not_suggest_a_replacement() {
+        let refused = || api("ValidationException", ErrorClass::Ambiguous);
+        for status in ["Submitted", "In review", "Rejected"] {
+            let read = async { Ok(Some(Holdings::default().with(EntityType::Solutions, ["S-1"]).reviewed(status))) };
+            let Verdict::Permanent(failure) = after_disassociation_error(refused(), read, &request(), false).await
+            else {
+                panic!("expected permanent")
+            };
+            assert!(!failure.message.contains("ReplaceWith"), "{status}: {}", failure.message);
+            assert!(failure.message.contains(&format!("review status is {status}")), "{}", failure.message);
+        }
+        let approved =
+            async { Ok(Some(Holdings::default().with(EntityType::Solutions, ["S-1"]).reviewed("Approved"))) };
+        let Verdict::Permanent(failure) = after_disassociation_error(refused(), approved, &request(), false).await
+        else {
+            panic!("expected permanent")
+        };
+        assert!(failure.message.contains("ReplaceWith"), "approved: the last one can be replaced: {}", failure.message);
     }
 
     #[tokio::test]

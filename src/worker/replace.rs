@@ -82,13 +82,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             Plan::Done => Verdict::Done(Done::AlreadyReplaced),
             Plan::Both(Order::AssociateFirst) => {
                 if let Err(failure) = self.step(invocation, request, associate, 1).await {
-                    let leaves = "nothing was removed";
-                    return failure.at(
-                        "step 1 of 2",
-                        associate,
-                        leaves,
-                        format_args!("{leaves}; the redelivery tries again"),
-                    );
+                    return failure.at("step 1 of 2", associate, "nothing was removed", "the redelivery tries again");
                 }
                 self.remove_old(invocation, request, new).await
             }
@@ -106,10 +100,12 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                     Err(Failed::Permanent(failure)) => {
                         Verdict::Permanent(refused_after_removal(failure, &holdings, old, new))
                     }
-                    Err(transient) => {
-                        let leaves = format!("{old} was removed; the redelivery associates {new}");
-                        transient.at("step 2 of 2", associate, &leaves, &leaves)
-                    }
+                    Err(transient) => transient.at(
+                        "step 2 of 2",
+                        associate,
+                        format_args!("{old} was removed"),
+                        format_args!("the redelivery associates {new}"),
+                    ),
                 }
             }
             Plan::DisassociateOnly => self.remove_old(invocation, request, new).await,
@@ -121,15 +117,12 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 );
                 match self.step(invocation, request, associate, 0).await {
                     Ok(()) => Verdict::Done(Done::Replaced),
-                    Err(failure) => {
-                        let leaves = format!("{old} is not on the opportunity either");
-                        failure.at(
-                            "the one step left",
-                            associate,
-                            &leaves,
-                            format_args!("{leaves}; the redelivery tries again"),
-                        )
-                    }
+                    Err(failure) => failure.at(
+                        "the one step left",
+                        associate,
+                        format_args!("{old} is not on the opportunity either"),
+                        "the redelivery tries again",
+                    ),
                 }
             }
         }
@@ -149,7 +142,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 "step 2 of 2",
                 disassociate,
                 format_args!("{new} is on the opportunity, and {old} stays on it"),
-                format_args!("{new} is on the opportunity; the redelivery removes {old}"),
+                format_args!("the redelivery removes {old}"),
             ),
         }
     }
@@ -180,15 +173,16 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
 
 impl Failed {
     /// The verdict on a replacement that stopped at `step` (`write`), its reason saying what that
-    /// leaves: for good (`permanently`), or until the redelivery (`transient`).
-    fn at(self, step: &str, write: Write<'_>, permanently: impl Display, transient: impl Display) -> Verdict {
-        let explain = |failure: Failure, leaves: &dyn Display| Failure {
+    /// `leaves`, and, when transient, what a redelivery does about it (said only if one follows: not
+    /// at the message's last receive).
+    fn at(self, step: &str, write: Write<'_>, leaves: impl Display, redelivery: impl Display) -> Verdict {
+        let explain = |failure: Failure| Failure {
             message: format!("{step} ({write}): {}; {leaves}", with_code(&failure)),
             ..failure
         };
         match self {
-            Failed::Permanent(failure) => Verdict::Permanent(explain(failure, &permanently)),
-            Failed::Transient(failure) => Verdict::Transient(explain(failure, &transient)),
+            Failed::Permanent(failure) => Verdict::Permanent(explain(failure)),
+            Failed::Transient(failure) => Verdict::Transient(explain(failure).until_redelivered(redelivery)),
         }
     }
 }

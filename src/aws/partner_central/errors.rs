@@ -53,7 +53,7 @@ impl ApiError {
 
 impl From<ApiError> for Failure {
     fn from(error: ApiError) -> Self {
-        Self { code: error.code, message: error.message, request_id: error.request_id }
+        Self { code: error.code, message: error.message, request_id: error.request_id, redelivery: None }
     }
 }
 
