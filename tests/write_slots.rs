@@ -98,8 +98,8 @@ async fn two_instances_claim_their_slots_in_one_table_and_every_request_lands() 
     let table = moto.write_slots_table("write-slots").await;
     let queues = backlog(&moto, "shared").await;
     let (a, b) = (RuntimeApi::start().await, RuntimeApi::start().await);
-    let fa = Function::start(&a, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
-    let fb = Function::start(&b, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
+    let mut fa = Function::start(&a, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
+    let mut fb = Function::start(&b, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
     let before = common::now_ms();
     drain(&moto, &queues, [&a, &b]).await;
 
@@ -119,10 +119,10 @@ async fn two_instances_claim_their_slots_in_one_table_and_every_request_lands() 
     let next_ms: u64 = item["next_ms"].as_n().unwrap().parse().unwrap();
     // 20 slots of 105 ms after the first: the item ends at least that far past the start.
     assert!(next_ms >= before + 19 * 105, "next_ms {next_ms}, started at {before}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for function in [&fa, &fb] {
-        let lines = function.lines().join("\n");
+    for function in [&mut fa, &mut fb] {
+        let lines = function.all_lines().await.join("\n");
         assert!(!lines.contains("cannot be used"), "the table was used throughout: {lines}");
+        assert!(!lines.contains("paces alone"), "no instance fell back: {lines}");
     }
 }
 
@@ -133,15 +133,14 @@ async fn a_table_that_cannot_be_reached_leaves_each_instance_pacing_alone() {
     let queues = backlog(&moto, "unreachable").await;
     let closed = format!("http://127.0.0.1:{}", common::free_port());
     let (a, b) = (RuntimeApi::start().await, RuntimeApi::start().await);
-    let fa = Function::start(&a, &env(&emulator, &moto, &queues, &closed, "write-slots"));
-    let fb = Function::start(&b, &env(&emulator, &moto, &queues, &closed, "write-slots"));
+    let mut fa = Function::start(&a, &env(&emulator, &moto, &queues, &closed, "write-slots"));
+    let mut fb = Function::start(&b, &env(&emulator, &moto, &queues, &closed, "write-slots"));
     drain(&moto, &queues, [&a, &b]).await;
 
     assert_eq!(disassociated(&emulator), MESSAGES, "every request landed once");
     assert!(moto.drain(&queues.dlq_url).await.is_empty(), "nothing dead-lettered");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for function in [&fa, &fb] {
-        let lines = function.lines().join("\n");
+    for function in [&mut fa, &mut fb] {
+        let lines = function.all_lines().await.join("\n");
         assert!(lines.contains("paces alone at its share"), "each instance said it fell back: {lines}");
     }
 }

@@ -129,8 +129,14 @@ mod tests {
         ]);
         let sdk = sdk_config(lambda, 3).await;
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
-        assert!(sdk.credentials_provider().is_some());
-        assert!(sdk.http_client().is_some(), "the shared client with the built-in trust store");
+        // The shortcut: the environment's provider alone, not the default chain built around it.
+        let provider = format!("{:?}", sdk.credentials_provider());
+        assert!(provider.contains("EnvironmentVariableCredentialsProvider"), "{provider}");
+        assert!(!provider.contains("DefaultCredentialsChain"), "{provider}");
+        // Without the keys in the environment (a laptop's profile, say), the default chain is built.
+        let laptop = sdk_config(lookup(&[("AWS_REGION", "eu-west-1")]), 3).await;
+        let provider = format!("{:?}", laptop.credentials_provider());
+        assert!(provider.contains("DefaultCredentialsChain"), "{provider}");
     }
 
     #[test]

@@ -209,6 +209,8 @@ pub fn signed_webhook(body: &str, timestamp: u64, secret: &str) -> Value {
 pub struct Function {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The tasks reading its stdout and stderr, which end at the streams' end.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Function {
@@ -246,6 +248,7 @@ impl Function {
         }
         let mut child = command.spawn().expect("start the function binary");
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
             child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
@@ -254,7 +257,7 @@ impl Function {
         .flatten()
         {
             let lines = lines.clone();
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut reader = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = reader.next_line().await {
                     if std::env::var_os("SHOW_FUNCTION_LOGS").is_some() {
@@ -262,13 +265,40 @@ impl Function {
                     }
                     lines.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
-        Self { child, lines }
+        Self { child, lines, readers }
     }
 
+    /// The lines read so far: those of an answered invocation may still be on their way.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// Every line the process wrote, read to the end of its output: the process is ended first when
+    /// it still runs (everything an answered invocation logs is written before its answer goes out),
+    /// so that a line's absence means something. The function takes no invocation after this.
+    pub async fn all_lines(&mut self) -> Vec<String> {
+        if self.is_running() {
+            self.kill().await;
+        }
+        for reader in self.readers.drain(..) {
+            tokio::time::timeout(Duration::from_secs(10), reader).await.expect("the output ends").expect("read");
+        }
+        self.lines()
+    }
+
+    /// Waits until a line contains `needle`, for at most `within`, and gives the lines read so far.
+    pub async fn wait_for_line(&self, needle: &str, within: Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let lines = self.lines();
+            if lines.iter().any(|line| line.contains(needle)) {
+                return lines;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no line with {needle:?} within {within:?}: {lines:#?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Whether the process is still running.
