@@ -35,7 +35,7 @@ const AMAZON_TRUST_SERVICES: &str = include_str!("amazon_trust_services.pem");
 /// credentials, when the environment holds them as Lambda's always does (`AWS_REGION`, the execution
 /// role's keys), are taken from there directly: the default chains would pick them first anyway, and
 /// building the rest of them (profile files, web identity with its STS client, container and instance
-/// metadata clients) was most of the load.
+/// metadata clients) costs init for nothing (bench/README.md, "What made it lean").
 pub async fn sdk_config(lookup: impl Fn(&str) -> Option<String>, max_attempts: u32) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client(&lookup))
@@ -51,9 +51,9 @@ pub async fn sdk_config(lookup: impl Fn(&str) -> Option<String>, max_attempts: u
 }
 
 /// The HTTPS client every SDK client of the function shares: the SDK's default one (hyper 1, rustls on
-/// aws-lc, proxy settings from the environment), but for its trust store. The default reads and
-/// parses the system's (some 140 certificates, parsed again for every connector built): that was
-/// most of init. AWS endpoints chain to Amazon Trust Services, so those roots are built in. When
+/// aws-lc, proxy settings from the environment), but for its trust store: the default reads and
+/// parses the system's for every connector built, which costs init (bench/README.md, "What made it
+/// lean"). AWS endpoints chain to Amazon Trust Services, so those roots are built in. When
 /// `SSL_CERT_FILE` or `SSL_CERT_DIR` is set (a TLS-inspecting proxy, a private CA), the system store
 /// is used as the SDK uses it, honouring them.
 pub fn https_client(lookup: impl Fn(&str) -> Option<String>) -> SharedHttpClient {

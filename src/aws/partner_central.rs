@@ -102,7 +102,7 @@ impl SdkPartnerCentral {
 
     /// The client's settings: the service's region, the timeouts, the [`throttle_watch`], and one
     /// attempt per call. A write must not be retried by the SDK: its retry would go out between two
-    /// paced writes, outside the pacer, and throttle the next one; the handler retries it in a paced
+    /// paced writes, outside the pacer, and throttle the next one; the worker retries it in a paced
     /// slot instead. Reads get the SDK's retries back per call ([`PartnerCentral::opportunity`]).
     ///
     /// No stalled-stream protection: it watches a body's throughput over seconds, and these bodies are

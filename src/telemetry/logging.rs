@@ -68,6 +68,6 @@ mod tests {
         assert!(!allows("aws_smithy_runtime::client::orchestrator::auth", Level::DEBUG));
         assert!(!allows("aws_sigv4::http_request::sign", Level::DEBUG));
         assert!(allows("aws_smithy_runtime::client::retries::strategy::standard", Level::TRACE));
-        assert!(allows("opportunity_disassociator::handler", Level::TRACE));
+        assert!(allows("opportunity_disassociator::worker", Level::TRACE));
     }
 }
