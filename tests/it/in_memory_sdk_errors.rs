@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fakes::NoDeadLetters;
 use aws_sdk_partnercentralselling::Client;
 use aws_sdk_partnercentralselling::config::retry::RetryConfig;
 use aws_sdk_partnercentralselling::operation::associate_opportunity::AssociateOpportunityOutput;
@@ -16,7 +17,6 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use lambda_runtime::{Context, LambdaEvent};
-use opportunity_disassociator::aws::dead_letters::{DeadLetter, DeadLetters};
 use opportunity_disassociator::aws::partner_central::{
     ApiError, ErrorClass, PartnerCentral, SdkPartnerCentral, ThrottleCount,
 };
@@ -368,15 +368,6 @@ async fn throttling_and_server_errors_of_an_association_are_retried_and_throttli
         assert_eq!((error.code.as_str(), error.class), (error_type, ErrorClass::Transient));
         assert_eq!(rule.num_calls(), 1, "one attempt: the worker retries a write in its paced slot");
         assert_eq!(a.throttles.get(), u64::from(status == 429));
-    }
-}
-
-/// A dead-letter queue that is never used here.
-struct NoDeadLetters;
-
-impl DeadLetters for NoDeadLetters {
-    async fn send(&self, _letter: DeadLetter<'_>) -> Result<(), String> {
-        Err("no dead-letter queue".into())
     }
 }
 

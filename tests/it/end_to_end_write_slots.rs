@@ -4,15 +4,14 @@
 //! (bench/stack.py); here: that the instances claim their slots in the table, that every request
 //! lands, and that a table that cannot be reached leaves each instance pacing alone, never unpaced.
 
-mod common;
-
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::common::{
+    Function, Moto, Queues, RuntimeApi, TEST_KEYS, emulator_config, function_env, pump_once, start_emulator,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{Function, Moto, Queues, RuntimeApi, pump_once};
 use opportunity_disassociator::aws::write_slots::ITEM_KEY;
-use partner_central_emulator::{Emulator, EmulatorConfig, QuotaConfig, RunningEmulator, Seed, TokenBucketConfig};
+use partner_central_emulator::{EmulatorConfig, QuotaConfig, RunningEmulator, TokenBucketConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const MESSAGES: usize = 20;
@@ -23,15 +22,8 @@ async fn emulator() -> RunningEmulator {
         .map(|i| format!(r#"{{"Catalog": "Sandbox", "Id": "O50000{i:02}", "RelatedEntityIdentifiers": {{"Solutions": ["S-50000{i:02}"]}}}}"#))
         .collect();
     let seed = format!(r#"{{"Opportunities": [{}]}}"#, opportunities.join(","));
-    Emulator::start(EmulatorConfig {
-        seed: Seed::from_json(&seed).expect("seed"),
-        quotas: QuotaConfig { write: Some(TokenBucketConfig { rate: 10.0, burst: 1.0 }), ..QuotaConfig::default() },
-        credentials: BTreeMap::from([(common::ACCESS_KEY.to_owned(), common::SECRET_KEY.to_owned())]),
-        log_requests: false,
-        ..Default::default()
-    })
-    .await
-    .expect("start the emulator")
+    let quotas = QuotaConfig { write: Some(TokenBucketConfig { rate: 10.0, burst: 1.0 }), ..QuotaConfig::default() };
+    start_emulator(EmulatorConfig { quotas, ..emulator_config(&seed, &TEST_KEYS) }).await
 }
 
 fn env(
@@ -41,16 +33,15 @@ fn env(
     dynamodb: &str,
     table: &str,
 ) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emulator.endpoint()),
-        ("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()),
+    let settings = [
         ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.to_owned()),
         ("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone()),
         ("WRITE_SLOTS_TABLE", table.to_owned()),
         ("ACCOUNT_WRITES_PER_SECOND", "10".into()),
         ("PARTNER_CENTRAL_WRITES_PER_SECOND", "5".into()),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-    ]
+    ];
+    function_env(&TEST_KEYS, emulator, Some(moto), &settings)
 }
 
 async fn backlog(moto: &Moto, name: &str) -> Queues {
@@ -100,7 +91,7 @@ async fn two_instances_claim_their_slots_in_one_table_and_every_request_lands() 
     let (a, b) = (RuntimeApi::start().await, RuntimeApi::start().await);
     let mut fa = Function::start(&a, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
     let mut fb = Function::start(&b, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
-    let before = common::now_ms();
+    let before = crate::common::now_ms();
     drain(&moto, &queues, [&a, &b]).await;
 
     assert_eq!(disassociated(&emulator), MESSAGES, "every request landed once");
@@ -131,7 +122,7 @@ async fn a_table_that_cannot_be_reached_leaves_each_instance_pacing_alone() {
     let emulator = emulator().await;
     let moto = Moto::start().await;
     let queues = backlog(&moto, "unreachable").await;
-    let closed = format!("http://127.0.0.1:{}", common::free_port());
+    let closed = format!("http://127.0.0.1:{}", crate::common::free_port());
     let (a, b) = (RuntimeApi::start().await, RuntimeApi::start().await);
     let mut fa = Function::start(&a, &env(&emulator, &moto, &queues, &closed, "write-slots"));
     let mut fb = Function::start(&b, &env(&emulator, &moto, &queues, &closed, "write-slots"));
