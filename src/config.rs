@@ -6,9 +6,8 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::aws::secrets::SecretSource;
 use crate::domain::request::Catalog;
-use crate::webhook::signature::WebhookSecret;
+use crate::domain::secret::WebhookSecret;
 
 /// The default and the bounds of `WEBHOOK_MAX_BODY_BYTES`: 256 KiB by default, far above 100 request
 /// documents; at most 6 MB, Lambda's own limit on a synchronous invocation's payload.
@@ -80,6 +79,15 @@ pub struct WorkerConfig {
     pub metrics_namespace: String,
     /// `METRICS_SERVICE_NAME`: the `Service` dimension of the embedded metrics.
     pub service_name: String,
+}
+
+/// Where the webhook secret comes from (`aws::secrets` reads it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `WEBHOOK_SECRET_ARN`: a Secrets Manager secret, read once at init.
+    SecretsManager(String),
+    /// `WEBHOOK_SECRET`: the value itself, for local runs.
+    Value(WebhookSecret),
 }
 
 /// The webhook's settings (signed CRM requests into the work queue).

@@ -13,5 +13,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export MOTO_SERVER="${MOTO_SERVER:-$PWD/.venv/bin/moto_server}"
 started=$SECONDS
-cargo test --release --test chaos -- --ignored --nocapture --test-threads 1
+cargo test --release --test it end_to_end_chaos -- --ignored --nocapture --test-threads 1
 echo "chaos: done in $((SECONDS - started)) s (build included)"

@@ -7,12 +7,10 @@
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
-use aws_smithy_types::timeout::TimeoutConfig;
 use tokio::sync::Semaphore;
 
 use crate::domain::outcome::Failure;
@@ -80,12 +78,8 @@ impl SqsDeadLetters {
             // The invocation's end of dead letters bounds each send; these bound it when there is none
             // (`cargo lambda watch`), so that a queue which takes the connection and never answers
             // cannot hold a record for ever. SendMessage answers in milliseconds.
-            let timeouts = TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
-                .build();
-            Client::from_conf(aws_sdk_sqs::config::Builder::from(&self.sdk).timeout_config(timeouts).build())
+            let config = aws_sdk_sqs::config::Builder::from(&self.sdk).timeout_config(super::bounded_timeouts());
+            Client::from_conf(config.build())
         })
     }
 }
@@ -118,7 +112,7 @@ impl DeadLetters for SqsDeadLetters {
             // message dead-letter only once.
             message = message
                 .message_group_id(letter.message_group.unwrap_or("dead-letters"))
-                .message_deduplication_id(dedup_id(letter.source_id.unwrap_or(letter.body)));
+                .message_deduplication_id(super::deduplication_id(letter.source_id.unwrap_or(letter.body)));
         }
         // Never closed, so a permit always comes.
         let _permit = self.in_flight.acquire().await.map_err(|e| e.to_string())?;
@@ -178,18 +172,11 @@ pub fn fit<'a>(body: &'a str, attributes: &'a [(&'static str, String)], limit: u
     Ok(Fitted { body, attributes: fitted })
 }
 
-/// A deduplication id is at most 128 characters from a narrow alphabet: a hex hash fits any source id.
-fn dedup_id(source: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    source.hash(&mut hasher);
-    format!("{:016x}{}", hasher.finish(), source.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::outcome::Failure;
+    use std::time::Duration;
 
     /// What a dead letter of `code` costs in attributes, body aside.
     fn cost(attributes: &[(&'static str, &str)]) -> usize {

@@ -17,6 +17,9 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder, proxy::ProxyConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 pub mod dead_letters;
 pub mod partner_central;
@@ -32,7 +35,7 @@ const AMAZON_TRUST_SERVICES: &str = include_str!("amazon_trust_services.pem");
 /// credentials, when the environment holds them as Lambda's always does (`AWS_REGION`, the execution
 /// role's keys), are taken from there directly: the default chains would pick them first anyway, and
 /// building the rest of them (profile files, web identity with its STS client, container and instance
-/// metadata clients) was most of the load.
+/// metadata clients) costs init for nothing (bench/README.md, "What made it lean").
 pub async fn sdk_config(lookup: impl Fn(&str) -> Option<String>, max_attempts: u32) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client(&lookup))
@@ -48,9 +51,9 @@ pub async fn sdk_config(lookup: impl Fn(&str) -> Option<String>, max_attempts: u
 }
 
 /// The HTTPS client every SDK client of the function shares: the SDK's default one (hyper 1, rustls on
-/// aws-lc, proxy settings from the environment), but for its trust store. The default reads and
-/// parses the system's (some 140 certificates, parsed again for every connector built): that was
-/// most of init. AWS endpoints chain to Amazon Trust Services, so those roots are built in. When
+/// aws-lc, proxy settings from the environment), but for its trust store: the default reads and
+/// parses the system's for every connector built, which costs init (bench/README.md, "What made it
+/// lean"). AWS endpoints chain to Amazon Trust Services, so those roots are built in. When
 /// `SSL_CERT_FILE` or `SSL_CERT_DIR` is set (a TLS-inspecting proxy, a private CA), the system store
 /// is used as the SDK uses it, honouring them.
 pub fn https_client(lookup: impl Fn(&str) -> Option<String>) -> SharedHttpClient {
@@ -74,9 +77,38 @@ pub fn https_client(lookup: impl Fn(&str) -> Option<String>) -> SharedHttpClient
     })
 }
 
+/// The timeouts of a client whose calls answer in milliseconds (SQS, Secrets Manager): a service that
+/// takes the connection and never answers fails the call within seconds instead of holding it.
+pub fn bounded_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+}
+
+/// An SQS deduplication id for a message made from `text`: its SHA-256 in hex, which fits the id's
+/// 128 characters and narrow alphabet whatever the text, and stays the same from one release to the
+/// next.
+pub fn deduplication_id(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
 /// The SQS queue is FIFO: its URL (or ARN) ends in `.fifo`.
 pub fn is_fifo(queue: &str) -> bool {
     queue.ends_with(".fifo")
+}
+
+/// JSON text in characters SQS takes in a message body. SQS refuses the noncharacters U+FFFE and
+/// U+FFFF (every other character JSON leaves unescaped is allowed), and a free-form identifier may
+/// hold them: they are written as JSON escapes, which can only occur inside strings and decode back
+/// to the same value.
+pub fn sqs_safe_json(json: String) -> String {
+    if json.contains(['\u{fffe}', '\u{ffff}']) {
+        json.replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff")
+    } else {
+        json
+    }
 }
 
 #[cfg(test)]
@@ -97,8 +129,21 @@ mod tests {
         ]);
         let sdk = sdk_config(lambda, 3).await;
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
-        assert!(sdk.credentials_provider().is_some());
-        assert!(sdk.http_client().is_some(), "the shared client with the built-in trust store");
+        // The shortcut: the environment's provider alone, not the default chain built around it.
+        let provider = format!("{:?}", sdk.credentials_provider());
+        assert!(provider.contains("EnvironmentVariableCredentialsProvider"), "{provider}");
+        assert!(!provider.contains("DefaultCredentialsChain"), "{provider}");
+        // Without the keys in the environment (a laptop's profile, say), the default chain is built.
+        let laptop = sdk_config(lookup(&[("AWS_REGION", "eu-west-1")]), 3).await;
+        let provider = format!("{:?}", laptop.credentials_provider());
+        assert!(provider.contains("DefaultCredentialsChain"), "{provider}");
+    }
+
+    #[test]
+    fn a_deduplication_id_is_the_texts_sha256_whatever_the_release() {
+        assert_eq!(deduplication_id("m-1"), "a461b472cb41a9ec3dee5c90cf8e4a78252c9d82319adf75830031b8c309bfc6");
+        let long = deduplication_id(&"é".repeat(10_000));
+        assert!(long.len() <= 128 && long.bytes().all(|b| b.is_ascii_hexdigit()), "{long}");
     }
 
     #[test]

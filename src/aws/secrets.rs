@@ -13,35 +13,22 @@
 //! `AWSPREVIOUS` label off (`aws secretsmanager update-secret-version-stage`) before forcing new
 //! instances.
 
-use std::time::Duration;
-
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
-use aws_smithy_types::timeout::TimeoutConfig;
 
-use crate::config::ConfigError;
-use crate::webhook::signature::WebhookSecret;
+use crate::config::{ConfigError, SecretSource};
+use crate::domain::secret::WebhookSecret;
 
-/// Where the webhook secret comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    /// `WEBHOOK_SECRET_ARN`: a Secrets Manager secret, read once at init.
-    SecretsManager(String),
-    /// `WEBHOOK_SECRET`: the value itself, for local runs.
-    Value(WebhookSecret),
-}
-
-impl SecretSource {
-    /// The secret itself: read from Secrets Manager when it lives there. An error names the setting.
-    pub async fn resolve(&self, sdk: &SdkConfig) -> Result<WebhookSecret, ConfigError> {
-        match self {
-            Self::Value(secret) => Ok(secret.clone()),
-            Self::SecretsManager(arn) => fetch(sdk, arn).await.map_err(|reason| ConfigError {
-                name: "WEBHOOK_SECRET_ARN",
-                value: arn.clone(),
-                reason,
-            }),
-        }
+/// The secret itself, from where `source` says: read from Secrets Manager when it lives there. An
+/// error names the setting.
+pub async fn resolve(source: &SecretSource, sdk: &SdkConfig) -> Result<WebhookSecret, ConfigError> {
+    match source {
+        SecretSource::Value(secret) => Ok(secret.clone()),
+        SecretSource::SecretsManager(arn) => fetch(sdk, arn).await.map_err(|reason| ConfigError {
+            name: "WEBHOOK_SECRET_ARN",
+            value: arn.clone(),
+            reason,
+        }),
     }
 }
 
@@ -51,12 +38,8 @@ impl SecretSource {
 /// said so in the log.
 async fn fetch(sdk: &SdkConfig, arn: &str) -> Result<WebhookSecret, String> {
     // Init has 10 s in all: a Secrets Manager that does not answer must fail it, not hang it.
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
-        .build();
-    let client = Client::from_conf(aws_sdk_secretsmanager::config::Builder::from(sdk).timeout_config(timeouts).build());
+    let config = aws_sdk_secretsmanager::config::Builder::from(sdk).timeout_config(super::bounded_timeouts());
+    let client = Client::from_conf(config.build());
     let (current, previous) = tokio::join!(value(&client, arn, CURRENT), value(&client, arn, PREVIOUS));
     let mut secret = WebhookSecret::new(current?)?;
     if let Err(reason) = previous.and_then(|bytes| secret.add_previous(bytes)) {

@@ -8,14 +8,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use aws_smithy_types::timeout::TimeoutConfig;
-use sha2::{Digest, Sha256};
 
 use crate::domain::request::DisassociationRequest;
 
@@ -59,22 +56,10 @@ impl<T: WorkQueue> WorkQueue for Arc<T> {
     }
 }
 
-/// The message a request is queued as: its canonical request document, in [`sqs_safe_json`].
+/// The message a request is queued as: its canonical request document, in [`sqs_safe_json`](super::sqs_safe_json).
 pub fn message_body(request: &DisassociationRequest) -> String {
     // Serializing this type (strings and unit enums) cannot fail.
-    sqs_safe_json(serde_json::to_string(request).expect("a request serializes to JSON"))
-}
-
-/// JSON text in characters SQS takes in a message body. SQS refuses the noncharacters U+FFFE and
-/// U+FFFF (every other character JSON leaves unescaped is allowed), and a free-form identifier may
-/// hold them: they are written as JSON escapes, which can only occur inside strings and decode back
-/// to the same value.
-pub fn sqs_safe_json(json: String) -> String {
-    if json.contains(['\u{fffe}', '\u{ffff}']) {
-        json.replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff")
-    } else {
-        json
-    }
+    super::sqs_safe_json(serde_json::to_string(request).expect("a request serializes to JSON"))
 }
 
 /// The adapter over SQS.
@@ -89,12 +74,7 @@ impl SqsWorkQueue {
     pub fn new(sdk: &SdkConfig, queue_url: String) -> Self {
         // The CRM is waiting on the answer: a queue that does not take the batch within a few
         // seconds is answered 503, and the CRM retries, rather than holding its connection open.
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .operation_attempt_timeout(Duration::from_secs(2))
-            .operation_timeout(Duration::from_secs(5))
-            .build();
-        let config = aws_sdk_sqs::config::Builder::from(sdk).timeout_config(timeouts).build();
+        let config = aws_sdk_sqs::config::Builder::from(sdk).timeout_config(super::bounded_timeouts()).build();
         let fifo = super::is_fifo(&queue_url);
         Self { client: Client::from_conf(config), queue_url, fifo }
     }
@@ -122,7 +102,7 @@ impl WorkQueue for SqsWorkQueue {
                 // SQS's 5-minute window a no-op.
                 entry = entry
                     .message_group_id(request.opportunity.as_str())
-                    .message_deduplication_id(hex::encode(Sha256::digest(body.as_bytes())));
+                    .message_deduplication_id(super::deduplication_id(&body));
             }
             let entry = entry
                 .message_body(body)

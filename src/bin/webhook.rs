@@ -2,8 +2,8 @@
 //! the work queue into [`Webhook`], and runs it. It makes no Partner Central call.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use opportunity_disassociator::aws::sdk_config;
 use opportunity_disassociator::aws::work_queue::SqsWorkQueue;
+use opportunity_disassociator::aws::{sdk_config, secrets};
 use opportunity_disassociator::config::WebhookConfig;
 use opportunity_disassociator::telemetry::logging;
 use opportunity_disassociator::webhook::Webhook;
@@ -16,7 +16,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The SDK's default attempts for the two SQS and Secrets Manager clients.
     let sdk = sdk_config(|name| std::env::var(name).ok(), 3).await;
     // Read once, here: a secret that cannot be read fails init, naming its setting.
-    let secret = config.secret.resolve(&sdk).await.inspect_err(|e| tracing::error!(setting = e.name, "{e}"))?;
+    let secret =
+        secrets::resolve(&config.secret, &sdk).await.inspect_err(|e| tracing::error!(setting = e.name, "{e}"))?;
     let queue = SqsWorkQueue::new(&sdk, config.work_queue_url.clone());
     tracing::info!(allowed_catalogs = ?config.allowed_catalogs, max_body_bytes = config.max_body_bytes, "initialised");
     let webhook = Webhook::new(secret, queue, config.allowed_catalogs, config.max_body_bytes);

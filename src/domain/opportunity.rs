@@ -39,17 +39,34 @@ impl AssociationLimit {
     }
 }
 
-/// The related entities of one opportunity, by type.
+/// The related entities of one opportunity, by type, and its review status.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Holdings {
     by_type: BTreeMap<EntityType, Vec<String>>,
+    /// `LifeCycle.ReviewStatus`, when the read gave one.
+    review_status: Option<String>,
 }
+
+/// The review statuses in which an opportunity takes no change at all: under AWS's review, or
+/// rejected (read-only). A replacement is refused there as any write is.
+const FROZEN: [&str; 3] = ["Submitted", "In review", "Rejected"];
 
 impl Holdings {
     /// `identifiers` held as entities of `entity_type`, added to what is already there.
     pub fn with(mut self, entity_type: EntityType, identifiers: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.by_type.entry(entity_type).or_default().extend(identifiers.into_iter().map(Into::into));
         self
+    }
+
+    /// The same holdings, of an opportunity whose `LifeCycle.ReviewStatus` is `status`.
+    pub fn reviewed(mut self, status: impl Into<String>) -> Self {
+        self.review_status = Some(status.into());
+        self
+    }
+
+    /// The review status, when it is one in which the opportunity takes no change at all.
+    pub fn frozen(&self) -> Option<&str> {
+        self.review_status.as_deref().filter(|status| FROZEN.contains(status))
     }
 
     /// The identifiers held of one type.

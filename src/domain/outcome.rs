@@ -4,8 +4,7 @@
 //! Every string the function puts in an answer, a log line's `outcome` or a dead letter's
 //! `ErrorCode` is a constant here: [`codes`] for errors, [`names`] for outcomes.
 
-use serde::Serialize;
-
+use crate::domain::opportunity::Holdings;
 use crate::domain::request::InvalidRequest;
 
 /// Error codes the function gives itself (the service's own codes pass through unchanged). They are
@@ -27,6 +26,9 @@ pub mod codes {
     pub const UNREPORTABLE_RECORD: &str = "UnreportableRecord";
     /// The answer could not be written as JSON.
     pub const SERIALIZATION_ERROR: &str = "SerializationError";
+    /// The service's own code for an opportunity that does not exist, also given by the function
+    /// when a read shows it.
+    pub const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
 }
 
 /// The names of outcomes: a log line's `outcome`, an answer's `outcome`.
@@ -42,20 +44,53 @@ pub mod names {
 }
 
 /// Why a record did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     /// The service's error code, or one of [`codes`].
     pub code: String,
     pub message: String,
     /// The service's request id, when the service answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// What a redelivery will do about it: said only when the record goes back to its trigger, not
+    /// when it is dead-lettered (no redelivery follows).
+    pub redelivery: Option<String>,
 }
 
 impl Failure {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { code: code.to_owned(), message: message.into(), request_id: None }
+        Self { code: code.to_owned(), message: message.into(), request_id: None, redelivery: None }
+    }
+
+    /// The opportunity the request names does not exist in its catalog, as a read showed.
+    pub fn no_such_opportunity(opportunity: impl std::fmt::Display) -> Self {
+        Self::new(codes::RESOURCE_NOT_FOUND, format!("the opportunity {opportunity} does not exist in this catalog"))
+    }
+
+    /// A write answered `answered` (ambiguous), and the read that was to settle it failed with `read`.
+    pub fn unsettled(answered: &str, read: Failure) -> Self {
+        let message = format!(
+            "it answered {answered}, and reading the opportunity to see whether it is done failed: {}",
+            read.message
+        );
+        Self { message, ..read }
+    }
+
+    /// The same failure, with what a redelivery will do about it.
+    pub fn until_redelivered(self, redelivery: impl std::fmt::Display) -> Self {
+        Self { redelivery: Some(redelivery.to_string()), ..self }
+    }
+
+    /// The failure as it goes back to its trigger: its message says what the redelivery will do.
+    pub fn given_back(self) -> Self {
+        match self.redelivery {
+            Some(redelivery) => Self { message: format!("{}; {redelivery}", self.message), redelivery: None, ..self },
+            None => self,
+        }
+    }
+
+    /// The failure as it is dead-lettered: no redelivery follows, and its message promises none.
+    pub fn given_up(self) -> Self {
+        Self { redelivery: None, ..self }
     }
 
     /// The same failure, its message followed by `note`.
@@ -72,15 +107,16 @@ impl From<InvalidRequest> for Failure {
 }
 
 /// A request that succeeded, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Done {
     Disassociated,
     /// The service said not found, and the opportunity exists without that entity: a redelivery of
-    /// a request already carried out, as far as the event can tell.
-    AlreadyDisassociated,
+    /// a request already carried out, as far as the event can tell. With what the read showed the
+    /// opportunity holds, so that the record's warning can show a wrong identifier.
+    AlreadyDisassociated(Holdings),
     /// The same answer for an SQS message at its first receive, which is no redelivery of that
     /// message: most likely a wrong identifier. Still a success, so that it does not loop.
-    NotAssociated,
+    NotAssociated(Holdings),
     /// A replacement (`ReplaceWith`): the new entity confirmed on the opportunity and the old one gone,
     /// by the writes this delivery made.
     Replaced,
@@ -91,23 +127,22 @@ pub enum Done {
 }
 
 impl Done {
-    pub const ALL: [Done; 6] = [
-        Done::Disassociated,
-        Done::AlreadyDisassociated,
-        Done::NotAssociated,
-        Done::Replaced,
-        Done::AlreadyReplaced,
-        Done::DryRun,
-    ];
-
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Done::Disassociated => names::DISASSOCIATED,
-            Done::AlreadyDisassociated => names::ALREADY_DISASSOCIATED,
-            Done::NotAssociated => names::NOT_ASSOCIATED,
+            Done::AlreadyDisassociated(_) => names::ALREADY_DISASSOCIATED,
+            Done::NotAssociated(_) => names::NOT_ASSOCIATED,
             Done::Replaced => names::REPLACED,
             Done::AlreadyReplaced => names::ALREADY_REPLACED,
             Done::DryRun => names::DRY_RUN,
+        }
+    }
+
+    /// What the opportunity holds, when a not-found answer was settled by reading it.
+    pub fn holdings(&self) -> Option<&Holdings> {
+        match self {
+            Done::AlreadyDisassociated(holdings) | Done::NotAssociated(holdings) => Some(holdings),
+            _ => None,
         }
     }
 }
@@ -124,6 +159,22 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// One outcome of every kind, in the order the metrics list them (a success's holdings empty, a
+    /// failure's reason blank): what a list per kind is derived from.
+    pub fn every_kind() -> [Outcome; 8] {
+        let blank = || Failure::new("", "");
+        [
+            Outcome::Done(Done::Disassociated),
+            Outcome::Done(Done::AlreadyDisassociated(Holdings::default())),
+            Outcome::Done(Done::NotAssociated(Holdings::default())),
+            Outcome::Done(Done::Replaced),
+            Outcome::Done(Done::AlreadyReplaced),
+            Outcome::Done(Done::DryRun),
+            Outcome::DeadLettered(blank()),
+            Outcome::Failed(blank()),
+        ]
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Outcome::Done(done) => done.name(),

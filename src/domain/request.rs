@@ -36,7 +36,7 @@ const REPLACE_WITH_TYPE: &str = "ReplaceWith.RelatedEntityType";
 const REPLACE_WITH_IDENTIFIER: &str = "ReplaceWith.RelatedEntityIdentifier";
 
 /// A Partner Central catalog: `AWS` (production) or `Sandbox` (testing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Catalog {
     #[serde(rename = "AWS")]
     Aws,
@@ -76,7 +76,7 @@ impl fmt::Display for Catalog {
 }
 
 /// An opportunity identifier: `O` followed by 1 to 19 digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct OpportunityId(String);
 
@@ -98,7 +98,7 @@ impl fmt::Display for OpportunityId {
 }
 
 /// The six related entity types of the current service model (case-sensitive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum EntityType {
     Solutions,
     AwsProducts,
@@ -169,7 +169,7 @@ impl fmt::Display for EntityType {
 }
 
 /// A related entity: its type and an identifier valid for that type.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RelatedEntity {
     #[serde(rename = "RelatedEntityType")]
     entity_type: EntityType,
@@ -206,7 +206,7 @@ impl RelatedEntity {
 }
 
 /// A valid `DisassociateOpportunity` request.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DisassociationRequest {
     #[serde(rename = "Catalog")]
     pub catalog: Catalog,
@@ -221,7 +221,7 @@ pub struct DisassociationRequest {
 }
 
 /// One member that is missing or malformed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
     pub field: &'static str,
     pub message: String,

@@ -3,7 +3,7 @@
 //! `RUST_LOG` asks for more.
 //!
 //! Whatever the level asked for, a few of the libraries' own lines are never written, because they
-//! carry what must not reach a log (tests/log_secrets.rs checks every line of a full run at TRACE):
+//! carry what must not reach a log (tests/it/end_to_end_log_secrets.rs checks every line of a full run at TRACE):
 //! - `lambda_runtime`'s raw event at TRACE: a webhook's signature headers and every request in full.
 //!   (It also makes the runtime exit on a payload that is not UTF-8.)
 //! - the SDK's endpoint and auth resolution at DEBUG and its request dumps at TRACE: the access key
@@ -68,6 +68,6 @@ mod tests {
         assert!(!allows("aws_smithy_runtime::client::orchestrator::auth", Level::DEBUG));
         assert!(!allows("aws_sigv4::http_request::sign", Level::DEBUG));
         assert!(allows("aws_smithy_runtime::client::retries::strategy::standard", Level::TRACE));
-        assert!(allows("opportunity_disassociator::handler", Level::TRACE));
+        assert!(allows("opportunity_disassociator::worker", Level::TRACE));
     }
 }

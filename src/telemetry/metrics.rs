@@ -10,33 +10,28 @@ use serde_json::{Value, json};
 use crate::domain::outcome::{Done, Outcome};
 use crate::domain::request::Catalog;
 
-/// The counts of a catalog's line, by metric name, in the order the lines list them: each outcome's,
-/// and the reads (`GetOpportunity`; the warm-up's is not an invocation's).
-const COUNT_METRICS: [&str; 9] = [
-    "Disassociated",
-    "AlreadyDisassociated",
-    "NotAssociated",
-    "Replaced",
-    "AlreadyReplaced",
-    "DryRun",
-    "DeadLettered",
-    "Retried",
-    READS,
-];
+/// The count of the reads (`GetOpportunity`; the warm-up's is not an invocation's), listed after
+/// the outcomes' in a catalog's line.
 const READS: &str = "Reads";
 
-/// The metric an outcome counts in.
-fn metric(outcome: &Outcome) -> &'static str {
+/// The metric an outcome counts in. Dashboards and alarms read these names: they never change.
+pub fn metric_name(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Done(Done::Disassociated) => "Disassociated",
-        Outcome::Done(Done::AlreadyDisassociated) => "AlreadyDisassociated",
-        Outcome::Done(Done::NotAssociated) => "NotAssociated",
+        Outcome::Done(Done::AlreadyDisassociated(_)) => "AlreadyDisassociated",
+        Outcome::Done(Done::NotAssociated(_)) => "NotAssociated",
         Outcome::Done(Done::Replaced) => "Replaced",
         Outcome::Done(Done::AlreadyReplaced) => "AlreadyReplaced",
         Outcome::Done(Done::DryRun) => "DryRun",
         Outcome::DeadLettered(_) => "DeadLettered",
         Outcome::Failed(_) => "Retried",
     }
+}
+
+/// The counts of a catalog's line, by metric name, in the order the lines list them: each outcome's,
+/// then the reads.
+fn count_metrics() -> impl Iterator<Item = &'static str> {
+    Outcome::every_kind().into_iter().map(|outcome| metric_name(&outcome)).chain([READS])
 }
 
 /// The catalog dimension of a record whose request could not be decoded.
@@ -60,7 +55,7 @@ impl InvocationMetrics {
         *map.entry(catalog.map_or(NO_CATALOG, Catalog::as_str))
             .or_default()
             .counts
-            .entry(metric(outcome))
+            .entry(metric_name(outcome))
             .or_default() += 1;
     }
 
@@ -78,13 +73,12 @@ impl InvocationMetrics {
         let map = self.lock();
         let mut lines = Vec::new();
         for (catalog, per) in map.iter() {
-            let mut metrics: Vec<Value> =
-                COUNT_METRICS.iter().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
+            let mut metrics: Vec<Value> = count_metrics().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
             let mut line = json!({
                 "Service": service,
                 "Catalog": catalog,
             });
-            for name in COUNT_METRICS {
+            for name in count_metrics() {
                 line[name] = json!(per.counts.get(name).copied().unwrap_or(0));
             }
             if !per.latencies_ms.is_empty() {
@@ -164,6 +158,27 @@ mod tests {
         assert_eq!(sandbox["_aws"]["Timestamp"], 1_700_000_000_000u64);
         assert_eq!(lines[2]["Throttled"], 3);
         assert_eq!(lines[2]["Service"], "svc");
+    }
+
+    #[test]
+    fn every_outcome_counts_in_a_metric_of_its_own_and_every_line_lists_them_all() {
+        let names: Vec<&str> = count_metrics().collect();
+        assert_eq!(
+            names,
+            [
+                "Disassociated",
+                "AlreadyDisassociated",
+                "NotAssociated",
+                "Replaced",
+                "AlreadyReplaced",
+                "DryRun",
+                "DeadLettered",
+                "Retried",
+                "Reads"
+            ]
+        );
+        let kinds: std::collections::BTreeSet<&str> = Outcome::every_kind().iter().map(Outcome::name).collect();
+        assert_eq!(kinds.len(), Outcome::every_kind().len(), "one of each kind");
     }
 
     #[test]

@@ -4,13 +4,36 @@
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Serialize;
 use serde_json::Value;
 
-use super::reply::{InvalidMember, Reply};
 use crate::domain::request::{CATALOG, Catalog, DisassociationRequest};
 
 /// The most documents one webhook call may carry.
 pub const MAX_DOCUMENTS: usize = 100;
+
+/// One member at fault in one document of the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvalidMember {
+    /// The document's position in the list (0 for a body of one document).
+    pub index: usize,
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// Why the body's documents cannot be queued (the CRM is answered 400): in a sentence, and every
+/// member at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub message: String,
+    pub errors: Vec<InvalidMember>,
+}
+
+impl Rejection {
+    fn whole(message: String) -> Self {
+        Self { message, errors: Vec::new() }
+    }
+}
 
 /// Why the body could not be taken.
 pub enum BodyError {
@@ -33,22 +56,20 @@ pub fn raw_body(event: &LambdaFunctionUrlRequest, max: usize) -> Result<Vec<u8>,
     if body.len() > max { Err(BodyError::TooLarge) } else { Ok(body) }
 }
 
-/// The body's documents, each decoded and in an allowed catalog; or the 400 that names every fault.
-pub fn requests(body: &[u8], allowed_catalogs: &[Catalog]) -> Result<Vec<DisassociationRequest>, Reply> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|e| Reply::bad_request(format!("the body is not JSON: {e}"), Vec::new()))?;
+/// The body's documents, each decoded and in an allowed catalog; or the rejection that names every
+/// fault.
+pub fn requests(body: &[u8], allowed_catalogs: &[Catalog]) -> Result<Vec<DisassociationRequest>, Rejection> {
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|e| Rejection::whole(format!("the body is not JSON: {e}")))?;
     let documents: Vec<&Value> = match &doc {
         Value::Array(items) if items.is_empty() => {
-            return Err(Reply::bad_request(
-                format!("the list is empty: send 1 to {MAX_DOCUMENTS} request documents"),
-                Vec::new(),
-            ));
+            return Err(Rejection::whole(format!("the list is empty: send 1 to {MAX_DOCUMENTS} request documents")));
         }
         Value::Array(items) if items.len() > MAX_DOCUMENTS => {
-            return Err(Reply::bad_request(
-                format!("the list has {} documents: send at most {MAX_DOCUMENTS} per request", items.len()),
-                Vec::new(),
-            ));
+            return Err(Rejection::whole(format!(
+                "the list has {} documents: send at most {MAX_DOCUMENTS} per request",
+                items.len()
+            )));
         }
         Value::Array(items) => items.iter().collect(),
         one => vec![one],
@@ -76,8 +97,8 @@ pub fn requests(body: &[u8], allowed_catalogs: &[Catalog]) -> Result<Vec<Disasso
     if errors.is_empty() {
         return Ok(requests);
     }
-    Err(Reply::bad_request(
-        format!("{invalid_documents} of {} document(s) invalid: nothing was queued", documents.len()),
+    Err(Rejection {
+        message: format!("{invalid_documents} of {} document(s) invalid: nothing was queued", documents.len()),
         errors,
-    ))
+    })
 }

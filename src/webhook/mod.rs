@@ -11,12 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
 use lambda_runtime::LambdaEvent;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::aws::work_queue::{MAX_BATCH, WorkQueue};
 use crate::domain::outcome::{Failure, FunctionError, codes};
 use crate::domain::request::{Catalog, DisassociationRequest};
+use crate::domain::secret::WebhookSecret;
 
 pub mod documents;
 pub mod reply;
@@ -25,7 +26,7 @@ pub mod signature;
 use documents::BodyError;
 pub use documents::MAX_DOCUMENTS;
 use reply::Reply;
-use signature::{Refusal, WebhookSecret, verify};
+use signature::{Refusal, verify};
 
 /// The webhook: its secret, the work queue, and the rules a document must meet to be queued.
 pub struct Webhook<Q> {
@@ -94,9 +95,10 @@ impl<Q: WorkQueue> Webhook<Q> {
         }
         match documents::requests(&body, &self.allowed_catalogs) {
             Ok(requests) => self.queue(&requests).await,
-            Err(reply) => {
-                info!(errors = %reply.body["errors"], "webhook refused (400): {}", reply.body["message"]);
-                reply
+            Err(rejection) => {
+                // The log line says what the reply says, as the reply says it.
+                info!(errors = %json!(rejection.errors), "webhook refused (400): {}", json!(rejection.message));
+                Reply::bad_request(rejection)
             }
         }
     }

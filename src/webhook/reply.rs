@@ -3,20 +3,12 @@
 use aws_lambda_events::http::HeaderValue;
 use aws_lambda_events::http::header::{CONTENT_TYPE, HeaderName};
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlResponse;
-use serde::Serialize;
 use serde_json::{Value, json};
+
+use super::documents::Rejection;
 
 /// How long a CRM is asked to wait before retrying a 503.
 const RETRY_AFTER_SECONDS: &str = "10";
-
-/// One member at fault in one document of the body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InvalidMember {
-    /// The document's position in the list (0 for a body of one document).
-    pub index: usize,
-    pub field: &'static str,
-    pub message: String,
-}
 
 /// An answer to the CRM.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,8 +33,8 @@ impl Reply {
     }
 
     /// 400, naming every member at fault.
-    pub fn bad_request(message: impl Into<String>, errors: Vec<InvalidMember>) -> Self {
-        Self::new(400, json!({ "message": message.into(), "errors": errors }))
+    pub fn bad_request(rejection: Rejection) -> Self {
+        Self::new(400, json!({ "message": rejection.message, "errors": rejection.errors }))
     }
 
     /// 401, and not a word about why.

@@ -57,7 +57,6 @@ mod tests {
             request: Err(crate::domain::outcome::Failure::new("x", "y")),
             body: String::new(),
             source_id: None,
-            event_id: None,
             group,
             receive_count: None,
         }

@@ -1,5 +1,5 @@
 //! Partner Central calls within an invocation: each write in a paced slot, retried in a later slot
-//! while its failure is passing; every call cut off at the end of calls.
+//! while its failure is transient; every call cut off at the end of calls.
 
 use tokio::time::Instant;
 use tracing::info;
@@ -28,11 +28,51 @@ impl std::fmt::Display for Write<'_> {
     }
 }
 
+/// Why a call, or a request, did not go through: for good, or for now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failed {
+    /// Will never succeed as it is.
+    Permanent(Failure),
+    /// May succeed later.
+    Transient(Failure),
+}
+
+impl Failed {
+    /// A call's error, as its class says (an ambiguous answer that no read settled counts for good).
+    pub fn of(error: ApiError) -> Self {
+        match error.class {
+            ErrorClass::Transient => Failed::Transient(error.into()),
+            ErrorClass::Permanent | ErrorClass::Ambiguous => Failed::Permanent(error.into()),
+        }
+    }
+}
+
+/// Settles an ambiguous answer (`error`: not found, a business rule, a conflict) by `read`, what
+/// the opportunity holds, since the service's answers for "already done" are undocumented: the
+/// holdings, for the caller to judge; or why they cannot be had (the opportunity does not exist; the
+/// read failed, transiently or not).
+pub async fn settle_by_read<F>(error: &ApiError, opportunity: &OpportunityId, read: F) -> Result<Holdings, Failed>
+where
+    F: Future<Output = Result<Option<Holdings>, ApiError>>,
+{
+    match read.await {
+        Ok(Some(holdings)) => Ok(holdings),
+        Ok(None) => Err(Failed::Permanent(Failure {
+            request_id: error.request_id.clone(),
+            ..Failure::no_such_opportunity(opportunity)
+        })),
+        Err(read) if read.class == ErrorClass::Transient => {
+            Err(Failed::Transient(Failure::unsettled(&error.code, read.into())))
+        }
+        Err(_) => Err(Failed::Permanent(error.clone().into())),
+    }
+}
+
 /// Why a write did not go through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteError {
-    /// The service's answer to the last attempt: permanent, or passing after `AWS_MAX_ATTEMPTS`.
-    /// `retried`: earlier attempts were made, and one that failed passing may yet have been applied.
+    /// The service's answer to the last attempt: permanent, or transient after `AWS_MAX_ATTEMPTS`.
+    /// `retried`: earlier attempts were made, and one that failed transiently may yet have been applied.
     Api { error: ApiError, retried: bool },
     /// No attempt could start, or the last was cut off, before the end of calls.
     Deadline(Failure),

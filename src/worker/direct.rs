@@ -8,12 +8,12 @@ use crate::domain::outcome::{Done, FunctionError, Outcome};
 
 pub fn answer(record: &Record, outcome: Outcome) -> Result<Value, FunctionError> {
     match outcome {
-        Outcome::Done(done) => Ok(summary(done, record)),
+        Outcome::Done(done) => Ok(summary(&done, record)),
         Outcome::DeadLettered(failure) | Outcome::Failed(failure) => Err(failure.into()),
     }
 }
 
 /// What a request came to, and the request as it was understood.
-pub(super) fn summary(done: Done, record: &Record) -> Value {
+pub(super) fn summary(done: &Done, record: &Record) -> Value {
     json!({ "outcome": done.name(), "request": record.request.as_ref().ok() })
 }

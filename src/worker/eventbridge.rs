@@ -10,7 +10,7 @@ use crate::domain::outcome::{FunctionError, Outcome, names};
 
 pub fn answer(record: &Record, outcome: Outcome) -> Result<Value, FunctionError> {
     match outcome {
-        Outcome::Done(done) => Ok(summary(done, record)),
+        Outcome::Done(done) => Ok(summary(&done, record)),
         Outcome::DeadLettered(failure) => Ok(json!({
             "outcome": names::DEAD_LETTERED,
             "errorCode": failure.code,

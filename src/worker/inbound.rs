@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::aws::is_fifo;
-use crate::aws::work_queue::sqs_safe_json;
+use crate::aws::sqs_safe_json;
 use crate::domain::outcome::{Failure, codes};
 use crate::domain::request::{self, DisassociationRequest};
 
@@ -103,8 +103,6 @@ pub struct Record {
     /// The SQS message id (`None` when missing or empty: such a record can never be reported failed,
     /// as an empty `itemIdentifier` fails the whole batch), or the EventBridge event id.
     pub source_id: Option<String>,
-    /// The id of the EventBridge event an SQS body carries.
-    pub event_id: Option<String>,
     pub group: Group,
     /// How many times SQS has delivered the message, this time included (`ApproximateReceiveCount`).
     pub receive_count: Option<u32>,
@@ -117,14 +115,12 @@ pub fn classify(payload: &Payload) -> Inbound {
         return sqs_batch(records);
     }
     if is_eventbridge(event) {
-        let (event_id, request) = envelope(event);
         return Inbound::EventBridge(Record {
             trigger: Trigger::EventBridge,
-            request,
+            request: detail(event),
             // The dead letter's body: the event's very bytes.
             body: sqs_safe_json(payload.raw().to_owned()),
-            source_id: event_id,
-            event_id: None,
+            source_id: event.get("id").and_then(Value::as_str).map(str::to_owned),
             group: Group::None,
             receive_count: None,
         });
@@ -140,7 +136,6 @@ pub fn classify(payload: &Payload) -> Inbound {
         request: DisassociationRequest::from_document(event).map_err(Failure::from),
         body: payload.raw().to_owned(),
         source_id: None,
-        event_id: None,
         group: Group::None,
         receive_count: None,
     })
@@ -166,17 +161,15 @@ fn is_http_request(value: &Value) -> bool {
         .all(|member| value.get(member).is_none())
 }
 
-/// An EventBridge event's id and request.
-fn envelope(event: &Value) -> (Option<String>, Result<DisassociationRequest, Failure>) {
-    let id = event.get("id").and_then(Value::as_str).map(str::to_owned);
-    let request = match event.get("detail") {
+/// An EventBridge event's request: its detail.
+fn detail(event: &Value) -> Result<DisassociationRequest, Failure> {
+    match event.get("detail") {
         None | Some(Value::Null) => Err(Failure::new(
             codes::VALIDATION_ERROR,
             "the EventBridge event has no detail: it must carry the request document",
         )),
         Some(detail) => DisassociationRequest::from_document(detail).map_err(Failure::from),
-    };
-    (id, request)
+    }
 }
 
 fn sqs_batch(records: &Value) -> Inbound {
@@ -268,17 +261,16 @@ fn sqs_record(record: &Value, fifo: bool) -> Record {
     });
     // Without a readable body, the record itself is what is kept for the dead-letter queue.
     let body_kept = body.clone().unwrap_or_else(|| if faults.is_empty() { String::new() } else { record.to_string() });
-    let (event_id, request) = if !faults.is_empty() {
-        let failure = Failure::new(codes::VALIDATION_ERROR, format!("malformed SQS record: {}", faults.join("; ")));
-        (None, Err(failure))
+    let request = if !faults.is_empty() {
+        Err(Failure::new(codes::VALIDATION_ERROR, format!("malformed SQS record: {}", faults.join("; "))))
     } else {
         match serde_json::from_str::<Value>(body.as_deref().unwrap_or_default()).map(unwrap_async_record) {
-            Err(e) => (None, Err(Failure::new(codes::VALIDATION_ERROR, format!("the message body is not JSON: {e}")))),
-            Ok(doc) if is_eventbridge(&doc) => envelope(&doc),
-            Ok(doc) => (None, DisassociationRequest::from_document(&doc).map_err(Failure::from)),
+            Err(e) => Err(Failure::new(codes::VALIDATION_ERROR, format!("the message body is not JSON: {e}"))),
+            Ok(doc) if is_eventbridge(&doc) => detail(&doc),
+            Ok(doc) => DisassociationRequest::from_document(&doc).map_err(Failure::from),
         }
     };
-    Record { trigger: Trigger::Sqs, request, body: body_kept, source_id: message_id, event_id, group, receive_count }
+    Record { trigger: Trigger::Sqs, request, body: body_kept, source_id: message_id, group, receive_count }
 }
 
 #[cfg(test)]
@@ -342,9 +334,8 @@ mod tests {
         assert!(!batch.fifo);
         let r = &batch.records;
         assert_eq!(r.len(), 6);
-        assert!(r[0].request.is_ok() && r[0].event_id.is_none());
+        assert!(r[0].request.is_ok());
         assert!(r[1].request.is_ok());
-        assert_eq!(r[1].event_id.as_deref(), Some("ev-1"));
         assert!(r[2].request.as_ref().unwrap_err().message.contains("not JSON"));
         assert_eq!(r[2].body, "not json", "the original body is kept unchanged");
         assert!(r[3].request.as_ref().unwrap_err().message.contains("RelatedEntityType"));
@@ -397,7 +388,6 @@ mod tests {
             panic!("expected SQS")
         };
         assert!(batch.records[0].request.is_ok(), "{:?}", batch.records[0].request);
-        assert_eq!(batch.records[0].event_id.as_deref(), Some("ev-1"));
         assert_eq!(batch.records[0].body, invocation_record.to_string(), "the body itself is kept unchanged");
     }
 
@@ -409,7 +399,6 @@ mod tests {
             panic!("expected SQS")
         };
         assert!(batch.records[0].request.is_ok(), "{:?}", batch.records[0].request);
-        assert_eq!(batch.records[0].event_id.as_deref(), Some("ev-1"));
     }
 
     #[test]

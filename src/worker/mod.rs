@@ -123,9 +123,9 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             opportunity_id
         );
         async {
-            let (outcome, held) = self.decide(invocation, record, held_back).await;
+            let outcome = self.decide(invocation, record, held_back).await;
             let outcome = self.settle(invocation, record, outcome).await;
-            report(invocation, record, &outcome, held.as_deref());
+            report(invocation, record, &outcome);
             outcome
         }
         .instrument(span)
@@ -133,21 +133,25 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     }
 }
 
-/// The record's log line (one, whatever became of it) and its count in the metrics. `held`: what the
-/// opportunity holds of the entity's type, when a not-found answer ended in success.
-fn report(invocation: &Invocation, record: &Record, outcome: &Outcome, held: Option<&[String]>) {
+/// The record's log line (one, whatever became of it) and its count in the metrics.
+fn report(invocation: &Invocation, record: &Record, outcome: &Outcome) {
     let request = record.request.as_ref().ok();
     invocation.metrics.count(request.map(|r| r.catalog), outcome);
-    match (outcome, request, held) {
-        // A wrong identifier looks like this too: shown above INFO, with what is there instead.
-        (Outcome::Done(done), Some(request), Some(held)) => warn!(
+    let holdings = match outcome {
+        Outcome::Done(done) => done.holdings(),
+        _ => None,
+    };
+    match (outcome, request, holdings) {
+        // A wrong identifier looks like this too: shown above INFO, with what is there instead (the
+        // log field keeps its name, `held`: operators' queries read it).
+        (Outcome::Done(done), Some(request), Some(holdings)) => warn!(
             outcome = outcome.name(),
             entity_type = request.entity.entity_type().as_str(),
             entity = request.entity.identifier(),
-            held = ?held,
+            held = ?holdings.of(request.entity.entity_type()),
             "{}",
             match done {
-                Done::NotAssociated => {
+                Done::NotAssociated(_) => {
                     "not found, and the opportunity does not hold this entity at the message's first receive: \
                      was the identifier right? (held: what the opportunity holds of this type)"
                 }

@@ -11,11 +11,11 @@ use std::fmt::Display;
 
 use tracing::{info, warn};
 
-use super::calls::{Write, WriteError};
+use super::calls::{Failed, Write, WriteError, settle_by_read};
 use super::decide::Verdict;
 use super::{Invocation, Worker};
 use crate::aws::dead_letters::DeadLetters;
-use crate::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
+use crate::aws::partner_central::{ErrorClass, PartnerCentral};
 use crate::domain::opportunity::{AssociationLimit, Holdings, Order};
 use crate::domain::outcome::{Done, Failure};
 use crate::domain::request::{DisassociationRequest, EntityType, RelatedEntity};
@@ -45,12 +45,6 @@ impl Plan {
     }
 }
 
-/// Why a step did not go through, before the replacement says what that leaves.
-enum StepFailure {
-    Permanent(Failure),
-    Passing(Failure),
-}
-
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// Replaces `request.entity` by `new` on the request's opportunity.
     pub(super) async fn replace(
@@ -63,20 +57,21 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let holdings = match self.read(invocation, request.catalog, &request.opportunity).await {
             Ok(Some(holdings)) => holdings,
             Ok(None) => {
-                return Verdict::Permanent(Failure::new(
-                    "ResourceNotFoundException",
-                    format!(
-                        "the opportunity {} does not exist in this catalog: nothing was changed",
-                        request.opportunity
-                    ),
-                ));
+                return Verdict::Permanent(
+                    Failure::no_such_opportunity(&request.opportunity).noted("nothing was changed"),
+                );
             }
             Err(error) => {
-                let class = error.class;
-                let failure = described(error, "reading the opportunity (GetOpportunity)").noted("nothing was changed");
-                return match class {
-                    ErrorClass::Transient => Verdict::Passing(failure),
-                    ErrorClass::Permanent | ErrorClass::Missing => Verdict::Permanent(failure),
+                let nothing = |failure: Failure| {
+                    Failure {
+                        message: format!("reading the opportunity (GetOpportunity): {}", with_code(&failure)),
+                        ..failure
+                    }
+                    .noted("nothing was changed")
+                };
+                return match Failed::of(error) {
+                    Failed::Transient(failure) => Verdict::Transient(nothing(failure)),
+                    Failed::Permanent(failure) => Verdict::Permanent(nothing(failure)),
                 };
             }
         };
@@ -87,13 +82,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             Plan::Done => Verdict::Done(Done::AlreadyReplaced),
             Plan::Both(Order::AssociateFirst) => {
                 if let Err(failure) = self.step(invocation, request, associate, 1).await {
-                    let leaves = "nothing was removed";
-                    return failure.at(
-                        "step 1 of 2",
-                        associate,
-                        leaves,
-                        format_args!("{leaves}; the redelivery tries again"),
-                    );
+                    return failure.at("step 1 of 2", associate, "nothing was removed", "the redelivery tries again");
                 }
                 self.remove_old(invocation, request, new).await
             }
@@ -108,13 +97,15 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 }
                 match self.step(invocation, request, associate, 0).await {
                     Ok(()) => Verdict::Done(Done::Replaced),
-                    Err(StepFailure::Permanent(failure)) => {
+                    Err(Failed::Permanent(failure)) => {
                         Verdict::Permanent(refused_after_removal(failure, &holdings, old, new))
                     }
-                    Err(passing) => {
-                        let leaves = format!("{old} was removed; the redelivery associates {new}");
-                        passing.at("step 2 of 2", associate, &leaves, &leaves)
-                    }
+                    Err(transient) => transient.at(
+                        "step 2 of 2",
+                        associate,
+                        format_args!("{old} was removed"),
+                        format_args!("the redelivery associates {new}"),
+                    ),
                 }
             }
             Plan::DisassociateOnly => self.remove_old(invocation, request, new).await,
@@ -126,15 +117,12 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 );
                 match self.step(invocation, request, associate, 0).await {
                     Ok(()) => Verdict::Done(Done::Replaced),
-                    Err(failure) => {
-                        let leaves = format!("{old} is not on the opportunity either");
-                        failure.at(
-                            "the one step left",
-                            associate,
-                            &leaves,
-                            format_args!("{leaves}; the redelivery tries again"),
-                        )
-                    }
+                    Err(failure) => failure.at(
+                        "the one step left",
+                        associate,
+                        format_args!("{old} is not on the opportunity either"),
+                        "the redelivery tries again",
+                    ),
                 }
             }
         }
@@ -154,7 +142,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 "step 2 of 2",
                 disassociate,
                 format_args!("{new} is on the opportunity, and {old} stays on it"),
-                format_args!("{new} is on the opportunity; the redelivery removes {old}"),
+                format_args!("the redelivery removes {old}"),
             ),
         }
     }
@@ -168,48 +156,33 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         request: &DisassociationRequest,
         write: Write<'_>,
         writes_after: u32,
-    ) -> Result<(), StepFailure> {
+    ) -> Result<(), Failed> {
         let (catalog, opportunity) = (request.catalog, &request.opportunity);
         let error = match self.write_followed_by(invocation, catalog, opportunity, write, writes_after).await {
             Ok(()) => return Ok(()),
-            Err(WriteError::Deadline(failure)) => {
-                let message = format!("{}: {}", failure.code, failure.message);
-                return Err(StepFailure::Passing(Failure { message, ..failure }));
-            }
+            Err(WriteError::Deadline(failure)) => return Err(Failed::Transient(failure)),
             Err(WriteError::Api { error, .. }) => error,
         };
-        match error.class {
-            ErrorClass::Transient => return Err(StepFailure::Passing(with_code(error))),
-            ErrorClass::Permanent => return Err(StepFailure::Permanent(with_code(error))),
-            ErrorClass::Missing => {}
+        if error.class != ErrorClass::Ambiguous {
+            return Err(Failed::of(error));
         }
-        match self.read(invocation, catalog, opportunity).await {
-            Ok(Some(holdings)) if done(&holdings, write) => Ok(()),
-            Ok(Some(_)) => Err(StepFailure::Permanent(with_code(error))),
-            Ok(None) => {
-                Err(StepFailure::Permanent(with_code(error).noted("the opportunity does not exist in this catalog")))
-            }
-            Err(read) if read.class == ErrorClass::Transient => {
-                let what =
-                    format!("it answered {}, and reading the opportunity to see whether it is done failed", error.code);
-                Err(StepFailure::Passing(described(read, &what)))
-            }
-            Err(_) => Err(StepFailure::Permanent(with_code(error))),
-        }
+        let holdings = settle_by_read(&error, opportunity, self.read(invocation, catalog, opportunity)).await?;
+        if done(&holdings, write) { Ok(()) } else { Err(Failed::Permanent(error.into())) }
     }
 }
 
-impl StepFailure {
+impl Failed {
     /// The verdict on a replacement that stopped at `step` (`write`), its reason saying what that
-    /// leaves: for good (`permanently`), or until the redelivery (`passing`).
-    fn at(self, step: &str, write: Write<'_>, permanently: impl Display, passing: impl Display) -> Verdict {
-        let explain = |failure: Failure, leaves: &dyn Display| Failure {
-            message: format!("{step} ({write}): {}; {leaves}", failure.message),
+    /// `leaves`, and, when transient, what a redelivery does about it (said only if one follows: not
+    /// at the message's last receive).
+    fn at(self, step: &str, write: Write<'_>, leaves: impl Display, redelivery: impl Display) -> Verdict {
+        let explain = |failure: Failure| Failure {
+            message: format!("{step} ({write}): {}; {leaves}", with_code(&failure)),
             ..failure
         };
         match self {
-            StepFailure::Permanent(failure) => Verdict::Permanent(explain(failure, &permanently)),
-            StepFailure::Passing(failure) => Verdict::Passing(explain(failure, &passing)),
+            Failed::Permanent(failure) => Verdict::Permanent(explain(failure)),
+            Failed::Transient(failure) => Verdict::Transient(explain(failure).until_redelivered(redelivery)),
         }
     }
 }
@@ -222,17 +195,10 @@ fn done(holdings: &Holdings, write: Write<'_>) -> bool {
     }
 }
 
-/// The service's failure, its code also in the message: the message alone (an EventBridge
-/// `OnFailure` record's) then says what the service answered.
-fn with_code(error: ApiError) -> Failure {
-    let message = format!("{}: {}", error.code, error.message);
-    Failure { message, ..error.into() }
-}
-
-/// The service's failure, after `what` was being done.
-fn described(error: ApiError, what: &str) -> Failure {
-    let failure = with_code(error);
-    Failure { message: format!("{what}: {}", failure.message), ..failure }
+/// A failure's message with its code in front: the message alone (an EventBridge `OnFailure`
+/// record's) then says what the service answered.
+fn with_code(failure: &Failure) -> String {
+    format!("{}: {}", failure.code, failure.message)
 }
 
 /// The old entity was removed (disassociated first, for want of room) and the new one refused for
@@ -250,7 +216,7 @@ fn refused_after_removal(failure: Failure, holdings: &Holdings, old: &RelatedEnt
         old.identifier(),
         new.identifier(),
         Write::Associate(new),
-        failure.message
+        with_code(&failure)
     );
     Failure { message, ..failure }
 }
@@ -307,12 +273,7 @@ mod tests {
         let (old, new) =
             (entity(EntityType::AwsMarketplaceOffers, OFFER_A), entity(EntityType::AwsMarketplaceOffers, OFFER_B));
         let holdings = Holdings::default().with(EntityType::AwsMarketplaceOffers, [OFFER_A]);
-        let failure = refused_after_removal(
-            Failure::new("AccessDeniedException", "AccessDeniedException: no"),
-            &holdings,
-            &old,
-            &new,
-        );
+        let failure = refused_after_removal(Failure::new("AccessDeniedException", "no"), &holdings, &old, &new);
         assert_eq!(failure.code, "AccessDeniedException");
         assert!(
             failure.message.starts_with(&format!(

@@ -1,5 +1,5 @@
 //! Properties of a replacement in the documented order (the new entity associated first), over
-//! arbitrary sequences of service answers (proptest): a model opportunity, and a service that may
+//! arbitrary sequences of service answers (proptest): an opportunity the fake service keeps, which may
 //! answer each write with success, any error, a conflict, or an error after applying it (an answer
 //! lost, or ambiguous), and each read with the truth or a failure. The request is delivered again
 //! after every failure (a retry, or an operator's redrive of a dead letter) until it succeeds.
@@ -9,15 +9,13 @@
 //! - a delivery that succeeds leaves the opportunity replaced (old gone, new there);
 //! - once the scripted answers run out, the next delivery succeeds.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::fakes::{Answer, FakeService, NoDeadLetters};
 use lambda_runtime::{Context, LambdaEvent};
-use opportunity_disassociator::aws::dead_letters::{DeadLetter, DeadLetters};
-use opportunity_disassociator::aws::partner_central::{ApiError, ErrorClass, PartnerCentral, ThrottleCount};
+use opportunity_disassociator::aws::partner_central::{ApiError, ErrorClass, ThrottleCount};
 use opportunity_disassociator::config::WorkerConfig;
-use opportunity_disassociator::domain::opportunity::Holdings;
-use opportunity_disassociator::domain::request::{Catalog, EntityType, OpportunityId, RelatedEntity};
+use opportunity_disassociator::domain::request::{EntityType, RelatedEntity};
 use opportunity_disassociator::pacing::Pacer;
 use opportunity_disassociator::worker::Worker;
 use opportunity_disassociator::worker::inbound::Payload;
@@ -36,9 +34,9 @@ const ERRORS: [(&str, ErrorClass); 8] = [
     ("AccessDeniedException", ErrorClass::Permanent),
     ("ValidationException", ErrorClass::Permanent),
     // A business rule, a conflict, not found: may mean "already done".
-    ("ValidationException", ErrorClass::Missing),
-    ("ConflictException", ErrorClass::Missing),
-    ("ResourceNotFoundException", ErrorClass::Missing),
+    ("ValidationException", ErrorClass::Ambiguous),
+    ("ConflictException", ErrorClass::Ambiguous),
+    ("ResourceNotFoundException", ErrorClass::Ambiguous),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -57,92 +55,43 @@ enum ReadAnswer {
     Failed(usize),
 }
 
-fn error(index: usize) -> ApiError {
-    let (code, class) = ERRORS[index];
-    ApiError { code: code.into(), message: format!("scripted {code}"), request_id: None, class }
-}
-
-/// The opportunity and the scripted answers. Unscripted, writes succeed and reads tell the truth.
-struct Model {
-    /// Whether the old legacy solution and the new Marketplace solution are on the opportunity.
-    old: Mutex<bool>,
-    new: Mutex<bool>,
-    /// Other solutions on it, which nothing touches.
-    others: Vec<String>,
-    writes: Mutex<VecDeque<WriteAnswer>>,
-    reads: Mutex<VecDeque<ReadAnswer>>,
-    violations: Mutex<Vec<String>>,
-}
-
-impl Model {
-    fn replaced(&self) -> bool {
-        !*self.old.lock().unwrap() && *self.new.lock().unwrap()
-    }
-
-    fn scripted(&self) -> bool {
-        !self.writes.lock().unwrap().is_empty() || !self.reads.lock().unwrap().is_empty()
-    }
-
-    /// One write: `apply` changes the opportunity as the write would.
-    fn write(&self, apply: impl FnOnce()) -> Result<(), ApiError> {
-        match self.writes.lock().unwrap().pop_front().unwrap_or(WriteAnswer::Success) {
-            WriteAnswer::Success => {
-                apply();
-                Ok(())
-            }
-            WriteAnswer::Refused(i) => Err(error(i)),
-            WriteAnswer::AppliedThenFailed(i) => {
-                apply();
-                Err(error(i))
-            }
-        }
+/// The fake's answer to one write, as the scenario draws it.
+fn scripted(answer: WriteAnswer) -> Answer {
+    match answer {
+        WriteAnswer::Success => Answer::Ok,
+        WriteAnswer::Refused(i) => Answer::Fail(ERRORS[i].0, ERRORS[i].1),
+        WriteAnswer::AppliedThenFailed(i) => Answer::AppliedThenFail(ERRORS[i].0, ERRORS[i].1),
     }
 }
 
-impl PartnerCentral for Model {
-    async fn associate(&self, _: Catalog, _: &OpportunityId, entity: &RelatedEntity) -> Result<(), ApiError> {
-        if entity.identifier() != NEW {
-            self.violations.lock().unwrap().push(format!("associated {entity}"));
-        }
-        self.write(|| *self.new.lock().unwrap() = true)
-    }
-
-    async fn disassociate(&self, _: Catalog, _: &OpportunityId, entity: &RelatedEntity) -> Result<(), ApiError> {
-        if entity.identifier() != OLD {
-            self.violations.lock().unwrap().push(format!("disassociated {entity}"));
-        }
-        if !*self.new.lock().unwrap() {
-            self.violations
-                .lock()
-                .unwrap()
-                .push("DisassociateOpportunity of the old solution while the new one is not on".into());
-        }
-        self.write(|| *self.old.lock().unwrap() = false)
-    }
-
-    async fn opportunity(&self, _: Catalog, _: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
-        if let ReadAnswer::Failed(i) = self.reads.lock().unwrap().pop_front().unwrap_or(ReadAnswer::Truth) {
-            return Err(error(i));
-        }
-        let mut solutions = self.others.clone();
-        if *self.old.lock().unwrap() {
-            solutions.push(OLD.into());
-        }
-        let marketplace: Vec<&str> = if *self.new.lock().unwrap() { vec![NEW] } else { vec![] };
-        Ok(Some(
-            Holdings::default()
-                .with(EntityType::Solutions, solutions)
-                .with(EntityType::AwsMarketplaceSolutions, marketplace),
-        ))
-    }
+fn old() -> RelatedEntity {
+    RelatedEntity::new(EntityType::Solutions, OLD).unwrap()
 }
 
-struct NoDeadLetters;
+fn new() -> RelatedEntity {
+    RelatedEntity::new(EntityType::AwsMarketplaceSolutions, NEW).unwrap()
+}
 
-impl DeadLetters for NoDeadLetters {
-    async fn send(&self, _letter: DeadLetter<'_>) -> Result<(), String> {
-        Err("direct invocations are never dead-lettered".into())
+/// What the writes so far did wrong: a write of anything but the two entities, or the old one
+/// removed while the new one was not on.
+fn violations(service: &FakeService) -> Vec<String> {
+    let (old, new) = (old(), new());
+    let mut violations = Vec::new();
+    for (write, before) in service.seen() {
+        if write != format!("AssociateOpportunity {} {NEW}", new.entity_type())
+            && write != format!("DisassociateOpportunity {} {OLD}", old.entity_type())
+        {
+            violations.push(write);
+        } else if write.starts_with("DisassociateOpportunity") && !before.contains(&new) {
+            violations.push("DisassociateOpportunity of the old solution while the new one is not on".into());
+        }
     }
+    violations
+}
+
+fn replaced(service: &FakeService) -> bool {
+    let holdings = service.holdings("O1");
+    !holdings.contains(&old()) && holdings.contains(&new())
 }
 
 fn write_answer() -> impl Strategy<Value = WriteAnswer> {
@@ -151,6 +100,11 @@ fn write_answer() -> impl Strategy<Value = WriteAnswer> {
         3 => (0..ERRORS.len()).prop_map(WriteAnswer::Refused),
         2 => (0..ERRORS.len()).prop_map(WriteAnswer::AppliedThenFailed),
     ]
+}
+
+fn error(index: usize) -> ApiError {
+    let (code, class) = ERRORS[index];
+    ApiError { code: code.into(), message: format!("scripted {code}"), request_id: None, class }
 }
 
 fn read_answer() -> impl Strategy<Value = ReadAnswer> {
@@ -178,35 +132,48 @@ fn in_the_documented_order_no_answer_removes_the_old_entity_before_the_new_one_i
     let mut runner = TestRunner::new(ProptestConfig { cases: 512, ..ProptestConfig::default() });
     runner
         .run(&scenario(), |(old, new, others, writes, reads)| {
-            let model = Arc::new(Model {
-                old: Mutex::new(old),
-                new: Mutex::new(new),
-                others: (2..2 + others).map(|i| format!("S-000000{i}")).collect(),
-                writes: Mutex::new(writes.into()),
-                reads: Mutex::new(reads.into()),
-                violations: Mutex::new(Vec::new()),
-            });
+            let service = FakeService::with(&[]);
+            let mut holdings: Vec<RelatedEntity> = (2..2 + others)
+                .map(|i| RelatedEntity::new(EntityType::Solutions, &format!("S-000000{i}")).unwrap())
+                .collect();
+            holdings.extend(old.then(self::old));
+            holdings.extend(new.then(self::new));
+            service.hold("O1", &holdings);
+            service.answer_any(&writes.into_iter().map(scripted).collect::<Vec<_>>());
+            let reads: Vec<Option<ApiError>> = reads
+                .into_iter()
+                .map(|read| match read {
+                    ReadAnswer::Truth => None,
+                    ReadAnswer::Failed(i) => Some(error(i)),
+                })
+                .collect();
+            service.fail_reads(&reads);
             let config = WorkerConfig::from_lookup(|name| {
                 (name == "PARTNER_CENTRAL_WRITES_PER_SECOND").then(|| "1000".to_owned())
             })
             .unwrap();
             let pacer = Arc::new(Pacer::local(config.writes_per_second));
-            let worker =
-                Worker::<_, NoDeadLetters>::new(config, model.clone(), None, pacer, Arc::new(ThrottleCount::default()));
+            let worker = Worker::<_, NoDeadLetters>::new(
+                config,
+                service.clone(),
+                None,
+                pacer,
+                Arc::new(ThrottleCount::default()),
+            );
             // Each delivery takes at least one scripted answer until they run out, then succeeds.
             let mut succeeded = false;
             for _ in 0..24 {
-                let was_scripted = model.scripted();
+                let was_scripted = service.scripted();
                 let mut context = Context::default();
                 context.deadline = 0;
                 let answer = runtime.block_on(worker.handle(LambdaEvent::new(Payload::from(&request()), context)));
-                let violations = model.violations.lock().unwrap().clone();
+                let violations = violations(&service);
                 prop_assert!(violations.is_empty(), "{violations:?}");
                 match answer {
                     Ok(answer) => {
                         let outcome = answer["outcome"].as_str().unwrap_or_default().to_owned();
                         prop_assert!(outcome == "replaced" || outcome == "already_replaced", "{answer}");
-                        prop_assert!(model.replaced(), "{outcome}, but the opportunity is not replaced");
+                        prop_assert!(replaced(&service), "{outcome}, but the opportunity is not replaced");
                         succeeded = true;
                         break;
                     }
@@ -215,8 +182,8 @@ fn in_the_documented_order_no_answer_removes_the_old_entity_before_the_new_one_i
             }
             prop_assert!(succeeded, "not replaced after every scripted answer ran out");
             // A delivery after success makes no write.
-            model.reads.lock().unwrap().clear();
-            model.writes.lock().unwrap().push_front(WriteAnswer::Refused(3));
+            service.clear_script();
+            service.answer_any(&[scripted(WriteAnswer::Refused(3))]);
             let mut context = Context::default();
             context.deadline = 0;
             let again = runtime.block_on(worker.handle(LambdaEvent::new(Payload::from(&request()), context)));

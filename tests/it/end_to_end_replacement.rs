@@ -2,20 +2,17 @@
 //! Partner Central emulator (its association limits, its last-solution rule, its answer to an entity
 //! associated again) and moto's SQS for a redelivery.
 
-mod common;
-
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Function, Moto, RuntimeApi, pump_once, request};
+use crate::common::{
+    Function, Keys, Moto, RuntimeApi, emulator_config, function_env, pump_once, request, start_emulator,
+};
 use partner_central_emulator::{
-    AlreadyAssociated, BehaviorConfig, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, RunningEmulator, Seed,
-    TokenBucketConfig,
+    AlreadyAssociated, BehaviorConfig, EmulatorConfig, FaultConfig, QuotaConfig, RunningEmulator, TokenBucketConfig,
 };
 use serde_json::{Value, json};
 
-const ACCESS_KEY: &str = "AKIDREPLACEMENTTEST";
-const SECRET_KEY: &str = "replacement-secret";
+const KEYS: Keys = Keys { access: "AKIDREPLACEMENTTEST", secret: "replacement-secret" };
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 const MARKETPLACE_SOLUTION: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
@@ -24,7 +21,7 @@ const OFFER_NEW: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarke
 
 /// O5000001: approved, one legacy solution (it cannot lose its last solution). O5000002: one offer (it
 /// cannot hold two). O5000003: approved, two legacy solutions, both to be replaced by one Marketplace
-/// solution at once.
+/// solution at once. O5000004: submitted (under AWS review), one legacy solution.
 const SEED: &str = r#"{
   "Opportunities": [
     {"Catalog": "Sandbox", "Id": "O5000001", "LifeCycle": {"Stage": "Qualified", "ReviewStatus": "Approved"},
@@ -32,39 +29,20 @@ const SEED: &str = r#"{
     {"Catalog": "Sandbox", "Id": "O5000002", "RelatedEntityIdentifiers": {
         "AwsMarketplaceOffers": ["arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Offer/offer-def456"]}},
     {"Catalog": "Sandbox", "Id": "O5000003", "LifeCycle": {"Stage": "Qualified", "ReviewStatus": "Approved"},
-     "RelatedEntityIdentifiers": {"Solutions": ["S-5000031", "S-5000032"]}}
+     "RelatedEntityIdentifiers": {"Solutions": ["S-5000031", "S-5000032"]}},
+    {"Catalog": "Sandbox", "Id": "O5000004", "LifeCycle": {"Stage": "Qualified", "ReviewStatus": "Submitted"},
+     "RelatedEntityIdentifiers": {"Solutions": ["S-5000041"]}}
   ]
 }"#;
 
 async fn emulator(quotas: QuotaConfig, faults: FaultConfig, behavior: BehaviorConfig) -> RunningEmulator {
-    let config = EmulatorConfig {
-        seed: Seed::from_json(SEED).expect("seed"),
-        credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
-        log_requests: false,
-        quotas,
-        faults,
-        behavior,
-        ..Default::default()
-    };
-    Emulator::start(config).await.expect("start the emulator")
+    start_emulator(EmulatorConfig { quotas, faults, behavior, ..emulator_config(SEED, &KEYS) }).await
 }
 
+/// The worker's environment: 20 writes/s unless `extra` says otherwise.
 fn env(emulator: &RunningEmulator, moto: Option<&Moto>, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
-    let mut env: Vec<(&'static str, String)> = vec![
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
-        ("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emulator.endpoint()),
-        ("PARTNER_CENTRAL_WRITES_PER_SECOND", "20".into()),
-        ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "10".into()),
-    ];
-    if let Some(moto) = moto {
-        env.push(("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()));
-    }
-    for (key, value) in extra {
-        env.retain(|(k, _)| k != key);
-        env.push((key, value.to_string()));
-    }
-    env
+    let base = [("PARTNER_CENTRAL_WRITES_PER_SECOND", "20"), ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "10")];
+    function_env(&KEYS, emulator, moto, &[&base[..], extra].concat())
 }
 
 fn replacing(opportunity: &str, old: (&str, &str), new: (&str, &str)) -> Value {
@@ -83,10 +61,9 @@ fn held(emulator: &RunningEmulator, opportunity: &str) -> Vec<(&'static str, Str
     lists.into_iter().flat_map(|(t, ids)| ids.iter().map(move |id| (t, id.clone()))).collect()
 }
 
-/// A metric summed over the function's EMF lines.
-async fn emf_total(function: &Function, metric: &str) -> u64 {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines: Vec<Value> = function.lines().iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+/// A metric summed over the function's EMF lines (it is ended first: see [`Function::all_lines`]).
+async fn emf_total(function: &mut Function, metric: &str) -> u64 {
+    let lines: Vec<Value> = function.all_lines().await.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     lines.iter().filter(|l| l.get("_aws").is_some()).filter_map(|l| l[metric].as_u64()).sum()
 }
 
@@ -97,7 +74,8 @@ async fn emf_total(function: &Function, metric: &str) -> u64 {
 async fn the_last_solution_is_replaced_in_the_documented_order_and_a_redelivery_writes_nothing() {
     let emulator = emulator(QuotaConfig::default(), FaultConfig::default(), BehaviorConfig::default()).await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::start(&runtime, &env(&emulator, None, &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "0.9")]));
+    let mut function =
+        Function::start(&runtime, &env(&emulator, None, &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "0.9")]));
 
     let wrong_order = runtime.invoke(request("Sandbox", "O5000001", "Solutions", "S-5000001"), TIMEOUT).await;
     let error = wrong_order.expect_err("the last solution cannot go first");
@@ -124,9 +102,27 @@ async fn the_last_solution_is_replaced_in_the_documented_order_and_a_redelivery_
     assert_eq!(after.operation("DisassociateOpportunity").calls, 2, "no write on redelivery");
     assert_eq!(after.operation("GetOpportunity").calls, 3, "one read per replacement, one for the refusal");
 
-    assert_eq!(emf_total(&function, "Replaced").await, 1);
-    assert_eq!(emf_total(&function, "AlreadyReplaced").await, 1);
-    assert_eq!(emf_total(&function, "Reads").await, 3);
+    assert_eq!(emf_total(&mut function, "Replaced").await, 1);
+    assert_eq!(emf_total(&mut function, "AlreadyReplaced").await, 1);
+    assert_eq!(emf_total(&mut function, "Reads").await, 3);
+}
+
+/// Under AWS review the last solution is refused (`ACTION_NOT_PERMITTED`), and a replacement would be
+/// refused too: the reason names the review status and does not suggest `ReplaceWith`.
+#[tokio::test]
+async fn the_last_solution_of_an_opportunity_under_review_is_refused_without_suggesting_a_replacement() {
+    let emulator = emulator(QuotaConfig::default(), FaultConfig::default(), BehaviorConfig::default()).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::start(&runtime, &env(&emulator, None, &[]));
+
+    let refused = runtime.invoke(request("Sandbox", "O5000004", "Solutions", "S-5000041"), TIMEOUT).await;
+    let error = refused.expect_err("refused under review");
+    assert_eq!(error["errorType"], "ValidationException");
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(message.contains("ACTION_NOT_PERMITTED"), "{message}");
+    assert!(!message.contains("ReplaceWith"), "{message}");
+    assert!(message.contains("review status is Submitted"), "{message}");
+    assert_eq!(held(&emulator, "O5000004"), [("Solutions", "S-5000041".to_owned())]);
 }
 
 /// An opportunity holds one offer at most: the old one goes first, then the new one is associated,
@@ -154,7 +150,7 @@ async fn a_redelivery_finishes_a_replacement_cut_off_between_its_writes() {
     let moto = Moto::start().await;
     let queues = moto.queues("replacement", false, 5, 30).await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::start(
+    let mut function = Function::start(
         &runtime,
         &env(&emulator, Some(&moto), &[("AWS_MAX_ATTEMPTS", "1"), ("DEAD_LETTER_QUEUE_URL", &queues.dlq_url)]),
     );
@@ -177,7 +173,7 @@ async fn a_redelivery_finishes_a_replacement_cut_off_between_its_writes() {
     assert_eq!(state.operation("AssociateOpportunity").calls, 1, "not associated again");
     assert_eq!(state.operation("DisassociateOpportunity").successes, 1);
     assert!(moto.drain(&queues.dlq_url).await.is_empty());
-    assert_eq!(emf_total(&function, "Replaced").await, 1);
+    assert_eq!(emf_total(&mut function, "Replaced").await, 1);
 }
 
 /// Two requests replace the two legacy solutions of one opportunity by the same Marketplace solution,

@@ -14,12 +14,10 @@
 //! - an EventBridge event without a usable detail: dead-lettered with its reason, answered as handled;
 //! - an SQS batch of bad records: each record dead-lettered with its reason, the batch answered.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Function, Moto, RuntimeApi, request};
+use crate::common::{Function, Moto, RuntimeApi, request};
 use partner_central_emulator::{Emulator, EmulatorConfig, QuotaConfig, RunningEmulator, Seed};
 use serde_json::{Value, json};
 
@@ -174,8 +172,7 @@ async fn corpus_run(log_env: &[(&'static str, &str)]) {
     // Still alive and well: a valid request goes through.
     let valid = runtime.invoke(request("Sandbox", "O1", "Solutions", "S-1"), TIMEOUT).await;
     assert_eq!(valid.expect("success")["outcome"], "disassociated");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines = function.lines();
+    let lines = function.all_lines().await;
     assert!(!lines.iter().any(|l| l.contains("panicked")), "a panic in the logs");
     // Error messages quote values briefly: no log line carries a huge value.
     let longest = lines.iter().map(String::len).max().unwrap_or(0);

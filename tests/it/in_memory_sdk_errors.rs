@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fakes::NoDeadLetters;
 use aws_sdk_partnercentralselling::Client;
 use aws_sdk_partnercentralselling::config::retry::RetryConfig;
 use aws_sdk_partnercentralselling::operation::associate_opportunity::AssociateOpportunityOutput;
@@ -16,7 +17,6 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use lambda_runtime::{Context, LambdaEvent};
-use opportunity_disassociator::aws::dead_letters::{DeadLetter, DeadLetters};
 use opportunity_disassociator::aws::partner_central::{
     ApiError, ErrorClass, PartnerCentral, SdkPartnerCentral, ThrottleCount,
 };
@@ -188,7 +188,7 @@ async fn not_found_with_the_entity_gone_is_already_disassociated() {
     let not_found = disassociate_answers(404, "ResourceNotFoundException", json!({"Message": "not associated"}));
     let get = get_shows(&["S-0000002"]);
     let a = adapter(&[&not_found, &get], 1);
-    assert_eq!(verdict_of(&a).await, Verdict::Done(Done::AlreadyDisassociated));
+    assert!(matches!(verdict_of(&a).await, Verdict::Done(Done::AlreadyDisassociated(_))));
     assert_eq!(get.num_calls(), 1);
 }
 
@@ -226,7 +226,7 @@ async fn business_validation_failure_is_checked_like_not_found() {
     );
     let get = get_shows(&[]);
     let a = adapter(&[&refused, &get], 1);
-    assert_eq!(verdict_of(&a).await, Verdict::Done(Done::AlreadyDisassociated));
+    assert!(matches!(verdict_of(&a).await, Verdict::Done(Done::AlreadyDisassociated(_))));
 }
 
 #[tokio::test]
@@ -236,7 +236,7 @@ async fn throttling_and_server_errors_are_retried() {
     {
         let rule = disassociate_answers(status, error_type, json!({"Message": "later"}));
         let a = adapter(&[&rule], 1);
-        let Verdict::Passing(failure) = verdict_of(&a).await else { panic!("expected passing for {error_type}") };
+        let Verdict::Transient(failure) = verdict_of(&a).await else { panic!("expected transient for {error_type}") };
         assert_eq!(failure.code, error_type);
     }
 }
@@ -349,7 +349,7 @@ async fn an_association_answer_that_may_mean_already_there_is_left_to_a_read() {
     for (rule, code) in answers.iter().zip(["ValidationException", "ConflictException", "ResourceNotFoundException"]) {
         let a = adapter(&[rule], 1);
         let error = a.associate().await.unwrap_err();
-        assert_eq!((error.code.as_str(), error.class), (code, ErrorClass::Missing));
+        assert_eq!((error.code.as_str(), error.class), (code, ErrorClass::Ambiguous));
     }
     // A conflict answered to a disassociation means no such thing: refused.
     let conflict = disassociate_answers(409, "ConflictException", json!({"Message": "conflict"}));
@@ -358,7 +358,7 @@ async fn an_association_answer_that_may_mean_already_there_is_left_to_a_read() {
 }
 
 #[tokio::test]
-async fn throttling_and_server_errors_of_an_association_are_passing_and_throttling_counted() {
+async fn throttling_and_server_errors_of_an_association_are_retried_and_throttling_counted() {
     for (status, error_type) in
         [(429, "ThrottlingException"), (500, "InternalServerException"), (503, "ServiceUnavailable")]
     {
@@ -368,15 +368,6 @@ async fn throttling_and_server_errors_of_an_association_are_passing_and_throttli
         assert_eq!((error.code.as_str(), error.class), (error_type, ErrorClass::Transient));
         assert_eq!(rule.num_calls(), 1, "one attempt: the worker retries a write in its paced slot");
         assert_eq!(a.throttles.get(), u64::from(status == 429));
-    }
-}
-
-/// A dead-letter queue that is never used here.
-struct NoDeadLetters;
-
-impl DeadLetters for NoDeadLetters {
-    async fn send(&self, _letter: DeadLetter<'_>) -> Result<(), String> {
-        Err("no dead-letter queue".into())
     }
 }
 

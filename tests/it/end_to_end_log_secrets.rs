@@ -7,17 +7,18 @@
 //! at DEBUG and TRACE, set both ways (`AWS_LAMBDA_LOG_LEVEL`, which Lambda sets, and `RUST_LOG`, which
 //! opens the SDK's own crates), in JSON and text; then every log line of both functions is searched.
 
-mod common;
-
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Function, Moto, Queues, RuntimeApi, function_url_event, now_secs, pump_once, request, signed_webhook};
-use partner_central_emulator::{Emulator, EmulatorConfig, FaultConfig, QuotaConfig, RunningEmulator, Seed};
+use crate::common::{
+    Function, Keys, Moto, Queues, RuntimeApi, emulator_config, function_url_event, now_secs, pump_once, request,
+    signed_webhook, start_emulator,
+};
+use partner_central_emulator::{EmulatorConfig, FaultConfig, QuotaConfig, RunningEmulator};
 use serde_json::{Value, json};
 
-const ACCESS_KEY: &str = "AKIALOGSECRETSTEST01";
-const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYlog0secret0b5e";
+const KEYS: Keys = Keys { access: "AKIALOGSECRETSTEST01", secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYlog0secret0b5e" };
+const ACCESS_KEY: &str = KEYS.access;
+const SECRET_KEY: &str = KEYS.secret;
 const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjELOGsessionTOKENmustNEVERbeLOGGED9d2f";
 const WEBHOOK_SECRET: &str = "webhook-hmac-secret-must-never-be-logged-31c8";
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -64,20 +65,12 @@ fn webhook(body: &str, timestamp: u64, secret: &str) -> (Value, String) {
     (event, signature)
 }
 
-fn status(answer: &common::Answer) -> u64 {
+fn status(answer: &crate::common::Answer) -> u64 {
     answer.as_ref().ok().and_then(|r| r["statusCode"].as_u64()).unwrap_or(0)
 }
 
 async fn emulator() -> RunningEmulator {
-    Emulator::start(EmulatorConfig {
-        seed: Seed::from_json(SEED).expect("seed"),
-        credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
-        quotas: QuotaConfig::unlimited(),
-        log_requests: false,
-        ..Default::default()
-    })
-    .await
-    .expect("start the emulator")
+    start_emulator(EmulatorConfig { quotas: QuotaConfig::unlimited(), ..emulator_config(SEED, &KEYS) }).await
 }
 
 async fn webhook_secret_arn(moto: &Moto, name: &str) -> String {
@@ -179,10 +172,9 @@ async fn mixed_run(logging: &Logging, moto: &Moto) -> (Vec<String>, Vec<String>)
     assert!(state.faults_injected.dropped + state.faults_injected.throttle > 0, "{name}: faults were injected");
     assert!(moto.depth(&queues.dlq_url).await > 0, "{name}: something was dead-lettered");
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(function.is_running(), "{name}: the worker process died");
     assert!(webhook_function.is_running(), "{name}: the webhook process died");
-    (function.lines().into_iter().chain(webhook_function.lines()).collect(), signatures)
+    (function.all_lines().await.into_iter().chain(webhook_function.all_lines().await).collect(), signatures)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

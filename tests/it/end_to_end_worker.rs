@@ -2,20 +2,17 @@
 //! the Partner Central emulator (through the real SDK: signing, the endpoint override, error parsing)
 //! and moto's SQS (partial batch responses, dead letters and their attributes, redrive).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Function, Moto, RuntimeApi, pump_once, request};
-use partner_central_emulator::{
-    Emulator, EmulatorConfig, FaultConfig, QuotaConfig, RunningEmulator, Seed, TokenBucketConfig,
+use crate::common::{
+    Function, Keys, Moto, RuntimeApi, emulator_config, function_env, pump_once, request, start_emulator,
 };
+use partner_central_emulator::{EmulatorConfig, FaultConfig, QuotaConfig, RunningEmulator, TokenBucketConfig};
 use serde_json::{Value, json};
 
 /// Credentials only these tests use, so the log check below can look for them.
-const ACCESS_KEY: &str = "AKIDENDTOENDTEST";
-const SECRET_KEY: &str = "e2e-secret-must-never-be-logged-5f3a";
+const KEYS: Keys = Keys { access: "AKIDENDTOENDTEST", secret: "e2e-secret-must-never-be-logged-5f3a" };
 
 const SEED: &str = r#"{
   "DeniedCatalogs": ["AWS"],
@@ -42,46 +39,21 @@ async fn emulator(quotas: QuotaConfig, faults: FaultConfig) -> RunningEmulator {
 }
 
 async fn seeded_emulator(seed: &str, quotas: QuotaConfig, faults: FaultConfig) -> RunningEmulator {
-    start(EmulatorConfig { quotas, faults, ..config(seed) }).await
-}
-
-/// The emulator these tests run: `seed`, their credentials, no request log.
-fn config(seed: &str) -> EmulatorConfig {
-    EmulatorConfig {
-        seed: Seed::from_json(seed).expect("seed"),
-        credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
-        log_requests: false,
-        ..Default::default()
-    }
-}
-
-async fn start(config: EmulatorConfig) -> RunningEmulator {
-    Emulator::start(config).await.expect("start the emulator")
+    start_emulator(EmulatorConfig { quotas, faults, ..emulator_config(seed, &KEYS) }).await
 }
 
 fn writes(rate: f64, burst: f64) -> QuotaConfig {
     QuotaConfig { write: Some(TokenBucketConfig { rate, burst }), ..QuotaConfig::default() }
 }
 
-/// The function's environment against `emulator` (and moto's SQS when given).
+/// The function's environment against `emulator` (and moto when given), at 1 write/s, logging at DEBUG.
 fn env(emulator: &RunningEmulator, moto: Option<&Moto>, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
-    let mut env: Vec<(&'static str, String)> = vec![
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
-        ("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emulator.endpoint()),
-        ("PARTNER_CENTRAL_WRITES_PER_SECOND", "1".into()),
-        ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "10".into()),
-        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".into()),
+    let base = [
+        ("PARTNER_CENTRAL_WRITES_PER_SECOND", "1"),
+        ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "10"),
+        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
     ];
-    if let Some(moto) = moto {
-        env.push(("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()));
-    }
-    for (key, value) in extra {
-        let key: &'static str = Box::leak(key.to_string().into_boxed_str());
-        env.retain(|(k, _)| *k != key);
-        env.push((key, value.to_string()));
-    }
-    env
+    function_env(&KEYS, emulator, moto, &[&base[..], extra].concat())
 }
 
 fn solutions(emulator: &RunningEmulator, id: &str) -> Vec<String> {
@@ -117,8 +89,9 @@ fn failures(answer: &Value) -> Vec<String> {
 }
 
 /// The function's log lines that are JSON: its log records and its EMF metric lines.
-fn json_lines(function: &Function) -> Vec<Value> {
-    function.lines().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+/// Every line the function wrote that is JSON (it is ended first: see [`Function::all_lines`]).
+async fn json_lines(function: &mut Function) -> Vec<Value> {
+    function.all_lines().await.iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 /// A metric summed over the EMF lines (those with `_aws`) among `lines`.
@@ -134,7 +107,7 @@ fn attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String
 async fn a_direct_request_is_signed_disassociated_and_idempotent_on_redelivery() {
     let emulator = emulator(QuotaConfig::default(), FaultConfig::default()).await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::start(&runtime, &env(&emulator, None, &[]));
+    let mut function = Function::start(&runtime, &env(&emulator, None, &[]));
     let doc = request("Sandbox", "O1234567", "Solutions", "S-0000001");
 
     let answer = runtime.invoke(doc.clone(), TIMEOUT).await.expect("success");
@@ -160,8 +133,7 @@ async fn a_direct_request_is_signed_disassociated_and_idempotent_on_redelivery()
     assert_eq!(runtime.invoke(offer, TIMEOUT).await.unwrap()["outcome"], "disassociated");
 
     // Every log line is JSON; a record's lines carry the request id and the opportunity.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines = function.lines();
+    let lines = function.all_lines().await;
     let json_lines: Vec<Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert_eq!(json_lines.len(), lines.len(), "non-JSON log lines: {lines:#?}");
     let done: Vec<&Value> = json_lines.iter().filter(|l| l["outcome"] == "disassociated").collect();
@@ -169,7 +141,7 @@ async fn a_direct_request_is_signed_disassociated_and_idempotent_on_redelivery()
     assert_eq!(done[0]["span"]["request_id"], "req-1");
     assert_eq!(done[0]["span"]["opportunity_id"], "O1234567");
     for line in &lines {
-        assert!(!line.contains(SECRET_KEY) && !line.contains("Signature="), "a secret in the logs: {line}");
+        assert!(!line.contains(KEYS.secret) && !line.contains("Signature="), "a secret in the logs: {line}");
     }
 }
 
@@ -259,7 +231,7 @@ async fn a_wrong_identifier_at_its_first_receive_is_not_associated_and_said_so()
     let moto = Moto::start().await;
     let queues = moto.queues("not-associated", false, 3, 30).await;
     let runtime = RuntimeApi::start().await;
-    let function =
+    let mut function =
         Function::start(&runtime, &env(&emulator, Some(&moto), &[("DEAD_LETTER_QUEUE_URL", &queues.dlq_url)]));
     let typo = request("Sandbox", "O1234567", "Solutions", "S-0000010").to_string();
     moto.send(&queues, "", &[typo]).await;
@@ -270,8 +242,7 @@ async fn a_wrong_identifier_at_its_first_receive_is_not_associated_and_said_so()
     assert!(moto.drain(&queues.dlq_url).await.is_empty(), "no dead letter");
     assert_eq!(solutions(&emulator, "O1234567"), ["S-0000001", "S-0000002"], "nothing changed");
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines = json_lines(&function);
+    let lines = json_lines(&mut function).await;
     let warning = lines.iter().find(|l| l["outcome"] == "not_associated").expect("the record's line");
     assert_eq!(warning["level"], "WARN", "{warning}");
     assert_eq!((warning["entity_type"].as_str(), warning["entity"].as_str()), (Some("Solutions"), Some("S-0000010")));
@@ -305,7 +276,7 @@ async fn throttled_writes_are_retried_not_dead_lettered_and_all_land() {
     let moto = Moto::start().await;
     let queues = moto.queues("throttled", false, 10, 30).await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::start(
+    let mut function = Function::start(
         &runtime,
         &env(
             &emulator,
@@ -331,8 +302,7 @@ async fn throttled_writes_are_retried_not_dead_lettered_and_all_land() {
     assert_eq!(state.total_disassociations(), 8);
     assert!(state.operation("DisassociateOpportunity").throttled > 0, "the quota was hit, as intended");
     assert!(moto.drain(&queues.dlq_url).await.is_empty(), "throttling never dead-letters");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines = json_lines(&function);
+    let lines = json_lines(&mut function).await;
     let throttled = emf_total(&lines, "Throttled");
     assert_eq!(
         throttled,
@@ -347,7 +317,7 @@ async fn a_fifo_group_stops_at_its_first_failure() {
     // Exactly one write is allowed: m1 succeeds, m2 is throttled, m3 must not overtake it.
     let emulator = emulator(writes(0.0, 1.0), FaultConfig::default()).await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::start(
+    let mut function = Function::start(
         &runtime,
         &env(&emulator, None, &[("AWS_MAX_ATTEMPTS", "1"), ("PARTNER_CENTRAL_WRITES_PER_SECOND", "50")]),
     );
@@ -365,8 +335,7 @@ async fn a_fifo_group_stops_at_its_first_failure() {
     assert_eq!(solutions(&emulator, "O2000003"), ["S-2000003"]);
 
     // m3, held back untried, is logged and counted like m2: two records retried, each with its line.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines = json_lines(&function);
+    let lines = json_lines(&mut function).await;
     assert_eq!(emf_total(&lines, "Retried"), 2);
     let held_back = lines.iter().find(|l| l["error_code"] == "EarlierFailureInGroup");
     let held_back = held_back.expect("a log line for the held-back record");
@@ -462,10 +431,7 @@ async fn a_bad_setting_fails_init_naming_it() {
     let runtime = RuntimeApi::start().await;
     let mut function =
         Function::start(&runtime, &env(&emulator, None, &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "fast")]));
-    let code = function.exit_code(Duration::from_secs(30)).await;
-    assert!(matches!(code, Some(c) if c != 0), "init must fail, got {code:?}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let output = function.lines().join("\n");
+    let output = function.init_failure().await;
     assert!(output.contains("PARTNER_CENTRAL_WRITES_PER_SECOND"), "{output}");
 }
 
@@ -575,7 +541,7 @@ async fn dry_run_makes_no_call_at_all_not_even_the_warm_up() {
 #[tokio::test]
 async fn the_warm_up_makes_the_tls_handshake_during_init_and_the_first_invocation_reuses_it() {
     for warm_up in [true, false] {
-        let emulator = start(EmulatorConfig { tls: true, ..config(SEED) }).await;
+        let emulator = start_emulator(EmulatorConfig { tls: true, ..emulator_config(SEED, &KEYS) }).await;
         assert!(emulator.endpoint().starts_with("https://"));
         let ca_file = std::env::temp_dir().join(format!("e2e-emulator-ca-{}-{warm_up}.pem", std::process::id()));
         std::fs::write(&ca_file, emulator.ca_pem().expect("a CA")).expect("write the CA");

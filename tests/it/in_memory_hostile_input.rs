@@ -10,16 +10,14 @@
 //! The fuzz target (fuzz/, nightly) covers arbitrary bytes; these run in `cargo test`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::fakes::{FakeDeadLetters, FakeService};
 use fixtures::{eventbridge, sqs_event};
 use lambda_runtime::{Context, LambdaEvent};
-use opportunity_disassociator::aws::dead_letters::{DeadLetter, DeadLetters};
-use opportunity_disassociator::aws::partner_central::{ApiError, PartnerCentral, ThrottleCount};
+use opportunity_disassociator::aws::partner_central::ThrottleCount;
 use opportunity_disassociator::config::WorkerConfig;
-use opportunity_disassociator::domain::opportunity::Holdings;
 use opportunity_disassociator::domain::request::{Catalog, DisassociationRequest, OpportunityId, RelatedEntity};
 use opportunity_disassociator::pacing::Pacer;
 use opportunity_disassociator::worker::Worker;
@@ -360,55 +358,9 @@ proptest! {
 
 // ------------------------------------------------------------------ through the worker
 
-/// A Partner Central that records what it is sent and always succeeds.
-#[derive(Default)]
-struct RecordingService {
-    sent: Mutex<Vec<[String; 4]>>,
-}
-
-impl PartnerCentral for RecordingService {
-    /// No generated document names a replacement: an association would be sent for nothing.
-    async fn associate(
-        &self,
-        catalog: Catalog,
-        opportunity: &OpportunityId,
-        entity: &RelatedEntity,
-    ) -> Result<(), ApiError> {
-        self.sent.lock().unwrap().push(members(catalog, opportunity, entity).map(|m| format!("associate {m}")));
-        Ok(())
-    }
-
-    async fn disassociate(
-        &self,
-        catalog: Catalog,
-        opportunity: &OpportunityId,
-        entity: &RelatedEntity,
-    ) -> Result<(), ApiError> {
-        self.sent.lock().unwrap().push(members(catalog, opportunity, entity));
-        Ok(())
-    }
-
-    async fn opportunity(&self, _catalog: Catalog, _opportunity: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
-        Ok(Some(Holdings::default()))
-    }
-}
-
-#[derive(Default)]
-struct CountingQueue {
-    letters: AtomicUsize,
-}
-
-impl DeadLetters for CountingQueue {
-    async fn send(&self, _letter: DeadLetter<'_>) -> Result<(), String> {
-        self.letters.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-fn worker(
-    service: Arc<RecordingService>,
-    queue: Arc<CountingQueue>,
-) -> Worker<Arc<RecordingService>, Arc<CountingQueue>> {
+/// The worker over the fake service, which answers every disassociation with success and records
+/// what it was sent, and a dead-letter queue that keeps its letters.
+fn worker(service: Arc<FakeService>, queue: Arc<FakeDeadLetters>) -> Worker<Arc<FakeService>, Arc<FakeDeadLetters>> {
     let settings: HashMap<&str, &str> =
         [("ALLOWED_CATALOGS", "AWS,Sandbox"), ("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000")].into();
     let config = WorkerConfig::from_lookup(|name| settings.get(name).map(|v| v.to_string())).unwrap();
@@ -430,15 +382,15 @@ fn the_worker_sends_every_valid_request_and_nothing_else() {
     let mut runner = TestRunner::new(ProptestConfig { cases: 256, ..ProptestConfig::default() });
     runner
         .run(&event(), |(event, carried)| {
-            let service = Arc::new(RecordingService::default());
-            let queue = Arc::new(CountingQueue::default());
+            let service = FakeService::with(&[]);
+            let queue = Arc::new(FakeDeadLetters::default());
             let worker = worker(service.clone(), queue.clone());
             let sqs = event.get("Records").is_some();
             let answer = runtime.block_on(async {
                 tokio::time::timeout(Duration::from_secs(30), worker.handle(lambda_event(event.clone()))).await
             });
             let answer = answer.map_err(|_| TestCaseError::fail("the worker did not answer within 30 s"))?;
-            let mut sent = service.sent.lock().unwrap().clone();
+            let mut sent = service.sent();
             for m in &sent {
                 prop_assert_eq!(
                     broken_rule(&m[0], &m[1], &m[2], &m[3]),
@@ -456,7 +408,7 @@ fn the_worker_sends_every_valid_request_and_nothing_else() {
                 prop_assert_eq!(&answer["batchItemFailures"], &json!([]));
                 let records = event["Records"].as_array().map_or(0, Vec::len);
                 prop_assert_eq!(
-                    queue.letters.load(Ordering::Relaxed),
+                    queue.letters.lock().unwrap().len(),
                     records - sent.len(),
                     "every invalid record is dead-lettered"
                 );

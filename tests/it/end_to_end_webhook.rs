@@ -4,20 +4,19 @@
 //! Manager (moto's) at init, a webhook without a secret failing init, the worker refusing a Function
 //! URL request, and every refusal leaving the queue empty.
 
-mod common;
-
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::common::{
+    Function, Keys, Moto, Queues, RuntimeApi, emulator_config, function_env, function_url_event, now_secs, pump_once,
+    request, signed_webhook, start_emulator,
+};
 use aws_config::BehaviorVersion;
-use common::{Function, Moto, Queues, RuntimeApi, function_url_event, now_secs, pump_once, request, signed_webhook};
 use opportunity_disassociator::aws::work_queue::{SqsWorkQueue, WorkQueue};
 use opportunity_disassociator::domain::request::DisassociationRequest;
-use partner_central_emulator::{Emulator, EmulatorConfig, RunningEmulator, Seed};
+use partner_central_emulator::RunningEmulator;
 use serde_json::{Value, json};
 
-const ACCESS_KEY: &str = "AKIDWEBHOOKTEST";
-const SECRET_KEY: &str = "webhook-e2e-aws-secret-key-7c1d";
+const KEYS: Keys = Keys { access: "AKIDWEBHOOKTEST", secret: "webhook-e2e-aws-secret-key-7c1d" };
 /// The documented test secret of the samples and the demo.
 const WEBHOOK_SECRET: &str = "demo-webhook-secret";
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,29 +30,17 @@ const SEED: &str = r#"{
 }"#;
 
 async fn emulator() -> RunningEmulator {
-    Emulator::start(EmulatorConfig {
-        seed: Seed::from_json(SEED).expect("seed"),
-        credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
-        log_requests: false,
-        ..Default::default()
-    })
-    .await
-    .expect("start the emulator")
+    start_emulator(emulator_config(SEED, &KEYS)).await
 }
 
+/// Either function's environment, against the emulator and moto, logging at DEBUG.
 fn env(emulator: &RunningEmulator, moto: &Moto, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
-    let mut env: Vec<(&'static str, String)> = vec![
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
-        ("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emulator.endpoint()),
-        ("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()),
-        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.endpoint.clone()),
-        ("PARTNER_CENTRAL_WRITES_PER_SECOND", "5".into()),
-        ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "10".into()),
-        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".into()),
+    let base = [
+        ("PARTNER_CENTRAL_WRITES_PER_SECOND", "5".to_owned()),
+        ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "10".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".to_owned()),
     ];
-    env.extend(extra.iter().cloned());
-    env
+    function_env(&KEYS, emulator, Some(moto), &[&base[..], extra].concat())
 }
 
 fn signed(body: &str) -> Value {
@@ -61,7 +48,7 @@ fn signed(body: &str) -> Value {
 }
 
 /// The HTTP status and the parsed JSON body of a Function URL response.
-fn http(answer: common::Answer) -> (u64, Value) {
+fn http(answer: crate::common::Answer) -> (u64, Value) {
     let response = answer.expect("a webhook is always answered with a response, never a function error");
     let body = serde_json::from_str(response["body"].as_str().expect("a body")).expect("a JSON body");
     (response["statusCode"].as_u64().expect("a status"), body)
@@ -96,7 +83,8 @@ async fn a_signed_webhook_is_queued_and_the_queue_disassociates_it() {
     let emulator = emulator().await;
     let moto = Moto::start().await;
     let queues = moto.queues("webhook", false, 3, 30).await;
-    let Stack { runtime, webhook: function, worker_runtime, worker: _worker } = stack(&emulator, &moto, &queues).await;
+    let Stack { runtime, webhook: mut function, worker_runtime, worker: _worker } =
+        stack(&emulator, &moto, &queues).await;
 
     // The CRM's body, with its own spacing and an extra member: the signature covers it as sent.
     let body = r#"{ "Catalog": "Sandbox", "OpportunityIdentifier": "O2000004",
@@ -134,8 +122,7 @@ async fn a_signed_webhook_is_queued_and_the_queue_disassociates_it() {
     assert!(solutions(&emulator, "O2000005").is_empty());
 
     // The secret never reaches the logs.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines = function.lines();
+    let lines = function.all_lines().await;
     assert!(lines.iter().any(|l| l.contains("webhook accepted (202)")), "{lines:#?}");
     for line in &lines {
         assert!(!line.contains(WEBHOOK_SECRET), "the webhook secret in the logs: {line}");
@@ -223,10 +210,7 @@ async fn without_a_secret_a_function_url_request_is_never_accepted() {
     let runtime = RuntimeApi::start().await;
     let mut webhook =
         Function::start_webhook(&runtime, &env(&emulator, &moto, &[("WORK_QUEUE_URL", queues.work_url.clone())]));
-    let code = webhook.exit_code(Duration::from_secs(30)).await;
-    assert!(matches!(code, Some(c) if c != 0), "init must fail, got {code:?}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let output = webhook.lines().join("\n");
+    let output = webhook.init_failure().await;
     assert!(output.contains("WEBHOOK_SECRET_ARN"), "init names the setting: {output}");
 
     let worker_runtime = RuntimeApi::start().await;
@@ -267,7 +251,7 @@ async fn the_secret_is_read_from_secrets_manager_once_at_init() {
         .arn
         .unwrap();
     let runtime = RuntimeApi::start().await;
-    let function = Function::start_webhook(
+    let mut function = Function::start_webhook(
         &runtime,
         &env(&emulator, &moto, &[("WEBHOOK_SECRET_ARN", arn.clone()), ("WORK_QUEUE_URL", queues.work_url.clone())]),
     );
@@ -287,7 +271,7 @@ async fn the_secret_is_read_from_secrets_manager_once_at_init() {
     // A new instance takes both values (AWSCURRENT and AWSPREVIOUS), so the CRM can switch to the new
     // one once the instances are new, without a gap; any other key is still refused.
     let runtime2 = RuntimeApi::start().await;
-    let function2 = Function::start_webhook(
+    let mut function2 = Function::start_webhook(
         &runtime2,
         &env(&emulator, &moto, &[("WEBHOOK_SECRET_ARN", arn.clone()), ("WORK_QUEUE_URL", queues.work_url.clone())]),
     );
@@ -300,8 +284,7 @@ async fn the_secret_is_read_from_secrets_manager_once_at_init() {
     assert_eq!(status, 401);
     assert_eq!(moto.depth(&queues.work_url).await, 4);
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for line in function.lines().into_iter().chain(function2.lines()) {
+    for line in function.all_lines().await.into_iter().chain(function2.all_lines().await) {
         assert!(!line.contains(generated) && !line.contains(rotated), "the webhook secret in the logs: {line}");
     }
 }
@@ -320,10 +303,7 @@ async fn a_secret_that_cannot_be_read_fails_init_naming_the_setting() {
             &[("WEBHOOK_SECRET_ARN", arn.into()), ("WORK_QUEUE_URL", format!("{}/123456789012/work", moto.endpoint))],
         ),
     );
-    let code = function.exit_code(Duration::from_secs(30)).await;
-    assert!(matches!(code, Some(c) if c != 0), "init must fail, got {code:?}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let output = function.lines().join("\n");
+    let output = function.init_failure().await;
     assert!(output.contains("WEBHOOK_SECRET_ARN"), "{output}");
 }
 

@@ -4,15 +4,14 @@
 //! (bench/stack.py); here: that the instances claim their slots in the table, that every request
 //! lands, and that a table that cannot be reached leaves each instance pacing alone, never unpaced.
 
-mod common;
-
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::common::{
+    Function, Moto, Queues, RuntimeApi, TEST_KEYS, emulator_config, function_env, pump_once, start_emulator,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{Function, Moto, Queues, RuntimeApi, pump_once};
 use opportunity_disassociator::aws::write_slots::ITEM_KEY;
-use partner_central_emulator::{Emulator, EmulatorConfig, QuotaConfig, RunningEmulator, Seed, TokenBucketConfig};
+use partner_central_emulator::{EmulatorConfig, QuotaConfig, RunningEmulator, TokenBucketConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const MESSAGES: usize = 20;
@@ -23,15 +22,8 @@ async fn emulator() -> RunningEmulator {
         .map(|i| format!(r#"{{"Catalog": "Sandbox", "Id": "O50000{i:02}", "RelatedEntityIdentifiers": {{"Solutions": ["S-50000{i:02}"]}}}}"#))
         .collect();
     let seed = format!(r#"{{"Opportunities": [{}]}}"#, opportunities.join(","));
-    Emulator::start(EmulatorConfig {
-        seed: Seed::from_json(&seed).expect("seed"),
-        quotas: QuotaConfig { write: Some(TokenBucketConfig { rate: 10.0, burst: 1.0 }), ..QuotaConfig::default() },
-        credentials: BTreeMap::from([(common::ACCESS_KEY.to_owned(), common::SECRET_KEY.to_owned())]),
-        log_requests: false,
-        ..Default::default()
-    })
-    .await
-    .expect("start the emulator")
+    let quotas = QuotaConfig { write: Some(TokenBucketConfig { rate: 10.0, burst: 1.0 }), ..QuotaConfig::default() };
+    start_emulator(EmulatorConfig { quotas, ..emulator_config(&seed, &TEST_KEYS) }).await
 }
 
 fn env(
@@ -41,16 +33,15 @@ fn env(
     dynamodb: &str,
     table: &str,
 ) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emulator.endpoint()),
-        ("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()),
+    let settings = [
         ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.to_owned()),
         ("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone()),
         ("WRITE_SLOTS_TABLE", table.to_owned()),
         ("ACCOUNT_WRITES_PER_SECOND", "10".into()),
         ("PARTNER_CENTRAL_WRITES_PER_SECOND", "5".into()),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-    ]
+    ];
+    function_env(&TEST_KEYS, emulator, Some(moto), &settings)
 }
 
 async fn backlog(moto: &Moto, name: &str) -> Queues {
@@ -98,9 +89,9 @@ async fn two_instances_claim_their_slots_in_one_table_and_every_request_lands() 
     let table = moto.write_slots_table("write-slots").await;
     let queues = backlog(&moto, "shared").await;
     let (a, b) = (RuntimeApi::start().await, RuntimeApi::start().await);
-    let fa = Function::start(&a, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
-    let fb = Function::start(&b, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
-    let before = common::now_ms();
+    let mut fa = Function::start(&a, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
+    let mut fb = Function::start(&b, &env(&emulator, &moto, &queues, &moto.endpoint, &table));
+    let before = crate::common::now_ms();
     drain(&moto, &queues, [&a, &b]).await;
 
     assert_eq!(disassociated(&emulator), MESSAGES, "every request landed once");
@@ -119,10 +110,10 @@ async fn two_instances_claim_their_slots_in_one_table_and_every_request_lands() 
     let next_ms: u64 = item["next_ms"].as_n().unwrap().parse().unwrap();
     // 20 slots of 105 ms after the first: the item ends at least that far past the start.
     assert!(next_ms >= before + 19 * 105, "next_ms {next_ms}, started at {before}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for function in [&fa, &fb] {
-        let lines = function.lines().join("\n");
+    for function in [&mut fa, &mut fb] {
+        let lines = function.all_lines().await.join("\n");
         assert!(!lines.contains("cannot be used"), "the table was used throughout: {lines}");
+        assert!(!lines.contains("paces alone"), "no instance fell back: {lines}");
     }
 }
 
@@ -131,17 +122,16 @@ async fn a_table_that_cannot_be_reached_leaves_each_instance_pacing_alone() {
     let emulator = emulator().await;
     let moto = Moto::start().await;
     let queues = backlog(&moto, "unreachable").await;
-    let closed = format!("http://127.0.0.1:{}", common::free_port());
+    let closed = format!("http://127.0.0.1:{}", crate::common::free_port());
     let (a, b) = (RuntimeApi::start().await, RuntimeApi::start().await);
-    let fa = Function::start(&a, &env(&emulator, &moto, &queues, &closed, "write-slots"));
-    let fb = Function::start(&b, &env(&emulator, &moto, &queues, &closed, "write-slots"));
+    let mut fa = Function::start(&a, &env(&emulator, &moto, &queues, &closed, "write-slots"));
+    let mut fb = Function::start(&b, &env(&emulator, &moto, &queues, &closed, "write-slots"));
     drain(&moto, &queues, [&a, &b]).await;
 
     assert_eq!(disassociated(&emulator), MESSAGES, "every request landed once");
     assert!(moto.drain(&queues.dlq_url).await.is_empty(), "nothing dead-lettered");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for function in [&fa, &fb] {
-        let lines = function.lines().join("\n");
+    for function in [&mut fa, &mut fb] {
+        let lines = function.all_lines().await.join("\n");
         assert!(lines.contains("paces alone at its share"), "each instance said it fell back: {lines}");
     }
 }

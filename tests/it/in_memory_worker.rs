@@ -1,268 +1,21 @@
 //! The worker driven through its ports by in-memory fakes: every trigger, every outcome, mixed and
 //! FIFO batches, panic isolation, the deadline and pacing, replacements. No network.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::fakes::{Answer, FakeDeadLetters, FakeService, Letter, Read, Script, api_error};
 use fixtures::{eventbridge, fifo, received, sqs_event as sqs, sqs_record as record};
 use lambda_runtime::{Context, LambdaEvent};
-use opportunity_disassociator::aws::dead_letters::{DeadLetter, DeadLetters};
-use opportunity_disassociator::aws::partner_central::{ApiError, ErrorClass, PartnerCentral, ThrottleCount};
+use opportunity_disassociator::aws::partner_central::{ErrorClass, ThrottleCount};
 use opportunity_disassociator::config::WorkerConfig;
-use opportunity_disassociator::domain::opportunity::Holdings;
-use opportunity_disassociator::domain::request::{Catalog, EntityType, OpportunityId, RelatedEntity};
+use opportunity_disassociator::domain::request::{EntityType, RelatedEntity};
 use opportunity_disassociator::pacing::Pacer;
 use opportunity_disassociator::worker::Worker;
 use opportunity_disassociator::worker::inbound::Payload;
 use serde_json::{Value, json};
 use tokio::time::Instant;
-
-/// What `GetOpportunity` shows after a not-found answer (otherwise: the entity still there).
-#[derive(Clone, Copy, Debug)]
-enum Read {
-    Absent,
-    NoSuchOpportunity,
-}
-
-/// What the fake service answers for an opportunity.
-#[derive(Clone)]
-enum Script {
-    Ok,
-    Fail(&'static str, ErrorClass),
-    /// Not found, and GetOpportunity answers this.
-    Missing(Read),
-    /// Not found, and GetOpportunity answers (absent) only after this long.
-    MissingSlowly(Duration),
-    Panic,
-    /// Answers success after this long.
-    Slow(Duration),
-    /// Fails this many times with this transient code, then succeeds.
-    FailTimes(u32, &'static str),
-    /// A 5xx whose change was applied all the same: not found from then on, the entity gone.
-    AppliedThenMissing,
-}
-
-/// A scripted answer to one write of an opportunity whose holdings the fake keeps (see `FakeService::hold`).
-#[derive(Clone, Debug)]
-enum Answer {
-    /// Refused: nothing changes.
-    Fail(&'static str, ErrorClass),
-    /// Applied, and answered with this error all the same (an answer lost, or one that is ambiguous).
-    AppliedThenFail(&'static str, ErrorClass),
-    /// Applied after this long.
-    Slow(Duration),
-}
-
-#[derive(Default)]
-struct FakeService {
-    scripts: HashMap<&'static str, Script>,
-    calls: Mutex<Vec<(String, Instant)>>,
-    checks: Mutex<u32>,
-    /// Opportunities whose holdings the writes change, by id. Unscripted, a write applies; an
-    /// entity already there is associated again with success, one not there is not found.
-    held: Mutex<HashMap<String, Vec<RelatedEntity>>>,
-    /// The next answers to each write of those opportunities, by operation name.
-    answers: Mutex<HashMap<&'static str, VecDeque<Answer>>>,
-    /// The next reads, in order: `Some` fails with that error.
-    read_failures: Mutex<VecDeque<Option<ApiError>>>,
-    /// Every write to those opportunities, as `Operation Type Identifier`.
-    writes: Mutex<Vec<String>>,
-}
-
-impl FakeService {
-    fn with(scripts: &[(&'static str, Script)]) -> Arc<Self> {
-        Arc::new(Self { scripts: scripts.iter().cloned().collect(), ..Default::default() })
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().iter().map(|(o, _)| o.clone()).collect()
-    }
-
-    fn call_times(&self) -> Vec<Instant> {
-        self.calls.lock().unwrap().iter().map(|(_, t)| *t).collect()
-    }
-
-    /// `opportunity` holds `entities`, and writes change what it holds.
-    fn hold(&self, opportunity: &str, entities: &[RelatedEntity]) {
-        self.held.lock().unwrap().insert(opportunity.to_owned(), entities.to_vec());
-    }
-
-    fn holdings(&self, opportunity: &str) -> Vec<RelatedEntity> {
-        self.held.lock().unwrap()[opportunity].clone()
-    }
-
-    /// The next answers of `operation` (`AssociateOpportunity`, `DisassociateOpportunity`).
-    fn answer(&self, operation: &'static str, answers: &[Answer]) {
-        self.answers.lock().unwrap().entry(operation).or_default().extend(answers.iter().cloned());
-    }
-
-    /// The next reads' answers: `None` reads the opportunity, `Some` fails with that error.
-    fn fail_reads(&self, failures: &[Option<ApiError>]) {
-        self.read_failures.lock().unwrap().extend(failures.iter().cloned());
-    }
-
-    fn writes(&self) -> Vec<String> {
-        self.writes.lock().unwrap().clone()
-    }
-
-    fn reads(&self) -> u32 {
-        *self.checks.lock().unwrap()
-    }
-
-    /// A write to a held opportunity: scripted, or applied as a service would.
-    async fn write_held(
-        &self,
-        operation: &'static str,
-        opportunity: &str,
-        entity: &RelatedEntity,
-    ) -> Result<(), ApiError> {
-        tokio::task::yield_now().await;
-        self.writes.lock().unwrap().push(format!("{operation} {} {}", entity.entity_type(), entity.identifier()));
-        self.calls.lock().unwrap().push((opportunity.to_owned(), Instant::now()));
-        let answer = self.answers.lock().unwrap().get_mut(operation).and_then(VecDeque::pop_front);
-        let apply = || {
-            let mut held = self.held.lock().unwrap();
-            let entities = held.get_mut(opportunity).unwrap();
-            let there = entities.contains(entity);
-            match (operation, there) {
-                ("AssociateOpportunity", false) => entities.push(entity.clone()),
-                ("DisassociateOpportunity", true) => entities.retain(|e| e != entity),
-                ("DisassociateOpportunity", false) => {
-                    return Err(api_error("ResourceNotFoundException", ErrorClass::Missing));
-                }
-                _ => {}
-            }
-            Ok(())
-        };
-        match answer {
-            None => apply(),
-            Some(Answer::Fail(code, class)) => Err(api_error(code, class)),
-            Some(Answer::AppliedThenFail(code, class)) => {
-                let _ = apply();
-                Err(api_error(code, class))
-            }
-            Some(Answer::Slow(delay)) => {
-                tokio::time::sleep(delay).await;
-                apply()
-            }
-        }
-    }
-}
-
-impl PartnerCentral for FakeService {
-    async fn associate(
-        &self,
-        _catalog: Catalog,
-        opportunity: &OpportunityId,
-        entity: &RelatedEntity,
-    ) -> Result<(), ApiError> {
-        self.write_held("AssociateOpportunity", opportunity.as_str(), entity).await
-    }
-
-    async fn disassociate(
-        &self,
-        _catalog: Catalog,
-        opportunity: &OpportunityId,
-        entity: &RelatedEntity,
-    ) -> Result<(), ApiError> {
-        if self.held.lock().unwrap().contains_key(opportunity.as_str()) {
-            return self.write_held("DisassociateOpportunity", opportunity.as_str(), entity).await;
-        }
-        // A call goes over the network: other records' tasks run meanwhile.
-        tokio::task::yield_now().await;
-        let id = opportunity.as_str();
-        let earlier = {
-            let mut calls = self.calls.lock().unwrap();
-            let earlier = calls.iter().filter(|(o, _)| o == id).count() as u32;
-            calls.push((id.to_owned(), Instant::now()));
-            earlier
-        };
-        match self.scripts.get(id).cloned().unwrap_or(Script::Ok) {
-            Script::Ok => Ok(()),
-            Script::Fail(code, class) => Err(api_error(code, class)),
-            Script::Missing(_) | Script::MissingSlowly(_) => {
-                Err(api_error("ResourceNotFoundException", ErrorClass::Missing))
-            }
-            Script::Panic => panic!("scripted panic for {id}"),
-            Script::Slow(delay) => {
-                tokio::time::sleep(delay).await;
-                Ok(())
-            }
-            Script::FailTimes(times, code) if earlier < times => Err(api_error(code, ErrorClass::Transient)),
-            Script::FailTimes(..) => Ok(()),
-            Script::AppliedThenMissing if earlier == 0 => {
-                Err(api_error("InternalServerException", ErrorClass::Transient))
-            }
-            Script::AppliedThenMissing => Err(api_error("ResourceNotFoundException", ErrorClass::Missing)),
-        }
-    }
-
-    async fn opportunity(&self, _catalog: Catalog, opportunity: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
-        *self.checks.lock().unwrap() += 1;
-        if let Some(Some(failure)) = self.read_failures.lock().unwrap().pop_front() {
-            return Err(failure);
-        }
-        if let Some(entities) = self.held.lock().unwrap().get(opportunity.as_str()) {
-            let holdings = entities.iter().fold(Holdings::default(), |holdings, entity| {
-                holdings.with(entity.entity_type(), [entity.identifier()])
-            });
-            return Ok(Some(holdings));
-        }
-        let holding = |ids: &[&str]| Ok(Some(Holdings::default().with(EntityType::Solutions, ids.iter().copied())));
-        match self.scripts.get(opportunity.as_str()) {
-            Some(Script::Missing(Read::Absent) | Script::AppliedThenMissing) => holding(&["S-0000002"]),
-            Some(Script::Missing(Read::NoSuchOpportunity)) => Ok(None),
-            Some(Script::MissingSlowly(delay)) => {
-                tokio::time::sleep(*delay).await;
-                holding(&[])
-            }
-            _ => holding(&["S-0000001"]),
-        }
-    }
-}
-
-fn api_error(code: &str, class: ErrorClass) -> ApiError {
-    ApiError { code: code.to_owned(), message: format!("scripted {code}"), request_id: Some("svc-req-1".into()), class }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Letter {
-    body: String,
-    code: String,
-    message: String,
-    lambda_request_id: String,
-    source_id: Option<String>,
-}
-
-#[derive(Default)]
-struct FakeDeadLetters {
-    letters: Mutex<Vec<Letter>>,
-    broken: bool,
-    /// Refuses the dead letter of this source id only.
-    refusing: Option<&'static str>,
-    /// Each send takes this long.
-    slow: Option<Duration>,
-}
-
-impl DeadLetters for FakeDeadLetters {
-    async fn send(&self, letter: DeadLetter<'_>) -> Result<(), String> {
-        if self.broken || (self.refusing.is_some() && letter.source_id == self.refusing) {
-            return Err("queue unavailable".into());
-        }
-        if let Some(delay) = self.slow {
-            tokio::time::sleep(delay).await;
-        }
-        self.letters.lock().unwrap().push(Letter {
-            body: letter.body.to_owned(),
-            code: letter.failure.code.clone(),
-            message: letter.failure.message.clone(),
-            lambda_request_id: letter.lambda_request_id.to_owned(),
-            source_id: letter.source_id.map(str::to_owned),
-        });
-        Ok(())
-    }
-}
 
 struct World {
     service: Arc<FakeService>,
@@ -363,8 +116,8 @@ async fn every_service_error_class_maps_to_its_outcome() {
         ("O2", Script::Fail("InternalServerException", ErrorClass::Transient)),
         ("O3", Script::Fail("ValidationException", ErrorClass::Permanent)),
         ("O4", Script::Fail("AccessDeniedException", ErrorClass::Permanent)),
-        ("O5", Script::Missing(Read::Absent)),
-        ("O6", Script::Missing(Read::NoSuchOpportunity)),
+        ("O5", Script::Ambiguous(Read::Absent)),
+        ("O6", Script::Ambiguous(Read::NoSuchOpportunity)),
         ("O7", Script::Fail("Timeout", ErrorClass::Transient)),
     ]);
     let records = (1..=8).map(|i| record(&format!("m{i}"), &request(&format!("O{i}")).to_string())).collect();
@@ -646,7 +399,7 @@ async fn eventbridge_retry_and_undeliverable_rejections_are_function_errors() {
 
 #[tokio::test]
 async fn an_already_disassociated_entity_counts_as_success() {
-    let w = world(&[("O1", Script::Missing(Read::Absent))]);
+    let w = world(&[("O1", Script::Ambiguous(Read::Absent))]);
     let answer = w.worker.handle(event(request("O1"), 60)).await.unwrap();
     assert_eq!(answer["outcome"], "already_disassociated");
 }
@@ -694,7 +447,7 @@ async fn a_call_slower_than_the_time_left_is_cut_off_at_the_deadline() {
 #[tokio::test(start_paused = true)]
 async fn an_association_check_slower_than_the_time_left_is_cut_off_at_the_deadline() {
     let w =
-        world_with(&[("O1", Script::MissingSlowly(Duration::from_secs(30)))], &[], Some(FakeDeadLetters::default()));
+        world_with(&[("O1", Script::AmbiguousSlowly(Duration::from_secs(30)))], &[], Some(FakeDeadLetters::default()));
     let start = Instant::now();
     let error = w.worker.handle(event(request("O1"), 3)).await.unwrap_err();
     assert_eq!(error.error_type, "DeadlineExceeded");
@@ -737,11 +490,11 @@ async fn a_deadline_that_is_no_epoch_time_is_taken_as_none() {
 const THIRD_RECEIVE_IS_LAST: [(&str, &str); 3] =
     [("PARTNER_CENTRAL_WRITES_PER_SECOND", "1000"), ("AWS_MAX_ATTEMPTS", "1"), ("MAX_RECEIVE_COUNT", "3")];
 
-/// At the message's last receive (`MAX_RECEIVE_COUNT`, the queue's `maxReceiveCount`), a passing
+/// At the message's last receive (`MAX_RECEIVE_COUNT`, the queue's `maxReceiveCount`), a transient
 /// failure is dead-lettered by the function, with its reason: the queue's redrive would move it on the
 /// next receive without one. Before that receive it is reported failed, to be delivered again.
 #[tokio::test]
-async fn a_passing_failure_at_the_last_receive_is_dead_lettered_with_its_reason() {
+async fn a_transient_failure_at_the_last_receive_is_dead_lettered_with_its_reason() {
     let throttled = Script::Fail("ThrottlingException", ErrorClass::Transient);
     let w = world_with(
         &[("O1", throttled.clone()), ("O2", throttled)],
@@ -959,7 +712,7 @@ async fn an_association_refused_for_good_removes_nothing_and_names_its_step() {
         Answer::Fail("AccessDeniedException", ErrorClass::Permanent),
         Answer::Fail("ValidationException", ErrorClass::Permanent),
         // The opportunity's limit for that kind: a business rule, checked against a read.
-        Answer::Fail("ValidationException", ErrorClass::Missing),
+        Answer::Fail("ValidationException", ErrorClass::Ambiguous),
     ];
     for refusal in refusals {
         let w = holding(&[legacy()]);
@@ -980,7 +733,7 @@ async fn an_association_refused_for_good_removes_nothing_and_names_its_step() {
 }
 
 #[tokio::test]
-async fn a_passing_failure_of_the_association_is_retried_and_the_redelivery_replaces() {
+async fn a_transient_failure_of_the_association_is_retried_and_the_redelivery_replaces() {
     let w = holding(&[legacy()]);
     let throttled = Answer::Fail("ThrottlingException", ErrorClass::Transient);
     w.service.answer("AssociateOpportunity", &[throttled.clone(), throttled.clone(), throttled]);
@@ -1018,7 +771,7 @@ async fn a_disassociation_refused_for_good_after_the_association_leaves_both_and
 }
 
 #[tokio::test]
-async fn a_passing_failure_of_the_disassociation_is_finished_by_the_redelivery() {
+async fn a_transient_failure_of_the_disassociation_is_finished_by_the_redelivery() {
     let w = holding(&[legacy()]);
     let failing = Answer::Fail("InternalServerException", ErrorClass::Transient);
     w.service.answer("DisassociateOpportunity", &[failing.clone(), failing.clone(), failing]);
@@ -1066,7 +819,7 @@ async fn in_the_offer_order_each_step_fails_as_its_answer_says_and_the_redeliver
     assert!(error.message.ends_with("; nothing was changed"), "{}", error.message);
     assert_eq!(w.service.holdings("O1"), std::slice::from_ref(&old));
 
-    // Step 2 passing: the old one is gone, the redelivery associates the new one.
+    // Step 2 transient: the old one is gone, the redelivery associates the new one.
     let w = holding(std::slice::from_ref(&old));
     let failing = Answer::Fail("InternalServerException", ErrorClass::Transient);
     w.service.answer("AssociateOpportunity", &[failing.clone(), failing.clone(), failing]);
@@ -1082,7 +835,7 @@ async fn in_the_offer_order_each_step_fails_as_its_answer_says_and_the_redeliver
 #[tokio::test]
 async fn an_ambiguous_answer_to_a_step_is_settled_by_reading_the_opportunity() {
     // The association applied, and answered a conflict (or a business rule): the read shows it there.
-    for ambiguous in [("ConflictException", ErrorClass::Missing), ("ValidationException", ErrorClass::Missing)] {
+    for ambiguous in [("ConflictException", ErrorClass::Ambiguous), ("ValidationException", ErrorClass::Ambiguous)] {
         let w = holding(&[legacy()]);
         w.service.answer("AssociateOpportunity", &[Answer::AppliedThenFail(ambiguous.0, ambiguous.1)]);
         let answer = w.worker.handle(event(solution_replacement(), 60)).await.unwrap();
@@ -1100,7 +853,7 @@ async fn an_ambiguous_answer_to_a_step_is_settled_by_reading_the_opportunity() {
     assert_eq!(answer["outcome"], "replaced");
     // A read that fails after an ambiguous answer is a retry, nothing removed: the redelivery reads again.
     let w = holding(&[legacy()]);
-    w.service.answer("AssociateOpportunity", &[Answer::Fail("ConflictException", ErrorClass::Missing)]);
+    w.service.answer("AssociateOpportunity", &[Answer::Fail("ConflictException", ErrorClass::Ambiguous)]);
     w.service.fail_reads(&[None, Some(api_error("InternalServerException", ErrorClass::Transient))]);
     let error = w.worker.handle(event(solution_replacement(), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "InternalServerException");
@@ -1108,7 +861,7 @@ async fn an_ambiguous_answer_to_a_step_is_settled_by_reading_the_opportunity() {
     assert_eq!(w.service.holdings("O1"), [legacy()]);
     // The read shows the association did not happen: a conflict that means nothing is there is refused.
     let w = holding(&[legacy()]);
-    w.service.answer("AssociateOpportunity", &[Answer::Fail("ConflictException", ErrorClass::Missing)]);
+    w.service.answer("AssociateOpportunity", &[Answer::Fail("ConflictException", ErrorClass::Ambiguous)]);
     let error = w.worker.handle(event(solution_replacement(), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "ConflictException");
     assert_eq!(w.service.holdings("O1"), [legacy()]);
@@ -1198,7 +951,7 @@ async fn a_replacement_whose_first_read_fails_makes_no_write() {
     );
     assert!(w.service.writes().is_empty());
     // An opportunity that does not exist.
-    let w = world(&[("O9", Script::Missing(Read::NoSuchOpportunity))]);
+    let w = world(&[("O9", Script::Ambiguous(Read::NoSuchOpportunity))]);
     let error = w.worker.handle(event(replacement("O9", &legacy(), &marketplace()), 60)).await.unwrap_err();
     assert_eq!(error.error_type, "ResourceNotFoundException");
     assert!(error.message.contains("does not exist"), "{}", error.message);
@@ -1221,7 +974,7 @@ async fn dry_run_validates_a_replacement_and_makes_no_call_or_read() {
 #[tokio::test]
 async fn a_plain_disassociation_of_the_last_entity_of_its_type_refused_suggests_a_replacement() {
     let w = holding(&[legacy(), entity(EntityType::AwsProducts, "AmazonEC2")]);
-    w.service.answer("DisassociateOpportunity", &[Answer::Fail("ValidationException", ErrorClass::Missing)]);
+    w.service.answer("DisassociateOpportunity", &[Answer::Fail("ValidationException", ErrorClass::Ambiguous)]);
     let answer = w.worker.handle(event(sqs(vec![record("m1", &request("O1").to_string())]), 60)).await.unwrap();
     assert!(failures(&answer).is_empty());
     let letter = &letters(&w)[0];
@@ -1235,7 +988,7 @@ async fn a_plain_disassociation_of_the_last_entity_of_its_type_refused_suggests_
 
     // Not the last of its type: refused all the same, with no such suggestion.
     let w = holding(&[legacy(), entity(EntityType::Solutions, "S-0000002")]);
-    w.service.answer("DisassociateOpportunity", &[Answer::Fail("ValidationException", ErrorClass::Missing)]);
+    w.service.answer("DisassociateOpportunity", &[Answer::Fail("ValidationException", ErrorClass::Ambiguous)]);
     w.worker.handle(event(sqs(vec![record("m1", &request("O1").to_string())]), 60)).await.unwrap();
     assert!(!letters(&w)[0].message.contains("ReplaceWith"), "{}", letters(&w)[0].message);
 }
@@ -1321,7 +1074,7 @@ async fn a_failed_fifo_record_whose_group_cannot_be_read_holds_back_every_later_
 
 #[tokio::test]
 async fn an_entity_absent_at_its_messages_first_receive_is_not_associated() {
-    let w = world(&[("O1", Script::Missing(Read::Absent))]);
+    let w = world(&[("O1", Script::Ambiguous(Read::Absent))]);
     let first = record("m1", &request("O1").to_string());
     let (answer, metrics) = w.worker.handle_measured(event(sqs(vec![first]), 60)).await;
     assert!(failures(&answer.unwrap()).is_empty(), "a success: deleted, so nothing loops");
@@ -1331,7 +1084,7 @@ async fn an_entity_absent_at_its_messages_first_receive_is_not_associated() {
 
 #[tokio::test]
 async fn an_entity_absent_at_a_later_receive_or_an_unknown_one_is_already_disassociated() {
-    let w = world(&[("O1", Script::Missing(Read::Absent)), ("O2", Script::Missing(Read::Absent))]);
+    let w = world(&[("O1", Script::Ambiguous(Read::Absent)), ("O2", Script::Ambiguous(Read::Absent))]);
     let later = received(record("m1", &request("O1").to_string()), 2);
     let uncounted = fixtures::without_attributes(record("m2", &request("O2").to_string()));
     let (answer, metrics) = w.worker.handle_measured(event(sqs(vec![later, uncounted]), 60)).await;
@@ -1341,7 +1094,7 @@ async fn an_entity_absent_at_a_later_receive_or_an_unknown_one_is_already_disass
 
 #[tokio::test]
 async fn an_entity_absent_from_an_eventbridge_event_or_a_direct_request_is_already_disassociated() {
-    let w = world(&[("O1", Script::Missing(Read::Absent))]);
+    let w = world(&[("O1", Script::Ambiguous(Read::Absent))]);
     for payload in [eventbridge(request("O1")), request("O1")] {
         let (answer, metrics) = w.worker.handle_measured(event(payload, 60)).await;
         assert_eq!(answer.unwrap()["outcome"], "already_disassociated");
@@ -1353,10 +1106,31 @@ async fn an_entity_absent_from_an_eventbridge_event_or_a_direct_request_is_alrea
 async fn an_entity_absent_after_an_earlier_attempt_of_the_invocation_is_already_disassociated() {
     // The first attempt's 5xx was applied: at the message's first receive still, the entity's absence
     // is the function's own doing.
-    let w = world(&[("O1", Script::AppliedThenMissing)]);
+    let w = world(&[("O1", Script::AppliedThenAmbiguous)]);
     let first = record("m1", &request("O1").to_string());
     let (answer, metrics) = w.worker.handle_measured(event(sqs(vec![first]), 60)).await;
     assert!(failures(&answer.unwrap()).is_empty());
     assert_eq!(w.service.calls(), ["O1", "O1"]);
     assert_eq!((metric(&metrics, "NotAssociated"), metric(&metrics, "AlreadyDisassociated")), (0, 1));
+}
+
+/// A replacement dead-lettered at its message's last receive: no redelivery follows, so its reason says
+/// what the opportunity is left with and promises nothing more.
+#[tokio::test]
+async fn a_replacement_dead_lettered_at_its_last_receive_promises_no_redelivery() {
+    let w = world_with(&[], &THIRD_RECEIVE_IS_LAST, Some(FakeDeadLetters::default()));
+    w.service.hold("O1", &[legacy()]);
+    let failing = Answer::Fail("InternalServerException", ErrorClass::Transient);
+    w.service.answer("DisassociateOpportunity", &[failing.clone(), failing.clone(), failing]);
+    let records = vec![
+        received(record("m1", &solution_replacement().to_string()), 3),
+        received(record("m2", &solution_replacement().to_string()), 2),
+    ];
+    let answer = w.worker.handle(event(sqs(records), 60)).await.unwrap();
+    assert_eq!(failures(&answer), ["m2"], "m1 is dead-lettered at its last receive, m2 delivered again");
+    let letter = &letters(&w)[0];
+    assert_eq!(letter.code, "InternalServerException");
+    assert!(!letter.message.contains("the redelivery"), "{}", letter.message);
+    assert!(letter.message.contains("and Solutions S-0000001 stays on it"), "{}", letter.message);
+    assert!(letter.message.contains("receive 3 of the queue's maxReceiveCount 3"), "{}", letter.message);
 }

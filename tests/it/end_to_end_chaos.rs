@@ -11,20 +11,20 @@
 //! `cargo test --release --test chaos -- --ignored --nocapture`. `CHAOS_SEED` fixes the emulator's
 //! fault draws (the run prints the seed it used).
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use common::{Function, Moto, Queues, RuntimeApi, pump_once, pump_once_or_abandon, request};
+use crate::common::{
+    Function, Keys, Moto, Queues, RuntimeApi, emulator_config, function_env, pump_once, pump_once_or_abandon, request,
+    start_emulator,
+};
 use partner_central_emulator::{
-    DailyQuotaConfig, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, RelatedEntityIdentifiers, RunningEmulator,
-    Seed, SeedOpportunity, StateSnapshot, TokenBucketConfig,
+    DailyQuotaConfig, EmulatorConfig, FaultConfig, QuotaConfig, RelatedEntityIdentifiers, RunningEmulator, Seed,
+    SeedOpportunity, StateSnapshot, TokenBucketConfig,
 };
 use serde_json::{Value, json};
 
-const ACCESS_KEY: &str = "AKIDCHAOSTEST";
-const SECRET_KEY: &str = "chaos-secret-key";
+const KEYS: Keys = Keys { access: "AKIDCHAOSTEST", secret: "chaos-secret-key" };
 
 /// The account's write quota in the emulator, shared by the function processes as the template
 /// shares it between instances (`WriteQuotaPerSecond / MaximumConcurrency`).
@@ -121,18 +121,10 @@ fn malformed_bodies() -> Vec<(String, String)> {
 
 async fn emulator(seed: Seed, faults: FaultConfig) -> RunningEmulator {
     let bucket = TokenBucketConfig { rate: WRITES_PER_SECOND, burst: 20.0 };
-    Emulator::start(EmulatorConfig {
-        seed,
-        credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
-        quotas: QuotaConfig { write: Some(bucket), read: Some(bucket) },
-        // The long runs write more than a day's quota: the per-second pace is what they test.
-        daily_quotas: DailyQuotaConfig::unlimited(),
-        faults,
-        log_requests: false,
-        ..Default::default()
-    })
-    .await
-    .expect("start the emulator")
+    let quotas = QuotaConfig { write: Some(bucket), read: Some(bucket) };
+    // The long runs write more than a day's quota: the per-second pace is what they test.
+    let daily_quotas = DailyQuotaConfig::unlimited();
+    start_emulator(EmulatorConfig { seed, quotas, daily_quotas, faults, ..emulator_config("{}", &KEYS) }).await
 }
 
 fn env(
@@ -141,24 +133,20 @@ fn env(
     queues: &Queues,
     extra: &[(&'static str, String)],
 ) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
-        ("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emulator.endpoint()),
-        ("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()),
+    let base = [
         ("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone()),
         ("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", "1".to_owned()),
         ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "5".to_owned()),
     ];
-    env.extend(extra.iter().cloned());
-    env
+    function_env(&KEYS, emulator, Some(moto), &[&base[..], extra].concat())
 }
 
-/// The counts of the outcome lines (CloudWatch embedded metrics) of one or more processes.
-fn metrics(functions: &[Function]) -> BTreeMap<&'static str, u64> {
+/// The counts of the outcome lines (CloudWatch embedded metrics) of one or more processes, each
+/// ended first and read to the end of its output ([`Function::all_lines`]).
+async fn metrics(functions: &mut [Function]) -> BTreeMap<&'static str, u64> {
     let mut sums = BTreeMap::new();
     for function in functions {
-        for line in function.lines() {
+        for line in function.all_lines().await {
             let Ok(line) = serde_json::from_str::<Value>(&line) else { continue };
             if line.get("_aws").is_none() {
                 continue;
@@ -226,7 +214,7 @@ async fn chaos(plan: Plan) {
     let seed_value = std::env::var("CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| common::now_ms() ^ u64::from(std::process::id()));
+        .unwrap_or_else(|| crate::common::now_ms() ^ u64::from(std::process::id()));
     let backlog = backlog(requests);
     let malformed = malformed_bodies();
     let emulator = emulator(seed(&backlog), faults(seed_value)).await;
@@ -302,8 +290,9 @@ async fn chaos(plan: Plan) {
     };
     let elapsed = started.elapsed();
 
-    // Let the last log lines arrive.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    for function in &mut functions {
+        assert!(function.is_running(), "a function process died");
+    }
     let state = emulator.state();
     let mut letters = Vec::new();
     for queues in &shard_queues {
@@ -360,7 +349,7 @@ async fn chaos(plan: Plan) {
         }
     }
 
-    let outcomes = metrics(&functions);
+    let outcomes = metrics(&mut functions).await;
     let operation = state.operation("DisassociateOpportunity");
     println!(
         "chaos: seed {seed_value}, {} valid + {} malformed requests, {shards} queue(s), {processes} function processes, {lanes} pump lanes, batch 10, SDK attempts {}",
@@ -421,9 +410,6 @@ async fn chaos(plan: Plan) {
     assert_eq!(state.auth_failures, 0);
     for queues in &shard_queues {
         assert_eq!(moto.depth(&queues.work_url).await, 0);
-    }
-    for function in &mut functions {
-        assert!(function.is_running(), "a function process died");
     }
 }
 
@@ -491,7 +477,7 @@ async fn a_function_killed_mid_batch_loses_nothing() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(second.is_running());
 
     let state = emulator.state();
     for valid in &backlog {
@@ -500,9 +486,8 @@ async fn a_function_killed_mid_batch_loses_nothing() {
         assert_eq!(count, 1, "{}", valid.opportunity);
     }
     assert!(moto.drain(&queues.dlq_url).await.is_empty(), "two receives stay under maxReceiveCount 3");
-    let outcomes = metrics(std::slice::from_ref(&second));
+    let outcomes = metrics(std::slice::from_mut(&mut second)).await;
     assert_eq!(outcomes["AlreadyDisassociated"], done_before as u64, "the killed process's work is recognised");
     assert_eq!(outcomes["Disassociated"], 10 - done_before as u64);
-    assert!(second.is_running());
     println!("crash: killed after {done_before} of 10; the redelivered batch ended {outcomes:?}");
 }

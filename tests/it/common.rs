@@ -2,8 +2,6 @@
 //! under it as Lambda runs it, the Partner Central emulator in-process, moto's SQS server, and an
 //! SQS event source mapping (receive, invoke, delete or release) like Lambda's.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -121,10 +119,6 @@ impl RuntimeApi {
         (id, receiver)
     }
 
-    pub fn init_error(&self) -> Option<Value> {
-        self.waiting.lock().unwrap().init_error.clone()
-    }
-
     /// Waits until the function has polled for its first event, that is, until its init is over.
     pub async fn wait_for_first_poll(&self, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
@@ -209,6 +203,8 @@ pub fn signed_webhook(body: &str, timestamp: u64, secret: &str) -> Value {
 pub struct Function {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The tasks reading its stdout and stderr, which end at the streams' end.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Function {
@@ -246,6 +242,7 @@ impl Function {
         }
         let mut child = command.spawn().expect("start the function binary");
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
             child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
@@ -254,7 +251,7 @@ impl Function {
         .flatten()
         {
             let lines = lines.clone();
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut reader = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = reader.next_line().await {
                     if std::env::var_os("SHOW_FUNCTION_LOGS").is_some() {
@@ -262,13 +259,27 @@ impl Function {
                     }
                     lines.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
-        Self { child, lines }
+        Self { child, lines, readers }
     }
 
+    /// The lines read so far: those of an answered invocation may still be on their way.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// Every line the process wrote, read to the end of its output: the process is ended first when
+    /// it still runs (everything an answered invocation logs is written before its answer goes out),
+    /// so that a line's absence means something. The function takes no invocation after this.
+    pub async fn all_lines(&mut self) -> Vec<String> {
+        if self.is_running() {
+            self.kill().await;
+        }
+        for reader in self.readers.drain(..) {
+            tokio::time::timeout(Duration::from_secs(10), reader).await.expect("the output ends").expect("read");
+        }
+        self.lines()
     }
 
     /// Whether the process is still running.
@@ -281,8 +292,11 @@ impl Function {
         tokio::time::timeout(within, self.child.wait()).await.ok()?.ok()?.code()
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+    /// Waits for init to fail (the process exits, not zero, within 30 s) and gives everything it wrote.
+    pub async fn init_failure(&mut self) -> String {
+        let code = self.exit_code(Duration::from_secs(30)).await;
+        assert!(matches!(code, Some(c) if c != 0), "init must fail, got {code:?}");
+        self.all_lines().await.join("\n")
     }
 
     /// Kills the process with SIGKILL, as a crash or Lambda's timeout would end it, and reaps it.
@@ -294,7 +308,8 @@ impl Function {
 /// moto's server, as the SQS API. Its path comes from `MOTO_SERVER` (the Makefile sets it to the
 /// venv's), or `.venv/bin/moto_server`.
 pub struct Moto {
-    child: Child,
+    /// The server's process, ended when this is dropped.
+    _process: Child,
     pub endpoint: String,
     pub sqs: aws_sdk_sqs::Client,
     /// moto's ReceiveMessage is not atomic: two at once may deliver one message twice, or fail (500)
@@ -332,7 +347,12 @@ impl Moto {
             .endpoint_url(&endpoint)
             .credentials_provider(aws_sdk_sqs::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
             .build();
-        Self { child, endpoint, sqs: aws_sdk_sqs::Client::from_conf(config), receiving: tokio::sync::Mutex::new(()) }
+        Self {
+            _process: child,
+            endpoint,
+            sqs: aws_sdk_sqs::Client::from_conf(config),
+            receiving: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// A Secrets Manager client on moto's server.
@@ -636,3 +656,57 @@ pub fn free_port() -> u16 {
 
 #[allow(unused_imports)]
 pub use fixtures::request;
+
+/// The credentials a suite signs with: the emulator takes only these, and the functions are given
+/// them. A suite that checks no secret reaches a log line has keys of its own.
+pub struct Keys {
+    pub access: &'static str,
+    pub secret: &'static str,
+}
+
+/// The keys of a suite that needs no keys of its own.
+pub const TEST_KEYS: Keys = Keys { access: ACCESS_KEY, secret: SECRET_KEY };
+
+/// The emulator an end-to-end suite runs: `seed`, taking only `keys`, no request log; quotas, faults
+/// and behaviour at their defaults (set them on the result).
+pub fn emulator_config(seed: &str, keys: &Keys) -> partner_central_emulator::EmulatorConfig {
+    partner_central_emulator::EmulatorConfig {
+        seed: partner_central_emulator::Seed::from_json(seed).expect("seed"),
+        credentials: std::collections::BTreeMap::from([(keys.access.to_owned(), keys.secret.to_owned())]),
+        log_requests: false,
+        ..Default::default()
+    }
+}
+
+pub async fn start_emulator(
+    config: partner_central_emulator::EmulatorConfig,
+) -> partner_central_emulator::RunningEmulator {
+    partner_central_emulator::Emulator::start(config).await.expect("start the emulator")
+}
+
+/// A function's environment: `keys`, the emulator's endpoint and, with moto, moto's for SQS, Secrets
+/// Manager and DynamoDB; then `extra`, each setting replacing one of the same name.
+pub fn function_env<V: AsRef<str>>(
+    keys: &Keys,
+    emulator: &partner_central_emulator::RunningEmulator,
+    moto: Option<&Moto>,
+    extra: &[(&str, V)],
+) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = vec![
+        ("AWS_ACCESS_KEY_ID", keys.access.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", keys.secret.to_owned()),
+        ("AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING", emulator.endpoint()),
+    ];
+    if let Some(moto) = moto {
+        for name in ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_DYNAMODB"] {
+            env.push((name, moto.endpoint.clone()));
+        }
+    }
+    for (name, value) in extra {
+        // A setting's name, kept for the life of the test process (a few per test).
+        let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+        env.retain(|(k, _)| *k != name);
+        env.push((name, value.as_ref().to_owned()));
+    }
+    env
+}
