@@ -48,6 +48,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from driver import Emulator, Entities, FunctionProcess, Moto, fmt, machine, sqs_record  # noqa: E402
+from mapping import Environment, LambdaPoller, MappingSettings  # noqa: E402
+from template import Template, default_path  # noqa: E402
 
 LAMBDA_MEMORY_MB = 128
 # Lambda gives a function one full vCPU at 1,769 MB, and CPU in proportion to its memory.
@@ -182,15 +184,26 @@ class CpuGroup:
 class WorkQueue:
     """The work queue and its dead-letter queue, and what the pollers have seen done."""
 
-    def __init__(self, sqs, tag: str):
+    def __init__(
+        self,
+        sqs,
+        tag: str,
+        visibility_s: int = 360,
+        max_receive_count: int = MAX_RECEIVE_COUNT,
+        retention_s: int | None = None,
+        dead_letter_retention_s: int | None = None,
+    ):
+        """The template's queues by default but for their retention (SQS's default then); the scaled
+        scenarios give all of it."""
         self.sqs = sqs
-        self.dlq_url = sqs.create_queue(QueueName=f"stack-{tag}-dlq")["QueueUrl"]
+        dead_letter = {"MessageRetentionPeriod": str(dead_letter_retention_s)} if dead_letter_retention_s else {}
+        self.dlq_url = sqs.create_queue(QueueName=f"stack-{tag}-dlq", Attributes=dead_letter)["QueueUrl"]
         dlq_arn = self.arn(self.dlq_url)
-        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
-        self.url = sqs.create_queue(
-            QueueName=f"stack-{tag}",
-            Attributes={"VisibilityTimeout": "360", "RedrivePolicy": json.dumps(redrive)},
-        )["QueueUrl"]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+        attributes = {"VisibilityTimeout": str(visibility_s), "RedrivePolicy": json.dumps(redrive)}
+        if retention_s:
+            attributes["MessageRetentionPeriod"] = str(retention_s)
+        self.url = sqs.create_queue(QueueName=f"stack-{tag}", Attributes=attributes)["QueueUrl"]
         self.queue_arn = self.arn(self.url)
         self.lock = threading.Condition()
         self.generation = 0  # grows at every send or release: an idle poller wakes on it
@@ -221,12 +234,12 @@ class WorkQueue:
                     self.sent_at[entry["MessageId"]] = sent
             self.changed()
 
-    def receive(self):
+    def receive(self, count: int = BATCH_SIZE):
         with self.lock:
             seen = self.generation
         messages = self.sqs.receive_message(
             QueueUrl=self.url,
-            MaxNumberOfMessages=BATCH_SIZE,
+            MaxNumberOfMessages=count,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
             WaitTimeSeconds=0,
@@ -257,10 +270,9 @@ class WorkQueue:
             return len(self.done_at)
 
     def depth(self) -> int:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        names.append("ApproximateNumberOfMessagesDelayed")
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)["Attributes"]
         return sum(int(v) for v in attributes.values())
 
     def dead_letters(self) -> int:
@@ -435,9 +447,24 @@ class Stack:
         self.cpu_before = [fn.cpu_ns() for fn in self.functions]
 
     def start_pollers(self):
-        self.pollers = [Poller(self.work, fn, self.stop_event) for fn in self.functions]
+        if self.ctx.args.mapping == "lambda":
+            settings = lambda_mapping_settings(self.ctx.args.template)
+            self.pollers = [
+                LambdaPoller(self.work, Environment(self.restart(i), fn), settings, self.stop_event)
+                for i, fn in enumerate(self.functions)
+            ]
+        else:
+            self.pollers = [Poller(self.work, fn, self.stop_event) for fn in self.functions]
         for poller in self.pollers:
             poller.start()
+
+    def restart(self, instance: int):
+        def start(generation: int) -> FunctionProcess:
+            log = os.path.join(self.ctx.args.logs, f"{self.tag}-{instance}.{generation}.log")
+            kind = {"name": "stack", "command": [self.ctx.args.rust]}
+            return FunctionProcess(kind, self.ctx.emulator.endpoint, self.env, log)
+
+        return start
 
     def check_pollers(self):
         for poller in self.pollers:
@@ -516,6 +543,17 @@ class Context:
     def bodies(self, count: int) -> list[str]:
         self.entities.rewind()
         return [json.dumps(self.entities.document()) for _ in range(count)]
+
+
+def lambda_mapping_settings(template_path: str) -> MappingSettings:
+    """The template's event source mapping, unscaled."""
+    t = Template(template_path).summary()
+    return MappingSettings(
+        concurrency=t["maximum_concurrency"],
+        batch_size=t["batch_size"],
+        batching_window_s=t["batching_window_s"],
+        function_timeout_s=t["function_timeout_s"],
+    )
 
 
 def operation(emulator: Emulator, name: str) -> dict:
@@ -807,9 +845,35 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller run: 60 messages, instances 1,2, bucket 1")
     parser.add_argument("--no-drains", action="store_true")
     parser.add_argument("--no-bursts", action="store_true")
+    parser.add_argument(
+        "--scenario",
+        default="stack",
+        help="comma-separated, of: stack (the scenarios above), budget (scaled time: the day's write budget)",
+    )
+    parser.add_argument(
+        "--mapping",
+        choices=("lambda", "instant"),
+        default=None,
+        help="the event source mapping: lambda (failed records come back after their visibility timeout, the "
+        "function's timeout enforced; the default for budget) or instant (made visible again at once, as "
+        "published until 2026-12-04; the default for stack)",
+    )
+    parser.add_argument("--template", default=default_path(), help="the SAM template the stack follows")
+    parser.add_argument("--backlog", type=int, default=150, help="budget: the backlog")
+    parser.add_argument("--cap-windows", type=float, default=8, help="budget: windows before a run is stopped")
     parser.add_argument("--out", required=True, help="where the JSON goes")
     parser.add_argument("--logs", required=True, help="a folder for the functions' output")
     args = parser.parse_args()
+
+    scenarios = [x for x in args.scenario.split(",") if x]
+    for scenario in scenarios:
+        if scenario not in ("stack", "budget"):
+            parser.error(f"unknown scenario {scenario!r}")
+    if "stack" not in scenarios:
+        return main_scaled(args, scenarios)
+    if len(scenarios) > 1:
+        parser.error("stack runs alone: its results and --out are its own")
+    args.mapping = args.mapping or "instant"
 
     quick = args.quick
     args.instances = numbers(args.instances or ("1,2" if quick else "1,2,5"))
@@ -929,6 +993,41 @@ def main() -> int:
     print(results["table"])
     print()
     print(f"Load average after: {results['load_after']}. JSON: {args.out}")
+    return 0
+
+
+def main_scaled(args, scenarios: list[str]) -> int:
+    import scaled
+
+    args.mapping = args.mapping or "lambda"
+    reason = CpuGroup.check()
+    if args.lambda_cpu == "on" and reason:
+        sys.exit(f"--lambda-cpu on: {reason}")
+    args.cpu_limit = args.lambda_cpu in ("on", "auto", "both") and reason is None
+    os.makedirs(args.logs, exist_ok=True)
+    moto = Moto(args.moto)
+    tables = Moto(args.moto)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    try:
+        progress = lambda line: print(f"  {line}", file=sys.stderr, flush=True)  # noqa: E731
+        results = scaled.run(args, moto, tables, scenarios, progress)
+    finally:
+        moto.stop()
+        tables.stop()
+    results["machine"] = machine()
+    results["load_before"] = load
+    results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    results["table"] = scaled.table(results)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2, default=str)
+    m = results["machine"]
+    print()
+    print(f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']} {m['arch']}; Python {m['python']}.")
+    print()
+    print(results["table"])
+    print()
+    print(f"Load average before: {load}; after: {results['load_after']}. JSON: {args.out}")
     return 0
 
 
