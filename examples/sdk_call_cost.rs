@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use partner_central_emulator::{Emulator, EmulatorConfig, FaultConfig, QuotaConfig, Seed};
+use partner_central_emulator::{DailyQuotaConfig, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, Seed};
 
 const PER_OPPORTUNITY: usize = 10;
 
@@ -96,6 +96,7 @@ fn main() {
         seed: seed(pairs.div_ceil(PER_OPPORTUNITY)),
         credentials: BTreeMap::from([("test".to_owned(), "test".to_owned())]),
         quotas: QuotaConfig::unlimited(),
+        daily_quotas: DailyQuotaConfig::unlimited(),
         log_requests: false,
         ..Default::default()
     };

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::{Function, Moto, Queues, RuntimeApi, pump_once, pump_once_or_abandon, request};
 use partner_central_emulator::{
-    Emulator, EmulatorConfig, FaultConfig, QuotaConfig, RelatedEntityIdentifiers, RunningEmulator, Seed,
-    SeedOpportunity, StateSnapshot, TokenBucketConfig,
+    DailyQuotaConfig, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, RelatedEntityIdentifiers, RunningEmulator,
+    Seed, SeedOpportunity, StateSnapshot, TokenBucketConfig,
 };
 use serde_json::{Value, json};
 
@@ -125,6 +125,8 @@ async fn emulator(seed: Seed, faults: FaultConfig) -> RunningEmulator {
         seed,
         credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
         quotas: QuotaConfig { write: Some(bucket), read: Some(bucket) },
+        // The long runs write more than a day's quota: the per-second pace is what they test.
+        daily_quotas: DailyQuotaConfig::unlimited(),
         faults,
         log_requests: false,
         ..Default::default()

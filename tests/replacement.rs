@@ -189,7 +189,12 @@ async fn an_association_answered_already_there_by_success_or_conflict_is_settled
     for answer in [AlreadyAssociated::Success, AlreadyAssociated::Conflict] {
         // The added latency keeps both reads ahead of the first association.
         let faults = FaultConfig { latency_ms: 200, ..FaultConfig::default() };
-        let emulator = emulator(QuotaConfig::unlimited(), faults, BehaviorConfig { already_associated: answer }).await;
+        let emulator = emulator(
+            QuotaConfig::unlimited(),
+            faults,
+            BehaviorConfig { already_associated: answer, ..BehaviorConfig::default() },
+        )
+        .await;
         let runtime = RuntimeApi::start().await;
         let _function = Function::start(&runtime, &env(&emulator, None, &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "2")]));
         let records: Vec<Value> = ["S-5000031", "S-5000032"]

@@ -131,6 +131,44 @@ impl std::str::FromStr for AlreadyAssociated {
     }
 }
 
+/// The `ErrorList` code of the `ValidationException` that refuses a write to an opportunity under
+/// review or rejected. The real one is undocumented; these are the model's two candidates, spelt on
+/// the wire, in JSON and in `--review-error-code` as the model spells them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReviewErrorCode {
+    /// `ACTION_NOT_PERMITTED` (the default: what a public sync has seen).
+    #[default]
+    #[serde(rename = "ACTION_NOT_PERMITTED")]
+    ActionNotPermitted,
+    /// `INVALID_RESOURCE_STATE`.
+    #[serde(rename = "INVALID_RESOURCE_STATE")]
+    InvalidResourceState,
+}
+
+impl ReviewErrorCode {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewErrorCode::ActionNotPermitted => "ACTION_NOT_PERMITTED",
+            ReviewErrorCode::InvalidResourceState => "INVALID_RESOURCE_STATE",
+        }
+    }
+}
+
+impl std::str::FromStr for ReviewErrorCode {
+    type Err = EmulatorError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "ACTION_NOT_PERMITTED" => Ok(ReviewErrorCode::ActionNotPermitted),
+            "INVALID_RESOURCE_STATE" => Ok(ReviewErrorCode::InvalidResourceState),
+            other => Err(EmulatorError::Config(format!(
+                "ReviewErrorCode must be ACTION_NOT_PERMITTED or INVALID_RESOURCE_STATE, got {other:?}"
+            ))),
+        }
+    }
+}
+
 /// Switchable answers where the real service's behaviour is undocumented (`GET`/`POST
 /// /_emulator/behavior`, [`crate::RunningEmulator::set_behavior`]). JSON member names are
 /// PascalCase; absent members take their defaults.
@@ -139,6 +177,9 @@ impl std::str::FromStr for AlreadyAssociated {
 pub struct BehaviorConfig {
     /// Associating an entity that is already associated: `success` (default) or `conflict`.
     pub already_associated: AlreadyAssociated,
+    /// The `ErrorList` code refusing a write under review or rejected: `ACTION_NOT_PERMITTED`
+    /// (default) or `INVALID_RESOURCE_STATE`.
+    pub review_error_code: ReviewErrorCode,
 }
 
 /// A token bucket: `Rate` tokens per second refill, at most `Burst` tokens (the bucket starts
@@ -207,8 +248,85 @@ impl QuotaConfig {
     }
 }
 
+/// A rolling quota: at most `Cap` admitted calls in any window of `WindowSeconds` seconds (the
+/// service's daily quota: 10,000 writes and 100,000 reads per 86,400 s). A call counts from the
+/// moment it is admitted and ages out a window later (see [`crate::DailyQuotaConfig`] for the
+/// precision).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct RollingQuotaConfig {
+    /// Calls admitted per window.
+    pub cap: u64,
+    /// Length of the window, in seconds (fractions allowed, so tests can shrink it).
+    pub window_seconds: f64,
+}
+
+impl RollingQuotaConfig {
+    /// The service's window: 86,400 s.
+    pub const DAY_SECONDS: f64 = 86_400.0;
+
+    fn validate(&self, name: &str) -> Result<(), EmulatorError> {
+        // A window under a millisecond would age calls out within the timer's own granularity.
+        if !self.window_seconds.is_finite() || !(0.001..=1e9).contains(&self.window_seconds) {
+            return Err(EmulatorError::Config(format!(
+                "{name}.WindowSeconds must be a number from 0.001 to 1e9, got {}",
+                self.window_seconds
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The rolling daily quotas, beside the per-second ones ([`QuotaConfig`]): writes
+/// (`AssociateOpportunity`, `DisassociateOpportunity`, one shared window) and reads (every other
+/// operation). `null` means unlimited. A call must find room in both its per-second bucket and
+/// its window; past either it answers the same `ThrottlingException` (429): the service does not
+/// tell them apart.
+///
+/// Each window is counted in 4,096 buckets of `WindowSeconds / 4096`, holding counts, not
+/// timestamps, so its memory stays small whatever the cap. A call ages out when the whole of its
+/// bucket is older than the window: between exactly one window and one window plus a bucket's
+/// width (21 s of a day, 10 ms of a 40 s window) after it was admitted, never earlier, so the
+/// emulator is never more lenient than the cap.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DailyQuotaConfig {
+    /// The writes' window; the service's is 10,000 per 86,400 s.
+    pub write: Option<RollingQuotaConfig>,
+    /// The reads' window; the service's is 100,000 per 86,400 s.
+    pub read: Option<RollingQuotaConfig>,
+}
+
+impl Default for DailyQuotaConfig {
+    /// The service's daily quotas: 10,000 writes and 100,000 reads per 86,400 s.
+    fn default() -> Self {
+        DailyQuotaConfig {
+            write: Some(RollingQuotaConfig { cap: 10_000, window_seconds: RollingQuotaConfig::DAY_SECONDS }),
+            read: Some(RollingQuotaConfig { cap: 100_000, window_seconds: RollingQuotaConfig::DAY_SECONDS }),
+        }
+    }
+}
+
+impl DailyQuotaConfig {
+    /// No daily quotas at all.
+    pub fn unlimited() -> Self {
+        DailyQuotaConfig { write: None, read: None }
+    }
+
+    /// Checks the windows' lengths.
+    pub fn validate(&self) -> Result<(), EmulatorError> {
+        if let Some(w) = &self.write {
+            w.validate("Write")?;
+        }
+        if let Some(r) = &self.read {
+            r.validate("Read")?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything [`crate::Emulator::start`] needs. `Default` gives 127.0.0.1 on an ephemeral port,
-/// no opportunities, credentials `test`/`test`, the service's quotas, no faults, an already
+/// no opportunities, credentials `test`/`test`, the service's quotas (per second and per day), no faults, an already
 /// associated entity answering success, 15 minutes of allowed clock skew, and request logging
 /// to stderr.
 #[derive(Clone, Debug)]
@@ -221,8 +339,10 @@ pub struct EmulatorConfig {
     pub seed: Seed,
     /// Known access key id -> secret access key.
     pub credentials: BTreeMap<String, String>,
-    /// Quotas.
+    /// Per-second quotas.
     pub quotas: QuotaConfig,
+    /// Rolling daily quotas.
+    pub daily_quotas: DailyQuotaConfig,
     /// Fault injection.
     pub faults: FaultConfig,
     /// Switchable answers (already-associated entities).
@@ -243,6 +363,7 @@ impl Default for EmulatorConfig {
             seed: Seed::default(),
             credentials: BTreeMap::from([("test".to_owned(), "test".to_owned())]),
             quotas: QuotaConfig::default(),
+            daily_quotas: DailyQuotaConfig::default(),
             faults: FaultConfig::default(),
             behavior: BehaviorConfig::default(),
             max_clock_skew: Duration::from_secs(15 * 60),
@@ -258,6 +379,7 @@ impl EmulatorConfig {
         self.seed.validate()?;
         self.faults.validate()?;
         self.quotas.validate()?;
+        self.daily_quotas.validate()?;
         if self.credentials.is_empty() {
             return Err(EmulatorError::Config("at least one access key is needed".to_owned()));
         }
@@ -305,7 +427,20 @@ mod tests {
         assert_eq!(b.already_associated, AlreadyAssociated::Conflict);
         assert_eq!(serde_json::from_str::<BehaviorConfig>("{}").ok(), Some(BehaviorConfig::default()));
         assert_eq!(BehaviorConfig::default().already_associated, AlreadyAssociated::Success);
-        assert_eq!(serde_json::to_value(&b).ok(), Some(serde_json::json!({"AlreadyAssociated": "conflict"})));
+        assert_eq!(
+            serde_json::to_value(&b).ok(),
+            Some(serde_json::json!({"AlreadyAssociated": "conflict", "ReviewErrorCode": "ACTION_NOT_PERMITTED"}))
+        );
+        let b: BehaviorConfig =
+            serde_json::from_str(r#"{"ReviewErrorCode":"INVALID_RESOURCE_STATE"}"#).expect("parses");
+        assert_eq!(b.review_error_code, ReviewErrorCode::InvalidResourceState);
+        assert_eq!(b.already_associated, AlreadyAssociated::Success);
+        assert!(serde_json::from_str::<BehaviorConfig>(r#"{"ReviewErrorCode":"action_not_permitted"}"#).is_err());
+        assert_eq!(
+            "INVALID_RESOURCE_STATE".parse::<ReviewErrorCode>().ok(),
+            Some(ReviewErrorCode::InvalidResourceState)
+        );
+        assert!("INVALID_VALUE".parse::<ReviewErrorCode>().is_err());
         for bad in [r#"{"AlreadyAssociated":"Conflict"}"#, r#"{"AlreadyAssociated":1}"#, r#"{"Other":1}"#] {
             assert!(serde_json::from_str::<BehaviorConfig>(bad).is_err(), "{bad}");
         }

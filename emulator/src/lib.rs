@@ -11,7 +11,13 @@
 //!   `OpportunityIdentifier`, `RelatedEntityType`, `RelatedEntityIdentifier`; success is 200 `{}`.
 //!   Disassociating an entity that is not associated answers `ResourceNotFoundException`
 //!   ("Related entity … is not associated with opportunity …"; the real service's answer is
-//!   undocumented, this is the emulator's choice). Disassociating the last solution of an
+//!   undocumented, this is the emulator's choice). While an opportunity's `LifeCycle.ReviewStatus`
+//!   is `Submitted` or `In review` every write to it is refused, and a `Rejected` one is read-only:
+//!   `ValidationException`, reason `BUSINESS_VALIDATION_FAILED`, one `ErrorList` entry, `FieldName`
+//!   `OpportunityIdentifier`, code `ACTION_NOT_PERMITTED` or `INVALID_RESOURCE_STATE` as
+//!   [`BehaviorConfig::review_error_code`] says (the real one is undocumented; these are the model's
+//!   candidates), with a message naming the status or saying the opportunity is rejected and
+//!   read-only. Disassociating the last solution of an
 //!   opportunity whose `LifeCycle.ReviewStatus` is `Submitted`, `In review`, `Approved` or
 //!   `Action Required` answers `ValidationException` with reason `BUSINESS_VALIDATION_FAILED` and
 //!   code `ACTION_NOT_PERMITTED`. `Solutions` and `AwsMarketplaceSolutions` entries both count as
@@ -31,9 +37,32 @@
 //!   `RelatedEntityIdentifier`, code `TOO_MANY_VALUES`, whose message names the limit. The code
 //!   the real service uses there is undocumented; `TOO_MANY_VALUES` is the emulator's choice from
 //!   the model's `ValidationExceptionErrorCode`. Seeds that break a limit are refused.
-//! * `GetOpportunity`: input `Catalog`, `Identifier`; answers `Catalog`, `Id`, `Arn`,
+//! * `GetOpportunity` (a read): input `Catalog`, `Identifier`; answers `Catalog`, `Id`, `Arn`,
 //!   `CreatedDate`, `LastModifiedDate` (RFC 3339 strings: the model's `date-time` format, which is
 //!   what the SDK parses), `LifeCycle` and `RelatedEntityIdentifiers` (all six lists, always).
+//! * `ListSolutions` (a read): input `Catalog` (required), `MaxResults` (1 to 100, default 20),
+//!   `NextToken`, `Sort` (`SortBy` `Identifier` | `Name` | `Status` | `Category` | `CreatedDate`
+//!   and `SortOrder` `ASCENDING` | `DESCENDING`, both required; default `Identifier`
+//!   descending), filters `Status` (up to 10), `Identifier` (up to 20, `S-[0-9]{1,19}`),
+//!   `Category` (up to 10), `AwsMarketplaceSolutionArn` (up to 10, `arn:.*`); answers
+//!   `SolutionSummaries` (`SolutionBase`: `Catalog`, `Id`, `Arn`, `Name`, `Status`, `Category`,
+//!   `CreatedDate`, and `AwsMarketplaceSolutionArn` when the legacy solution has a counterpart) and
+//!   `NextToken` when more remain. `Arn` is shaped like an opportunity's (the model's pattern for
+//!   it, `S-[0-9]{1,19}`, would repeat the `Id`).
+//! * `ListOpportunities` (a read): input `Catalog`, `MaxResults`, `NextToken` as above, `Sort`
+//!   (`SortBy` `LastModifiedDate` | `Identifier` | `CreatedDate`; default `LastModifiedDate`
+//!   descending), filters `Identifier` (up to 20), `LifeCycleStage` (up to 10),
+//!   `LifeCycleReviewStatus` (up to 10), `LastModifiedDate` and `CreatedDate` (`After…`/`Before…`
+//!   ISO 8601 date-times, bounds included); answers `OpportunitySummaries` (`Catalog`, `Id`, `Arn`,
+//!   `LastModifiedDate`, `CreatedDate`, `LifeCycle` with `Stage` and `ReviewStatus`) and
+//!   `NextToken`. The emulator holds no customer or target close date: the `CustomerCompanyName`
+//!   and `TargetCloseDate` filters, and sorting by them, answer `ValidationException`
+//!   (`INVALID_VALUE`) rather than a wrong page.
+//! * Paging: a `NextToken` names the last item's place in the sort and the request it belongs to
+//!   (every member but `NextToken` and `MaxResults`); the next page starts right after that place,
+//!   so a scan sorted by `Identifier` reads every item exactly once whatever is written meanwhile.
+//!   A token not answered to the same request is `ValidationException`, `FieldName` `NextToken`,
+//!   code `INVALID_VALUE`; `MaxResults` out of 1 to 100 is code `VALUE_OUT_OF_RANGE`.
 //!
 //! Validation (all failures of a request are listed in `ErrorList`, reason
 //! `REQUEST_VALIDATION_FAILED`): every member required (`REQUIRED_FIELD_MISSING`; a non-string
@@ -61,15 +90,16 @@
 //! | `InvalidSignatureException` | 403 | (wrong secret/region/service/scope, tampering, clock skew over [`EmulatorConfig::max_clock_skew`], 15 min by default) |
 //! | `ResourceNotFoundException` | 404 | |
 //! | `ConflictException` | 409 | (only with `AlreadyAssociated` `conflict`; not in the service model) |
-//! | `ThrottlingException` | 429 | |
+//! | `ThrottlingException` | 429 | (past the per-second quota, the daily quota or injected: the same answer, as the service gives) |
 //! | `InternalServerException` | 500 | |
 //!
 //! Processing order of a Partner Central request: reading the body (one that cannot be read, or is
 //! over 1 MiB, answers `SerializationException` at once), SigV4 verification, operation routing,
-//! quota (token bucket, taken as the request arrives), added latency (a call over quota waits it
+//! quotas (the per-second token bucket and the rolling daily window, taken as the request arrives;
+//! a call refused by either spends neither), added latency (a call over quota waits it
 //! too, then answers `ThrottlingException`), fault draw (only for calls within the quota), JSON
 //! parsing, validation, catalog access (`DeniedCatalogs`), then the operation (opportunity lookup,
-//! already-associated answer, last-solution rule, association limits). So a faulted or throttled
+//! review status, already-associated answer, last-solution rule, association limits). So a faulted or throttled
 //! call never changes state (except a slow call with `SlowApplies`, see [`FaultConfig`]).
 //!
 //! # Library use
@@ -82,7 +112,7 @@
 //! let emulator = Emulator::start(EmulatorConfig { seed, ..EmulatorConfig::default() }).await?;
 //! let endpoint = emulator.endpoint(); // http://127.0.0.1:PORT, give it to the SDK
 //! emulator.set_faults(FaultConfig { throttle_rate: 0.5, rng_seed: Some(1), ..FaultConfig::default() })?;
-//! emulator.set_behavior(BehaviorConfig { already_associated: AlreadyAssociated::Conflict });
+//! emulator.set_behavior(BehaviorConfig { already_associated: AlreadyAssociated::Conflict, ..BehaviorConfig::default() });
 //! let state = emulator.state();
 //! assert_eq!(state.disassociation_count("Sandbox", "O1", "Solutions", "S-1"), 0);
 //! emulator.shutdown().await;
@@ -92,18 +122,22 @@
 //! # Binary
 //!
 //! ```text
-//! partner-central-emulator [--host IP] [--port N] [--seed FILE]
-//!     [--write-rate R] [--write-burst B] [--read-rate R] [--read-burst B] [--no-quotas]
+//! partner-central-emulator [--host IP] [--port N] [--seed FILE | --seed-generate N [--seed-generate-rng S]]
+//!     [--write-rate R] [--write-burst B] [--read-rate R] [--read-burst B]
+//!     [--write-daily-cap N] [--write-window-seconds S] [--read-daily-cap N]
+//!     [--read-window-seconds S] [--no-daily-quotas] [--no-quotas]
 //!     [--throttle-rate P] [--error-rate P] [--drop-rate P] [--latency-ms N]
 //!     [--slow-rate P] [--slow-ms N] [--slow-applies] [--rng-seed N]
 //!     [--already-associated success|conflict]
+//!     [--review-error-code ACTION_NOT_PERMITTED|INVALID_RESOURCE_STATE]
 //!     [--access-key K --secret-key S] [--tls CA_FILE] [--quiet]
 //! ```
 //!
 //! It prints one line, `partner-central-emulator listening on http://127.0.0.1:PORT`, to stdout,
 //! logs one line per request to stderr, and serves until SIGTERM or SIGINT. Defaults: port 0
 //! (ephemeral), no opportunities, credentials `test`/`test`, writes 1/s burst 1, reads 10/s
-//! burst 10 (a rate given without its burst gets burst max(1, rate)), no faults, an already
+//! burst 10 (a rate given without its burst gets burst max(1, rate)), 10,000 writes and 100,000
+//! reads per rolling 86,400 s ([`DailyQuotaConfig`]), no faults, an already
 //! associated entity answering success. A seed file that breaks a rule or an association limit
 //! stops it at start with the reason (exit status 2).
 //!
@@ -118,30 +152,51 @@
 //! * `GET /_emulator/health` → `{"Status":"ok"}`
 //! * `GET /_emulator/state` → a [`StateSnapshot`]:
 //!   `{"Opportunities":[{"Catalog","Id","Arn","CreatedDate","LastModifiedDate","LifeCycle",
-//!   "RelatedEntityIdentifiers"}], "DeniedCatalogs":[…], "Connections":n, "TlsHandshakes":n,
+//!   "RelatedEntityIdentifiers"}], "Solutions":[{…SolutionBase…}], "DeniedCatalogs":[…], "Connections":n, "TlsHandshakes":n,
 //!   "Requests":n, "AuthFailures":n, "UnknownOperations":n,
 //!   "Operations":{"DisassociateOpportunity":{"Calls","Successes","Throttled","QuotaThrottled",
-//!   "FaultsInjected","Errors":{"<ErrorType>":n}}, …},
+//!   "DailyQuotaThrottled","FaultsInjected","Errors":{"<ErrorType>":n}}, …},
 //!   "FaultsInjected":{"Throttle","InternalError","Dropped","Slow"},
 //!   "Disassociations":[{"Catalog","OpportunityIdentifier","RelatedEntityType",
 //!   "RelatedEntityIdentifier","Count"}], "Associations":[…same…], "Faults":{…}, "Quotas":{…},
-//!   "Behavior":{…}}`. Every answer of an operation is in its counters: a refused association is
-//!   an `Errors` entry `ValidationException`, an already-associated conflict `ConflictException`.
+//!   "DailyQuotas":{…}, "DailyUse":{…}, "Behavior":{…}}`. Every answer of an operation is in its
+//!   counters: a refused association is an `Errors` entry `ValidationException`, an
+//!   already-associated conflict `ConflictException`; `QuotaThrottled` counts the refusals by
+//!   either quota, `DailyQuotaThrottled` those by the daily one.
 //! * `GET`/`POST /_emulator/faults` — a [`FaultConfig`]: `{"ThrottleRate":0.0,"ErrorRate":0.0,
 //!   "DropRate":0.0,"LatencyMs":0,"SlowRate":0.0,"SlowMs":0,"SlowApplies":false,"RngSeed":null}`
 //!   (POST replaces the whole configuration; absent members are 0/false/null; answers the new one)
 //! * `GET`/`POST /_emulator/quotas` — a [`QuotaConfig`]:
 //!   `{"Write":{"Rate":1.0,"Burst":1.0},"Read":{"Rate":10.0,"Burst":10.0}}` (`null` = unlimited)
-//! * `GET`/`POST /_emulator/behavior` — a [`BehaviorConfig`]: `{"AlreadyAssociated":"success"}`
-//!   or `"conflict"` (POST replaces the whole configuration; absent members take their defaults;
-//!   answers the new one)
-//! * `POST /_emulator/seed` — a [`Seed`]; replaces opportunities and denied catalogs and resets all
-//!   counters; answers `{"Status":"ok","Opportunities":n}`. A seed that breaks a rule or an
+//! * `GET`/`POST /_emulator/daily-quotas` — a [`DailyQuotaConfig`]:
+//!   `{"Write":{"Cap":10000,"WindowSeconds":86400.0},"Read":{"Cap":100000,"WindowSeconds":86400.0}}`
+//!   (`null` = unlimited; POST replaces both and empties the windows)
+//! * `GET /_emulator/daily-use` — a [`DailyUse`], what each window holds now:
+//!   `{"Write":{"Used":n,"Left":n,"Cap":n,"WindowSeconds":s},"Read":{…}}` (`null` where off).
+//!   `POST` it `{"Write":n,"Read":n}` (absent = 0) to count calls another tool of the account made
+//!   just now (they fill the window, past the cap too); answers the new use. Seeding keeps the
+//!   windows, as the account's quota outlives any data.
+//! * `GET`/`POST /_emulator/behavior` — a [`BehaviorConfig`]: `{"AlreadyAssociated":"success",
+//!   "ReviewErrorCode":"ACTION_NOT_PERMITTED"}` (or `"conflict"`, `"INVALID_RESOURCE_STATE"`;
+//!   POST replaces the whole configuration; absent members take their defaults; answers the new
+//!   one)
+//! * `POST /_emulator/opportunities/{Catalog}/{Id}/life-cycle` — a [`LifeCycleChange`]:
+//!   `{"ReviewStatus":"In review"}`, `{"Stage":"Closed Lost"}` or both, spelt exactly as the model
+//!   does; sets the members given on that one opportunity, as AWS's review would (its
+//!   `LastModifiedDate` too), and nothing else: no counter, window or other opportunity changes.
+//!   Answers the opportunity as `GET /_emulator/state` shows it; 404 for an unknown opportunity.
+//! * `POST /_emulator/seed` — a [`Seed`]; replaces opportunities, solutions and denied catalogs and
+//!   resets all counters; answers `{"Status":"ok","Opportunities":n}`.
+//! * `POST /_emulator/seed/generate` — `{"Opportunities":n,"RngSeed":s}` (`RngSeed` 0 when absent,
+//!   n at most 1,000,000): seeds [`Seed::generate`]`(n, s)` as `/seed` would; answers
+//!   `{"Status":"ok","Opportunities":n,"Solutions":m}`. A seed that breaks a rule or an
 //!   association limit answers 400 and changes nothing.
 //!
 //! Control errors answer 400/404/405 with `{"Message":"…"}`.
 
 mod config;
+mod generate;
+mod listing;
 mod model;
 mod rules;
 mod server;
@@ -157,11 +212,18 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    AlreadyAssociated, BehaviorConfig, EmulatorConfig, EmulatorError, FaultConfig, QuotaConfig, TokenBucketConfig,
+    AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, EmulatorError, FaultConfig, QuotaConfig,
+    ReviewErrorCode, RollingQuotaConfig, TokenBucketConfig,
 };
-pub use model::{AssociationLimit, EntityType, LifeCycle, RelatedEntityIdentifiers, Seed, SeedOpportunity};
+pub use model::{
+    AssociationLimit, EntityType, LifeCycle, LifeCycleChange, RelatedEntityIdentifiers, ReviewStatus, Seed,
+    SeedOpportunity, SeedSolution, SolutionStatus, Stage, format_timestamp, parse_timestamp,
+};
 pub use server::{REGION, SIGNING_NAME, TARGET_PREFIX};
-pub use state::{ACCOUNT_ID, EntityCount, FaultCounters, OperationCounters, OpportunityState, StateSnapshot};
+pub use state::{
+    ACCOUNT_ID, DailyUse, EntityCount, FaultCounters, OperationCounters, OpportunityState, SolutionState,
+    StateSnapshot, WindowUse,
+};
 
 use server::Shared;
 
@@ -249,6 +311,23 @@ impl RunningEmulator {
         Ok(())
     }
 
+    /// Replaces the daily quotas (their windows start empty).
+    pub fn set_daily_quotas(&self, daily_quotas: DailyQuotaConfig) -> Result<(), EmulatorError> {
+        daily_quotas.validate()?;
+        self.shared.lock().set_daily_quotas(daily_quotas);
+        Ok(())
+    }
+
+    /// What the daily quotas' windows hold now.
+    pub fn daily_use(&self) -> DailyUse {
+        self.shared.lock().daily_use()
+    }
+
+    /// Counts `writes` and `reads` another tool of the account made now against the daily windows.
+    pub fn spend_daily(&self, writes: u64, reads: u64) {
+        self.shared.lock().spend_daily(writes, reads);
+    }
+
     /// The switchable answers in force.
     pub fn behavior(&self) -> BehaviorConfig {
         self.shared.lock().behavior.clone()
@@ -257,6 +336,20 @@ impl RunningEmulator {
     /// Replaces the switchable answers, e.g. `AlreadyAssociated::Conflict`.
     pub fn set_behavior(&self, behavior: BehaviorConfig) {
         self.shared.lock().behavior = behavior;
+    }
+
+    /// Changes one opportunity's life cycle (the members `change` gives) and nothing else, e.g. a
+    /// review starting or ending; answers the opportunity as it now is.
+    pub fn set_life_cycle(
+        &self,
+        catalog: &str,
+        id: &str,
+        change: LifeCycleChange,
+    ) -> Result<OpportunityState, EmulatorError> {
+        self.shared
+            .lock()
+            .change_life_cycle(catalog, id, change)
+            .ok_or_else(|| EmulatorError::Config(format!("no opportunity {id} in catalog {catalog}")))
     }
 
     /// Replaces opportunities and denied catalogs, and resets every counter.

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use partner_central_emulator::{
-    AlreadyAssociated, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, Seed, TokenBucketConfig,
+    AlreadyAssociated, DailyQuotaConfig, Emulator, EmulatorConfig, FaultConfig, QuotaConfig, ReviewErrorCode,
+    RollingQuotaConfig, Seed, TokenBucketConfig,
 };
 
 const USAGE: &str = "\
@@ -19,12 +20,22 @@ Local emulator of the AWS Partner Central Selling API (awsJson1_0, SigV4).
 Options:
   --host IP            address to bind (default 127.0.0.1)
   --port N             port to bind (default 0: ephemeral)
-  --seed FILE          seed JSON (DeniedCatalogs, Opportunities)
+  --seed FILE          seed JSON (DeniedCatalogs, Opportunities, Solutions)
+  --seed-generate N    a generated seed of N opportunities instead (see Seed::generate)
+  --seed-generate-rng S
+                       the generated seed's random seed (default 0)
   --write-rate R       write quota, calls per second (default 1)
   --write-burst B      write bucket size (default max(1, write rate))
   --read-rate R        read quota, calls per second (default 10)
   --read-burst B       read bucket size (default max(1, read rate))
-  --no-quotas          no quotas at all
+  --write-daily-cap N  writes admitted per rolling window (default 10000)
+  --write-window-seconds S
+                       the writes' rolling window, in seconds (default 86400)
+  --read-daily-cap N   reads admitted per rolling window (default 100000)
+  --read-window-seconds S
+                       the reads' rolling window, in seconds (default 86400)
+  --no-daily-quotas    no daily quotas (the per-second ones stay)
+  --no-quotas          no quotas at all, per second or daily
   --throttle-rate P    probability of an injected ThrottlingException
   --error-rate P       probability of an injected InternalServerException
   --drop-rate P        probability of closing the connection without answering
@@ -36,6 +47,9 @@ Options:
   --already-associated success|conflict
                        answer to associating an entity already associated
                        (default success; conflict: ConflictException, 409)
+  --review-error-code ACTION_NOT_PERMITTED|INVALID_RESOURCE_STATE
+                       ErrorList code refusing a write under review or rejected
+                       (default ACTION_NOT_PERMITTED)
   --access-key K       access key id (with --secret-key; default test/test)
   --secret-key S       secret access key
   --tls CA_FILE        serve HTTPS, with a certificate authority made at start whose
@@ -61,9 +75,12 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
     let mut faults = FaultConfig::default();
     let (mut write_rate, mut write_burst, mut read_rate, mut read_burst) =
         (None::<f64>, None::<f64>, None::<f64>, None::<f64>);
-    let mut no_quotas = false;
+    let (mut write_cap, mut write_window, mut read_cap, mut read_window) =
+        (None::<u64>, None::<f64>, None::<u64>, None::<f64>);
+    let (mut no_quotas, mut no_daily_quotas) = (false, false);
     let (mut access_key, mut secret_key) = (None, None);
     let mut seed_file = None;
+    let (mut generate, mut generate_rng) = (None::<usize>, 0u64);
     let mut ca_file = None;
 
     let mut iter = args.into_iter();
@@ -74,7 +91,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
         };
         let takes_value = !matches!(
             flag.as_str(),
-            "--no-quotas" | "--slow-applies" | "--quiet" | "-h" | "--help" | "-V" | "--version"
+            "--no-quotas" | "--no-daily-quotas" | "--slow-applies" | "--quiet" | "-h" | "--help" | "-V" | "--version"
         );
         let value = if takes_value {
             match inline {
@@ -99,10 +116,17 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
             "--host" => config.host = parse::<IpAddr>(&flag, &value)?,
             "--port" => config.port = parse(&flag, &value)?,
             "--seed" => seed_file = Some(value),
+            "--seed-generate" => generate = Some(parse(&flag, &value)?),
+            "--seed-generate-rng" => generate_rng = parse(&flag, &value)?,
             "--write-rate" => write_rate = Some(parse(&flag, &value)?),
             "--write-burst" => write_burst = Some(parse(&flag, &value)?),
             "--read-rate" => read_rate = Some(parse(&flag, &value)?),
             "--read-burst" => read_burst = Some(parse(&flag, &value)?),
+            "--write-daily-cap" => write_cap = Some(parse(&flag, &value)?),
+            "--write-window-seconds" => write_window = Some(parse(&flag, &value)?),
+            "--read-daily-cap" => read_cap = Some(parse(&flag, &value)?),
+            "--read-window-seconds" => read_window = Some(parse(&flag, &value)?),
+            "--no-daily-quotas" => no_daily_quotas = true,
             "--no-quotas" => no_quotas = true,
             "--throttle-rate" => faults.throttle_rate = parse(&flag, &value)?,
             "--error-rate" => faults.error_rate = parse(&flag, &value)?,
@@ -113,6 +137,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
             "--slow-applies" => faults.slow_applies = true,
             "--rng-seed" => faults.rng_seed = Some(parse(&flag, &value)?),
             "--already-associated" => config.behavior.already_associated = parse::<AlreadyAssociated>(&flag, &value)?,
+            "--review-error-code" => config.behavior.review_error_code = parse::<ReviewErrorCode>(&flag, &value)?,
             "--access-key" => access_key = Some(value),
             "--secret-key" => secret_key = Some(value),
             "--quiet" => config.log_requests = false,
@@ -134,14 +159,30 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
             read: defaults.read.map(|d| bucket(read_rate, read_burst, d)),
         }
     };
+    let window = |cap: Option<u64>, seconds: Option<f64>, default: RollingQuotaConfig| RollingQuotaConfig {
+        cap: cap.unwrap_or(default.cap),
+        window_seconds: seconds.unwrap_or(default.window_seconds),
+    };
+    let daily = DailyQuotaConfig::default();
+    config.daily_quotas = if no_quotas || no_daily_quotas {
+        DailyQuotaConfig::unlimited()
+    } else {
+        DailyQuotaConfig {
+            write: daily.write.map(|d| window(write_cap, write_window, d)),
+            read: daily.read.map(|d| window(read_cap, read_window, d)),
+        }
+    };
     config.faults = faults;
     match (access_key, secret_key) {
         (Some(k), Some(s)) => config.credentials = BTreeMap::from([(k, s)]),
         (None, None) => {}
         _ => return Err("--access-key and --secret-key go together".to_owned()),
     }
-    if let Some(path) = seed_file {
-        config.seed = Seed::from_file(path).map_err(|e| e.to_string())?;
+    match (seed_file, generate) {
+        (Some(_), Some(_)) => return Err("--seed and --seed-generate go alone".to_owned()),
+        (Some(path), None) => config.seed = Seed::from_file(path).map_err(|e| e.to_string())?,
+        (None, Some(n)) => config.seed = Seed::generate(n, generate_rng),
+        (None, None) => {}
     }
     config.tls = ca_file.is_some();
     config.validate().map_err(|e| e.to_string())?;
@@ -222,6 +263,7 @@ mod tests {
         let c = args(&[]).expect("ok").expect("config");
         assert_eq!(c.port, 0);
         assert_eq!(c.quotas, QuotaConfig::default());
+        assert_eq!(c.daily_quotas, DailyQuotaConfig::default());
         assert_eq!(c.credentials.get("test").map(String::as_str), Some("test"));
     }
 
@@ -254,6 +296,8 @@ mod tests {
             "--quiet",
             "--already-associated",
             "conflict",
+            "--review-error-code",
+            "INVALID_RESOURCE_STATE",
         ])
         .expect("ok")
         .expect("config");
@@ -268,10 +312,22 @@ mod tests {
         assert_eq!(c.credentials.len(), 1);
         assert!(!c.log_requests);
         assert_eq!(c.behavior.already_associated, AlreadyAssociated::Conflict);
+        assert_eq!(c.behavior.review_error_code, ReviewErrorCode::InvalidResourceState);
+        let c = args(&["--write-daily-cap", "40", "--write-window-seconds=40", "--read-daily-cap", "7"])
+            .expect("ok")
+            .expect("config");
+        assert_eq!(c.daily_quotas.write, Some(RollingQuotaConfig { cap: 40, window_seconds: 40.0 }));
+        assert_eq!(c.daily_quotas.read, Some(RollingQuotaConfig { cap: 7, window_seconds: 86_400.0 }));
+        assert_eq!(c.quotas, QuotaConfig::default());
+        let c = args(&["--no-daily-quotas"]).expect("ok").expect("config");
+        assert_eq!((c.quotas, c.daily_quotas), (QuotaConfig::default(), DailyQuotaConfig::unlimited()));
         let c = args(&["--no-quotas"]).expect("ok").expect("config");
+        assert_eq!(c.daily_quotas, DailyQuotaConfig::unlimited());
         assert_eq!(c.quotas, QuotaConfig::unlimited());
         assert_eq!(c.behavior.already_associated, AlreadyAssociated::Success);
         assert!(!c.tls);
+        let c = args(&["--seed-generate", "100", "--seed-generate-rng", "3"]).expect("ok").expect("config");
+        assert_eq!(c.seed, Seed::generate(100, 3));
         let o = options(&["--tls", "/tmp/ca.pem"]).expect("ok").expect("options");
         assert!(o.config.tls);
         assert_eq!(o.ca_file, Some(PathBuf::from("/tmp/ca.pem")));
@@ -291,6 +347,13 @@ mod tests {
             &["--tls"],
             &["--already-associated", "Conflict"],
             &["--already-associated"],
+            &["--write-daily-cap", "-1"],
+            &["--write-window-seconds", "0"],
+            &["--read-window-seconds", "nan"],
+            &["--no-daily-quotas=1"],
+            &["--review-error-code", "ACTION_NOT_ALLOWED"],
+            &["--seed-generate", "-1"],
+            &["--seed-generate", "10", "--seed", "/dev/null"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }

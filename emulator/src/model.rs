@@ -198,39 +198,168 @@ impl AssociationLimit {
     }
 }
 
-/// The `LifeCycle` of an opportunity (only the members the emulator uses).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `LifeCycle.Stage`, exactly as the service model spells it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Stage {
+    /// `Prospect`.
+    #[default]
+    Prospect,
+    /// `Qualified`.
+    Qualified,
+    /// `Technical Validation`.
+    #[serde(rename = "Technical Validation")]
+    TechnicalValidation,
+    /// `Business Validation`.
+    #[serde(rename = "Business Validation")]
+    BusinessValidation,
+    /// `Committed`.
+    Committed,
+    /// `Launched`.
+    Launched,
+    /// `Closed Lost`.
+    #[serde(rename = "Closed Lost")]
+    ClosedLost,
+}
+
+impl Stage {
+    /// Every stage, in the model's order.
+    pub const ALL: [Stage; 7] = [
+        Stage::Prospect,
+        Stage::Qualified,
+        Stage::TechnicalValidation,
+        Stage::BusinessValidation,
+        Stage::Committed,
+        Stage::Launched,
+        Stage::ClosedLost,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Prospect => "Prospect",
+            Stage::Qualified => "Qualified",
+            Stage::TechnicalValidation => "Technical Validation",
+            Stage::BusinessValidation => "Business Validation",
+            Stage::Committed => "Committed",
+            Stage::Launched => "Launched",
+            Stage::ClosedLost => "Closed Lost",
+        }
+    }
+
+    /// Parses the wire spelling, case-sensitively.
+    pub fn parse(value: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+/// `LifeCycle.ReviewStatus`, exactly as the service model spells it (`In review`, not
+/// `In Review`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ReviewStatus {
+    /// `Pending Submission`.
+    #[default]
+    #[serde(rename = "Pending Submission")]
+    PendingSubmission,
+    /// `Submitted`: every write is refused.
+    Submitted,
+    /// `In review`: every write is refused.
+    #[serde(rename = "In review")]
+    InReview,
+    /// `Approved`.
+    Approved,
+    /// `Rejected`: read-only, every write is refused.
+    Rejected,
+    /// `Action Required`.
+    #[serde(rename = "Action Required")]
+    ActionRequired,
+}
+
+impl ReviewStatus {
+    /// Every status, in the model's order.
+    pub const ALL: [ReviewStatus; 6] = [
+        ReviewStatus::PendingSubmission,
+        ReviewStatus::Submitted,
+        ReviewStatus::InReview,
+        ReviewStatus::Approved,
+        ReviewStatus::Rejected,
+        ReviewStatus::ActionRequired,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::PendingSubmission => "Pending Submission",
+            ReviewStatus::Submitted => "Submitted",
+            ReviewStatus::InReview => "In review",
+            ReviewStatus::Approved => "Approved",
+            ReviewStatus::Rejected => "Rejected",
+            ReviewStatus::ActionRequired => "Action Required",
+        }
+    }
+
+    /// Parses the wire spelling, case-sensitively.
+    pub fn parse(value: &str) -> Option<ReviewStatus> {
+        ReviewStatus::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
+    /// Whether AWS accepts no change at all: under review (`Submitted`, `In review`) or
+    /// `Rejected` (read-only).
+    pub fn refuses_writes(self) -> bool {
+        matches!(self, ReviewStatus::Submitted | ReviewStatus::InReview | ReviewStatus::Rejected)
+    }
+
+    /// Whether the opportunity counts as submitted (at least one solution must stay on it).
+    pub fn is_submitted(self) -> bool {
+        matches!(
+            self,
+            ReviewStatus::Submitted | ReviewStatus::InReview | ReviewStatus::Approved | ReviewStatus::ActionRequired
+        )
+    }
+}
+
+impl fmt::Display for ReviewStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `LifeCycle` of an opportunity (only the members the emulator uses). A seed with a stage or
+/// status the model does not spell exactly is refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct LifeCycle {
-    /// `Stage`, e.g. `Prospect`.
-    #[serde(default = "default_stage")]
-    pub stage: String,
-    /// `ReviewStatus`, e.g. `Pending Submission`. With `Submitted`, `In review`, `Approved` or
-    /// `Action Required`, the last solution of the opportunity (legacy or Marketplace) cannot be
-    /// disassociated.
-    #[serde(default = "default_review_status")]
-    pub review_status: String,
-}
-
-fn default_stage() -> String {
-    "Prospect".to_owned()
-}
-
-fn default_review_status() -> String {
-    "Pending Submission".to_owned()
-}
-
-impl Default for LifeCycle {
-    fn default() -> Self {
-        LifeCycle { stage: default_stage(), review_status: default_review_status() }
-    }
+    /// `Stage`; `Prospect` by default.
+    #[serde(default)]
+    pub stage: Stage,
+    /// `ReviewStatus`; `Pending Submission` by default. `Submitted` and `In review` refuse every
+    /// write, `Rejected` too (read-only); `Approved` and `Action Required` keep the last solution
+    /// (legacy or Marketplace) of the opportunity.
+    #[serde(default)]
+    pub review_status: ReviewStatus,
 }
 
 impl LifeCycle {
     /// Whether the opportunity counts as submitted (at least one solution must stay on it).
     pub fn is_submitted(&self) -> bool {
-        matches!(self.review_status.as_str(), "Submitted" | "In review" | "Approved" | "Action Required")
+        self.review_status.is_submitted()
     }
+}
+
+/// A change of an opportunity's life cycle (`POST /_emulator/opportunities/{Catalog}/{Id}/life-cycle`,
+/// [`crate::RunningEmulator::set_life_cycle`]): the members given are set, the others kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
+pub struct LifeCycleChange {
+    /// The new `Stage`, if any.
+    pub stage: Option<Stage>,
+    /// The new `ReviewStatus`, if any.
+    pub review_status: Option<ReviewStatus>,
 }
 
 /// One opportunity of a [`Seed`].
@@ -249,12 +378,75 @@ pub struct SeedOpportunity {
     pub life_cycle: LifeCycle,
 }
 
+/// `SolutionStatus`, as the service model spells it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SolutionStatus {
+    /// `Active`.
+    #[default]
+    Active,
+    /// `Inactive`.
+    Inactive,
+    /// `Draft`.
+    Draft,
+}
+
+impl SolutionStatus {
+    /// Every status, in the model's order.
+    pub const ALL: [SolutionStatus; 3] = [SolutionStatus::Active, SolutionStatus::Inactive, SolutionStatus::Draft];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SolutionStatus::Active => "Active",
+            SolutionStatus::Inactive => "Inactive",
+            SolutionStatus::Draft => "Draft",
+        }
+    }
+
+    /// Parses the wire spelling, case-sensitively.
+    pub fn parse(value: &str) -> Option<SolutionStatus> {
+        SolutionStatus::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+/// One legacy solution (`S-…`) of a [`Seed`], as `ListSolutions` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SeedSolution {
+    /// `AWS` or `Sandbox`.
+    pub catalog: String,
+    /// `S-` followed by 1 to 19 digits.
+    pub id: String,
+    /// Its name; the identifier when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `Active` (default), `Inactive` or `Draft`.
+    #[serde(default)]
+    pub status: SolutionStatus,
+    /// Its category; `Software Product` when absent.
+    #[serde(default = "default_category")]
+    pub category: String,
+    /// The AWS Marketplace solution that succeeds it, when it has one (4 to 2,048 characters,
+    /// `arn:.*`).
+    #[serde(default)]
+    pub aws_marketplace_solution_arn: Option<String>,
+}
+
+fn default_category() -> String {
+    "Software Product".to_owned()
+}
+
 /// The emulator's initial data: the seed file (`--seed FILE`), `POST /_emulator/seed` and
 /// [`crate::RunningEmulator::seed`].
 ///
 /// ```json
 /// {
 ///   "DeniedCatalogs": ["AWS"],
+///   "Solutions": [
+///     {"Catalog": "Sandbox", "Id": "S-0000001", "Name": "Analytics Suite", "Status": "Active",
+///      "Category": "Software Product",
+///      "AwsMarketplaceSolutionArn": "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-1"}
+///   ],
 ///   "Opportunities": [
 ///     {"Catalog": "Sandbox", "Id": "O1234567",
 ///      "RelatedEntityIdentifiers": {"Solutions": ["S-0000001"]},
@@ -271,6 +463,10 @@ pub struct Seed {
     /// The opportunities, keyed by (`Catalog`, `Id`).
     #[serde(default)]
     pub opportunities: Vec<SeedOpportunity>,
+    /// The partner's legacy solutions, keyed by (`Catalog`, `Id`), for `ListSolutions`. An
+    /// opportunity may hold a solution that is not listed here (the emulator does not check).
+    #[serde(default)]
+    pub solutions: Vec<SeedSolution>,
 }
 
 impl Seed {
@@ -335,6 +531,26 @@ impl Seed {
                 return Err(EmulatorError::Config(format!("seed: opportunity {}/{}: {msg}", opp.catalog, opp.id)));
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for solution in &self.solutions {
+            let name = format!("seed: solution {}/{}", solution.catalog, solution.id);
+            if !rules::is_catalog(&solution.catalog) {
+                return Err(EmulatorError::Config(format!("{name}: Catalog is not AWS or Sandbox")));
+            }
+            if rules::check_entity_identifier(EntityType::Solutions, &solution.id).is_err() {
+                return Err(EmulatorError::Config(format!("{name}: Id does not match S-[0-9]{{1,19}}")));
+            }
+            if let Some(arn) = &solution.aws_marketplace_solution_arn
+                && !rules::is_marketplace_solution_arn(arn)
+            {
+                return Err(EmulatorError::Config(format!(
+                    "{name}: AwsMarketplaceSolutionArn {arn:?} is not 4 to 2048 characters matching arn:.*"
+                )));
+            }
+            if !seen.insert((solution.catalog.clone(), solution.id.clone())) {
+                return Err(EmulatorError::Config(format!("{name} appears twice")));
+            }
+        }
         Ok(())
     }
 }
@@ -346,6 +562,54 @@ pub fn format_timestamp(epoch_secs: u64) -> String {
     let rem = epoch_secs % 86_400;
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// Parses an ISO 8601 / RFC 3339 date-time (`2024-05-01T12:00:00Z`, fractions and a `±HH:MM`
+/// offset allowed) to epoch seconds, fractions dropped; `None` if it is not one or is before 1970.
+pub fn parse_timestamp(value: &str) -> Option<u64> {
+    let (date, time) = value.split_once(['T', 't'])?;
+    let mut date_parts = date.splitn(3, '-');
+    let year: i64 = digits(date_parts.next()?, 4)?;
+    let month: u32 = u32::try_from(digits(date_parts.next()?, 2)?).ok()?;
+    let day: u32 = u32::try_from(digits(date_parts.next()?, 2)?).ok()?;
+    let (clock, offset) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
+        (clock, 0)
+    } else {
+        let at = time.rfind(['+', '-'])?;
+        let (clock, zone) = time.split_at(at);
+        let (hours, minutes) = zone[1..].split_once(':')?;
+        let seconds = digits(hours, 2)? * 3600 + digits(minutes, 2)? * 60;
+        (clock, if zone.starts_with('-') { -seconds } else { seconds })
+    };
+    let clock = clock.split_once('.').map_or(clock, |(whole, fraction)| {
+        if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) { "" } else { whole }
+    });
+    let mut clock_parts = clock.splitn(3, ':');
+    let (h, m, s) = (digits(clock_parts.next()?, 2)?, digits(clock_parts.next()?, 2)?, digits(clock_parts.next()?, 2)?);
+    let days_in_month = [
+        31,
+        28 + u32::from(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month[month as usize - 1] || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let epoch = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s - offset;
+    u64::try_from(epoch).ok()
+}
+
+/// Exactly `len` ASCII digits.
+fn digits(value: &str, len: usize) -> Option<i64> {
+    if value.len() == len && value.bytes().all(|b| b.is_ascii_digit()) { value.parse().ok() } else { None }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -389,6 +653,48 @@ mod tests {
     }
 
     #[test]
+    fn stages_and_review_statuses_are_the_model_strings() {
+        let statuses: Vec<&str> = ReviewStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            statuses,
+            ["Pending Submission", "Submitted", "In review", "Approved", "Rejected", "Action Required"]
+        );
+        for s in ReviewStatus::ALL {
+            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::json!(s.as_str())));
+            assert_eq!(ReviewStatus::parse(s.as_str()), Some(s));
+        }
+        for s in Stage::ALL {
+            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::json!(s.as_str())));
+            assert_eq!(Stage::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ReviewStatus::parse("In Review"), None);
+        let refusing: Vec<ReviewStatus> = ReviewStatus::ALL.into_iter().filter(|s| s.refuses_writes()).collect();
+        assert_eq!(refusing, [ReviewStatus::Submitted, ReviewStatus::InReview, ReviewStatus::Rejected]);
+    }
+
+    #[test]
+    fn timestamps_parse() {
+        assert_eq!(parse_timestamp("2024-05-01T12:00:00Z"), Some(1_714_564_800));
+        assert_eq!(parse_timestamp("2024-05-01T12:00:00.123Z"), Some(1_714_564_800));
+        assert_eq!(parse_timestamp("2024-05-01T14:00:00+02:00"), Some(1_714_564_800));
+        assert_eq!(parse_timestamp("2024-05-01T07:30:00-04:30"), Some(1_714_564_800));
+        assert_eq!(parse_timestamp(&format_timestamp(951_782_400)), Some(951_782_400));
+        for bad in [
+            "",
+            "2024-05-01",
+            "2024-05-01T12:00Z",
+            "2024-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-05-01T12:00:00",
+            "1969-12-31T23:59:59Z",
+            "2024-05-01T12:00:00.Z",
+            "x024-05-01T12:00:00Z",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn entity_type_names_are_case_sensitive() {
         for t in EntityType::ALL {
             assert_eq!(EntityType::parse(t.as_str()), Some(t));
@@ -415,13 +721,43 @@ mod tests {
             "RelatedEntityIdentifiers":{"Solutions":["S-1"],"AwsProducts":["AmazonEC2"]}}]}"#;
         let seed = Seed::from_json(ok).expect("valid seed");
         assert_eq!(seed.opportunities[0].life_cycle, LifeCycle::default());
+        let statuses = r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1",
+            "LifeCycle":{"Stage":"Closed Lost","ReviewStatus":"In review"}}]}"#;
+        let seed = Seed::from_json(statuses).expect("valid seed");
+        assert_eq!(
+            seed.opportunities[0].life_cycle,
+            LifeCycle { stage: Stage::ClosedLost, review_status: ReviewStatus::InReview }
+        );
         for bad in [
             r#"{"DeniedCatalogs":["aws"]}"#,
             r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"1"}]}"#,
             r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","RelatedEntityIdentifiers":{"Solutions":["X"]}}]}"#,
             r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1"},{"Catalog":"Sandbox","Id":"O1"}]}"#,
             r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","Typo":1}]}"#,
+            r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","LifeCycle":{"ReviewStatus":"In Review"}}]}"#,
+            r#"{"Opportunities":[{"Catalog":"Sandbox","Id":"O1","LifeCycle":{"Stage":"closed lost"}}]}"#,
             "not json",
+        ] {
+            assert!(Seed::from_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seed_solutions() {
+        let ok = r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-1"},
+            {"Catalog":"Sandbox","Id":"S-2","Name":"Two","Status":"Draft","Category":"Managed Service",
+             "AwsMarketplaceSolutionArn":"arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-2"}]}"#;
+        let seed = Seed::from_json(ok).expect("valid seed");
+        assert_eq!(seed.solutions[0].status, SolutionStatus::Active);
+        assert_eq!(seed.solutions[0].category, "Software Product");
+        assert_eq!(seed.solutions[1].status, SolutionStatus::Draft);
+        for bad in [
+            r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-x"}]}"#,
+            r#"{"Solutions":[{"Catalog":"sandbox","Id":"S-1"}]}"#,
+            r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-1","Status":"active"}]}"#,
+            r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-1","AwsMarketplaceSolutionArn":"sol-1"}]}"#,
+            r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-1"},{"Catalog":"Sandbox","Id":"S-1"}]}"#,
+            r#"{"Solutions":[{"Catalog":"Sandbox","Id":"S-1","Typo":1}]}"#,
         ] {
             assert!(Seed::from_json(bad).is_err(), "{bad}");
         }

@@ -25,6 +25,7 @@ pub(crate) const INVALID_STRING_FORMAT: &str = "INVALID_STRING_FORMAT";
 pub(crate) const INVALID_VALUE: &str = "INVALID_VALUE";
 pub(crate) const ACTION_NOT_PERMITTED: &str = "ACTION_NOT_PERMITTED";
 pub(crate) const TOO_MANY_VALUES: &str = "TOO_MANY_VALUES";
+pub(crate) const VALUE_OUT_OF_RANGE: &str = "VALUE_OUT_OF_RANGE";
 
 /// One entry of a `ValidationException`'s `ErrorList`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +102,11 @@ fn is_marketplace_arn(value: &str, rest: impl Fn(&str) -> bool) -> bool {
     is_region(region) && is_digits(account, 12, 12) && tail.strip_prefix("AWSMarketplace/").is_some_and(rest)
 }
 
+/// `AwsMarketplaceSolutionArn`: 4 to 2,048 characters, `arn:.*`.
+pub(crate) fn is_marketplace_solution_arn(value: &str) -> bool {
+    (4..=2048).contains(&value.chars().count()) && value.starts_with("arn:") && any_line(value)
+}
+
 /// The length rule and the per-type pattern of `RelatedEntityIdentifier`. `Err` carries a message.
 pub(crate) fn check_entity_identifier(entity_type: EntityType, value: &str) -> Result<(), String> {
     let len = value.chars().count();
@@ -126,7 +132,7 @@ pub(crate) fn check_entity_identifier(entity_type: EntityType, value: &str) -> R
 }
 
 /// Reads a string member: `Ok(None)` if absent or null, `Err` if not a string.
-fn string_member<'a>(
+pub(crate) fn string_member<'a>(
     body: &'a Map<String, Value>,
     field: &'static str,
     errors: &mut Vec<FieldError>,
@@ -144,7 +150,7 @@ fn string_member<'a>(
     }
 }
 
-fn check_catalog(value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
+pub(crate) fn check_catalog(value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
     let value = value?;
     if is_catalog(value) {
         Some(value.to_owned())

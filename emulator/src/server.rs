@@ -19,11 +19,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{AlreadyAssociated, BehaviorConfig, EmulatorConfig, FaultConfig, QuotaConfig};
-use crate::model::Seed;
+use crate::config::{AlreadyAssociated, BehaviorConfig, DailyQuotaConfig, EmulatorConfig, FaultConfig, QuotaConfig};
+use crate::listing;
+use crate::model::{LifeCycleChange, ReviewStatus, Seed};
 use crate::rules::{self, FieldError};
 use crate::sigv4;
-use crate::state::{Fault, QuotaKind, State, entity_key, now_epoch};
+use crate::state::{Fault, QuotaKind, QuotaRefusal, State, entity_key, now_epoch};
 
 /// Signing name and region a request must be signed for.
 pub const SIGNING_NAME: &str = "partnercentral-selling";
@@ -48,7 +49,8 @@ impl Shared {
     pub fn new(config: &EmulatorConfig) -> Self {
         Shared {
             state: Mutex::new({
-                let mut state = State::new(&config.seed, config.faults.clone(), config.quotas.clone());
+                let mut state =
+                    State::new(&config.seed, config.faults.clone(), config.quotas.clone(), config.daily_quotas.clone());
                 state.behavior = config.behavior.clone();
                 state
             }),
@@ -162,6 +164,8 @@ enum Operation {
     Associate,
     Disassociate,
     Get,
+    ListSolutions,
+    ListOpportunities,
 }
 
 impl Operation {
@@ -170,6 +174,8 @@ impl Operation {
             "AssociateOpportunity" => Some(Operation::Associate),
             "DisassociateOpportunity" => Some(Operation::Disassociate),
             "GetOpportunity" => Some(Operation::Get),
+            "ListSolutions" => Some(Operation::ListSolutions),
+            "ListOpportunities" => Some(Operation::ListOpportunities),
             _ => None,
         }
     }
@@ -179,13 +185,15 @@ impl Operation {
             Operation::Associate => "AssociateOpportunity",
             Operation::Disassociate => "DisassociateOpportunity",
             Operation::Get => "GetOpportunity",
+            Operation::ListSolutions => "ListSolutions",
+            Operation::ListOpportunities => "ListOpportunities",
         }
     }
 
     fn quota(self) -> QuotaKind {
         match self {
             Operation::Associate | Operation::Disassociate => QuotaKind::Write,
-            Operation::Get => QuotaKind::Read,
+            Operation::Get | Operation::ListSolutions | Operation::ListOpportunities => QuotaKind::Read,
         }
     }
 }
@@ -389,11 +397,15 @@ async fn run_operation(shared: &Shared, op: Operation, body: &[u8]) -> Outcome {
     let (faults, admitted) = {
         let mut st = shared.lock();
         st.counters(op.name()).calls += 1;
-        let admitted = st.take_token(op.quota());
-        if !admitted {
-            st.counters(op.name()).quota_throttled += 1;
+        let admitted = st.admit(op.quota());
+        if let Err(refusal) = admitted {
+            let counters = st.counters(op.name());
+            counters.quota_throttled += 1;
+            if refusal == QuotaRefusal::Daily {
+                counters.daily_quota_throttled += 1;
+            }
         }
-        (st.faults.clone(), admitted)
+        (st.faults.clone(), admitted.is_ok())
     };
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
@@ -463,6 +475,8 @@ async fn run_operation(shared: &Shared, op: Operation, body: &[u8]) -> Outcome {
         Operation::Associate => associate(&mut st, &input, false),
         Operation::Disassociate => associate(&mut st, &input, true),
         Operation::Get => get_opportunity(&st, &input),
+        Operation::ListSolutions => list(&st, &input, listing::list_solutions),
+        Operation::ListOpportunities => list(&st, &input, listing::list_opportunities),
     })
 }
 
@@ -475,12 +489,28 @@ fn associate(st: &mut State, input: &Map<String, Value>, disassociate: bool) -> 
         return access_denied(&input.catalog);
     }
     let key = (input.catalog.clone(), input.opportunity_identifier.clone());
+    let review_error_code = st.behavior.review_error_code.as_str();
     let Some(opp) = st.opportunities.get_mut(&key) else {
         return not_found(&format!(
             "Opportunity {} not found in catalog {}.",
             input.opportunity_identifier, input.catalog
         ));
     };
+    let status = opp.life_cycle.review_status;
+    if status.refuses_writes() {
+        let id = &input.opportunity_identifier;
+        let message = if status == ReviewStatus::Rejected {
+            format!("Opportunity {id} was Rejected and is read-only: it cannot be modified.")
+        } else {
+            format!(
+                "Opportunity {id} cannot be modified while its review status is {status}: no changes can be made until the review is complete."
+            )
+        };
+        return validation_error(
+            "BUSINESS_VALIDATION_FAILED",
+            &[FieldError { field: "OpportunityIdentifier", message, code: review_error_code }],
+        );
+    }
     let (t, ident) = (input.entity_type, input.entity_identifier.as_str());
     let associated = opp.related.contains(t, ident);
     if disassociate {
@@ -550,6 +580,20 @@ fn get_opportunity(st: &State, input: &Map<String, Value>) -> Answer {
     }
 }
 
+/// One of the listings: a page, or every invalid member.
+type Listing = fn(&State, &Map<String, Value>) -> Result<Value, Vec<FieldError>>;
+
+fn list(st: &State, input: &Map<String, Value>, run: Listing) -> Answer {
+    // Validation first, then catalog access, as for the other operations.
+    match run(st, input) {
+        Err(errors) => validation_error("REQUEST_VALIDATION_FAILED", &errors),
+        Ok(page) => match input.get("Catalog").and_then(Value::as_str) {
+            Some(catalog) if st.is_denied(catalog) => access_denied(catalog),
+            _ => ok(page),
+        },
+    }
+}
+
 fn control_error(status: StatusCode, message: impl Into<String>) -> Answer {
     Answer { status, error_type: None, body: json!({"Message": message.into()}) }
 }
@@ -558,15 +602,18 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let method = req.method().clone();
     let endpoint = path.strip_prefix("/_emulator").unwrap_or("");
+    if let Some(rest) = endpoint.strip_prefix("/opportunities/") {
+        return life_cycle_control(shared, req, rest).await;
+    }
     let allowed: &[Method] = match endpoint {
         "/health" | "/state" => &[Method::GET],
-        "/faults" | "/quotas" | "/behavior" => &[Method::GET, Method::POST],
-        "/seed" => &[Method::POST],
+        "/faults" | "/quotas" | "/daily-quotas" | "/daily-use" | "/behavior" => &[Method::GET, Method::POST],
+        "/seed" | "/seed/generate" => &[Method::POST],
         _ => {
             return control_error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "unknown control endpoint {path}; try /_emulator/state, /_emulator/faults, /_emulator/quotas, /_emulator/behavior, /_emulator/seed, /_emulator/health"
+                    "unknown control endpoint {path}; try /_emulator/state, /_emulator/faults, /_emulator/quotas, /_emulator/daily-quotas, /_emulator/daily-use, /_emulator/behavior, /_emulator/seed, /_emulator/seed/generate, /_emulator/opportunities/{{Catalog}}/{{Id}}/life-cycle, /_emulator/health"
                 ),
             );
         }
@@ -605,6 +652,27 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
                 }
             },
         },
+        ("/daily-quotas", false) => ok(serde_json::to_value(&shared.lock().daily_quotas).unwrap_or_default()),
+        ("/daily-quotas", true) => match parse_control::<DailyQuotaConfig>(&body) {
+            Err(e) => e,
+            Ok(daily_quotas) => match daily_quotas.validate() {
+                Err(e) => control_error(StatusCode::BAD_REQUEST, e.to_string()),
+                Ok(()) => {
+                    let mut st = shared.lock();
+                    st.set_daily_quotas(daily_quotas);
+                    ok(serde_json::to_value(&st.daily_quotas).unwrap_or_default())
+                }
+            },
+        },
+        ("/daily-use", false) => ok(serde_json::to_value(shared.lock().daily_use()).unwrap_or_default()),
+        ("/daily-use", true) => match parse_control::<Spend>(&body) {
+            Err(e) => e,
+            Ok(spend) => {
+                let mut st = shared.lock();
+                st.spend_daily(spend.write, spend.read);
+                ok(serde_json::to_value(st.daily_use()).unwrap_or_default())
+            }
+        },
         ("/behavior", false) => ok(serde_json::to_value(&shared.lock().behavior).unwrap_or_default()),
         ("/behavior", true) => match parse_control::<BehaviorConfig>(&body) {
             Err(e) => e,
@@ -612,6 +680,20 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
                 let mut st = shared.lock();
                 st.behavior = behavior;
                 ok(serde_json::to_value(&st.behavior).unwrap_or_default())
+            }
+        },
+        ("/seed/generate", _) => match parse_control::<Generate>(&body) {
+            Err(e) => e,
+            Ok(Generate { opportunities, .. }) if opportunities > MAX_GENERATED => control_error(
+                StatusCode::BAD_REQUEST,
+                format!("Opportunities must be at most {MAX_GENERATED}, got {opportunities}"),
+            ),
+            Ok(Generate { opportunities, rng_seed }) => {
+                let seed = Seed::generate(opportunities, rng_seed);
+                shared.lock().apply_seed(&seed);
+                ok(
+                    json!({"Status": "ok", "Opportunities": seed.opportunities.len(), "Solutions": seed.solutions.len()}),
+                )
             }
         },
         ("/seed", _) => match parse_control::<Seed>(&body) {
@@ -626,6 +708,60 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Answer {
         },
         _ => control_error(StatusCode::NOT_FOUND, "unknown control endpoint"),
     }
+}
+
+/// `POST /_emulator/opportunities/{Catalog}/{Id}/life-cycle` with a [`LifeCycleChange`]: sets the
+/// members given and nothing else; answers the opportunity as the state shows it.
+async fn life_cycle_control(shared: &Shared, req: Request<Incoming>, rest: &str) -> Answer {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [catalog, id, "life-cycle"] = parts.as_slice() else {
+        return control_error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown control endpoint /_emulator/opportunities/{rest}; try /_emulator/opportunities/{{Catalog}}/{{Id}}/life-cycle"
+            ),
+        );
+    };
+    if req.method() != Method::POST {
+        return control_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed on a life cycle; POST a change", req.method()),
+        );
+    }
+    let (catalog, id) = ((*catalog).to_owned(), (*id).to_owned());
+    let body = match read_body(req.into_body(), MAX_CONTROL_BODY).await {
+        Ok(b) => b,
+        Err(msg) => return control_error(StatusCode::BAD_REQUEST, msg),
+    };
+    let change = match parse_control::<LifeCycleChange>(&body) {
+        Ok(change) => change,
+        Err(e) => return e,
+    };
+    match shared.lock().change_life_cycle(&catalog, &id, change) {
+        Some(opportunity) => ok(serde_json::to_value(opportunity).unwrap_or_default()),
+        None => control_error(StatusCode::NOT_FOUND, format!("no opportunity {id} in catalog {catalog}")),
+    }
+}
+
+/// The largest generated seed (a bound on what one control call can make the emulator hold).
+const MAX_GENERATED: usize = 1_000_000;
+
+/// `POST /_emulator/seed/generate`: [`Seed::generate`]'s two numbers.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct Generate {
+    opportunities: usize,
+    #[serde(default)]
+    rng_seed: u64,
+}
+
+/// `POST /_emulator/daily-use`: calls another tool of the account made just now.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
+#[derive(Default)]
+struct Spend {
+    write: u64,
+    read: u64,
 }
 
 fn parse_control<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Answer> {

@@ -1,12 +1,16 @@
 //! In-memory service state, counters, quotas and the fault RNG.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BehaviorConfig, FaultConfig, QuotaConfig, TokenBucketConfig};
-use crate::model::{EntityType, LifeCycle, RelatedEntityIdentifiers, Seed, format_timestamp};
+use crate::config::{
+    BehaviorConfig, DailyQuotaConfig, FaultConfig, QuotaConfig, RollingQuotaConfig, TokenBucketConfig,
+};
+use crate::model::{
+    EntityType, LifeCycle, LifeCycleChange, RelatedEntityIdentifiers, Seed, SolutionStatus, format_timestamp,
+};
 
 /// The account id used in the emulated opportunity ARNs.
 pub const ACCOUNT_ID: &str = "123456789012";
@@ -38,6 +42,59 @@ impl Opportunity {
             related_entity_identifiers: self.related.clone(),
         }
     }
+}
+
+/// One legacy solution as the emulator holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Solution {
+    pub catalog: String,
+    pub id: String,
+    pub name: String,
+    pub status: SolutionStatus,
+    pub category: String,
+    pub aws_marketplace_solution_arn: Option<String>,
+    pub created: u64,
+}
+
+impl Solution {
+    /// `SolutionBase`, as `ListSolutions` answers it (and the state shows it).
+    pub fn snapshot(&self) -> SolutionState {
+        SolutionState {
+            catalog: self.catalog.clone(),
+            id: self.id.clone(),
+            // The model's SolutionArn pattern is `S-[0-9]{1,19}`; an ARN shaped like the
+            // opportunities' is what a caller can tell apart from the Id.
+            arn: format!("arn:aws:partnercentral:us-east-1:{ACCOUNT_ID}:catalog/{}/solution/{}", self.catalog, self.id),
+            name: self.name.clone(),
+            status: self.status,
+            category: self.category.clone(),
+            created_date: format_timestamp(self.created),
+            aws_marketplace_solution_arn: self.aws_marketplace_solution_arn.clone(),
+        }
+    }
+}
+
+/// A solution in a [`StateSnapshot`], the `SolutionBase` shape `ListSolutions` answers with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SolutionState {
+    /// `AWS` or `Sandbox`.
+    pub catalog: String,
+    /// `S-…` identifier.
+    pub id: String,
+    /// Emulated ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// `Active`, `Inactive` or `Draft`.
+    pub status: SolutionStatus,
+    /// Category.
+    pub category: String,
+    /// RFC 3339 UTC timestamp (seed time).
+    pub created_date: String,
+    /// The Marketplace solution that succeeds it, if any (absent from the JSON otherwise).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub aws_marketplace_solution_arn: Option<String>,
 }
 
 /// An opportunity in a [`StateSnapshot`] (and the shape `GetOpportunity` answers with).
@@ -73,8 +130,11 @@ pub struct OperationCounters {
     pub successes: u64,
     /// `ThrottlingException` answers, from the quota or injected.
     pub throttled: u64,
-    /// `ThrottlingException` answers caused by the token bucket (not injected).
+    /// `ThrottlingException` answers caused by a quota, per second or daily (not injected).
     pub quota_throttled: u64,
+    /// Of `quota_throttled`, the calls refused by the daily quota's window (the per-second bucket
+    /// had room).
+    pub daily_quota_throttled: u64,
     /// Calls hit by an injected fault (throttle, error, drop or slow).
     pub faults_injected: u64,
     /// Error answers by error type (`ValidationException`, …).
@@ -118,6 +178,8 @@ pub struct EntityCount {
 pub struct StateSnapshot {
     /// All opportunities, sorted by (catalog, id).
     pub opportunities: Vec<OpportunityState>,
+    /// All legacy solutions, sorted by (catalog, id).
+    pub solutions: Vec<SolutionState>,
     /// Catalogs answering `AccessDeniedException`.
     pub denied_catalogs: Vec<String>,
     /// TCP connections accepted (control connections included).
@@ -143,6 +205,10 @@ pub struct StateSnapshot {
     pub faults: FaultConfig,
     /// The quota configuration in force.
     pub quotas: QuotaConfig,
+    /// The daily quota configuration in force.
+    pub daily_quotas: DailyQuotaConfig,
+    /// What the daily quotas' windows hold now.
+    pub daily_use: DailyUse,
     /// The switchable answers in force.
     pub behavior: BehaviorConfig,
 }
@@ -192,18 +258,127 @@ impl TokenBucket {
         TokenBucket { config, tokens: config.burst, last: Instant::now() }
     }
 
-    /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
+    /// Refills up to `now`; whether a token is there to take.
+    fn has_token(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.config.rate).min(self.config.burst);
-        if self.tokens >= 1.0 {
+        self.tokens >= 1.0
+    }
+
+    /// Takes one token if there is one.
+    #[cfg(test)]
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        let taken = self.has_token(now);
+        if taken {
             self.tokens -= 1.0;
-            true
-        } else {
-            false
+        }
+        taken
+    }
+}
+
+/// Buckets per window of a [`RollingWindow`].
+const WINDOW_BUCKETS: u32 = 4096;
+
+/// A rolling quota's window: the calls admitted in the last `window`, counted per bucket of
+/// `window / WINDOW_BUCKETS` (see [`DailyQuotaConfig`] for why and how precise).
+#[derive(Clone, Debug)]
+pub(crate) struct RollingWindow {
+    config: RollingQuotaConfig,
+    origin: Instant,
+    width: Duration,
+    window: Duration,
+    /// (bucket index since `origin`, calls admitted in it), oldest first, none empty.
+    buckets: VecDeque<(u64, u64)>,
+    used: u64,
+}
+
+impl RollingWindow {
+    pub fn new(config: RollingQuotaConfig, origin: Instant) -> Self {
+        let window = Duration::from_secs_f64(config.window_seconds);
+        RollingWindow { config, origin, width: window / WINDOW_BUCKETS, window, buckets: VecDeque::new(), used: 0 }
+    }
+
+    fn bucket_of(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.origin).as_nanos();
+        u64::try_from(since / self.width.as_nanos().max(1)).unwrap_or(u64::MAX)
+    }
+
+    /// Drops the buckets wholly older than the window; the calls left in it.
+    pub fn used(&mut self, now: Instant) -> u64 {
+        while let Some(&(index, count)) = self.buckets.front() {
+            let end_nanos = self.width.as_nanos().saturating_mul(u128::from(index) + 1);
+            let end = self.origin + Duration::from_nanos(u64::try_from(end_nanos).unwrap_or(u64::MAX));
+            if now.saturating_duration_since(end) < self.window {
+                break;
+            }
+            self.buckets.pop_front();
+            self.used -= count;
+        }
+        self.used
+    }
+
+    /// Whether one more call fits now.
+    fn has_room(&mut self, now: Instant) -> bool {
+        self.used(now) < self.config.cap
+    }
+
+    /// Counts `calls` admitted at `now` (past the cap too: another tool's calls are not refused).
+    pub fn record(&mut self, now: Instant, calls: u64) {
+        if calls == 0 {
+            return;
+        }
+        let index = self.bucket_of(now);
+        match self.buckets.back_mut() {
+            Some((last, count)) if *last == index => *count += calls,
+            _ => self.buckets.push_back((index, calls)),
+        }
+        self.used += calls;
+    }
+
+    pub fn usage(&mut self, now: Instant) -> WindowUse {
+        let used = self.used(now);
+        WindowUse {
+            used,
+            left: self.config.cap.saturating_sub(used),
+            cap: self.config.cap,
+            window_seconds: self.config.window_seconds,
         }
     }
+}
+
+/// What one daily quota's window holds now (`GET /_emulator/daily-use`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WindowUse {
+    /// Calls admitted within the window (another tool's, recorded with `POST
+    /// /_emulator/daily-use`, included).
+    pub used: u64,
+    /// Calls that still fit: `Cap - Used`, 0 when over.
+    pub left: u64,
+    /// The cap in force.
+    pub cap: u64,
+    /// The window in force, in seconds.
+    pub window_seconds: f64,
+}
+
+/// The daily quotas' windows now; `None` where that quota is off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DailyUse {
+    /// Writes.
+    pub write: Option<WindowUse>,
+    /// Reads.
+    pub read: Option<WindowUse>,
+}
+
+/// Why a call was refused by a quota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum QuotaRefusal {
+    /// The per-second bucket is empty.
+    PerSecond,
+    /// The bucket had room, the daily window did not.
+    Daily,
 }
 
 /// Which quota an operation draws from.
@@ -225,6 +400,7 @@ pub(crate) enum Fault {
 /// Everything behind the emulator's lock.
 pub(crate) struct State {
     pub opportunities: BTreeMap<(String, String), Opportunity>,
+    pub solutions: BTreeMap<(String, String), Solution>,
     pub denied_catalogs: Vec<String>,
     pub connections: u64,
     pub tls_handshakes: u64,
@@ -241,6 +417,9 @@ pub(crate) struct State {
     pub behavior: BehaviorConfig,
     pub write_bucket: Option<TokenBucket>,
     pub read_bucket: Option<TokenBucket>,
+    pub daily_quotas: DailyQuotaConfig,
+    pub write_window: Option<RollingWindow>,
+    pub read_window: Option<RollingWindow>,
     pub next_request_id: u64,
 }
 
@@ -249,13 +428,14 @@ pub(crate) fn now_epoch() -> u64 {
 }
 
 impl State {
-    pub fn new(seed: &Seed, faults: FaultConfig, quotas: QuotaConfig) -> Self {
+    pub fn new(seed: &Seed, faults: FaultConfig, quotas: QuotaConfig, daily_quotas: DailyQuotaConfig) -> Self {
         let rng = match faults.rng_seed {
             Some(s) => fastrand::Rng::with_seed(s),
             None => fastrand::Rng::new(),
         };
         let mut state = State {
             opportunities: BTreeMap::new(),
+            solutions: BTreeMap::new(),
             denied_catalogs: Vec::new(),
             connections: 0,
             tls_handshakes: 0,
@@ -272,14 +452,18 @@ impl State {
             behavior: BehaviorConfig::default(),
             write_bucket: None,
             read_bucket: None,
+            daily_quotas: DailyQuotaConfig::unlimited(),
+            write_window: None,
+            read_window: None,
             next_request_id: 0,
         };
         state.set_quotas(quotas);
+        state.set_daily_quotas(daily_quotas);
         state.apply_seed(seed);
         state
     }
 
-    /// Replaces opportunities and denied catalogs and resets every counter.
+    /// Replaces opportunities, solutions and denied catalogs and resets every counter.
     pub fn apply_seed(&mut self, seed: &Seed) {
         let now = now_epoch();
         self.opportunities = seed
@@ -299,6 +483,22 @@ impl State {
                 )
             })
             .collect();
+        self.solutions = seed
+            .solutions
+            .iter()
+            .map(|s| {
+                let solution = Solution {
+                    catalog: s.catalog.clone(),
+                    id: s.id.clone(),
+                    name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+                    status: s.status,
+                    category: s.category.clone(),
+                    aws_marketplace_solution_arn: s.aws_marketplace_solution_arn.clone(),
+                    created: now,
+                };
+                ((s.catalog.clone(), s.id.clone()), solution)
+            })
+            .collect();
         self.denied_catalogs = seed.denied_catalogs.clone();
         self.connections = 0;
         self.tls_handshakes = 0;
@@ -315,6 +515,34 @@ impl State {
         self.write_bucket = quotas.write.map(TokenBucket::new);
         self.read_bucket = quotas.read.map(TokenBucket::new);
         self.quotas = quotas;
+    }
+
+    /// Replaces the daily quotas; their windows start empty.
+    pub fn set_daily_quotas(&mut self, daily_quotas: DailyQuotaConfig) {
+        let now = Instant::now();
+        self.write_window = daily_quotas.write.map(|c| RollingWindow::new(c, now));
+        self.read_window = daily_quotas.read.map(|c| RollingWindow::new(c, now));
+        self.daily_quotas = daily_quotas;
+    }
+
+    /// What the daily windows hold now.
+    pub fn daily_use(&mut self) -> DailyUse {
+        let now = Instant::now();
+        DailyUse {
+            write: self.write_window.as_mut().map(|w| w.usage(now)),
+            read: self.read_window.as_mut().map(|w| w.usage(now)),
+        }
+    }
+
+    /// Counts calls another tool made now against the daily windows (a quota that is off ignores them).
+    pub fn spend_daily(&mut self, writes: u64, reads: u64) {
+        let now = Instant::now();
+        if let Some(w) = self.write_window.as_mut() {
+            w.record(now, writes);
+        }
+        if let Some(r) = self.read_window.as_mut() {
+            r.record(now, reads);
+        }
     }
 
     pub fn set_faults(&mut self, faults: FaultConfig) {
@@ -350,13 +578,41 @@ impl State {
         None
     }
 
-    /// Takes a token from the bucket of `kind`; `true` if allowed (or unlimited).
-    pub fn take_token(&mut self, kind: QuotaKind) -> bool {
-        let bucket = match kind {
-            QuotaKind::Write => self.write_bucket.as_mut(),
-            QuotaKind::Read => self.read_bucket.as_mut(),
+    /// Admits one call of `kind` when both its per-second bucket and its daily window have room,
+    /// and only then takes from both: a refused call spends neither.
+    pub fn admit(&mut self, kind: QuotaKind) -> Result<(), QuotaRefusal> {
+        let now = Instant::now();
+        let (mut bucket, mut window) = match kind {
+            QuotaKind::Write => (self.write_bucket.as_mut(), self.write_window.as_mut()),
+            QuotaKind::Read => (self.read_bucket.as_mut(), self.read_window.as_mut()),
         };
-        bucket.is_none_or(|b| b.try_take(Instant::now()))
+        if bucket.as_mut().is_some_and(|b| !b.has_token(now)) {
+            return Err(QuotaRefusal::PerSecond);
+        }
+        if window.as_mut().is_some_and(|w| !w.has_room(now)) {
+            return Err(QuotaRefusal::Daily);
+        }
+        if let Some(b) = bucket {
+            b.tokens -= 1.0;
+        }
+        if let Some(w) = window {
+            w.record(now, 1);
+        }
+        Ok(())
+    }
+
+    /// Sets the members `change` gives of one opportunity's life cycle (as AWS's review would,
+    /// which modifies the opportunity); `None` if there is no such opportunity.
+    pub fn change_life_cycle(&mut self, catalog: &str, id: &str, change: LifeCycleChange) -> Option<OpportunityState> {
+        let opp = self.opportunities.get_mut(&(catalog.to_owned(), id.to_owned()))?;
+        if let Some(stage) = change.stage {
+            opp.life_cycle.stage = stage;
+        }
+        if let Some(status) = change.review_status {
+            opp.life_cycle.review_status = status;
+        }
+        opp.last_modified = now_epoch();
+        Some(opp.snapshot())
     }
 
     pub fn is_denied(&self, catalog: &str) -> bool {
@@ -368,7 +624,8 @@ impl State {
         *map.entry(key).or_insert(0) += 1;
     }
 
-    pub fn snapshot(&self) -> StateSnapshot {
+    pub fn snapshot(&mut self) -> StateSnapshot {
+        let daily_use = self.daily_use();
         let counts = |map: &BTreeMap<EntityKey, u64>| {
             map.iter()
                 .map(|((c, o, t, i), n)| EntityCount {
@@ -382,6 +639,7 @@ impl State {
         };
         StateSnapshot {
             opportunities: self.opportunities.values().map(Opportunity::snapshot).collect(),
+            solutions: self.solutions.values().map(Solution::snapshot).collect(),
             denied_catalogs: self.denied_catalogs.clone(),
             connections: self.connections,
             tls_handshakes: self.tls_handshakes,
@@ -394,6 +652,8 @@ impl State {
             associations: counts(&self.associations),
             faults: self.faults.clone(),
             quotas: self.quotas.clone(),
+            daily_quotas: self.daily_quotas.clone(),
+            daily_use,
             behavior: self.behavior.clone(),
         }
     }
@@ -428,6 +688,68 @@ mod tests {
     }
 
     #[test]
+    fn a_call_ages_out_of_the_window_a_window_after_it_was_admitted() {
+        let start = Instant::now();
+        let window = Duration::from_secs(40);
+        let width = window / WINDOW_BUCKETS;
+        let mut w = RollingWindow::new(RollingQuotaConfig { cap: 2, window_seconds: 40.0 }, start);
+        let t1 = start + Duration::from_secs(1);
+        let t2 = start + Duration::from_secs(5);
+        assert!(w.has_room(t1));
+        w.record(t1, 1);
+        w.record(t2, 1);
+        assert!(!w.has_room(t2));
+        // Never early: full until a window after the first call...
+        assert!(!w.has_room(t1 + window - Duration::from_nanos(1)));
+        // ...and within one bucket's width after it.
+        assert!(w.has_room(t1 + window + width));
+        assert_eq!(w.used(t1 + window + width), 1);
+        assert_eq!(w.used(t2 + window + width), 0);
+        assert_eq!(w.usage(t2 + window + width), WindowUse { used: 0, left: 2, cap: 2, window_seconds: 40.0 });
+    }
+
+    #[test]
+    fn a_window_counts_in_bounded_memory_and_records_past_its_cap() {
+        let start = Instant::now();
+        let mut w = RollingWindow::new(RollingQuotaConfig { cap: 10_000, window_seconds: 86_400.0 }, start);
+        for i in 0..50_000u64 {
+            w.record(start + Duration::from_millis(i * 1_700), 1);
+        }
+        assert!(w.buckets.len() <= WINDOW_BUCKETS as usize + 1, "{}", w.buckets.len());
+        let now = start + Duration::from_millis(50_000 * 1_700);
+        assert_eq!(w.used(now), 50_000);
+        assert_eq!(w.usage(now).left, 0);
+        // A day after the last, all gone.
+        assert_eq!(w.used(now + Duration::from_secs(86_400) + Duration::from_secs(22)), 0);
+        assert!(w.buckets.is_empty());
+    }
+
+    #[test]
+    fn a_call_needs_room_in_both_its_bucket_and_its_window_and_a_refusal_spends_neither() {
+        let per_second = QuotaConfig { write: Some(TokenBucketConfig { rate: 0.0, burst: 3.0 }), read: None };
+        let daily = DailyQuotaConfig {
+            write: Some(RollingQuotaConfig { cap: 2, window_seconds: 3600.0 }),
+            read: Some(RollingQuotaConfig { cap: 1, window_seconds: 3600.0 }),
+        };
+        let mut st = State::new(&Seed::default(), FaultConfig::default(), per_second, daily);
+        assert_eq!(st.admit(QuotaKind::Write), Ok(()));
+        assert_eq!(st.admit(QuotaKind::Write), Ok(()));
+        assert_eq!(st.admit(QuotaKind::Write), Err(QuotaRefusal::Daily));
+        assert_eq!(st.write_bucket.as_ref().map(|b| b.tokens), Some(1.0), "the refused call kept its token");
+        assert_eq!(st.admit(QuotaKind::Read), Ok(()));
+        assert_eq!(st.admit(QuotaKind::Read), Err(QuotaRefusal::Daily));
+        st.set_daily_quotas(DailyQuotaConfig::unlimited());
+        assert_eq!(st.admit(QuotaKind::Write), Ok(()));
+        assert_eq!(st.admit(QuotaKind::Write), Err(QuotaRefusal::PerSecond));
+        assert_eq!(st.daily_use(), DailyUse::default());
+        st.set_daily_quotas(DailyQuotaConfig::default());
+        st.spend_daily(10_000, 5);
+        let used = st.daily_use();
+        assert_eq!(used.write.map(|w| (w.used, w.left)), Some((10_000, 0)));
+        assert_eq!(used.read.map(|r| (r.used, r.left)), Some((5, 99_995)));
+    }
+
+    #[test]
     fn fault_draws_are_reproducible() {
         let faults = FaultConfig {
             throttle_rate: 0.3,
@@ -436,8 +758,9 @@ mod tests {
             rng_seed: Some(42),
             ..FaultConfig::default()
         };
-        let mut a = State::new(&Seed::default(), faults.clone(), QuotaConfig::unlimited());
-        let mut b = State::new(&Seed::default(), faults, QuotaConfig::unlimited());
+        let mut a =
+            State::new(&Seed::default(), faults.clone(), QuotaConfig::unlimited(), DailyQuotaConfig::unlimited());
+        let mut b = State::new(&Seed::default(), faults, QuotaConfig::unlimited(), DailyQuotaConfig::unlimited());
         let da: Vec<_> = (0..200).map(|_| a.draw_fault()).collect();
         let db: Vec<_> = (0..200).map(|_| b.draw_fault()).collect();
         assert_eq!(da, db);
@@ -449,9 +772,15 @@ mod tests {
             &Seed::default(),
             FaultConfig { slow_rate: 1.0, ..FaultConfig::default() },
             QuotaConfig::unlimited(),
+            DailyQuotaConfig::unlimited(),
         );
         assert!((0..50).all(|_| always.draw_fault() == Some(Fault::Slow)));
-        let mut never = State::new(&Seed::default(), FaultConfig::default(), QuotaConfig::unlimited());
+        let mut never = State::new(
+            &Seed::default(),
+            FaultConfig::default(),
+            QuotaConfig::unlimited(),
+            DailyQuotaConfig::unlimited(),
+        );
         assert!((0..50).all(|_| never.draw_fault().is_none()));
     }
 }

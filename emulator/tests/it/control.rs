@@ -70,7 +70,7 @@ async fn health_state_faults_quotas_seed() {
     assert!(state.denied_catalogs.is_empty());
     assert_eq!(state.requests, 0);
     assert!(state.disassociations.is_empty());
-    assert_eq!(state.opportunities[0].life_cycle.stage, "Prospect");
+    assert_eq!(state.opportunities[0].life_cycle.stage, partner_central_emulator::Stage::Prospect);
     let r = control(&ep, "POST", "/_emulator/seed", r#"{"Opportunities":[{"Catalog":"AWS","Id":"bad"}]}"#).await;
     assert_eq!(r.status, 400);
     assert_eq!(emulator.state().opportunities.len(), 1);

@@ -303,7 +303,7 @@ async fn raw_wire_shapes() {
         r.assert_aws_error(400, "SerializationException");
     }
 
-    let r = signed_call(&ep, "ListOpportunities", "{}").await;
+    let r = signed_call(&ep, "CreateOpportunity", "{}").await;
     r.assert_aws_error(400, "UnknownOperationException");
     let r = signed_call(&ep, "disassociateOpportunity", "{}").await;
     r.assert_aws_error(400, "UnknownOperationException");
