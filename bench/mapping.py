@@ -163,8 +163,8 @@ class EventSourceMapping:
     """The pollers of one mapping: `LambdaPoller`s, or stack.py's `Poller`s (failed records made
     visible again at once, no timeout enforced: the harness before 2026-12-05)."""
 
-    def __init__(self, pollers: list, stop_event: threading.Event):
-        self.pollers, self.stop_event = pollers, stop_event
+    def __init__(self, pollers: list, stop_event: threading.Event, work):
+        self.pollers, self.stop_event, self.work = pollers, stop_event, work
 
     def start(self):
         for poller in self.pollers:
@@ -180,8 +180,9 @@ class EventSourceMapping:
 
     def stop(self):
         self.stop_event.set()
+        self.work.changed()  # an idle `Poller` waits for it
         for poller in self.pollers:
-            poller.join(timeout=60)
+            poller.join(timeout=90)
 
     def figures(self) -> dict:
         out = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import threading
 import time
 import uuid
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass
 import moto_sqs
 from driver import Emulator, Entities, FunctionProcess
 from mapping import DeadLetters, Environment, EventSourceMapping, LambdaPoller, MappingSettings
-from stack import CpuGroup, Poller, WorkQueue
+from stack import CpuGroup, Poller, WorkQueue, aws_clients, create_write_slots_table
 from template import DEAD_LETTER_QUEUE, WORK_QUEUE, WRITE_SLOTS_TABLE, Template
 
 DAY_S = 86_400
@@ -187,13 +188,7 @@ class World:
                 retention_s=s["retention_s"],
                 dead_letter_retention_s=s["dead_letter_retention_s"],
             )
-            self.table = f"scaled-write-slots-{tag}"
-            ctx.dynamodb.create_table(
-                TableName=self.table,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            self.table = create_write_slots_table(ctx.dynamodb, f"scaled-write-slots-{tag}")
             resources = {WORK_QUEUE: self.work.url, DEAD_LETTER_QUEUE: self.work.dlq_url, WRITE_SLOTS_TABLE: self.table}
             self.env = ctx.template.lambda_environment(resources)
             self.env.update(scaled_worker_settings(s))
@@ -238,7 +233,7 @@ class World:
             pollers = [Poller(self.work, e.ready(), stop) for e in self.environments]
         else:
             pollers = [LambdaPoller(self.work, e, settings, stop) for e in self.environments]
-        self.mapping = EventSourceMapping(pollers, stop)
+        self.mapping = EventSourceMapping(pollers, stop, self.work)
         self.mapping.start()
 
     def check(self):
@@ -374,6 +369,112 @@ def budget(ctx, foreign_first: bool) -> dict:
         world.close()
 
 
+def review(ctx, review_s: float) -> dict:
+    """--requests requests to an idle stack, one of them on an opportunity under review for
+    `review_s` (`Submitted`, `In review` from half of it, then `Approved`; 0: approved from the
+    start, the control): the writes tried on it while under review, and the others' delay."""
+    args, s = ctx.args, ctx.settings
+    tag = f"review-{review_s:g}-{uuid.uuid4().hex[:6]}"
+    entities = Entities(args.requests - 1)
+    bodies = [json.dumps(entities.document()) for _ in range(args.requests - 1)]
+    held = {
+        "Catalog": "Sandbox",
+        "OpportunityIdentifier": REVIEW_OPPORTUNITY,
+        "RelatedEntityType": "Solutions",
+        "RelatedEntityIdentifier": REVIEW_SOLUTION,
+    }
+    # In the middle of the first batch, so that a record that holds up its batch shows.
+    bodies.insert(min(5, len(bodies)), json.dumps(held))
+    pairs = {pair_of(b) for b in bodies}
+    status = "Submitted" if review_s > 0 else "Approved"
+    seed = {
+        "Opportunities": entities.seed["Opportunities"]
+        + [
+            {
+                "Catalog": "Sandbox",
+                "Id": REVIEW_OPPORTUNITY,
+                "LifeCycle": {"Stage": "Qualified", "ReviewStatus": status},
+                # Two solutions: an approved opportunity keeps its last one.
+                "RelatedEntityIdentifiers": {"Solutions": [REVIEW_SOLUTION, REVIEW_SOLUTION + "1"]},
+            }
+        ]
+    }
+    load = os.getloadavg()[0]
+    world = World(ctx, tag, seed)
+    try:
+        world.start()
+        for environment in world.environments:
+            environment.ready()
+        time.sleep(1.0)  # pollers idle, as a stack between requests
+        base = world.counters("DisassociateOpportunity")
+        world.work.send(bodies)
+        started = time.monotonic()
+        changes = [(review_s / 2, "In review"), (review_s, "Approved")] if review_s > 0 else []
+        path = f"opportunities/Sandbox/{REVIEW_OPPORTUNITY}/life-cycle"
+        capped = False
+        while True:
+            world.check()
+            now = time.monotonic()
+            while changes and now - started >= changes[0][0]:
+                world.emulator.control(path, {"ReviewStatus": changes.pop(0)[1]})
+            if now - started > review_s + args.cap_windows * s["window_s"]:
+                capped = True
+                break
+            if not changes and world.work.depth() == 0:
+                letters = {pair_of(letter["body"]) for letter in world.letters.snapshot()}
+                if pairs <= world.written(pairs) | letters:
+                    break
+            time.sleep(0.1)
+        world.mapping.stop()
+        world.letters.finish()
+        world.check()
+        counters = world.counters("DisassociateOpportunity")
+        written = world.written(pairs)
+        letters = world.letters.snapshot()
+        by_body = {body: message_id for message_id, body in world.work.bodies.items()}
+        held_id = by_body[json.dumps(held)]
+        others = [
+            world.work.done_at[m] - world.work.sent_at[m]
+            for m in world.work.sent_at
+            if m != held_id and m in world.work.done_at and pair_of(world.work.bodies[m]) in written
+        ]
+        refusals = counters.get("Errors", {}).get("ValidationException", 0)
+        refusals -= base.get("Errors", {}).get("ValidationException", 0)
+        result = {
+            "scenario": f"review {review_s:g} s" if review_s > 0 else "review, control (approved from the start)",
+            "review_s": review_s,
+            "requests": len(bodies),
+            "load_1min_before": load,
+            "stopped_by_cap": capped,
+            "done": len(written),
+            "dead_lettered": len(letters),
+            "dead_letter_codes": count_codes(letters),
+            "lost": max(0, len(pairs) - len(written | {pair_of(letter["body"]) for letter in letters})),
+            "writes_refused_under_review": refusals,
+            "held_done_s": (
+                world.work.done_at[held_id] - started
+                if held_id in world.work.done_at and (REVIEW_OPPORTUNITY, REVIEW_SOLUTION) in written
+                else None
+            ),
+            "others_done_median_s": statistics.median(others) if others else None,
+            "others_done_max_s": max(others) if others else None,
+            "others_done": len(others),
+            "dead_letters": [{k: v for k, v in letter.items()} for letter in letters],
+        }
+        result.update(world.mapping.figures())
+        return result
+    finally:
+        world.close()
+
+
+def count_codes(letters: list[dict]) -> dict[str, int]:
+    codes: dict[str, int] = {}
+    for letter in letters:
+        code = letter["error_code"] or "redrive (no ErrorCode)"
+        codes[code] = codes.get(code, 0) + 1
+    return codes
+
+
 def drain_until_settled(world: World, pairs: set, started: float, cap_s: float) -> tuple[bool, float]:
     """Until every record is written or dead-lettered and the queue is empty, or the queue is empty
     and the pollers idle (what is neither is lost), or the cap."""
@@ -448,22 +549,12 @@ def settle_figures(world: World, pairs: set, started: float, base: dict, load: f
 
 class Context:
     def __init__(self, args, moto, tables):
-        import boto3
-        from botocore.config import Config
-
         self.args, self.moto, self.tables = args, moto, tables
         self.template = Template(args.template, {"WriteQuotaPerSecond": f"{Scale().writes_per_second:g}"})
         self.scale = Scale()
         self.settings = settings_from(self.template, self.scale)
         self.cpu_limit = args.cpu_limit
-        client = dict(
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            config=Config(max_pool_connections=50, retries={"total_max_attempts": 1}),
-        )
-        self.sqs = boto3.client("sqs", endpoint_url=moto.endpoint, **client)
-        self.dynamodb = boto3.client("dynamodb", endpoint_url=tables.endpoint, **client)
+        self.sqs, self.dynamodb = aws_clients(moto, tables)
 
 
 def run(args, moto, tables, scenarios: list[str], progress) -> dict:
@@ -473,15 +564,34 @@ def run(args, moto, tables, scenarios: list[str], progress) -> dict:
     plan = []
     if "budget" in scenarios:
         plan += [("budget", False), ("budget", True)]
+    if "review" in scenarios:
+        plan += [("review", 0.0), ("review", args.review_seconds)]
     results = {"settings": ctx.settings, "mapping": args.mapping, "cpu_limit": ctx.cpu_limit, "runs": []}
     plan = [step for step in plan for _ in range(args.repeat)]
     for i, (kind, variant) in enumerate(plan):
-        progress(f"[{i + 1}/{len(plan)}] {kind}{', foreign writer first' if variant else ''} ...")
-        r = budget(ctx, foreign_first=variant)
-        brief = {k: r.get(k) for k in ("done", "dead_lettered", "lost", "refused_daily", "last_write_s")}
+        if kind == "budget":
+            progress(f"[{i + 1}/{len(plan)}] budget{', foreign writer first' if variant else ''} ...")
+            r = budget(ctx, foreign_first=variant)
+            keys = ("done", "dead_lettered", "lost", "refused_daily", "last_write_s")
+        else:
+            progress(f"[{i + 1}/{len(plan)}] review {variant:g} s ...")
+            r = review(ctx, variant)
+            keys = ("done", "dead_lettered", "writes_refused_under_review", "held_done_s", "others_done_max_s")
+        brief = {k: r.get(k) for k in keys}
         progress(f"    {json.dumps(brief, default=str)}")
         results["runs"].append(r)
     return results
+
+
+def markdown(header: str, rows: list[list]) -> list[str]:
+    """A table: the first column left-aligned, the others right-aligned."""
+    columns = header.split("|")
+    lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
+def codes_text(codes: dict[str, int]) -> str:
+    return ", ".join(f"{code} {n}" for code, n in sorted(codes.items())) or "-"
 
 
 def fmt_s(value) -> str:
@@ -502,18 +612,44 @@ def table(results: dict) -> str:
     ]
     budgets = [r for r in results["runs"] if r["scenario"].startswith("budget")]
     if budgets:
-        out.append(
-            "| scenario | backlog | done | dead-lettered (ErrorCode) | lost | left in queue "
-            "| refused: daily / per second | last write (ideal) | invocations / timeouts | load |"
+        out += markdown(
+            "scenario|backlog|done|dead-lettered (ErrorCode)|lost|left in queue|refused: daily / per second"
+            "|last write (ideal)|invocations / timeouts|load",
+            [
+                [
+                    r["scenario"],
+                    r["backlog"],
+                    r["done"],
+                    f"{r['dead_lettered']} ({codes_text(r['dead_letter_codes'])})",
+                    r["lost"],
+                    r["left_in_queue"],
+                    f"{r['refused_daily']} / {r['refused_per_second']}",
+                    f"{fmt_s(r['last_write_s'])}{' (cap)' if r['stopped_by_cap'] else ''} "
+                    f"({r['ideal_last_write_s']:.1f} s)",
+                    f"{r['invocations']} / {r['timeouts']}",
+                    f"{r['load_1min_before']:.2f}",
+                ]
+                for r in budgets
+            ],
         )
-        out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
-        for r in budgets:
-            codes = ", ".join(f"{code} {n}" for code, n in sorted(r["dead_letter_codes"].items())) or "-"
-            last = fmt_s(r["last_write_s"]) + (" (cap)" if r["stopped_by_cap"] else "")
-            out.append(
-                f"| {r['scenario']} | {r['backlog']} | {r['done']} | {r['dead_lettered']} ({codes}) | {r['lost']} "
-                f"| {r['left_in_queue']} | {r['refused_daily']} / {r['refused_per_second']} "
-                f"| {last} ({r['ideal_last_write_s']:.1f} s) | {r['invocations']} / {r['timeouts']} "
-                f"| {r['load_1min_before']:.2f} |"
-            )
+    reviews = [r for r in results["runs"] if r["scenario"].startswith("review")]
+    if reviews:
+        out += ["", f"{reviews[0]['requests']} requests to an idle stack, one on an opportunity under review:", ""]
+        out += markdown(
+            "scenario|done|dead-lettered (ErrorCode)|lost|writes refused under review|that one done at"
+            "|the others done: median / max|load",
+            [
+                [
+                    r["scenario"],
+                    r["done"],
+                    f"{r['dead_lettered']} ({codes_text(r['dead_letter_codes'])})",
+                    r["lost"],
+                    r["writes_refused_under_review"],
+                    fmt_s(r["held_done_s"]),
+                    f"{fmt_s(r['others_done_median_s'])} / {fmt_s(r['others_done_max_s'])}",
+                    f"{r['load_1min_before']:.2f}",
+                ]
+                for r in reviews
+            ],
+        )
     return "\n".join(out)
