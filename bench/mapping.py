@@ -61,20 +61,24 @@ def failed_ids(received: list[dict], kind: str, ok, answer) -> set[str]:
 class Environment:
     """One execution environment: a function process, replaced after a timeout or a crash."""
 
-    def __init__(self, start, fn: FunctionProcess | None = None):
+    def __init__(self, start, fn: FunctionProcess | None = None, after_init=None):
         """`start(generation)` starts a function process (not waiting for its init); `fn`, one
-        already started."""
-        self.start = start
+        already started; `after_init(fn, generation)`, if given, runs once a process's init is over."""
+        self.start, self.after_init = start, after_init
         self.generation = 0 if fn is None else 1
         self.fn = fn
         self.inits_ms: list[float] = []
+        self.lock = threading.Lock()
 
     def ready(self) -> FunctionProcess:
-        if self.fn is None:
-            self.fn = self.start(self.generation)
-            self.generation += 1
-            self.inits_ms.append(self.fn.wait_init())
-        return self.fn
+        with self.lock:
+            if self.fn is None:
+                self.fn = self.start(self.generation)
+                self.inits_ms.append(self.fn.wait_init())
+                if self.after_init:
+                    self.after_init(self.fn, self.generation)
+                self.generation += 1
+            return self.fn
 
     def replace(self):
         """Lambda stops a timed-out environment at once; the next invocation starts a new one."""

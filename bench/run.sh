@@ -94,9 +94,9 @@ else
   echo "==> stack scenario: skipped (no moto_server)"
 fi
 if [[ "${BENCH_SCALED:-1}" != 0 && -x "$moto" ]]; then
-  echo "==> scaled time: the day's write budget (bench/stack.py --scenario budget)"
+  echo "==> scaled time: the day's write budget, the review (bench/stack.py --scenario budget,review)"
   # shellcheck disable=SC2086 # BENCH_SCALED_ARGS is a list of options
-  "$venv/bin/python" bench/stack.py --scenario budget \
+  "$venv/bin/python" bench/stack.py --scenario budget,review \
     --rust "$target"/release/opportunity-disassociator --emulator "$target"/release/partner-central-emulator \
     --moto "$moto" --out bench/results/scaled.json --logs bench/results/logs/scaled ${BENCH_SCALED_ARGS:-}
 fi

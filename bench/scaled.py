@@ -195,7 +195,9 @@ class World:
             # The test world's endpoints: in AWS the SDK finds the services itself.
             self.env["AWS_ENDPOINT_URL_SQS"] = ctx.moto.endpoint
             self.env["AWS_ENDPOINT_URL_DYNAMODB"] = ctx.tables.endpoint
-            self.environments = [Environment(self.starter(i)) for i in range(s["concurrency"])]
+            self.environments = [
+                Environment(self.starter(i), after_init=self.limit_cpu(i)) for i in range(s["concurrency"])
+            ]
         except BaseException:
             self.close()
             raise
@@ -204,19 +206,19 @@ class World:
         def start(generation: int) -> FunctionProcess:
             log = os.path.join(self.ctx.args.logs, f"{self.tag}-{instance}.log")
             kind = {"name": f"scaled-{instance}", "command": [self.ctx.args.rust]}
-            fn = FunctionProcess(kind, self.emulator.endpoint, self.env, log, self.ctx.settings["function_timeout_s"])
-            if self.ctx.cpu_limit:
-                # Lambda runs init on a full vCPU and invocations on the memory's share of one.
-                def limit():
-                    fn.wait_init()
-                    group = CpuGroup(f"bench-scaled-{self.tag}-{instance}-{generation}")
-                    self.groups.append(group)
-                    group.add(fn.proc.pid)
-
-                threading.Thread(target=limit, daemon=True).start()
-            return fn
+            return FunctionProcess(kind, self.emulator.endpoint, self.env, log, self.ctx.settings["function_timeout_s"])
 
         return start
+
+    def limit_cpu(self, instance: int):
+        """Lambda runs init on a full vCPU and invocations on the memory's share of one."""
+
+        def limit(fn: FunctionProcess, generation: int):
+            group = CpuGroup(f"bench-scaled-{self.tag}-{instance}-{generation}")
+            self.groups.append(group)
+            group.add(fn.proc.pid)
+
+        return limit if self.ctx.cpu_limit else None
 
     def start(self):
         s = self.ctx.settings
@@ -402,9 +404,9 @@ def review(ctx, review_s: float) -> dict:
     load = os.getloadavg()[0]
     world = World(ctx, tag, seed)
     try:
-        world.start()
         for environment in world.environments:
             environment.ready()
+        world.start()
         time.sleep(1.0)  # pollers idle, as a stack between requests
         base = world.counters("DisassociateOpportunity")
         world.work.send(bodies)
