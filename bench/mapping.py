@@ -26,7 +26,12 @@ import threading
 import time
 from dataclasses import dataclass
 
+from botocore.exceptions import ClientError
+
 from driver import FunctionProcess, sqs_record
+
+
+RECEIVING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class LambdaPoller(threading.Thread):
         super().__init__(daemon=True)
         self.work, self.environment, self.settings, self.stop = work, environment, settings, stop
         self.invocations = self.records = self.failed_records = 0
-        self.function_errors = self.timeouts = self.crashes = 0
+        self.function_errors = self.timeouts = self.crashes = self.sqs_errors = 0
         self.last_success_at: float | None = None
         self.idle = True
         self.error: BaseException | None = None
@@ -120,7 +125,7 @@ class LambdaPoller(threading.Thread):
         batch: list[dict] = []
         first_at = None
         while not self.stop.is_set():
-            _, got = self.work.receive(settings.batch_size - len(batch))
+            got = self.receive(settings.batch_size - len(batch))
             batch += got
             now = time.monotonic()
             if got and first_at is None:
@@ -138,6 +143,19 @@ class LambdaPoller(threading.Thread):
             return []  # a batch received and not handed over comes back after its visibility timeout
         self.idle = False
         return batch
+
+    def receive(self, count: int) -> list[dict]:
+        """One receive, one poller at a time: moto's server fails (500) when two receives find the
+        same message past maxReceiveCount. An error is retried at the next poll, as Lambda's pollers
+        retry theirs."""
+        try:
+            with RECEIVING:
+                return self.work.receive(count)[1]
+        except ClientError as error:
+            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) < 500:
+                raise
+            self.sqs_errors += 1
+            return []
 
     def invoke(self, received: list[dict]):
         fn = self.environment.ready()
@@ -160,7 +178,14 @@ class LambdaPoller(threading.Thread):
         if succeeded:
             self.work.mark_done([m["MessageId"] for m in succeeded], answered)
             self.last_success_at = answered
-        self.work.delete(succeeded)
+        for _ in range(3):
+            try:
+                self.work.delete(succeeded)
+                break
+            except ClientError as error:
+                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) < 500:
+                    raise
+                self.sqs_errors += 1
 
 
 class EventSourceMapping:
@@ -190,7 +215,8 @@ class EventSourceMapping:
 
     def figures(self) -> dict:
         out = {}
-        for name in ("invocations", "records", "failed_records", "function_errors", "timeouts", "crashes"):
+        names = ("invocations", "records", "failed_records", "function_errors", "timeouts", "crashes", "sqs_errors")
+        for name in names:
             out[name] = sum(getattr(p, name, 0) for p in self.pollers)
         out["invocations_per_instance"] = [p.invocations for p in self.pollers]
         out["environments_started"] = sum(p.environment.generation for p in self.pollers if hasattr(p, "environment"))
