@@ -498,6 +498,19 @@ class Context:
         self.sqs, self.dynamodb = aws_clients(moto, tables)
 
 
+    def reset_emulator(self, burst: float):
+        self.emulator.reset(
+            self.seed,
+            latency_ms=self.args.latency,
+            write={"Rate": self.args.quota, "Burst": burst},
+            read={"Rate": 10.0, "Burst": 10.0},
+        )
+
+    def bodies(self, count: int) -> list[str]:
+        self.entities.rewind()
+        return [json.dumps(self.entities.document()) for _ in range(count)]
+
+
 def create_write_slots_table(dynamodb, name: str) -> str:
     """The write-slots table as the template declares it (key `pk`, a string; on demand)."""
     dynamodb.create_table(
@@ -523,18 +536,6 @@ def aws_clients(moto: Moto, tables: Moto):
     return boto3.client("sqs", endpoint_url=moto.endpoint, **client), boto3.client(
         "dynamodb", endpoint_url=tables.endpoint, **client
     )
-
-    def reset_emulator(self, burst: float):
-        self.emulator.reset(
-            self.seed,
-            latency_ms=self.args.latency,
-            write={"Rate": self.args.quota, "Burst": burst},
-            read={"Rate": 10.0, "Burst": 10.0},
-        )
-
-    def bodies(self, count: int) -> list[str]:
-        self.entities.rewind()
-        return [json.dumps(self.entities.document()) for _ in range(count)]
 
 
 def lambda_mapping_settings(template_path: str) -> MappingSettings:
