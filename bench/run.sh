@@ -8,7 +8,8 @@
 # later ones reuse it; BENCH_ZIP=0 skips the build and reports the zips already there); criterion's
 # decode benchmark; the bench venv (.venv-bench/, pinned); then bench/driver.py, which prints the
 # table and writes bench/results/latest.json; then bench/stack.py (several instances, one account's
-# quota), which prints its table and writes bench/results/stack.json.
+# quota), which prints its table and writes bench/results/stack.json; then its scaled-time scenarios
+# (the day's write budget, the review), into bench/results/scaled.json.
 # Environment: PYTHON (default python3), MOTO_SERVER (default .venv/bin/moto_server, as make sets it),
 # BENCH_STACK=0 skips the stack scenario, BENCH_STACK_ARGS passes options to it (e.g. "--quick");
 # BENCH_SCALED=0 skips the scaled-time scenarios, BENCH_SCALED_ARGS passes options to them.
