@@ -146,7 +146,10 @@ class QuietServer(ThreadingHTTPServer):
 class RuntimeApi:
     """A Lambda Runtime API for one function process. `invoke` hands an event over and waits."""
 
-    def __init__(self):
+    def __init__(self, timeout_s: float = INVOKE_TIMEOUT_S):
+        """`timeout_s`: the function's timeout; each invocation's deadline is that long after it is
+        handed over, as Lambda counts it."""
+        self.timeout_s = timeout_s
         self.pending: queue.Queue = queue.Queue()
         self.first_poll_ns: int | None = None
         self.first_poll = threading.Event()
@@ -210,11 +213,13 @@ class RuntimeApi:
                     api.first_poll.set()
                 while True:
                     try:
-                        request_id, payload, deadline_ms = api.pending.get(timeout=0.5)
+                        request_id, payload = api.pending.get(timeout=0.5)
                         break
                     except queue.Empty:
                         if api.closed:
                             return self._reply(410, b"{}")
+                sent = now_ns()
+                deadline_ms = sent // 1_000_000 + int(api.timeout_s * 1000)
                 headers = {
                     "Lambda-Runtime-Aws-Request-Id": request_id,
                     "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
@@ -222,7 +227,8 @@ class RuntimeApi:
                     "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
                 }
                 with api.lock:
-                    api.sent_ns[request_id] = now_ns()
+                    api.sent_ns[request_id] = sent
+                    api.answered.notify_all()
                 self._reply(200, payload, headers)
 
             def do_POST(self):
@@ -250,8 +256,7 @@ class RuntimeApi:
 
     def enqueue(self, payload: dict) -> str:
         request_id = str(uuid.uuid4())
-        deadline_ms = int(time.time() * 1000) + INVOKE_TIMEOUT_S * 1000
-        self.pending.put((request_id, json.dumps(payload).encode(), deadline_ms))
+        self.pending.put((request_id, json.dumps(payload).encode()))
         return request_id
 
     def wait(self, request_id: str, timeout: float = INVOKE_TIMEOUT_S + 5):
@@ -274,6 +279,32 @@ class RuntimeApi:
     def invoke(self, payload: dict):
         return self.wait(self.enqueue(payload))
 
+    def outcome(self, request_id: str, alive, grace_s: float = 0.05):
+        """How an enqueued invocation ended, as Lambda judges it: ("answered", ok, answer, ms) when
+        its answer arrived by the deadline, ("timeout", None, None, ms) when not (an answer after
+        the deadline is refused), ("crash", None, None, ms) when `alive()` turned false first. The
+        deadline is waited out `grace_s` longer, for this harness's threads to wake."""
+        timeout_ns = int(self.timeout_s * 1e9)
+        with self.lock:
+            while True:
+                sent = self.sent_ns.get(request_id)
+                if request_id in self.answers:
+                    ok, body, received = self.answers.pop(request_id)
+                    self.sent_ns.pop(request_id)
+                    if received - sent > timeout_ns:
+                        return "timeout", None, None, ms(received - sent)
+                    try:
+                        answer = json.loads(body) if body else None
+                    except ValueError:
+                        answer = body.decode(errors="replace")
+                    return "answered", ok, answer, ms(received - sent)
+                if not alive():
+                    return "crash", None, None, ms(now_ns() - sent) if sent else 0.0
+                if sent is not None and now_ns() - sent > timeout_ns + grace_s * 1e9:
+                    self.sent_ns.pop(request_id)
+                    return "timeout", None, None, ms(now_ns() - sent)
+                self.answered.wait(0.05)
+
     def close(self):
         self.closed = True
         self.server.shutdown()
@@ -284,18 +315,22 @@ class RuntimeApi:
 
 
 class Emulator:
-    def __init__(self, binary: str, seed_path: str, ca_file: str | None = None):
-        """With `ca_file`, the emulator serves HTTPS and writes its certificate authority there."""
+    def __init__(self, binary: str, seed_path: str, ca_file: str | None = None, on_line=None):
+        """With `ca_file`, the emulator serves HTTPS and writes its certificate authority there. With
+        `on_line`, each line of its per-request log is given to it with the time it was read
+        (`time.monotonic()`)."""
         log = os.environ.get("BENCH_EMULATOR_LOG")  # the emulator's per-request log, for debugging
         self.tls = None
         self.proc = subprocess.Popen(
             [binary, "--port", "0", "--no-quotas", "--seed", seed_path]
             + (["--tls", ca_file] if ca_file else [])
-            + ([] if log else ["--quiet"]),
+            + ([] if log or on_line else ["--quiet"]),
             stdout=subprocess.PIPE,
-            stderr=open(log, "w") if log else subprocess.DEVNULL,
+            stderr=subprocess.PIPE if on_line else open(log, "w") if log else subprocess.DEVNULL,
             text=True,
         )
+        if on_line:
+            threading.Thread(target=self._read_log, args=(on_line,), daemon=True).start()
         line = self.proc.stdout.readline().strip()
         prefix = "partner-central-emulator listening on "
         if not line.startswith(prefix):
@@ -309,6 +344,10 @@ class Emulator:
             self.connection = http.client.HTTPSConnection(host, int(port), timeout=30, context=self.tls)
         else:
             self.connection = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def _read_log(self, on_line):
+        for line in self.proc.stderr:
+            on_line(time.monotonic(), line)
 
     def control(self, path: str, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -464,9 +503,9 @@ def sqs_event(entities: Entities, size: int) -> dict:
 class FunctionProcess:
     """One function process under its own Runtime API."""
 
-    def __init__(self, kind: dict, endpoint: str, env: dict, log_path: str):
+    def __init__(self, kind: dict, endpoint: str, env: dict, log_path: str, timeout_s: float = INVOKE_TIMEOUT_S):
         self.kind = kind
-        self.api = RuntimeApi()
+        self.api = RuntimeApi(timeout_s)
         full_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",

@@ -8,9 +8,11 @@
 # later ones reuse it; BENCH_ZIP=0 skips the build and reports the zips already there); criterion's
 # decode benchmark; the bench venv (.venv-bench/, pinned); then bench/driver.py, which prints the
 # table and writes bench/results/latest.json; then bench/stack.py (several instances, one account's
-# quota), which prints its table and writes bench/results/stack.json.
+# quota), which prints its table and writes bench/results/stack.json; then its scaled-time scenarios
+# (the day's write budget, the review), into bench/results/scaled.json.
 # Environment: PYTHON (default python3), MOTO_SERVER (default .venv/bin/moto_server, as make sets it),
-# BENCH_STACK=0 skips the stack scenario, BENCH_STACK_ARGS passes options to it (e.g. "--quick").
+# BENCH_STACK=0 skips the stack scenario, BENCH_STACK_ARGS passes options to it (e.g. "--quick");
+# BENCH_SCALED=0 skips the scaled-time scenarios, BENCH_SCALED_ARGS passes options to them.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -91,5 +93,12 @@ elif [[ -x "$moto" ]]; then
     ${BENCH_STACK_ARGS:-}
 else
   echo "==> stack scenario: skipped (no moto_server)"
+fi
+if [[ "${BENCH_SCALED:-1}" != 0 && -x "$moto" ]]; then
+  echo "==> scaled time: the day's write budget, the review (bench/stack.py --scenario budget,review)"
+  # shellcheck disable=SC2086 # BENCH_SCALED_ARGS is a list of options
+  "$venv/bin/python" bench/stack.py --scenario budget,review \
+    --rust "$target"/release/opportunity-disassociator --emulator "$target"/release/partner-central-emulator \
+    --moto "$moto" --out bench/results/scaled.json --logs bench/results/logs/scaled ${BENCH_SCALED_ARGS:-}
 fi
 echo "==> bench done in $((SECONDS - start)) s"

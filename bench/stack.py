@@ -48,6 +48,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from driver import Emulator, Entities, FunctionProcess, Moto, fmt, machine, sqs_record  # noqa: E402
+from mapping import Environment, EventSourceMapping, LambdaPoller, MappingSettings  # noqa: E402
+from template import Template, default_path  # noqa: E402
 
 LAMBDA_MEMORY_MB = 128
 # Lambda gives a function one full vCPU at 1,769 MB, and CPU in proportion to its memory.
@@ -182,19 +184,31 @@ class CpuGroup:
 class WorkQueue:
     """The work queue and its dead-letter queue, and what the pollers have seen done."""
 
-    def __init__(self, sqs, tag: str):
+    def __init__(
+        self,
+        sqs,
+        tag: str,
+        visibility_s: int = 360,
+        max_receive_count: int = MAX_RECEIVE_COUNT,
+        retention_s: int | None = None,
+        dead_letter_retention_s: int | None = None,
+    ):
+        """The template's queues by default but for their retention (SQS's default then); the scaled
+        scenarios give all of it."""
         self.sqs = sqs
-        self.dlq_url = sqs.create_queue(QueueName=f"stack-{tag}-dlq")["QueueUrl"]
+        dead_letter = {"MessageRetentionPeriod": str(dead_letter_retention_s)} if dead_letter_retention_s else {}
+        self.dlq_url = sqs.create_queue(QueueName=f"stack-{tag}-dlq", Attributes=dead_letter)["QueueUrl"]
         dlq_arn = self.arn(self.dlq_url)
-        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
-        self.url = sqs.create_queue(
-            QueueName=f"stack-{tag}",
-            Attributes={"VisibilityTimeout": "360", "RedrivePolicy": json.dumps(redrive)},
-        )["QueueUrl"]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+        attributes = {"VisibilityTimeout": str(visibility_s), "RedrivePolicy": json.dumps(redrive)}
+        if retention_s:
+            attributes["MessageRetentionPeriod"] = str(retention_s)
+        self.url = sqs.create_queue(QueueName=f"stack-{tag}", Attributes=attributes)["QueueUrl"]
         self.queue_arn = self.arn(self.url)
         self.lock = threading.Condition()
         self.generation = 0  # grows at every send or release: an idle poller wakes on it
         self.sent_at: dict[str, float] = {}
+        self.bodies: dict[str, str] = {}
         self.done_at: dict[str, float] = {}
 
     def arn(self, url: str) -> str:
@@ -219,14 +233,15 @@ class WorkQueue:
             with self.lock:
                 for entry in answer["Successful"]:
                     self.sent_at[entry["MessageId"]] = sent
+                    self.bodies[entry["MessageId"]] = entries[int(entry["Id"])]["MessageBody"]
             self.changed()
 
-    def receive(self):
+    def receive(self, count: int = BATCH_SIZE):
         with self.lock:
             seen = self.generation
         messages = self.sqs.receive_message(
             QueueUrl=self.url,
-            MaxNumberOfMessages=BATCH_SIZE,
+            MaxNumberOfMessages=count,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
             WaitTimeSeconds=0,
@@ -257,10 +272,9 @@ class WorkQueue:
             return len(self.done_at)
 
     def depth(self) -> int:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        names.append("ApproximateNumberOfMessagesDelayed")
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)["Attributes"]
         return sum(int(v) for v in attributes.values())
 
     def dead_letters(self) -> int:
@@ -403,19 +417,14 @@ class Stack:
         self.work = WorkQueue(ctx.sqs, tag)
         self.table = None
         if mode in MODES_WITH_TABLE:
-            self.table = f"stack-write-slots-{tag}"
-            ctx.dynamodb.create_table(
-                TableName=self.table,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            self.table = create_write_slots_table(ctx.dynamodb, f"stack-write-slots-{tag}")
         self.env = dict(queue_env(self.work.dlq_url, ctx.moto.endpoint))
         self.env.update(mode_env(mode, ctx.args.quota, instances, self.table, ctx.tables.endpoint))
         self.functions: list[FunctionProcess] = []
         self.groups: list[CpuGroup] = []
         self.stop_event = threading.Event()
-        self.pollers: list[Poller] = []
+        self.pollers: list = []
+        self.mapping: EventSourceMapping | None = None
         kind = {"name": "stack", "command": [ctx.args.rust]}
         try:
             for i in range(instances):
@@ -435,23 +444,24 @@ class Stack:
         self.cpu_before = [fn.cpu_ns() for fn in self.functions]
 
     def start_pollers(self):
-        self.pollers = [Poller(self.work, fn, self.stop_event) for fn in self.functions]
-        for poller in self.pollers:
-            poller.start()
+        if self.ctx.args.mapping == "lambda":
+            settings = lambda_mapping_settings(self.ctx.args.template)
+            self.pollers = [
+                LambdaPoller(self.work, Environment(self.restart(i), fn), settings, self.stop_event)
+                for i, fn in enumerate(self.functions)
+            ]
+        else:
+            self.pollers = [Poller(self.work, fn, self.stop_event) for fn in self.functions]
+        self.mapping = EventSourceMapping(self.pollers, self.stop_event, self.work)
+        self.mapping.start()
 
-    def check_pollers(self):
-        for poller in self.pollers:
-            if poller.error is not None:
-                raise RuntimeError(f"a poller failed: {poller.error!r}") from poller.error
+    def restart(self, instance: int):
+        def start(generation: int) -> FunctionProcess:
+            log = os.path.join(self.ctx.args.logs, f"{self.tag}-{instance}.{generation}.log")
+            kind = {"name": "stack", "command": [self.ctx.args.rust]}
+            return FunctionProcess(kind, self.ctx.emulator.endpoint, self.env, log)
 
-    def all_idle(self) -> bool:
-        return all(p.idle for p in self.pollers)
-
-    def stop_pollers(self):
-        self.stop_event.set()
-        self.work.changed()
-        for poller in self.pollers:
-            poller.join(timeout=90)
+        return start
 
     def cpu_figures(self) -> dict:
         cpu = [
@@ -464,14 +474,6 @@ class Stack:
             "cfs_nr_periods": sum(g.get("nr_periods", 0) for g in groups) if groups else None,
             "cfs_nr_throttled": sum(g.get("nr_throttled", 0) for g in groups) if groups else None,
             "cfs_throttled_ms": sum(g.get("throttled_time", 0) for g in groups) / 1e6 if groups else None,
-        }
-
-    def poller_figures(self) -> dict:
-        return {
-            "invocations": sum(p.invocations for p in self.pollers),
-            "function_errors": sum(p.function_errors for p in self.pollers),
-            "failed_records": sum(p.failed_records for p in self.pollers),
-            "invocations_per_instance": [p.invocations for p in self.pollers],
         }
 
     def close(self):
@@ -489,21 +491,12 @@ class Stack:
 
 class Context:
     def __init__(self, args, emulator: Emulator, moto: Moto, tables: Moto, entities: Entities, seed: dict):
-        import boto3
-        from botocore.config import Config
-
         self.args, self.emulator, self.moto, self.entities, self.seed = args, emulator, moto, entities, seed
         # DynamoDB in a moto server of its own: in AWS it is another service than SQS, and the
         # harness's own SQS traffic (sends, receives, deletes of N pollers) must not slow the table.
         self.tables = tables
-        client = dict(
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            config=Config(max_pool_connections=50, retries={"total_max_attempts": 1}),
-        )
-        self.sqs = boto3.client("sqs", endpoint_url=moto.endpoint, **client)
-        self.dynamodb = boto3.client("dynamodb", endpoint_url=tables.endpoint, **client)
+        self.sqs, self.dynamodb = aws_clients(moto, tables)
+
 
     def reset_emulator(self, burst: float):
         self.emulator.reset(
@@ -516,6 +509,44 @@ class Context:
     def bodies(self, count: int) -> list[str]:
         self.entities.rewind()
         return [json.dumps(self.entities.document()) for _ in range(count)]
+
+
+def create_write_slots_table(dynamodb, name: str) -> str:
+    """The write-slots table as the template declares it (key `pk`, a string; on demand)."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def aws_clients(moto: Moto, tables: Moto):
+    """The harness's SQS and DynamoDB clients: one attempt per call, a connection for every poller."""
+    import boto3
+    from botocore.config import Config
+
+    client = dict(
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(max_pool_connections=50, retries={"total_max_attempts": 1}),
+    )
+    return boto3.client("sqs", endpoint_url=moto.endpoint, **client), boto3.client(
+        "dynamodb", endpoint_url=tables.endpoint, **client
+    )
+
+
+def lambda_mapping_settings(template_path: str) -> MappingSettings:
+    """The template's event source mapping, unscaled."""
+    t = Template(template_path).summary()
+    return MappingSettings(
+        concurrency=t["maximum_concurrency"],
+        batch_size=t["batch_size"],
+        batching_window_s=t["batching_window_s"],
+        function_timeout_s=t["function_timeout_s"],
+    )
 
 
 def operation(emulator: Emulator, name: str) -> dict:
@@ -544,7 +575,7 @@ def drain(ctx: Context, mode: str, instances: int, burst: float, cpu_limit: bool
             writer.start()
         capped = False
         while True:
-            stack.check_pollers()
+            stack.mapping.check()
             now = time.monotonic()
             if writer and foreign_stop is None:
                 done = stack.work.done_count() >= args.messages * args.foreign_backlog
@@ -557,11 +588,11 @@ def drain(ctx: Context, mode: str, instances: int, burst: float, cpu_limit: bool
             if now - started > args.drain_cap:
                 capped = True
                 break
-            if stack.all_idle() and stack.work.depth() == 0:
+            if stack.mapping.all_idle() and stack.work.depth() == 0:
                 break
             time.sleep(0.05)
-        stack.stop_pollers()
-        stack.check_pollers()
+        stack.mapping.stop()
+        stack.mapping.check()
         ends = [p.last_success_at for p in stack.pollers if p.last_success_at is not None]
         elapsed = (time.monotonic() if capped or not ends else max(ends)) - started
         counters = operation(ctx.emulator, "DisassociateOpportunity")
@@ -613,7 +644,7 @@ def drain(ctx: Context, mode: str, instances: int, burst: float, cpu_limit: bool
                 foreign_stop["fraction_after"] = after_writes / (after_s * args.quota) if after_s > 0.5 else None
                 foreign_stop["after_s"] = after_s
             result["foreign_phase"] = foreign_stop
-        result.update(stack.poller_figures())
+        result.update(stack.mapping.figures())
         result.update(stack.cpu_figures())
         return result
     finally:
@@ -638,16 +669,16 @@ def burst_to_idle(ctx: Context, mode: str, instances: int, burst: float, cpu_lim
         started = time.monotonic()
         capped = False
         while True:
-            stack.check_pollers()
+            stack.mapping.check()
             if sent_ids <= set(stack.work.done_at):
                 break
-            if stack.all_idle() and stack.work.depth() == 0:
+            if stack.mapping.all_idle() and stack.work.depth() == 0:
                 break  # what is not done went to the dead-letter queue
             if time.monotonic() - started > args.drain_cap:
                 capped = True
                 break
             time.sleep(0.02)
-        stack.stop_pollers()
+        stack.mapping.stop()
         latencies = [
             (stack.work.done_at[m] - stack.work.sent_at[m]) * 1000 for m in sent_ids if m in stack.work.done_at
         ]
@@ -668,7 +699,7 @@ def burst_to_idle(ctx: Context, mode: str, instances: int, burst: float, cpu_lim
             "dead_letters": stack.work.dead_letters(),
             "latencies_ms": sorted(latencies),
         }
-        result.update(stack.poller_figures())
+        result.update(stack.mapping.figures())
         result.update(stack.cpu_figures())
         return result
     finally:
@@ -807,9 +838,38 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller run: 60 messages, instances 1,2, bucket 1")
     parser.add_argument("--no-drains", action="store_true")
     parser.add_argument("--no-bursts", action="store_true")
+    parser.add_argument(
+        "--scenario",
+        default="stack",
+        help="comma-separated, of: stack (the scenarios above); in scaled time, budget (the day's write budget) "
+        "and review (a request on an opportunity under AWS's review)",
+    )
+    parser.add_argument(
+        "--mapping",
+        choices=("lambda", "instant"),
+        default=None,
+        help="the event source mapping: lambda (failed records come back after their visibility timeout, the "
+        "function's timeout enforced; the default for budget) or instant (made visible again at once, as "
+        "published until 2026-12-04; the default for stack)",
+    )
+    parser.add_argument("--template", default=default_path(), help="the SAM template the stack follows")
+    parser.add_argument("--backlog", type=int, default=150, help="budget: the backlog")
+    parser.add_argument("--cap-windows", type=float, default=8, help="budget, review: windows before a run is stopped")
+    parser.add_argument("--requests", type=int, default=20, help="review: the requests")
+    parser.add_argument("--review-seconds", type=float, default=15, help="review: how long the review lasts")
     parser.add_argument("--out", required=True, help="where the JSON goes")
     parser.add_argument("--logs", required=True, help="a folder for the functions' output")
     args = parser.parse_args()
+
+    scenarios = [x for x in args.scenario.split(",") if x]
+    for scenario in scenarios:
+        if scenario not in ("stack", "budget", "review"):
+            parser.error(f"unknown scenario {scenario!r}")
+    if "stack" not in scenarios:
+        return main_scaled(args, scenarios)
+    if len(scenarios) > 1:
+        parser.error("stack runs alone: its results and --out are its own")
+    args.mapping = args.mapping or "instant"
 
     quick = args.quick
     args.instances = numbers(args.instances or ("1,2" if quick else "1,2,5"))
@@ -919,16 +979,47 @@ def main() -> int:
 
     results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results["table"] = table(results)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
+    report(results, args.out, f"Load average after: {results['load_after']}.")
+    return 0
+
+
+def report(results: dict, out: str, load: str):
+    """The JSON in `out`; the machine, the table and `load` on stdout."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2, default=str)
     m = results["machine"]
     print()
     print(f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']} {m['arch']}; Python {m['python']}.")
     print()
     print(results["table"])
     print()
-    print(f"Load average after: {results['load_after']}. JSON: {args.out}")
+    print(f"{load} JSON: {out}")
+
+
+def main_scaled(args, scenarios: list[str]) -> int:
+    import scaled
+
+    args.mapping = args.mapping or "lambda"
+    reason = CpuGroup.check()
+    if args.lambda_cpu == "on" and reason:
+        sys.exit(f"--lambda-cpu on: {reason}")
+    args.cpu_limit = args.lambda_cpu in ("on", "auto", "both") and reason is None
+    os.makedirs(args.logs, exist_ok=True)
+    moto = Moto(args.moto)
+    tables = Moto(args.moto)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    try:
+        progress = lambda line: print(f"  {line}", file=sys.stderr, flush=True)  # noqa: E731
+        results = scaled.run(args, moto, tables, scenarios, progress)
+    finally:
+        moto.stop()
+        tables.stop()
+    results["machine"] = machine()
+    results["load_before"] = load
+    results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    results["table"] = scaled.table(results)
+    report(results, args.out, f"Load average before: {load}; after: {results['load_after']}.")
     return 0
 
 
