@@ -30,13 +30,14 @@ pub const CATALOG: &str = "Catalog";
 pub const OPPORTUNITY_IDENTIFIER: &str = "OpportunityIdentifier";
 pub const RELATED_ENTITY_TYPE: &str = "RelatedEntityType";
 pub const RELATED_ENTITY_IDENTIFIER: &str = "RelatedEntityIdentifier";
-/// The optional member naming the replacement, and its two members as error messages name them.
+/// The optional member naming the replacement, and its two members as error messages (and a CRM
+/// export's columns) name them.
 pub const REPLACE_WITH: &str = "ReplaceWith";
-const REPLACE_WITH_TYPE: &str = "ReplaceWith.RelatedEntityType";
-const REPLACE_WITH_IDENTIFIER: &str = "ReplaceWith.RelatedEntityIdentifier";
+pub const REPLACE_WITH_TYPE: &str = "ReplaceWith.RelatedEntityType";
+pub const REPLACE_WITH_IDENTIFIER: &str = "ReplaceWith.RelatedEntityIdentifier";
 
 /// A Partner Central catalog: `AWS` (production) or `Sandbox` (testing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Catalog {
     #[serde(rename = "AWS")]
     Aws,
@@ -76,7 +77,7 @@ impl fmt::Display for Catalog {
 }
 
 /// An opportunity identifier: `O` followed by 1 to 19 digits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct OpportunityId(String);
 
@@ -98,7 +99,7 @@ impl fmt::Display for OpportunityId {
 }
 
 /// The six related entity types of the current service model (case-sensitive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum EntityType {
     Solutions,
     AwsProducts,
@@ -169,7 +170,7 @@ impl fmt::Display for EntityType {
 }
 
 /// A related entity: its type and an identifier valid for that type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct RelatedEntity {
     #[serde(rename = "RelatedEntityType")]
     entity_type: EntityType,
@@ -206,7 +207,7 @@ impl RelatedEntity {
 }
 
 /// A valid `DisassociateOpportunity` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct DisassociationRequest {
     #[serde(rename = "Catalog")]
     pub catalog: Catalog,

@@ -21,3 +21,4 @@ mod in_memory_hostile_input;
 mod in_memory_replacement_order;
 mod in_memory_sdk_errors;
 mod in_memory_worker;
+mod moto_server;
