@@ -4,12 +4,15 @@
 //! With a shared store ([`shared`]: `WRITE_SLOTS_TABLE`), every instance of the stack claims its slots
 //! in one place and the stack paces as one. Without it, or while the store cannot be used, each
 //! instance paces alone at its share ([`local`]: `PARTNER_CENTRAL_WRITES_PER_SECOND`): slower, never
-//! unpaced. Either way every attempt of a write waits for a slot, and a throttled answer stretches
-//! the spacing.
+//! unpaced, and fresh: a slow-down left from before is stale. Either way every attempt of a write
+//! waits for a slot, and a throttled answer stretches the spacing of the pacer in use, by one policy
+//! ([`slow_down`]).
 
 pub mod local;
 pub mod shared;
+pub mod slow_down;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -24,17 +27,24 @@ pub struct Pacer {
     shared: Option<SharedSlots>,
     /// One slot at a time per instance, in arrival order (tokio's mutex is fair).
     queue: tokio::sync::Mutex<()>,
+    /// The last slot came from the local pacer.
+    alone: AtomicBool,
 }
 
 impl Pacer {
     /// Pacing alone at `per_second`.
     pub fn local(per_second: f64) -> Self {
-        Self { local: LocalPacer::new(per_second), shared: None, queue: tokio::sync::Mutex::new(()) }
+        Self {
+            local: LocalPacer::new(per_second),
+            shared: None,
+            queue: tokio::sync::Mutex::new(()),
+            alone: AtomicBool::new(true),
+        }
     }
 
     /// Pacing in the account's shared slots, or alone at `per_second` while they cannot be used.
     pub fn shared(per_second: f64, slots: SharedSlots) -> Self {
-        Self { shared: Some(slots), ..Self::local(per_second) }
+        Self { shared: Some(slots), alone: AtomicBool::new(false), ..Self::local(per_second) }
     }
 
     /// Waits for the next write slot. `latest_start`, when given, is the last moment a slot may
@@ -44,27 +54,26 @@ impl Pacer {
         if let Some(shared) = &self.shared {
             match shared.claim(latest_start).await {
                 Acquired::At(slot) => {
+                    self.alone.store(false, Ordering::Relaxed);
                     tokio::time::sleep_until(slot).await;
                     return Ok(());
                 }
                 Acquired::TooLate(slot) => return Err(TooLate { slot }),
                 Acquired::Unavailable => {}
             }
+            if !self.alone.swap(true, Ordering::Relaxed) {
+                self.local.reset();
+            }
         }
         self.local.acquire(latest_start).await
     }
 
-    /// The service answered with throttling.
+    /// The service answered with throttling: the pacer in use slows down.
     pub async fn throttled(&self) {
-        self.local.throttled();
-        if let Some(shared) = &self.shared {
-            shared.throttled().await;
+        match &self.shared {
+            Some(shared) if !shared.is_down() => shared.throttled().await,
+            _ => self.local.throttled(),
         }
-    }
-
-    /// A write went through.
-    pub fn succeeded(&self) {
-        self.local.succeeded();
     }
 
     /// The time between two slots now.
@@ -260,6 +269,23 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(1), "waited for the store's timeout, then paced alone");
         let times = run(std::slice::from_ref(&pacer), 3).await;
         assert_eq!(gaps(&times), vec![Duration::from_millis(200); 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn falling_back_to_local_pacing_starts_without_the_shared_slow_down() {
+        let store = Arc::new(MemoryStore::default());
+        let pacer = instance(&store, 10.0);
+        pacer.acquire(None).await.unwrap();
+        for _ in 0..6 {
+            pacer.throttled().await;
+        }
+        assert!(pacer.interval() > Duration::from_millis(1_000), "stretched in the shared slots");
+        store.failing.store(true, Ordering::Relaxed);
+        let times = run(std::slice::from_ref(&pacer), 4).await;
+        // The share's base, 5 writes/s, from the first local slot on: the throttles were the shared
+        // pacer's, and a stretch of the local one would be stale by now.
+        assert_eq!(gaps(&times), vec![Duration::from_millis(200); 3]);
+        assert_eq!(pacer.interval(), Duration::from_millis(200));
     }
 
     #[tokio::test(start_paused = true)]

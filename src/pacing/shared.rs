@@ -20,6 +20,9 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tracing::warn;
 
+use super::slow_down::SlowDown;
+pub use super::slow_down::Stretch;
+
 /// A store call slower than this is taken as a store that does not answer.
 const STORE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long an instance paces alone after the store failed, before it tries the store again: short
@@ -29,17 +32,6 @@ const DOWN_FIRST: Duration = Duration::from_secs(1);
 const DOWN_LONGEST: Duration = Duration::from_secs(30);
 /// Claims refused in a row (others claiming at the same moment) before giving the store up for this write.
 const MAX_CLAIM_TRIES: u32 = 8;
-/// How many base spacings it takes a stretch to halve.
-const HALF_LIFE_SPACINGS: u64 = 4;
-/// A throttled answer stretches the spacing by this factor, in thousandths.
-const STRETCH_PER_THROTTLE_MILLI: u64 = 1500;
-
-/// The spacing as stretched by the last throttled answer, and when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stretch {
-    pub spacing_ms: u64,
-    pub at_ms: u64,
-}
 
 /// What the store holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -127,10 +119,8 @@ struct State {
 /// The account-wide slots, as one instance sees them.
 pub struct SharedSlots {
     store: Arc<dyn SlotStore>,
-    /// The spacing without a stretch: the quota's interval and the margin.
-    base_ms: u64,
-    /// The most a stretch may reach.
-    longest_ms: u64,
+    /// The stretches of throttled answers, from a base of the quota's interval and the margin.
+    slow_down: SlowDown,
     clock: Clock,
     state: Mutex<State>,
 }
@@ -150,11 +140,9 @@ impl SharedSlots {
 
     fn with_clock(store: Arc<dyn SlotStore>, per_second: f64, margin: f64, clock: Clock) -> Self {
         let base_ms = ((1000.0 / per_second) * (1.0 + margin)).ceil().max(1.0) as u64;
-        let longest = (Duration::from_millis(base_ms) * super::local::MAX_SLOWDOWN).min(super::local::MAX_STRETCHED);
         Self {
             store,
-            base_ms,
-            longest_ms: (longest.as_millis() as u64).max(base_ms),
+            slow_down: SlowDown::new(base_ms),
             clock,
             state: Mutex::new(State { known: Slots::default(), down_until: None, failures: 0 }),
         }
@@ -170,14 +158,7 @@ impl SharedSlots {
     /// The spacing now: the base, or the last stretch as it has decayed since.
     pub fn spacing(&self) -> Duration {
         let stretch = self.lock().known.stretch;
-        Duration::from_millis(self.spacing_at(stretch, self.clock.ms(Instant::now())))
-    }
-
-    fn spacing_at(&self, stretch: Option<Stretch>, now_ms: u64) -> u64 {
-        let Some(stretch) = stretch else { return self.base_ms };
-        let extra = stretch.spacing_ms.saturating_sub(self.base_ms) as f64;
-        let half_lives = now_ms.saturating_sub(stretch.at_ms) as f64 / (self.base_ms * HALF_LIFE_SPACINGS) as f64;
-        self.base_ms + (extra * 0.5f64.powf(half_lives)).round() as u64
+        Duration::from_millis(self.slow_down.spacing_at(stretch, self.clock.ms(Instant::now())))
     }
 
     /// Whether the store is given up for now.
@@ -198,7 +179,7 @@ impl SharedSlots {
             if latest_start.is_some_and(|latest| start > latest) {
                 return Acquired::TooLate(start);
             }
-            let spacing_ms = self.spacing_at(known.stretch, now_ms);
+            let spacing_ms = self.slow_down.spacing_at(known.stretch, now_ms);
             match tokio::time::timeout(STORE_TIMEOUT, self.store.claim(start_ms, spacing_ms)).await {
                 Ok(Ok(Claim::Claimed(slots))) => {
                     self.learn(slots);
@@ -221,18 +202,14 @@ impl SharedSlots {
         let now_ms = self.clock.ms(Instant::now());
         let stretch = {
             let mut state = self.lock();
-            let current = self.spacing_at(state.known.stretch, now_ms);
-            let stretch = Stretch {
-                spacing_ms: (current * STRETCH_PER_THROTTLE_MILLI / 1000).min(self.longest_ms),
-                at_ms: now_ms,
-            };
+            let stretch = self.slow_down.throttled(state.known.stretch, now_ms);
             state.known.stretch = Some(stretch);
             // Claim the next slot no earlier than one stretched spacing from now.
             state.known.next_ms = state.known.next_ms.max(now_ms + stretch.spacing_ms);
             stretch
         };
         // Throttled answers to several instances within one spacing are one overload: stretched once.
-        let unless_since_ms = now_ms.saturating_sub(self.base_ms);
+        let unless_since_ms = now_ms.saturating_sub(self.slow_down.base_ms());
         match tokio::time::timeout(STORE_TIMEOUT, self.store.stretch(stretch, unless_since_ms)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
