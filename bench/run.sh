@@ -10,7 +10,8 @@
 # table and writes bench/results/latest.json; then bench/stack.py (several instances, one account's
 # quota), which prints its table and writes bench/results/stack.json.
 # Environment: PYTHON (default python3), MOTO_SERVER (default .venv/bin/moto_server, as make sets it),
-# BENCH_STACK=0 skips the stack scenario, BENCH_STACK_ARGS passes options to it (e.g. "--quick").
+# BENCH_STACK=0 skips the stack scenario, BENCH_STACK_ARGS passes options to it (e.g. "--quick");
+# BENCH_POISONED=0 skips the poisoned write-slots table (bench/write_slots_poisoned.py).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -91,5 +92,25 @@ elif [[ -x "$moto" ]]; then
     ${BENCH_STACK_ARGS:-}
 else
   echo "==> stack scenario: skipped (no moto_server)"
+fi
+if [[ "${BENCH_POISONED:-1}" == 0 ]]; then
+  echo "==> poisoned write-slots table: skipped (BENCH_POISONED=0)"
+elif [[ -x "$moto" ]]; then
+  echo "==> poisoned write-slots table and wrong clocks (bench/write_slots_poisoned.py)"
+  clocks=none
+  if compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" > /dev/null; then
+    clocks=none,ahead,behind
+  else
+    echo "    libfaketime not installed (apt-get install faketime): the rows with a wrong clock are left out"
+  fi
+  "$venv/bin/python" bench/write_slots_poisoned.py \
+    --rust "$target"/release/opportunity-disassociator \
+    --emulator "$target"/release/partner-central-emulator \
+    --moto "$moto" \
+    --clocks "$clocks" \
+    --out bench/results/write_slots_poisoned.json \
+    --logs bench/results/logs/poisoned
+else
+  echo "==> poisoned write-slots table: skipped (no moto_server)"
 fi
 echo "==> bench done in $((SECONDS - start)) s"

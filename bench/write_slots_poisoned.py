@@ -97,6 +97,10 @@ def log_lines(stack: PoisonedStack, i: int) -> list[str]:
         return f.read().splitlines()
 
 
+def warnings(lines: list[str], text: str) -> int:
+    return sum(text in line and '"level":"WARN"' in line for line in lines)
+
+
 def run(ctx: Context, poisoned: bool, clock_name: str) -> dict:
     args = ctx.args
     tag = f"poison-{'p' if poisoned else 'c'}-{clock_name}-{uuid.uuid4().hex[:6]}"
@@ -140,8 +144,8 @@ def run(ctx: Context, poisoned: bool, clock_name: str) -> dict:
             "throttled": counters.get("QuotaThrottled", 0) - base.get("QuotaThrottled", 0),
             "quota_fraction": successes / (elapsed * args.quota) if elapsed > 0 else None,
             "repairs_logged": [sum("out of bounds: repaired" in line for line in ls) for ls in lines],
-            "table_clock_warnings": [sum("the write-slot table's" in line and "WARN" in line for line in ls) for ls in lines],
-            "lambda_clock_warnings": [sum("Lambda's" in line and "WARN" in line for line in ls) for ls in lines],
+            "table_clock_warnings": [warnings(ls, "the write-slot table's") for ls in lines],
+            "lambda_clock_warnings": [warnings(ls, "Lambda's") for ls in lines],
             "item_after": item,
             "other_attribute_untouched": item.get("budget") == stack.other_attribute,
         }
@@ -210,7 +214,8 @@ def main() -> int:
         ctx.faketime = faketime
         plan = [(t == "poisoned", c) for t in args.tables.split(",") if t for c in clocks]
         for i, (poisoned, clock) in enumerate(plan):
-            print(f"  [{i + 1}/{len(plan)}] {'poisoned' if poisoned else 'clean'} table, clock {clock} ...", file=sys.stderr, flush=True)
+            label = f"{'poisoned' if poisoned else 'clean'} table, clock {clock}"
+            print(f"  [{i + 1}/{len(plan)}] {label} ...", file=sys.stderr, flush=True)
             rows.append(run(ctx, poisoned, clock))
             r = rows[-1]
             summary = {k: r[k] for k in ("done", "dead_letters", "first_write_s", "throttled", "repairs_logged")}
