@@ -88,15 +88,15 @@ const LONGEST_TIMEOUT_MS: u64 = 900_000;
 /// is up: the invocation runs without a deadline of its own (Lambda's timeout still ends it), rather
 /// than refuse every record for a reason that hides the clock.
 fn clock_disagrees(deadline_ms: u64, now_ms: u64) {
-    let (direction, apart_ms) = match deadline_ms.checked_sub(now_ms) {
-        Some(ahead) => ("behind", ahead),
-        None => ("ahead of", now_ms - deadline_ms),
+    let (when, apart_ms, clock) = match deadline_ms.checked_sub(now_ms) {
+        Some(ahead) => ("ahead", ahead, "behind"),
+        None => ("past", now_ms - deadline_ms, "ahead of"),
     };
     tracing::warn!(
         deadline_ms,
         clock_ms = now_ms,
-        "this instance's clock is about {} s {direction} Lambda's: the invocation's deadline is further \
-         away than any timeout, so it runs without a deadline of its own",
+        "the invocation's deadline is {} s {when} by this instance's clock, further than any timeout: this \
+         clock runs {clock} Lambda's; the invocation runs without a deadline of its own",
         apart_ms / 1000
     );
 }
