@@ -13,7 +13,7 @@ use aws_config::BehaviorVersion;
 use common::{Function, Moto, Queues, RuntimeApi, function_url_event, now_secs, pump_once, request, signed_webhook};
 use opportunity_disassociator::aws::work_queue::{SqsWorkQueue, WorkQueue};
 use opportunity_disassociator::domain::request::DisassociationRequest;
-use partner_central_emulator::{Emulator, EmulatorConfig, RunningEmulator, Seed};
+use partner_central_emulator::{Emulator, EmulatorConfig, QuotaConfig, RunningEmulator, Seed, TokenBucketConfig};
 use serde_json::{Value, json};
 
 const ACCESS_KEY: &str = "AKIDWEBHOOKTEST";
@@ -33,6 +33,8 @@ const SEED: &str = r#"{
 async fn emulator() -> RunningEmulator {
     Emulator::start(EmulatorConfig {
         seed: Seed::from_json(SEED).expect("seed"),
+        // The worker's pace below (5 writes/s): a replacement's two writes are not throttled.
+        quotas: QuotaConfig { write: Some(TokenBucketConfig { rate: 5.0, burst: 1.0 }), ..QuotaConfig::default() },
         credentials: BTreeMap::from([(ACCESS_KEY.to_owned(), SECRET_KEY.to_owned())]),
         log_requests: false,
         ..Default::default()
