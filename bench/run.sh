@@ -13,6 +13,7 @@
 # Environment: PYTHON (default python3), MOTO_SERVER (default .venv/bin/moto_server, as make sets it),
 # BENCH_STACK=0 skips the stack scenario, BENCH_STACK_ARGS passes options to it (e.g. "--quick");
 # BENCH_SCALED=0 skips the scaled-time scenarios, BENCH_SCALED_ARGS passes options to them.
+# BENCH_POISONED=0 skips the poisoned write-slots table (bench/write_slots_poisoned.py).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -104,5 +105,25 @@ if [[ "${BENCH_SCALED:-1}" != 0 && -x "$moto" ]]; then
   "$venv/bin/python" bench/stack.py --scenario budget,review \
     --rust "$target"/release/opportunity-disassociator --emulator "$target"/release/partner-central-emulator \
     --moto "$moto" --out bench/results/scaled.json --logs bench/results/logs/scaled ${BENCH_SCALED_ARGS:-}
+fi
+if [[ "${BENCH_POISONED:-1}" == 0 ]]; then
+  echo "==> poisoned write-slots table: skipped (BENCH_POISONED=0)"
+elif [[ -x "$moto" ]]; then
+  echo "==> poisoned write-slots table and wrong clocks (bench/write_slots_poisoned.py)"
+  clocks=none
+  if compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" > /dev/null; then
+    clocks=none,ahead,behind
+  else
+    echo "    libfaketime not installed (apt-get install faketime): the rows with a wrong clock are left out"
+  fi
+  "$venv/bin/python" bench/write_slots_poisoned.py \
+    --rust "$target"/release/opportunity-disassociator \
+    --emulator "$target"/release/partner-central-emulator \
+    --moto "$moto" \
+    --clocks "$clocks" \
+    --out bench/results/write_slots_poisoned.json \
+    --logs bench/results/logs/poisoned
+else
+  echo "==> poisoned write-slots table: skipped (no moto_server)"
 fi
 echo "==> bench done in $((SECONDS - start)) s"

@@ -50,6 +50,10 @@ pub struct WorkerConfig {
     /// `WRITE_SLOT_MARGIN`: added to the quota's interval between two slots, as a fraction of it, for
     /// the differences between instances' latencies and clocks.
     pub write_slot_margin: f64,
+    /// `MAX_SLOT_AHEAD_SECONDS`: no shared slot is claimed that starts further ahead than this, so
+    /// that a time further ahead in the table is out of bounds for every instance, and a clock that
+    /// far off the table's disagrees with it.
+    pub max_slot_ahead: Duration,
     /// `PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS`, like the CLI's `--cli-connect-timeout`.
     pub connect_timeout: Duration,
     /// `PARTNER_CENTRAL_READ_TIMEOUT_SECONDS`, like the CLI's `--cli-read-timeout`.
@@ -137,6 +141,7 @@ impl WorkerConfig {
                 0.0..=0.5,
                 "must be a fraction from 0 to 0.5",
             )?,
+            max_slot_ahead: settings.seconds("MAX_SLOT_AHEAD_SECONDS", 10.0)?,
             connect_timeout: settings.seconds("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", 3.0)?,
             read_timeout,
             operation_timeout,
@@ -410,6 +415,7 @@ mod tests {
         assert_eq!(config.account_writes_per_second, 1.0);
         assert_eq!(config.write_slots_table, None, "pacing alone unless a table is set");
         assert_eq!(config.write_slot_margin, 0.05);
+        assert_eq!(config.max_slot_ahead, Duration::from_secs(10));
         assert_eq!(config.connect_timeout, Duration::from_secs(3));
         assert_eq!(config.read_timeout, Duration::from_secs(10));
         assert_eq!(config.max_attempts, 3, "the SDK's default");
@@ -431,6 +437,7 @@ mod tests {
             ("ACCOUNT_WRITES_PER_SECOND", "2"),
             ("WRITE_SLOTS_TABLE", "stack-write-slots"),
             ("WRITE_SLOT_MARGIN", "0.1"),
+            ("MAX_SLOT_AHEAD_SECONDS", "30"),
             ("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", "1.5"),
             ("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", "4"),
             ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "8"),
@@ -449,6 +456,7 @@ mod tests {
         assert_eq!(config.account_writes_per_second, 2.0);
         assert_eq!(config.write_slots_table.as_deref(), Some("stack-write-slots"));
         assert_eq!(config.write_slot_margin, 0.1);
+        assert_eq!(config.max_slot_ahead, Duration::from_secs(30));
         assert_eq!(config.connect_timeout, Duration::from_millis(1500));
         assert_eq!(config.operation_timeout, Duration::from_secs(8));
         assert_eq!(config.max_attempts, 5);

@@ -3,22 +3,35 @@
 //!
 //! The item, key `pk` = [`ITEM_KEY`]: `next_ms` (the end of the last slot claimed, milliseconds since
 //! the epoch), and, once a throttled answer stretched the spacing, `spacing_ms` and `stretched_ms`.
-//! One small write per Partner Central write, and one per throttled answer.
+//! One small write per Partner Central write, and one per throttled answer. A value out of bounds is
+//! repaired by a conditional write on the exact value found ([`Repair`]); the item's other attributes
+//! are neither read nor written here. Each answer carries the store's clock (its `Date`), which the
+//! pacer checks its own against.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::date_time::{DateTime, Format};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use futures::future::BoxFuture;
 
-use crate::pacing::shared::{Claim, SlotStore, Slots, StoreError, Stretch};
+use crate::pacing::shared::{
+    Attribute, Claim, Field, Reading, Repair, Repaired, SlotStore, StoreError, Stored, Stretch,
+};
 
 /// The item's key: one item per table, so stacks of one account that share the table share the quota.
 pub const ITEM_KEY: &str = "partnercentral-selling-writes";
@@ -50,40 +63,43 @@ impl DynamoSlots {
         AttributeValue::S(ITEM_KEY.to_owned())
     }
 
-    /// Reads the item: at init, it opens the connection and gives the pacer the store's state.
-    pub async fn read(&self) -> Result<Slots, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", self.key())
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(&e))?;
-        Ok(output.item().map(slots_of).unwrap_or_default())
+    fn update(&self) -> UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).key("pk", self.key())
     }
 }
 
 impl SlotStore for DynamoSlots {
-    fn claim(&self, start_ms: u64, spacing_ms: u64) -> BoxFuture<'_, Result<Claim, StoreError>> {
+    fn read(&self) -> BoxFuture<'_, Result<Reading, StoreError>> {
         Box::pin(async move {
-            let answer = self
+            let date = StoreClock::default();
+            let output = self
                 .client
-                .update_item()
+                .get_item()
                 .table_name(&self.table)
                 .key("pk", self.key())
+                .consistent_read(true)
+                .customize()
+                .interceptor(date.clone())
+                .send()
+                .await
+                .map_err(|e| store_error(&e))?;
+            Ok(date.reading(output.item()))
+        })
+    }
+
+    fn claim(&self, start_ms: u64, spacing_ms: u64) -> BoxFuture<'_, Result<Claim, StoreError>> {
+        Box::pin(async move {
+            let claim = self
+                .update()
                 .update_expression("SET next_ms = :next")
                 .condition_expression("attribute_not_exists(next_ms) OR next_ms <= :start")
                 .expression_attribute_values(":start", number(start_ms))
-                .expression_attribute_values(":next", number(start_ms + spacing_ms))
-                .return_values(ReturnValue::AllNew)
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .send()
-                .await;
-            match conditional(answer)? {
-                Update::Applied(item) => Ok(Claim::Claimed(item.as_ref().map(slots_of).unwrap_or_default())),
-                Update::Refused(Some(item)) => Ok(Claim::Taken(slots_of(&item))),
+                .expression_attribute_values(":next", number(start_ms.saturating_add(spacing_ms)))
+                .return_values(ReturnValue::AllNew);
+            let (update, date) = send_conditional(claim).await?;
+            match update {
+                Update::Applied(item) => Ok(Claim::Claimed(date.reading(item.as_ref()))),
+                Update::Refused(Some(item)) => Ok(Claim::Taken(date.reading(Some(&item)))),
                 // A store that does not return the item with the refusal: read it.
                 Update::Refused(None) => self.read().await.map(Claim::Taken),
             }
@@ -93,10 +109,7 @@ impl SlotStore for DynamoSlots {
     fn stretch(&self, stretch: Stretch, unless_since_ms: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let answer = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", self.key())
+                .update()
                 .update_expression("SET spacing_ms = :spacing, stretched_ms = :at")
                 .condition_expression("attribute_not_exists(stretched_ms) OR stretched_ms < :since")
                 .expression_attribute_values(":spacing", number(stretch.spacing_ms))
@@ -106,6 +119,54 @@ impl SlotStore for DynamoSlots {
                 .await;
             // Refused: another instance recorded the same overload first.
             conditional(answer).map(|_| ())
+        })
+    }
+
+    fn repair(&self, repairs: Vec<Repair>) -> BoxFuture<'_, Result<Repaired, StoreError>> {
+        Box::pin(async move {
+            let (mut sets, mut removes, mut conditions) = (Vec::new(), Vec::new(), Vec::new());
+            let mut update = self.update();
+            for (i, repair) in repairs.iter().enumerate() {
+                let name = repair.attribute.name();
+                match repair.became {
+                    Some(value) => {
+                        sets.push(format!("{name} = :became{i}"));
+                        update = update.expression_attribute_values(format!(":became{i}"), number(value));
+                    }
+                    None => removes.push(name.to_owned()),
+                }
+                // On the exact value found, so that two instances repairing at once do not undo each
+                // other, nor a repair a claim made meanwhile.
+                let (condition, found) = match &repair.found {
+                    Field::Missing => (format!("attribute_not_exists({name})"), None),
+                    Field::Number(n) => (format!("{name} = :found{i}"), Some(number(*n))),
+                    Field::BadNumber(n) => (format!("{name} = :found{i}"), Some(AttributeValue::N(n.clone()))),
+                    Field::NotNumber(_) => {
+                        (format!("attribute_exists({name}) AND NOT attribute_type({name}, :number)"), None)
+                    }
+                };
+                if let Some(found) = found {
+                    update = update.expression_attribute_values(format!(":found{i}"), found);
+                }
+                conditions.push(format!("({condition})"));
+            }
+            if repairs.iter().any(|r| matches!(r.found, Field::NotNumber(_))) {
+                update = update.expression_attribute_values(":number", AttributeValue::S("N".to_owned()));
+            }
+            let mut expression = Vec::new();
+            if !sets.is_empty() {
+                expression.push(format!("SET {}", sets.join(", ")));
+            }
+            if !removes.is_empty() {
+                expression.push(format!("REMOVE {}", removes.join(", ")));
+            }
+            let update = update.update_expression(expression.join(" ")).condition_expression(conditions.join(" AND "));
+            let (update, date) = send_conditional(update).await?;
+            match update {
+                Update::Applied(_) => Ok(Repaired::Done),
+                Update::Refused(Some(item)) => Ok(Repaired::Refused(date.reading(Some(&item)))),
+                Update::Refused(None) => self.read().await.map(Repaired::Refused),
+            }
         })
     }
 }
@@ -118,6 +179,18 @@ enum Update {
 }
 
 type Item = HashMap<String, AttributeValue>;
+
+/// Sends a conditional UpdateItem that returns the item with a refusal, and tells the store's clock.
+async fn send_conditional(update: UpdateItemFluentBuilder) -> Result<(Update, StoreClock), StoreError> {
+    let date = StoreClock::default();
+    let answer = update
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .customize()
+        .interceptor(date.clone())
+        .send()
+        .await;
+    Ok((conditional(answer)?, date))
+}
 
 fn conditional(
     answer: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
@@ -140,14 +213,48 @@ fn number(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// The item's state; a member missing or unreadable counts as never set.
-fn slots_of(item: &Item) -> Slots {
-    let get = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
-    let stretch = match (get("spacing_ms"), get("stretched_ms")) {
-        (Some(spacing_ms), Some(at_ms)) => Some(Stretch { spacing_ms, at_ms }),
-        _ => None,
+/// The pacer's attributes of the item, each as held; the item's other attributes are not read.
+fn stored_of(item: &Item) -> Stored {
+    let field = |attribute: Attribute| match item.get(attribute.name()) {
+        None => Field::Missing,
+        Some(AttributeValue::N(n)) => n.parse().map_or_else(|_| Field::BadNumber(n.clone()), Field::Number),
+        Some(other) => Field::NotNumber(format!("{other:?}")),
     };
-    Slots { next_ms: get("next_ms").unwrap_or(0), stretch }
+    Stored {
+        next_ms: field(Attribute::NextMs),
+        spacing_ms: field(Attribute::SpacingMs),
+        stretched_ms: field(Attribute::StretchedMs),
+    }
+}
+
+/// One call's answer time by the store's clock: its HTTP `Date`, to the second.
+#[derive(Debug, Clone, Default)]
+struct StoreClock(Arc<Mutex<Option<u64>>>);
+
+impl StoreClock {
+    fn reading(&self, item: Option<&Item>) -> Reading {
+        let store_ms = *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Reading { stored: item.map(stored_of).unwrap_or_default(), store_ms }
+    }
+}
+
+impl Intercept for StoreClock {
+    fn name(&self) -> &'static str {
+        "StoreClock"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let date = context.response().headers().get("date").and_then(|d| DateTime::from_str(d, Format::HttpDate).ok());
+        if let Some(ms) = date.and_then(|d| d.to_millis().ok()).and_then(|ms| u64::try_from(ms).ok()) {
+            *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ms);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -155,21 +262,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_item_reads_back_as_the_slots_and_a_partial_one_as_unset() {
+    fn the_item_reads_back_attribute_by_attribute_and_what_cannot_be_used_says_what_it_is() {
         let item = HashMap::from([
             ("pk".to_owned(), AttributeValue::S(ITEM_KEY.into())),
             ("next_ms".to_owned(), number(1_764_000_000_105)),
             ("spacing_ms".to_owned(), number(157)),
             ("stretched_ms".to_owned(), number(1_764_000_000_000)),
+            // Another feature's attribute: not the pacer's to read.
+            ("budget".to_owned(), AttributeValue::M(HashMap::new())),
         ]);
         assert_eq!(
-            slots_of(&item),
-            Slots { next_ms: 1_764_000_000_105, stretch: Some(Stretch { spacing_ms: 157, at_ms: 1_764_000_000_000 }) }
+            stored_of(&item),
+            Stored {
+                next_ms: Field::Number(1_764_000_000_105),
+                spacing_ms: Field::Number(157),
+                stretched_ms: Field::Number(1_764_000_000_000),
+            }
         );
-        let partial = HashMap::from([
-            ("spacing_ms".to_owned(), number(157)),
+        let odd = HashMap::from([
             ("next_ms".to_owned(), AttributeValue::S("x".into())),
+            ("spacing_ms".to_owned(), AttributeValue::N("1e30".into())),
         ]);
-        assert_eq!(slots_of(&partial), Slots::default());
+        assert_eq!(
+            stored_of(&odd),
+            Stored {
+                next_ms: Field::NotNumber("S(\"x\")".into()),
+                spacing_ms: Field::BadNumber("1e30".into()),
+                stretched_ms: Field::Missing,
+            }
+        );
     }
 }

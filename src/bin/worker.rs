@@ -34,14 +34,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let pacer = match &config.write_slots_table {
         None => Pacer::local(config.writes_per_second),
         Some(table) => {
-            let store = DynamoSlots::new(&sdk, table.clone());
-            let slots =
-                SharedSlots::new(Arc::new(store.clone()), config.account_writes_per_second, config.write_slot_margin);
+            let store = Arc::new(DynamoSlots::new(&sdk, table.clone()));
+            let slots = SharedSlots::new(
+                store,
+                config.account_writes_per_second,
+                config.write_slot_margin,
+                config.max_slot_ahead,
+            );
             if config.warm_up {
-                match store.read().await {
-                    Ok(state) => slots.learn(state),
-                    Err(e) => tracing::warn!(error = %e, "could not read the write slots table during init"),
-                }
+                slots.look().await;
             }
             Pacer::shared(config.writes_per_second, slots)
         }

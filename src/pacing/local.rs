@@ -1,33 +1,30 @@
-//! One instance's own pacing: a fixed share of the account's quota, stretched when the service says
-//! it is throttling. It paces alone when no shared store is set, and takes over when the store fails.
+//! The local pacer: a fixed share of the account's write quota, stretched when the service says it
+//! is throttling, by the same policy as the shared slots ([`super::slow_down`]). It paces alone when
+//! no shared store is set, and takes over when the store cannot be used.
 //!
 //! No crate fits: rate limiters such as `governor` keep a fixed rate, and this one must stretch its
-//! interval on a throttled answer and come back to its base rate as calls succeed. A waiter whose slot
-//! would come too late for its deadline is refused before it waits. Waiters are served in arrival
-//! order by the [`super::Pacer`] in front, which lets one wait at a time.
+//! interval on a throttled answer and come back to its base rate with time. A waiter whose slot would
+//! come too late for its deadline is refused before it waits. Waiters are served in arrival order by
+//! the [`super::Pacer`] in front, which lets one wait at a time.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How far a run of throttled answers may stretch the interval: 16 times the base interval...
-pub(super) const MAX_SLOWDOWN: u32 = 16;
-/// ...but never past 10 s (a longer base is not stretched). Only successes undo a stretch, and a stretch
-/// longer than an invocation would leave no slot in which a success could come.
-pub(super) const MAX_STRETCHED: Duration = Duration::from_secs(10);
+use super::slow_down::{SlowDown, Stretch};
 
 #[derive(Debug)]
 pub struct LocalPacer {
-    base: Duration,
-    /// The longest the interval may grow to ([`MAX_SLOWDOWN`], [`MAX_STRETCHED`]).
-    longest: Duration,
+    slow_down: SlowDown,
+    /// Stretches are timed in milliseconds since then.
+    origin: Instant,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
-    interval: Duration,
+    stretch: Option<Stretch>,
     next_slot: Instant,
 }
 
@@ -40,17 +37,24 @@ pub struct TooLate {
 
 impl LocalPacer {
     pub fn new(per_second: f64) -> Self {
-        let base = Duration::from_secs_f64(1.0 / per_second);
+        // Rounded up: a share rounded down would exceed the quota.
+        let base_ms = (1000.0 / per_second).ceil() as u64;
+        let origin = Instant::now();
         Self {
-            base,
-            longest: (base * MAX_SLOWDOWN).min(MAX_STRETCHED).max(base),
-            state: Mutex::new(State { interval: base, next_slot: Instant::now() }),
+            slow_down: SlowDown::new(base_ms),
+            origin,
+            state: Mutex::new(State { stretch: None, next_slot: origin }),
         }
+    }
+
+    fn now_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_millis() as u64
     }
 
     /// The current interval between writes.
     pub fn interval(&self) -> Duration {
-        self.lock().interval
+        let now_ms = self.now_ms(Instant::now());
+        Duration::from_millis(self.slow_down.spacing_at(self.lock().stretch, now_ms))
     }
 
     /// Waits for the next write slot. `latest_start`, when given, is the last moment a slot may begin:
@@ -65,7 +69,8 @@ impl LocalPacer {
                     return Err(TooLate { slot });
                 }
                 if slot <= now {
-                    state.next_slot = now + state.interval;
+                    let interval = self.slow_down.spacing_at(state.stretch, self.now_ms(now));
+                    state.next_slot = now + Duration::from_millis(interval);
                     return Ok(());
                 }
                 slot
@@ -75,21 +80,23 @@ impl LocalPacer {
         }
     }
 
-    /// The service answered with throttling: double the interval (up to a bound) and hold the next
-    /// slot back by a full interval from now.
+    /// The service answered with throttling: stretch the interval and hold the next slot back by a
+    /// full stretched interval from now.
     pub fn throttled(&self) {
         let now = Instant::now();
         let mut state = self.lock();
-        state.interval = (state.interval * 2).min(self.longest);
-        state.next_slot = state.next_slot.max(now + state.interval);
+        let stretch = self.slow_down.throttled(state.stretch, self.now_ms(now));
+        state.stretch = Some(stretch);
+        state.next_slot = state.next_slot.max(now + Duration::from_millis(stretch.spacing_ms));
     }
 
-    /// A write went through: come back toward the base rate a quarter at a time.
-    pub fn succeeded(&self) {
+    /// Starts fresh, as a pacer just made: no stretch, a slot free now. Taking over from the shared
+    /// slots, a stretch left from before (the shared pacer's throttles were its own) is stale.
+    pub fn reset(&self) {
+        let now = Instant::now();
         let mut state = self.lock();
-        if state.interval > self.base {
-            state.interval = (state.interval * 3 / 4).max(self.base);
-        }
+        state.stretch = None;
+        state.next_slot = now;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -138,23 +145,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn throttling_stretches_the_interval_and_success_restores_it() {
+    async fn throttling_stretches_the_interval_and_time_restores_it() {
         let pacer = LocalPacer::new(1.0);
         pacer.acquire(None).await.unwrap();
         pacer.throttled();
-        assert_eq!(pacer.interval(), Duration::from_secs(2));
+        assert_eq!(pacer.interval(), Duration::from_millis(1_500));
         pacer.throttled();
-        assert_eq!(pacer.interval(), Duration::from_secs(4));
+        assert_eq!(pacer.interval(), Duration::from_millis(2_250));
         let start = Instant::now();
         pacer.acquire(None).await.unwrap();
-        assert_eq!(start.elapsed(), Duration::from_secs(4), "the next slot is held back by the new interval");
+        assert_eq!(start.elapsed(), Duration::from_millis(2_250), "the next slot is held back by the new interval");
         for _ in 0..10 {
             pacer.throttled();
         }
-        assert_eq!(pacer.interval(), Duration::from_secs(10), "bounded by MAX_STRETCHED");
-        for _ in 0..20 {
-            pacer.succeeded();
-        }
+        assert_eq!(pacer.interval(), Duration::from_secs(10), "bounded by the policy's cap");
+        // Half of the stretch is gone after four base intervals, all of it after a minute.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(pacer.interval(), Duration::from_millis(5_500));
+        tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(pacer.interval(), Duration::from_secs(1));
     }
 
@@ -170,6 +178,20 @@ mod tests {
         assert_eq!(stretched(10.0), Duration::from_millis(1600), "16 times a short base");
         assert_eq!(stretched(0.2), Duration::from_secs(10), "a 5 s base stretches to 10 s, not 80 s");
         assert_eq!(stretched(0.05), Duration::from_secs(20), "a base past 10 s is kept as it is");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_starts_fresh() {
+        let pacer = LocalPacer::new(1.0);
+        pacer.acquire(None).await.unwrap();
+        for _ in 0..5 {
+            pacer.throttled();
+        }
+        pacer.reset();
+        assert_eq!(pacer.interval(), Duration::from_secs(1));
+        let start = Instant::now();
+        pacer.acquire(None).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO, "no slot held back either");
     }
 
     #[tokio::test(start_paused = true)]

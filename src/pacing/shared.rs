@@ -10,52 +10,66 @@
 //! answer (another writer in the account) stretches the spacing for every instance; the stretch
 //! halves with time, so the stack comes back to the full quota when the other writer stops.
 //!
-//! Slots are wall-clock times, shared between hosts: read through tokio's clock here (see [`Clock`])
-//! so that tests on a paused clock see them move.
+//! Nothing read from the store is used unbounded ([`super::bounds`]): what is out of bounds is
+//! repaired, and no slot is claimed further ahead than a horizon. Slots are wall-clock times, so an
+//! instance first checks its clock against the store's (the time of its answers): one that disagrees
+//! writes no time of its own into the store, repairs nothing, and paces alone until they agree.
+//!
+//! Slots are read through tokio's clock here (see [`Clock`]) so that tests on a paused clock see
+//! them move.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{info, warn};
+
+pub use super::bounds::{Attribute, Field, Limits, Repair, Slots, Stored};
+use super::slow_down::SlowDown;
+pub use super::slow_down::Stretch;
 
 /// A store call slower than this is taken as a store that does not answer.
 const STORE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long an instance paces alone after the store failed, before it tries the store again: short
-/// after one failure (a slow answer now and then is no broken store), doubled at each failure in a
-/// row, up to the longest.
+/// How long an instance paces alone after the store failed, or after its clock disagreed with the
+/// store's, before it tries the store again: short after one (a slow answer now and then is no
+/// broken store), doubled at each in a row, up to the longest.
 const DOWN_FIRST: Duration = Duration::from_secs(1);
 const DOWN_LONGEST: Duration = Duration::from_secs(30);
 /// Claims refused in a row (others claiming at the same moment) before giving the store up for this write.
 const MAX_CLAIM_TRIES: u32 = 8;
-/// How many base spacings it takes a stretch to halve.
-const HALF_LIFE_SPACINGS: u64 = 4;
-/// A throttled answer stretches the spacing by this factor, in thousandths.
-const STRETCH_PER_THROTTLE_MILLI: u64 = 1500;
+/// Readings in a row of a store clock beyond the bound before an instance says that the clocks
+/// disagree: one could be a stale answer, three a second apart at least are not.
+const CLOCK_READINGS: u32 = 3;
+/// The store's clock is read to the second (an HTTP `Date`): a disagreement within that is none.
+const STORE_CLOCK_RESOLUTION_MS: u64 = 1_000;
 
-/// The spacing as stretched by the last throttled answer, and when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stretch {
-    pub spacing_ms: u64,
-    pub at_ms: u64,
-}
-
-/// What the store holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Slots {
-    /// The end of the last slot claimed (milliseconds since the epoch); 0 when none was.
-    pub next_ms: u64,
-    pub stretch: Option<Stretch>,
+/// What the store answered, with the item as it holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub stored: Stored,
+    /// The store's clock when it answered (milliseconds since the epoch), when it tells it.
+    pub store_ms: Option<u64>,
 }
 
 /// A claim's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// The slot is ours; the store now holds this.
-    Claimed(Slots),
-    /// Someone claimed past the slot's start; the store holds this.
-    Taken(Slots),
+    Claimed(Reading),
+    /// Someone claimed past the slot's start, or the store holds a value that no claim can pass
+    /// (to be repaired); it holds this.
+    Taken(Reading),
+}
+
+/// A repair's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repaired {
+    Done,
+    /// An attribute no longer held what was found (another instance repaired it, or claimed); the
+    /// store holds this.
+    Refused(Reading),
 }
 
 /// The store could not be used.
@@ -65,12 +79,18 @@ pub struct StoreError(pub String);
 
 /// The port: the store every instance claims its slots in.
 pub trait SlotStore: Send + Sync {
+    /// Reads the item.
+    fn read(&self) -> BoxFuture<'_, Result<Reading, StoreError>>;
+
     /// Claims `[start_ms, start_ms + spacing_ms)`, unless the last slot claimed ends after `start_ms`.
     fn claim(&self, start_ms: u64, spacing_ms: u64) -> BoxFuture<'_, Result<Claim, StoreError>>;
 
     /// Records a stretched spacing, unless a stretch was recorded at or after `unless_since_ms` (the
     /// same overload, seen by another instance).
     fn stretch(&self, stretch: Stretch, unless_since_ms: u64) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Writes every repair at once, on the condition that each attribute still holds what was found.
+    fn repair(&self, repairs: Vec<Repair>) -> BoxFuture<'_, Result<Repaired, StoreError>>;
 }
 
 /// The wall clock in milliseconds since the epoch, advanced by tokio's monotonic clock from one
@@ -114,75 +134,95 @@ pub enum Acquired {
     Unavailable,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct State {
-    /// What the store held at the last answer: a claim starts from there.
+    /// What the store held at the last answer, within bounds: a claim starts from there.
     known: Slots,
-    /// The store failed: not tried again before then.
+    /// The store failed, or the clocks disagreed: not tried again before then.
     down_until: Option<Instant>,
     /// Store failures in a row.
     failures: u32,
+    /// The last reading of the store's clock agreed with this instance's (or the store tells none):
+    /// until one does, the instance writes no time of its own into the store.
+    clock_agrees: bool,
+    /// Readings in a row of a store clock beyond the bound.
+    clock_off: u32,
+}
+
+/// How the store's clock compared with this instance's.
+enum ClockVerdict {
+    Agrees,
+    /// The store's clock is this far ahead of this instance's (behind when negative).
+    Off(i64),
 }
 
 /// The account-wide slots, as one instance sees them.
 pub struct SharedSlots {
     store: Arc<dyn SlotStore>,
-    /// The spacing without a stretch: the quota's interval and the margin.
-    base_ms: u64,
-    /// The most a stretch may reach.
-    longest_ms: u64,
+    /// The stretches of throttled answers, from a base of the quota's interval and the margin.
+    slow_down: SlowDown,
+    limits: Limits,
     clock: Clock,
     state: Mutex<State>,
+    /// Repairs written and not yet reported (the `WriteSlotRepairs` metric).
+    repairs: AtomicU64,
 }
 
 impl SharedSlots {
     /// Slots for an account quota of `per_second` writes, spaced with `margin` (a fraction of the
-    /// interval) for the call's way to the service.
-    pub fn new(store: Arc<dyn SlotStore>, per_second: f64, margin: f64) -> Self {
-        Self::with_clock(store, per_second, margin, Clock::now())
+    /// interval) for the call's way to the service; no slot is claimed further ahead than `horizon`.
+    pub fn new(store: Arc<dyn SlotStore>, per_second: f64, margin: f64, horizon: Duration) -> Self {
+        Self::with_clock(store, per_second, margin, horizon, Clock::now())
     }
 
-    /// Instances of a test that share one clock, as hosts with synchronised clocks do.
+    /// Instances of a test whose clocks read `epoch_ms` now: the same for hosts whose clocks agree.
     #[cfg(test)]
-    pub(crate) fn at_epoch_ms(store: Arc<dyn SlotStore>, per_second: f64, margin: f64, epoch_ms: u64) -> Self {
-        Self::with_clock(store, per_second, margin, Clock { epoch_ms, at: Instant::now() })
+    pub(crate) fn at_epoch_ms(
+        store: Arc<dyn SlotStore>,
+        per_second: f64,
+        margin: f64,
+        horizon: Duration,
+        epoch_ms: u64,
+    ) -> Self {
+        Self::with_clock(store, per_second, margin, horizon, Clock { epoch_ms, at: Instant::now() })
     }
 
-    fn with_clock(store: Arc<dyn SlotStore>, per_second: f64, margin: f64, clock: Clock) -> Self {
+    fn with_clock(store: Arc<dyn SlotStore>, per_second: f64, margin: f64, horizon: Duration, clock: Clock) -> Self {
         let base_ms = ((1000.0 / per_second) * (1.0 + margin)).ceil().max(1.0) as u64;
-        let longest = (Duration::from_millis(base_ms) * super::local::MAX_SLOWDOWN).min(super::local::MAX_STRETCHED);
-        Self {
-            store,
-            base_ms,
-            longest_ms: (longest.as_millis() as u64).max(base_ms),
-            clock,
-            state: Mutex::new(State { known: Slots::default(), down_until: None, failures: 0 }),
-        }
+        let slow_down = SlowDown::new(base_ms);
+        let limits = Limits { horizon_ms: horizon.as_millis() as u64, longest_ms: slow_down.longest_ms() };
+        Self { store, slow_down, limits, clock, state: Mutex::new(State::default()), repairs: AtomicU64::new(0) }
     }
 
-    /// What the store held when last seen (a warm-up's read gives it before the first claim).
-    pub fn learn(&self, slots: Slots) {
-        let mut state = self.lock();
-        state.known = slots;
-        state.failures = 0;
+    /// Reads the store (a warm-up's read gives the store's state before the first claim).
+    pub async fn look(&self) {
+        match tokio::time::timeout(STORE_TIMEOUT, self.store.read()).await {
+            Ok(Ok(reading)) => {
+                self.take_in(reading).await;
+            }
+            Ok(Err(e)) => {
+                self.give_up(&e.0);
+            }
+            Err(_) => {
+                self.give_up("no answer in time");
+            }
+        }
     }
 
     /// The spacing now: the base, or the last stretch as it has decayed since.
     pub fn spacing(&self) -> Duration {
         let stretch = self.lock().known.stretch;
-        Duration::from_millis(self.spacing_at(stretch, self.clock.ms(Instant::now())))
+        Duration::from_millis(self.slow_down.spacing_at(stretch, self.clock.ms(Instant::now())))
     }
 
-    fn spacing_at(&self, stretch: Option<Stretch>, now_ms: u64) -> u64 {
-        let Some(stretch) = stretch else { return self.base_ms };
-        let extra = stretch.spacing_ms.saturating_sub(self.base_ms) as f64;
-        let half_lives = now_ms.saturating_sub(stretch.at_ms) as f64 / (self.base_ms * HALF_LIFE_SPACINGS) as f64;
-        self.base_ms + (extra * 0.5f64.powf(half_lives)).round() as u64
-    }
-
-    /// Whether the store is given up for now.
-    pub fn is_down(&self) -> bool {
+    /// Whether the store is given up for now (it failed, or the clocks disagreed).
+    fn is_down(&self) -> bool {
         self.lock().down_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Repairs written since the last call: those made during init go with the first invocation.
+    pub fn take_repairs(&self) -> u64 {
+        self.repairs.swap(0, Ordering::Relaxed)
     }
 
     /// Claims the next slot that begins at or before `latest_start`.
@@ -190,7 +230,14 @@ impl SharedSlots {
         if self.is_down() {
             return Acquired::Unavailable;
         }
-        for _ in 0..MAX_CLAIM_TRIES {
+        if !self.lock().clock_agrees {
+            self.look().await;
+            if self.is_down() || !self.lock().clock_agrees {
+                return Acquired::Unavailable;
+            }
+        }
+        let mut tries = 0;
+        while tries < MAX_CLAIM_TRIES {
             let now_ms = self.clock.ms(Instant::now());
             let known = self.lock().known;
             let start_ms = known.next_ms.max(now_ms);
@@ -198,15 +245,28 @@ impl SharedSlots {
             if latest_start.is_some_and(|latest| start > latest) {
                 return Acquired::TooLate(start);
             }
-            let spacing_ms = self.spacing_at(known.stretch, now_ms);
-            match tokio::time::timeout(STORE_TIMEOUT, self.store.claim(start_ms, spacing_ms)).await {
-                Ok(Ok(Claim::Claimed(slots))) => {
-                    self.learn(slots);
-                    return Acquired::At(start);
-                }
-                Ok(Ok(Claim::Taken(slots))) => self.learn(slots),
-                Ok(Err(e)) => return self.give_up(&e.0),
-                Err(_) => return self.give_up("no answer in time"),
+            // Claimed up to the horizon: wait until the slot comes within it, then claim. Refusals
+            // count from there: waiting instances wake together, and one of them claims each time.
+            if start_ms > now_ms + self.limits.horizon_ms {
+                tokio::time::sleep_until(self.clock.instant(start_ms - self.limits.horizon_ms)).await;
+                tries = 0;
+                continue;
+            }
+            tries += 1;
+            let spacing_ms = self.slow_down.spacing_at(known.stretch, now_ms);
+            let (claimed, reading) =
+                match tokio::time::timeout(STORE_TIMEOUT, self.store.claim(start_ms, spacing_ms)).await {
+                    Ok(Ok(Claim::Claimed(reading))) => (true, reading),
+                    Ok(Ok(Claim::Taken(reading))) => (false, reading),
+                    Ok(Err(e)) => return self.give_up(&e.0),
+                    Err(_) => return self.give_up("no answer in time"),
+                };
+            if !self.take_in(reading).await {
+                // This instance's clock disagrees with the store's: its times are not the others'.
+                return Acquired::Unavailable;
+            }
+            if claimed {
+                return Acquired::At(start);
             }
         }
         // Never claimed: others kept claiming first. Pace locally this once, the store still trusted.
@@ -221,20 +281,123 @@ impl SharedSlots {
         let now_ms = self.clock.ms(Instant::now());
         let stretch = {
             let mut state = self.lock();
-            let current = self.spacing_at(state.known.stretch, now_ms);
-            let stretch = Stretch {
-                spacing_ms: (current * STRETCH_PER_THROTTLE_MILLI / 1000).min(self.longest_ms),
-                at_ms: now_ms,
-            };
+            if !state.clock_agrees {
+                return;
+            }
+            let stretch = self.slow_down.throttled(state.known.stretch, now_ms);
             state.known.stretch = Some(stretch);
             // Claim the next slot no earlier than one stretched spacing from now.
             state.known.next_ms = state.known.next_ms.max(now_ms + stretch.spacing_ms);
             stretch
         };
         // Throttled answers to several instances within one spacing are one overload: stretched once.
-        let unless_since_ms = now_ms.saturating_sub(self.base_ms);
+        let unless_since_ms = now_ms.saturating_sub(self.slow_down.base_ms());
         match tokio::time::timeout(STORE_TIMEOUT, self.store.stretch(stretch, unless_since_ms)).await {
             Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.give_up(&e.0);
+            }
+            Err(_) => {
+                self.give_up("no answer in time");
+            }
+        }
+    }
+
+    /// Takes in what the store answered: first its clock, then its values, held to their bounds, and
+    /// what is out of bounds repaired. False when this instance's clock disagrees with the store's:
+    /// then nothing is taken in, and nothing repaired (by this clock, good values would look bad).
+    async fn take_in(&self, reading: Reading) -> bool {
+        let now_ms = self.clock.ms(Instant::now());
+        if let (Some(store_ms), ClockVerdict::Off(offset_ms)) = (reading.store_ms, self.verdict(&reading, now_ms)) {
+            self.clock_disagrees(store_ms, now_ms, offset_ms);
+            return false;
+        }
+        self.clock_agrees();
+        let (slots, repairs) = reading.stored.bounded(now_ms, &self.limits);
+        self.learn(slots);
+        if !repairs.is_empty() {
+            self.repair(repairs).await;
+        }
+        true
+    }
+
+    fn verdict(&self, reading: &Reading, now_ms: u64) -> ClockVerdict {
+        let Some(store_ms) = reading.store_ms else { return ClockVerdict::Agrees };
+        let offset_ms = store_ms as i64 - now_ms as i64;
+        if offset_ms.unsigned_abs() <= self.limits.horizon_ms + STORE_CLOCK_RESOLUTION_MS {
+            ClockVerdict::Agrees
+        } else {
+            ClockVerdict::Off(offset_ms)
+        }
+    }
+
+    fn clock_agrees(&self) {
+        let was_off = {
+            let mut state = self.lock();
+            state.clock_agrees = true;
+            std::mem::take(&mut state.clock_off)
+        };
+        if was_off >= CLOCK_READINGS {
+            info!("this instance's clock agrees with the write-slot table's again: back to the shared slots");
+        }
+    }
+
+    fn clock_disagrees(&self, store_ms: u64, now_ms: u64, offset_ms: i64) {
+        let readings = {
+            let mut state = self.lock();
+            state.clock_agrees = false;
+            state.clock_off += 1;
+            state.down_until = Some(Instant::now() + rest(state.clock_off));
+            state.clock_off
+        };
+        let ahead = if offset_ms < 0 { "ahead of" } else { "behind" };
+        let (clock, store) = (rfc3339(now_ms), rfc3339(store_ms));
+        let offset_s = offset_ms.unsigned_abs() as f64 / 1000.0;
+        if readings >= CLOCK_READINGS {
+            warn!(
+                clock = %clock,
+                store_clock = %store,
+                readings,
+                "this instance's clock is {offset_s:.0} s {ahead} the write-slot table's: this instance paces \
+                 alone at its share of the quota, and writes and repairs nothing in the table, until the clocks agree"
+            );
+        } else {
+            info!(
+                clock = %clock,
+                store_clock = %store,
+                readings,
+                "this instance's clock is {offset_s:.0} s {ahead} the write-slot table's: pacing alone for now"
+            );
+        }
+    }
+
+    fn learn(&self, slots: Slots) {
+        let mut state = self.lock();
+        state.known = slots;
+        state.failures = 0;
+    }
+
+    async fn repair(&self, repairs: Vec<Repair>) {
+        let answer = tokio::time::timeout(STORE_TIMEOUT, self.store.repair(repairs.clone())).await;
+        match answer {
+            Ok(Ok(Repaired::Done)) => {
+                self.repairs.fetch_add(repairs.len() as u64, Ordering::Relaxed);
+                for repair in &repairs {
+                    let became = repair.became.map_or_else(|| "removed".to_owned(), |v| v.to_string());
+                    warn!(
+                        attribute = repair.attribute.name(),
+                        found = %repair.found,
+                        became = %became,
+                        "the write-slot table held a value out of bounds: repaired"
+                    );
+                }
+            }
+            // Another instance repaired it or claimed first: what it holds now is taken in at the next
+            // answer (a refused claim carries it).
+            Ok(Ok(Repaired::Refused(reading))) => {
+                let now_ms = self.clock.ms(Instant::now());
+                self.learn(reading.stored.bounded(now_ms, &self.limits).0);
+            }
             Ok(Err(e)) => {
                 self.give_up(&e.0);
             }
@@ -248,7 +411,7 @@ impl SharedSlots {
         let down_for = {
             let mut state = self.lock();
             state.failures += 1;
-            let down_for = DOWN_FIRST.saturating_mul(1 << (state.failures - 1).min(5)).min(DOWN_LONGEST);
+            let down_for = rest(state.failures);
             state.down_until = Some(Instant::now() + down_for);
             down_for
         };
@@ -263,4 +426,15 @@ impl SharedSlots {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// How long to pace alone after `count` failures (or disagreeing clocks) in a row.
+fn rest(count: u32) -> Duration {
+    DOWN_FIRST.saturating_mul(1 << count.saturating_sub(1).min(5)).min(DOWN_LONGEST)
+}
+
+/// Milliseconds since the epoch as an RFC 3339 time, for the log.
+fn rfc3339(ms: u64) -> String {
+    let time = aws_smithy_types::DateTime::from_millis(i64::try_from(ms).unwrap_or(i64::MAX));
+    time.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_else(|_| ms.to_string())
 }

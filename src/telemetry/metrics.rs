@@ -117,6 +117,25 @@ impl InvocationMetrics {
     }
 }
 
+/// The line of an invocation's repairs of the write-slot table (`WriteSlotRepairs`), when it made
+/// any: values out of bounds there, which no instance in order writes, so any count is worth a look.
+pub fn repairs_line(namespace: &str, service: &str, repairs: u64, timestamp_ms: u64) -> Option<Value> {
+    (repairs > 0).then(|| {
+        json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [["Service"]],
+                    "Metrics": [{"Name": "WriteSlotRepairs", "Unit": "Count"}],
+                }],
+            },
+            "Service": service,
+            "WriteSlotRepairs": repairs,
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +203,15 @@ mod tests {
     #[test]
     fn an_idle_invocation_writes_nothing() {
         assert!(InvocationMetrics::default().emf_lines("Ns", "svc", 0, 0).is_empty());
+    }
+
+    #[test]
+    fn repairs_of_the_write_slot_table_have_a_line_of_their_own_when_there_are_any() {
+        assert_eq!(repairs_line("Ns", "svc", 0, 0), None);
+        let line = repairs_line("Ns", "svc", 3, 1_700_000_000_000).unwrap();
+        assert_eq!(line["WriteSlotRepairs"], 3);
+        assert_eq!(line["Service"], "svc");
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "WriteSlotRepairs");
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Ns");
     }
 }

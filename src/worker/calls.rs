@@ -148,10 +148,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             };
             invocation.metrics.latency(catalog, started.elapsed().as_secs_f64() * 1000.0);
             let error = match result {
-                Some(Ok(())) => {
-                    self.pacer.succeeded();
-                    return Ok(());
-                }
+                Some(Ok(())) => return Ok(()),
                 Some(Err(error)) => error,
                 None => return Err(WriteError::Deadline(cut_off())),
             };

@@ -73,7 +73,32 @@ fn instant_of(deadline_ms: u64) -> Option<Instant> {
         return None;
     }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    if deadline_ms.abs_diff(now_ms) > LONGEST_TIMEOUT_MS {
+        clock_disagrees(deadline_ms, now_ms);
+        return None;
+    }
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+}
+
+/// Lambda's longest timeout: at an invocation's start its deadline is never further away than this,
+/// ahead or past, by a clock that agrees with Lambda's.
+const LONGEST_TIMEOUT_MS: u64 = 900_000;
+
+/// A deadline further away than any timeout says that this host's clock is wrong, not that the time
+/// is up: the invocation runs without a deadline of its own (Lambda's timeout still ends it), rather
+/// than refuse every record for a reason that hides the clock.
+fn clock_disagrees(deadline_ms: u64, now_ms: u64) {
+    let (when, apart_ms, clock) = match deadline_ms.checked_sub(now_ms) {
+        Some(ahead) => ("ahead", ahead, "behind"),
+        None => ("past", now_ms - deadline_ms, "ahead of"),
+    };
+    tracing::warn!(
+        deadline_ms,
+        clock_ms = now_ms,
+        "the invocation's deadline is {} s {when} by this instance's clock, further than any timeout: this \
+         clock runs {clock} Lambda's; the invocation runs without a deadline of its own",
+        apart_ms / 1000
+    );
 }
 
 /// `reserve` ahead of `end`. With less than that left, the result is already past, so nothing more
@@ -120,6 +145,19 @@ mod tests {
     #[test]
     fn without_a_deadline_nothing_ends() {
         assert_eq!(Deadline::from_epoch_ms(600_000, 10), Deadline { calls_end: None, letters_end: None });
+    }
+
+    #[test]
+    fn a_deadline_no_timeout_can_give_is_a_wrong_clock_not_the_end() {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let none = Deadline { calls_end: None, letters_end: None };
+        // An hour past: this clock runs an hour fast; an hour ahead: it runs an hour slow.
+        assert_eq!(Deadline::from_epoch_ms(now_ms - 3_600_000, 10), none);
+        assert_eq!(Deadline::from_epoch_ms(now_ms + 3_600_000, 10), none);
+        // Within Lambda's longest timeout either way, it is a deadline (a past one is now).
+        assert!(Deadline::from_epoch_ms(now_ms + 60_000, 10).calls_end.is_some());
+        let past = Deadline::from_epoch_ms(now_ms - 1_000, 10).calls_end.unwrap();
+        assert!(past <= Instant::now());
     }
 
     #[tokio::test(start_paused = true)]

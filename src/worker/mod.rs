@@ -108,8 +108,10 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         };
         let throttled = self.throttles.get().saturating_sub(throttled_before);
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let lines =
-            invocation.metrics.emf_lines(&self.config.metrics_namespace, &self.config.service_name, throttled, now_ms);
+        let (namespace, service) = (&self.config.metrics_namespace, &self.config.service_name);
+        let mut lines = invocation.metrics.emf_lines(namespace, service, throttled, now_ms);
+        let repairs = self.pacer.take_repairs();
+        lines.extend(crate::telemetry::metrics::repairs_line(namespace, service, repairs, now_ms));
         (answer, lines)
     }
 

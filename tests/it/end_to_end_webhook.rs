@@ -13,7 +13,7 @@ use crate::common::{
 use aws_config::BehaviorVersion;
 use opportunity_disassociator::aws::work_queue::{SqsWorkQueue, WorkQueue};
 use opportunity_disassociator::domain::request::DisassociationRequest;
-use partner_central_emulator::RunningEmulator;
+use partner_central_emulator::{EmulatorConfig, QuotaConfig, RunningEmulator, TokenBucketConfig};
 use serde_json::{Value, json};
 
 const KEYS: Keys = Keys { access: "AKIDWEBHOOKTEST", secret: "webhook-e2e-aws-secret-key-7c1d" };
@@ -30,7 +30,9 @@ const SEED: &str = r#"{
 }"#;
 
 async fn emulator() -> RunningEmulator {
-    start_emulator(emulator_config(SEED, &KEYS)).await
+    // The worker's pace below (5 writes/s): a replacement's two writes are not throttled.
+    let quotas = QuotaConfig { write: Some(TokenBucketConfig { rate: 5.0, burst: 1.0 }), ..QuotaConfig::default() };
+    start_emulator(EmulatorConfig { quotas, ..emulator_config(SEED, &KEYS) }).await
 }
 
 /// Either function's environment, against the emulator and moto, logging at DEBUG.

@@ -281,8 +281,9 @@ async fn writes_are_paced_at_the_configured_rate() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_write_is_retried_in_a_paced_slot_after_the_writes_already_waiting() {
-    // 2 writes/s. O1 is throttled once: the interval doubles to 1 s, so O2, already waiting, goes at
-    // 1 s and O1's retry at 2 s; nothing is fired between paced slots.
+    // 2 writes/s. O1 is throttled once: the interval stretches by half to 750 ms, so O2, already
+    // waiting, goes at 750 ms, and O1's retry one interval later, the stretch decayed by then (half
+    // of it gone every four base intervals) to 693 ms: at 1,443 ms. Nothing is fired between slots.
     let w = world_with(
         &[("O1", Script::FailTimes(1, "ThrottlingException"))],
         &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "2")],
@@ -294,7 +295,7 @@ async fn a_failed_write_is_retried_in_a_paced_slot_after_the_writes_already_wait
     assert!(failures(&answer).is_empty(), "{answer}");
     let calls: Vec<(String, Duration)> =
         w.service.calls.lock().unwrap().iter().map(|(o, t)| (o.clone(), *t - start)).collect();
-    let expected = [("O1", 0), ("O2", 1000), ("O1", 2000)].map(|(o, ms)| (o.to_owned(), Duration::from_millis(ms)));
+    let expected = [("O1", 0), ("O2", 750), ("O1", 1443)].map(|(o, ms)| (o.to_owned(), Duration::from_millis(ms)));
     assert_eq!(calls, expected);
 }
 
@@ -324,8 +325,9 @@ async fn a_write_is_tried_at_most_aws_max_attempts_times_and_fails_with_its_last
 
 #[tokio::test(start_paused = true)]
 async fn a_retry_whose_slot_would_miss_the_deadline_is_left_to_the_queue_with_its_reason() {
-    // 1 write/s, 5 s left: a slot may start up to 3.5 s. Throttled at 0 s (interval 2 s) and at 2 s
-    // (interval 4 s): the third slot, at 6 s, is too late.
+    // 1 write/s, 5 s left: a slot may start up to 3.5 s. Throttled at 0 s (interval 1.5 s) and at
+    // 1.5 s (interval 1.5 times 1,386 ms, the first stretch as decayed by then): the third slot, at
+    // 3.58 s, is too late.
     let w = world_with(
         &[("O1", Script::FailTimes(9, "ThrottlingException"))],
         &[("PARTNER_CENTRAL_WRITES_PER_SECOND", "1")],
@@ -334,7 +336,10 @@ async fn a_retry_whose_slot_would_miss_the_deadline_is_left_to_the_queue_with_it
     let start = Instant::now();
     let error = w.worker.handle(event(request("O1"), 5)).await.unwrap_err();
     assert_eq!(error.error_type, "ThrottlingException", "the last attempt's reason, not the deadline");
-    assert_eq!(w.service.call_times().iter().map(|t| *t - start).collect::<Vec<_>>(), [0, 2].map(Duration::from_secs));
+    assert_eq!(
+        w.service.call_times().iter().map(|t| *t - start).collect::<Vec<_>>(),
+        [0, 1500].map(Duration::from_millis)
+    );
     assert!(start.elapsed() < Duration::from_secs(3), "answered without waiting for the refused slot");
 }
 
