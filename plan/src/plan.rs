@@ -34,6 +34,10 @@ pub fn write(path: &Path, requests: &[DisassociationRequest]) -> io::Result<()> 
     if path == Path::new("-") {
         return io::stdout().lock().write_all(text.as_bytes());
     }
+    // A device or a pipe (`/dev/null`, `/dev/stdout`) is written in place: a rename would replace it.
+    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return fs::OpenOptions::new().write(true).open(path)?.write_all(text.as_bytes());
+    }
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     fs::write(&partial, &text)?;
@@ -165,6 +169,21 @@ mod tests {
         let back: Vec<_> = plan.requests.into_iter().map(|(_, r)| r).collect();
         assert_eq!(back, requests);
         assert!(!dir.path().join("plan.jsonl.partial").exists());
+    }
+
+    #[test]
+    fn a_pipe_is_written_in_place_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("plan.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+        assert!(made.success());
+        let reader = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || fs::read_to_string(fifo).unwrap()
+        });
+        write(&fifo, &[request("S-1", None)]).unwrap();
+        assert_eq!(reader.join().unwrap(), format!("{}\n", message_body(&request("S-1", None))));
+        assert!(!fs::metadata(&fifo).unwrap().is_file(), "still a pipe, not a file renamed over it");
     }
 
     #[test]
