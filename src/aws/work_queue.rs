@@ -106,6 +106,17 @@ impl WorkQueue for SqsWorkQueue {
     }
 
     async fn send_batch(&self, requests: &[DisassociationRequest]) -> Result<Vec<String>, QueueError> {
+        message_ids(self.send_entries(requests).await?)
+    }
+}
+
+/// What became of one entry of a batch: its message id, or why the queue refused it.
+pub type Entry = Result<String, String>;
+
+impl SqsWorkQueue {
+    /// Queues one batch and says what became of each entry, in order, so that a caller can send again
+    /// exactly the entries refused (the bulk sender does).
+    pub async fn send_entries(&self, requests: &[DisassociationRequest]) -> Result<Vec<Entry>, QueueError> {
         if requests.len() > MAX_BATCH {
             return Err(QueueError {
                 sent: 0,
@@ -141,33 +152,44 @@ impl WorkQueue for SqsWorkQueue {
                 sent: 0,
                 message: format!("SendMessageBatch failed: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
             })?;
-        message_ids(requests.len(), &output)
+        Ok(entry_results(requests.len(), &output))
     }
 }
 
-/// The message ids of a batch of `count` entries (ids `0..count`), in order; an error when any entry
-/// failed or is missing from the answer.
-fn message_ids(count: usize, output: &SendMessageBatchOutput) -> Result<Vec<String>, QueueError> {
-    let mut ids: Vec<Option<String>> = vec![None; count];
-    for entry in output.successful() {
-        if let Some(slot) = entry.id().parse::<usize>().ok().and_then(|i| ids.get_mut(i)) {
-            *slot = Some(entry.message_id().to_owned());
+/// What became of each of a batch's `count` entries (ids `0..count`), in order; an entry the answer
+/// leaves out is refused.
+fn entry_results(count: usize, output: &SendMessageBatchOutput) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = vec![Err("missing from the answer".to_owned()); count];
+    for failed in output.failed() {
+        if let Some(entry) = failed.id().parse::<usize>().ok().and_then(|i| entries.get_mut(i)) {
+            let fault = if failed.sender_fault() { "sender" } else { "service" };
+            *entry = Err(format!("{} ({fault} fault) {}", failed.code(), failed.message().unwrap_or_default()));
         }
     }
-    let sent = ids.iter().flatten().count();
-    if sent == count {
-        return Ok(ids.into_iter().flatten().collect());
+    for taken in output.successful() {
+        if let Some(entry) = taken.id().parse::<usize>().ok().and_then(|i| entries.get_mut(i)) {
+            *entry = Ok(taken.message_id().to_owned());
+        }
     }
-    let failures: Vec<String> = output
-        .failed()
+    entries
+}
+
+/// The message ids of a batch, in order; an error when any entry was refused.
+fn message_ids(entries: Vec<Entry>) -> Result<Vec<String>, QueueError> {
+    let count = entries.len();
+    let sent = entries.iter().filter(|e| e.is_ok()).count();
+    if sent == count {
+        return Ok(entries.into_iter().flatten().collect());
+    }
+    let failures: Vec<String> = entries
         .iter()
-        .map(|f| {
-            let fault = if f.sender_fault() { "sender" } else { "service" };
-            format!("entry {}: {} ({fault} fault) {}", f.id(), f.code(), f.message().unwrap_or_default())
-        })
+        .enumerate()
+        .filter_map(|(i, e)| e.as_ref().err().map(|why| format!("entry {i}: {why}")))
         .collect();
-    let detail = if failures.is_empty() { "entries missing from the answer".to_owned() } else { failures.join("; ") };
-    Err(QueueError { sent, message: format!("SendMessageBatch took {sent} of {count} messages: {detail}") })
+    Err(QueueError {
+        sent,
+        message: format!("SendMessageBatch took {sent} of {count} messages: {}", failures.join("; ")),
+    })
 }
 
 #[cfg(test)]
@@ -217,7 +239,7 @@ mod tests {
     #[test]
     fn message_ids_come_back_in_the_order_of_the_entries() {
         let output = output(vec![ok("1", "m-b"), ok("0", "m-a")], vec![]);
-        assert_eq!(message_ids(2, &output).unwrap(), ["m-a", "m-b"]);
+        assert_eq!(message_ids(entry_results(2, &output)).unwrap(), ["m-a", "m-b"]);
     }
 
     #[test]
@@ -229,10 +251,16 @@ mod tests {
             .message("try again")
             .build()
             .unwrap();
-        let err = message_ids(2, &output(vec![ok("0", "m-a")], vec![failed])).unwrap_err();
+        let answer = entry_results(2, &output(vec![ok("0", "m-a")], vec![failed]));
+        assert_eq!(answer[0], Ok("m-a".to_owned()));
+        assert!(answer[1].as_ref().is_err_and(|why| why.starts_with("InternalError (service fault)")), "{answer:?}");
+        let err = message_ids(answer).unwrap_err();
         assert_eq!(err.sent, 1);
         assert!(err.message.contains("InternalError (service fault)"), "{}", err.message);
         // An answer that leaves an entry out is a failure too, never a shorter list of ids.
-        assert_eq!(message_ids(2, &output(vec![ok("0", "m-a"), ok("7", "m-x")], vec![])).unwrap_err().sent, 1);
+        assert_eq!(
+            message_ids(entry_results(2, &output(vec![ok("0", "m-a"), ok("7", "m-x")], vec![]))).unwrap_err().sent,
+            1
+        );
     }
 }

@@ -30,10 +30,11 @@ pub const CATALOG: &str = "Catalog";
 pub const OPPORTUNITY_IDENTIFIER: &str = "OpportunityIdentifier";
 pub const RELATED_ENTITY_TYPE: &str = "RelatedEntityType";
 pub const RELATED_ENTITY_IDENTIFIER: &str = "RelatedEntityIdentifier";
-/// The optional member naming the replacement, and its two members as error messages name them.
+/// The optional member naming the replacement, and its two members as error messages (and a CRM
+/// export's columns) name them.
 pub const REPLACE_WITH: &str = "ReplaceWith";
-const REPLACE_WITH_TYPE: &str = "ReplaceWith.RelatedEntityType";
-const REPLACE_WITH_IDENTIFIER: &str = "ReplaceWith.RelatedEntityIdentifier";
+pub const REPLACE_WITH_TYPE: &str = "ReplaceWith.RelatedEntityType";
+pub const REPLACE_WITH_IDENTIFIER: &str = "ReplaceWith.RelatedEntityIdentifier";
 
 /// A Partner Central catalog: `AWS` (production) or `Sandbox` (testing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
