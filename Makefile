@@ -32,7 +32,7 @@ export AWS_CLI := $(VENV)/bin/aws
 # No AWS network here (and none wanted from a linter): no telemetry calls.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv demo test fmt-check clippy cargo-test deny build package sam-build validate \
+.PHONY: help venv demo plan-demo test fmt-check clippy cargo-test deny build package sam-build validate \
         deploy bench chaos fuzz clean distclean pin-tools
 
 help: ## List the targets
@@ -53,6 +53,9 @@ venv: $(VENV_STAMP) $(CHECKOV_STAMP) ## Install the pinned tools (.venv/, .venv-
 # ---------------------------------------------------------------- run locally
 demo: $(VENV_STAMP) ## Run the local demo (tools/demo.sh: emulator + both functions, no AWS)
 	bash tools/demo.sh
+
+plan-demo: $(VENV_STAMP) ## Plan and send examples/bulk-export.csv, then the worker carries it out (tools/plan-demo.sh, no AWS)
+	bash tools/plan-demo.sh
 
 # ---------------------------------------------------------------- test (what CI runs)
 test: fmt-check clippy cargo-test deny validate ## Everything CI checks: fmt, clippy, tests, deny, validate

@@ -56,6 +56,10 @@ if [[ ! -f "$venv/.stamp" || "$(cat "$venv/.stamp")" != "$key" ]]; then
   echo "$key" >"$venv/.stamp"
 fi
 
+echo "==> from-csv: 100,000 rows, time and peak memory (bench/plan_csv.py)"
+cargo build --release --quiet -p opportunity-disassociator-plan
+"$python" bench/plan_csv.py --bin "$target/release/opportunity-disassociator-plan" --out bench/results/plan.json
+
 moto="${MOTO_SERVER:-$root/.venv/bin/moto_server}"
 moto_args=(--moto "$moto")
 if [[ ! -x "$moto" ]]; then

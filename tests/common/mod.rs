@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod moto_server;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -305,34 +307,8 @@ pub struct Moto {
 
 impl Moto {
     pub async fn start() -> Self {
-        let path = std::env::var("MOTO_SERVER")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/moto_server").to_owned());
-        assert!(
-            std::path::Path::new(&path).exists(),
-            "moto's server is not at {path}: run the tests with `make test` (it installs the pinned tools), or set MOTO_SERVER"
-        );
-        let port = free_port();
-        let child = Command::new(&path)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start moto_server");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let started = std::time::Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "moto_server did not start within 60 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let config = aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .region(aws_sdk_sqs::config::Region::new("eu-west-1"))
-            .endpoint_url(&endpoint)
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-            .build();
-        Self { child, endpoint, sqs: aws_sdk_sqs::Client::from_conf(config), receiving: tokio::sync::Mutex::new(()) }
+        let (child, endpoint, sqs) = moto_server::start(ACCESS_KEY, SECRET_KEY).await;
+        Self { child, endpoint, sqs, receiving: tokio::sync::Mutex::new(()) }
     }
 
     /// A Secrets Manager client on moto's server.
