@@ -5,6 +5,7 @@
 //! - [`plan`]: the plan file (one request document a line) and its summary; every command that makes
 //!   a plan writes it there;
 //! - [`export`]: a CRM export (CSV) read into requests, every faulty row named;
+//! - [`scan`]: the legacy-Solutions move, planned from the account's own state;
 //! - [`send`]: a plan onto the work queue, resumable, within the queue's retention.
 //!
 //! The requests are the crate's own ([`opportunity_disassociator::domain::request`]) and the batches go
@@ -12,4 +13,5 @@
 
 pub mod export;
 pub mod plan;
+pub mod scan;
 pub mod send;

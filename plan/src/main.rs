@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use opportunity_disassociator_plan::export::{self, Refused};
 use opportunity_disassociator_plan::plan::{self, Summary};
+use opportunity_disassociator_plan::scan;
 use opportunity_disassociator_plan::send::{self, Ended, Progress, Settings, SqsQueue};
 
 #[derive(Parser)]
@@ -58,6 +59,8 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 900.0)]
         trickle_every: f64,
     },
+    /// Plan the replacement of every legacy solution (S-...) that has an AWS Marketplace counterpart
+    MarketplaceSolutions(scan::Args),
 }
 
 #[derive(Args)]
@@ -94,6 +97,13 @@ fn main() -> ExitCode {
                 Ok(runtime) => runtime.block_on(send_plan(&plan, &queue_url, &settings, &out, &mut log)),
                 Err(e) => fail(&mut log, format!("starting the runtime failed: {e}")),
             }
+        }
+        Command::MarketplaceSolutions(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            return match runtime {
+                Ok(runtime) => ExitCode::from(runtime.block_on(scan::command(args, &mut log))),
+                Err(e) => ExitCode::from(fail(&mut log, format!("starting the runtime failed: {e}")) as u8),
+            };
         }
     };
     ExitCode::from(exit as u8)

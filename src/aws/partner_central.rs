@@ -22,8 +22,8 @@ use crate::domain::request::{Catalog, EntityType, OpportunityId, RelatedEntity};
 
 mod errors;
 
-pub use errors::{ApiError, ErrorClass, ThrottleCount, throttle_watch};
-use errors::{classify_generic, classify_write, error_chain};
+pub use errors::{ApiError, ErrorClass, ThrottleCount, classify_generic, throttle_watch};
+use errors::{classify_write, error_chain};
 
 /// The longest init waits for the connection warm-up.
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);

@@ -151,7 +151,7 @@ pub(super) fn classify_write<E: WriteOperationError>(
 /// Everything but the modelled permanent errors of the writes: the error code decides,
 /// and whatever is not known to be the request's fault is transient, so the queue's redrive policy,
 /// not a guess, ends its retries.
-pub(super) fn classify_generic<E>(error: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> ApiError
+pub fn classify_generic<E>(error: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

@@ -1,0 +1,960 @@
+//! `marketplace-solutions`: the legacy-Solutions move planned from the account's own state.
+//!
+//! `ListSolutions` (every page) gives the mapping from each legacy solution (`S-...`) to its AWS
+//! Marketplace counterpart (`AwsMarketplaceSolutionArn`); `ListOpportunities` (every page, sorted by
+//! identifier) gives the opportunities with their stage and review status; `GetOpportunity` gives each
+//! one's associations. Every legacy solution on an opportunity that has a counterpart becomes one
+//! request with `ReplaceWith`, which the worker carries out in the documented order.
+//!
+//! What is left out, and why, is in the [`Tally`]:
+//! - a legacy solution without a counterpart, or one `ListSolutions` does not list;
+//! - an opportunity whose stage is `Closed Lost` (unless `--include-closed`), or whose review status is
+//!   `Rejected` (read-only: every write would be refused): not read at all;
+//! - an opportunity **already replaced**: it holds the counterpart of a legacy solution and no longer
+//!   that legacy solution, so there is nothing to do for it. An opportunity that holds both (a
+//!   replacement cut short after its association) is planned: the worker sees the counterpart already
+//!   there and only disassociates the legacy solution. Those are counted apart;
+//! - a legacy solution whose counterpart would be one Marketplace solution too many for the
+//!   opportunity (the limit on associations): the worker would refuse it.
+//!
+//! An opportunity under review (`Submitted`, `In review`) is planned, since the stack holds its
+//! request until the review ends, and counted apart.
+//!
+//! Every read, a page or an opportunity, waits for its turn in one [`Pacer`] at `--reads-per-second`,
+//! and is one attempt: a throttled or failed read is tried again in a later turn, never by the SDK
+//! outside the pacing. After each page of opportunities the [`State`] is written (beside, then renamed
+//! into place), so a scan stopped anywhere reads at most the page it was on again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_partnercentralselling::Client;
+use aws_sdk_partnercentralselling::config::retry::RetryConfig;
+use aws_sdk_partnercentralselling::config::timeout::TimeoutConfig;
+use aws_sdk_partnercentralselling::config::{Region, StalledStreamProtectionConfig};
+use aws_sdk_partnercentralselling::types::{OpportunitySort, OpportunitySortName, ReviewStatus, SortOrder, Stage};
+use indicatif::{ProgressBar, ProgressStyle};
+use opportunity_disassociator::aws::partner_central::{
+    ApiError, ErrorClass, PartnerCentral, SdkPartnerCentral, classify_generic,
+};
+use opportunity_disassociator::aws::work_queue::message_body;
+use opportunity_disassociator::domain::opportunity::{AssociationLimit, Holdings};
+use opportunity_disassociator::domain::request::{
+    Catalog, DisassociationRequest, EntityType, OpportunityId, RelatedEntity,
+};
+use opportunity_disassociator::pacing::Pacer;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{self, Summary};
+
+/// The reads a second by default: half the account's read quota, which the worker shares.
+pub const READS_PER_SECOND: f64 = 5.0;
+/// The largest page both list operations take.
+const PAGE_SIZE: i32 = 100;
+/// Attempts of one read before the scan stops (its state kept, so a rerun goes on from there).
+const ATTEMPTS: u32 = 8;
+/// Partner Central exists in this region only.
+const REGION: &str = "us-east-1";
+/// The longest one read may take, connection included.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `marketplace-solutions`' options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The catalog to scan: AWS or Sandbox
+    #[arg(long, value_parser = parse_catalog)]
+    pub catalog: Catalog,
+    /// Where the plan goes
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Reads a second, every List and Get page counted (the account's quota is 10, shared with the worker)
+    #[arg(long, value_name = "R", default_value_t = READS_PER_SECOND, value_parser = parse_rate)]
+    pub reads_per_second: f64,
+    /// Where an unfinished scan keeps its progress (default: beside --out, `PLAN.scan-state.json`)
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Plan opportunities whose stage is Closed Lost too
+    #[arg(long)]
+    pub include_closed: bool,
+    /// The writes the stack makes a day, for the plan's duration (the account's quota is 10,000)
+    #[arg(long, value_name = "N", default_value_t = plan::WRITES_PER_DAY, value_parser = clap::value_parser!(u64).range(1..))]
+    pub writes_per_day: u64,
+}
+
+fn parse_catalog(value: &str) -> Result<Catalog, String> {
+    Catalog::parse(value).ok_or_else(|| format!("must be AWS or Sandbox, got {value:?}"))
+}
+
+fn parse_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("must be a number of reads a second above 0, got {value:?}")),
+    }
+}
+
+/// The state file of a scan planned to `out`.
+pub fn state_path_for(out: &Path) -> PathBuf {
+    let mut path = out.as_os_str().to_owned();
+    path.push(".scan-state.json");
+    PathBuf::from(path)
+}
+
+/// Runs the command: exit status 0 when the plan is written, 2 for AWS or I/O errors.
+pub async fn command(args: Args, log: &mut impl Write) -> u8 {
+    let state_path = args.state.clone().unwrap_or_else(|| state_path_for(&args.out));
+    let state = match State::load(&state_path, args.catalog, args.include_closed) {
+        Ok(state) => state,
+        Err(message) => {
+            let _ = writeln!(log, "error: {message}");
+            return 2;
+        }
+    };
+    let sdk = opportunity_disassociator::aws::sdk_config(|name| std::env::var(name).ok(), 1).await;
+    let reads = SdkReads::new(&sdk);
+    let settings = Settings { catalog: args.catalog, include_closed: args.include_closed };
+    let mut scan = Scan::new(reads, settings, args.reads_per_second, state, state_path.clone());
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    if let Err(message) = scan.run(&mut progress, log).await {
+        progress.finish();
+        let _ = writeln!(
+            log,
+            "error: {message}\nrun the same command again to go on from there (state: {})",
+            state_path.display()
+        );
+        return 2;
+    }
+    progress.finish();
+    let requests = match scan.state.decoded_requests() {
+        Ok(requests) => requests,
+        Err(message) => {
+            let _ = writeln!(log, "error: {message}");
+            return 2;
+        }
+    };
+    let _ = write!(log, "{}", scan.report(args.reads_per_second));
+    if let Err(e) = plan::write(&args.out, &requests) {
+        let _ = writeln!(log, "error: writing {} failed: {e}", args.out.display());
+        return 2;
+    }
+    let summary = Summary::of(&requests);
+    let _ = writeln!(log, "plan: {}: {summary}; {}", args.out.display(), summary.duration(args.writes_per_day));
+    // The scan is over: a rerun scans again rather than rewriting this plan from old reads.
+    let _ = std::fs::remove_file(&state_path);
+    0
+}
+
+/// One opportunity as `ListOpportunities` lists it: all the scan needs before reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: OpportunityId,
+    pub closed_lost: bool,
+    pub under_review: bool,
+    /// `Rejected` is read-only: every write to it is refused.
+    pub rejected: bool,
+}
+
+/// One legacy solution as `ListSolutions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Solution {
+    pub id: String,
+    pub counterpart: Option<String>,
+}
+
+/// A page of a list, and the token of the next one (`None`: the last page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// The reads a scan makes, behind a port so that a test can drive it without the network.
+pub trait Reads {
+    fn solutions(
+        &self,
+        catalog: Catalog,
+        token: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Solution>, ApiError>>;
+    fn opportunities(
+        &self,
+        catalog: Catalog,
+        token: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Listed>, ApiError>>;
+    /// What the opportunity holds; `None` when it is gone.
+    fn opportunity(
+        &self,
+        catalog: Catalog,
+        id: &OpportunityId,
+    ) -> impl Future<Output = Result<Option<Holdings>, ApiError>>;
+}
+
+/// The reads over the SDK: one attempt per call (the scan retries in its own paced turns).
+pub struct SdkReads {
+    client: Client,
+    get: SdkPartnerCentral,
+}
+
+impl SdkReads {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        let config = aws_sdk_partnercentralselling::config::Builder::from(sdk)
+            .region(Region::new(REGION))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_timeout(READ_TIMEOUT).build())
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            .build();
+        let client = Client::from_conf(config);
+        Self { get: SdkPartnerCentral::from_client(client.clone()), client }
+    }
+}
+
+impl Reads for SdkReads {
+    async fn solutions(&self, catalog: Catalog, token: Option<&str>) -> Result<Page<Solution>, ApiError> {
+        let output = self
+            .client
+            .list_solutions()
+            .catalog(catalog.as_str())
+            .max_results(PAGE_SIZE)
+            .set_next_token(token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| classify_generic(&e))?;
+        let items = output
+            .solution_summaries()
+            .iter()
+            .map(|s| Solution {
+                id: s.id().to_owned(),
+                counterpart: s.aws_marketplace_solution_arn().map(str::to_owned),
+            })
+            .collect();
+        Ok(Page { items, next: output.next_token().map(str::to_owned) })
+    }
+
+    async fn opportunities(&self, catalog: Catalog, token: Option<&str>) -> Result<Page<Listed>, ApiError> {
+        let by_identifier = OpportunitySort::builder()
+            .sort_by(OpportunitySortName::Identifier)
+            .sort_order(SortOrder::Ascending)
+            .build()
+            .map_err(|e| ApiError {
+                code: "ClientError".into(),
+                message: e.to_string(),
+                request_id: None,
+                class: ErrorClass::Permanent,
+            })?;
+        let output = self
+            .client
+            .list_opportunities()
+            .catalog(catalog.as_str())
+            .max_results(PAGE_SIZE)
+            .sort(by_identifier)
+            .set_next_token(token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| classify_generic(&e))?;
+        let mut items = Vec::new();
+        for summary in output.opportunity_summaries() {
+            let Some(id) = summary.id().and_then(OpportunityId::parse) else {
+                return Err(ApiError {
+                    code: "ResponseError".into(),
+                    message: format!("ListOpportunities listed an opportunity without a valid Id: {:?}", summary.id()),
+                    request_id: None,
+                    class: ErrorClass::Permanent,
+                });
+            };
+            let life_cycle = summary.life_cycle();
+            let stage = life_cycle.and_then(|l| l.stage());
+            let review = life_cycle.and_then(|l| l.review_status());
+            items.push(Listed {
+                id,
+                closed_lost: stage == Some(&Stage::ClosedLost),
+                under_review: matches!(review, Some(ReviewStatus::Submitted | ReviewStatus::InReview)),
+                rejected: review == Some(&ReviewStatus::Rejected),
+            });
+        }
+        Ok(Page { items, next: output.next_token().map(str::to_owned) })
+    }
+
+    async fn opportunity(&self, catalog: Catalog, id: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
+        self.get.opportunity(catalog, id).await
+    }
+}
+
+/// Why a legacy solution on an opportunity is not planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Reason {
+    /// `ListSolutions` gives it no `AwsMarketplaceSolutionArn`.
+    NoCounterpart,
+    /// `ListSolutions` does not list it at all.
+    NotListed,
+    /// Its `AwsMarketplaceSolutionArn` is not a valid `AwsMarketplaceSolutions` identifier.
+    InvalidCounterpart,
+    /// The opportunity holds as many Marketplace solutions as it may: the association would be refused.
+    NoRoom,
+}
+
+impl Reason {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::NoCounterpart => "has no Marketplace counterpart (no AwsMarketplaceSolutionArn)",
+            Self::NotListed => "is not listed by ListSolutions",
+            Self::InvalidCounterpart => "has an AwsMarketplaceSolutionArn that is not an ARN",
+            Self::NoRoom => "its counterpart would be one Marketplace solution too many for the opportunity",
+        }
+    }
+}
+
+/// What the scan saw and decided, kept in the state so a resumed scan reports the whole of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Opportunities listed.
+    pub listed: u64,
+    /// Opportunities left out for their stage, `Closed Lost`, and not read.
+    pub closed_lost: u64,
+    /// Opportunities left out for their review status, `Rejected` (read-only), and not read.
+    pub rejected: u64,
+    /// Opportunities listed and gone when read.
+    pub gone: u64,
+    /// Opportunities with at least one replacement planned.
+    pub planned: u64,
+    /// Of those, the ones under review (`Submitted`, `In review`).
+    pub under_review: u64,
+    /// Replacements planned whose counterpart the opportunity already holds (only the removal is left).
+    pub counterpart_already_on: u64,
+    /// Opportunities already replaced: they hold a counterpart and none of its legacy solutions.
+    pub already_replaced: u64,
+    /// Legacy solutions left out, by reason: each solution with the number of opportunities it is on.
+    pub left_out: BTreeMap<Reason, BTreeMap<String, u64>>,
+}
+
+/// The mapping from each legacy solution to its counterpart, as `ListSolutions` gives it.
+pub type Mapping = BTreeMap<String, Option<String>>;
+
+/// Plans one opportunity: one replacement for each legacy solution it holds that has a counterpart.
+pub fn plan_opportunity(
+    catalog: Catalog,
+    listed: &Listed,
+    holdings: &Holdings,
+    mapping: &Mapping,
+    counterparts: &BTreeSet<&str>,
+    tally: &mut Tally,
+) -> Vec<DisassociationRequest> {
+    let held = holdings.of(EntityType::AwsMarketplaceSolutions);
+    let limit = AssociationLimit::of(EntityType::AwsMarketplaceSolutions);
+    let mut room = limit.max.saturating_sub(holdings.counted_by(limit));
+    let mut added: BTreeSet<&str> = BTreeSet::new();
+    let mut requests = Vec::new();
+    let mut left_out = |reason: Reason, solution: &str| {
+        *tally.left_out.entry(reason).or_default().entry(solution.to_owned()).or_default() += 1;
+    };
+    for legacy in holdings.of(EntityType::Solutions) {
+        let counterpart = match mapping.get(legacy) {
+            None => {
+                left_out(Reason::NotListed, legacy);
+                continue;
+            }
+            Some(None) => {
+                left_out(Reason::NoCounterpart, legacy);
+                continue;
+            }
+            Some(Some(counterpart)) => counterpart,
+        };
+        let (Ok(entity), Ok(replacement)) = (
+            RelatedEntity::new(EntityType::Solutions, legacy),
+            RelatedEntity::new(EntityType::AwsMarketplaceSolutions, counterpart),
+        ) else {
+            left_out(Reason::InvalidCounterpart, legacy);
+            continue;
+        };
+        let already_on = held.iter().any(|h| h == counterpart);
+        if already_on {
+            tally.counterpart_already_on += 1;
+        } else if !added.contains(counterpart.as_str()) {
+            if room == 0 {
+                left_out(Reason::NoRoom, legacy);
+                continue;
+            }
+            room -= 1;
+            added.insert(counterpart);
+        }
+        requests.push(DisassociationRequest {
+            catalog,
+            opportunity: listed.id.clone(),
+            entity,
+            replace_with: Some(replacement),
+        });
+    }
+    if requests.is_empty() {
+        let legacy_held: BTreeSet<&str> = holdings.of(EntityType::Solutions).iter().map(String::as_str).collect();
+        let replaced = held.iter().any(|arn| {
+            counterparts.contains(arn.as_str())
+                && !mapping
+                    .iter()
+                    .any(|(legacy, c)| c.as_deref() == Some(arn.as_str()) && legacy_held.contains(legacy.as_str()))
+        });
+        if replaced {
+            tally.already_replaced += 1;
+        }
+    } else {
+        tally.planned += 1;
+        if listed.under_review {
+            tally.under_review += 1;
+        }
+    }
+    requests
+}
+
+/// How far a list has got: the token of the next page to read, and whether the last one was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    pub next_token: Option<String>,
+    pub pages: u64,
+    pub done: bool,
+    /// The last identifier of the last page fully processed.
+    pub last_identifier: Option<String>,
+}
+
+/// An unfinished scan, written after every page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub catalog: String,
+    pub include_closed: bool,
+    pub solutions: Listing,
+    pub mapping: Mapping,
+    pub opportunities: Listing,
+    pub tally: Tally,
+    /// The requests planned so far, as plan lines.
+    pub requests: Vec<String>,
+}
+
+impl State {
+    fn new(catalog: Catalog, include_closed: bool) -> Self {
+        Self {
+            catalog: catalog.as_str().to_owned(),
+            include_closed,
+            solutions: Listing::default(),
+            mapping: Mapping::new(),
+            opportunities: Listing::default(),
+            tally: Tally::default(),
+            requests: Vec::new(),
+        }
+    }
+
+    /// The scan left at `path`, or a new one when there is none. A state of another scan (another
+    /// catalog, or `--include-closed` given differently) is refused rather than mixed in.
+    pub fn load(path: &Path, catalog: Catalog, include_closed: bool) -> Result<Self, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::new(catalog, include_closed)),
+            Err(e) => return Err(format!("reading the state {} failed: {e}", path.display())),
+        };
+        let state: Self = serde_json::from_str(&text).map_err(|e| {
+            format!("the state {} is not a scan's state ({e}): remove it to scan again", path.display())
+        })?;
+        if state.catalog != catalog.as_str() || state.include_closed != include_closed {
+            return Err(format!(
+                "the state {} is of another scan (catalog {}, include closed {}): remove it, or give another --state",
+                path.display(),
+                state.catalog,
+                state.include_closed
+            ));
+        }
+        Ok(state)
+    }
+
+    /// Written beside its place and renamed into it, so a scan stopped mid-write keeps the last state.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_string(self).map_err(|e| format!("encoding the state failed: {e}"))?;
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        std::fs::write(&partial, text)
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|e| format!("writing the state {} failed: {e}", path.display()))
+    }
+
+    /// The requests planned so far, decoded by the rules of every request.
+    pub fn decoded_requests(&self) -> Result<Vec<DisassociationRequest>, String> {
+        self.requests
+            .iter()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .map_err(|e| e.to_string())
+                    .and_then(|doc| DisassociationRequest::from_document(&doc).map_err(|e| e.to_string()))
+                    .map_err(|e| format!("the state holds a request that is not valid ({e}): remove it to scan again"))
+            })
+            .collect()
+    }
+}
+
+/// What the scan is asked: the catalog, and whether closed opportunities are planned.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub catalog: Catalog,
+    pub include_closed: bool,
+}
+
+/// A scan under way.
+pub struct Scan<R> {
+    reads: R,
+    settings: Settings,
+    meter: Meter,
+    pub state: State,
+    state_path: PathBuf,
+    started: Instant,
+}
+
+/// The pacing of every read, and the count of reads this run made.
+pub struct Meter {
+    pacer: Pacer,
+    /// Reads made, and how many of them were throttled.
+    pub made: u64,
+    pub throttled: u64,
+}
+
+impl<R: Reads> Scan<R> {
+    pub fn new(reads: R, settings: Settings, reads_per_second: f64, state: State, state_path: PathBuf) -> Self {
+        Self {
+            reads,
+            settings,
+            meter: Meter { pacer: Pacer::local(reads_per_second), made: 0, throttled: 0 },
+            state,
+            state_path,
+            started: Instant::now(),
+        }
+    }
+
+    /// Reads what is left to read, saving the state after every page.
+    pub async fn run(&mut self, progress: &mut Progress, log: &mut impl Write) -> Result<(), String> {
+        let catalog = self.settings.catalog;
+        while !self.state.solutions.done {
+            let token = self.state.solutions.next_token.clone();
+            let page = self.meter.read("ListSolutions", || self.reads.solutions(catalog, token.as_deref())).await?;
+            for solution in page.items {
+                self.state.mapping.insert(solution.id, solution.counterpart);
+            }
+            self.state.solutions.pages += 1;
+            self.state.solutions.done = page.next.is_none();
+            self.state.solutions.next_token = page.next;
+            self.state.save(&self.state_path)?;
+        }
+        progress.resumed(self.state.tally.listed, self.state.tally.listed);
+        while !self.state.opportunities.done {
+            let token = self.state.opportunities.next_token.clone();
+            let page =
+                self.meter.read("ListOpportunities", || self.reads.opportunities(catalog, token.as_deref())).await?;
+            progress.listed(page.items.len() as u64);
+            let mut tally = self.state.tally.clone();
+            let mut lines = Vec::new();
+            let counterparts: BTreeSet<&str> = self.state.mapping.values().flatten().map(String::as_str).collect();
+            for listed in &page.items {
+                tally.listed += 1;
+                if listed.closed_lost && !self.settings.include_closed {
+                    tally.closed_lost += 1;
+                    progress.read_one();
+                    continue;
+                }
+                if listed.rejected {
+                    tally.rejected += 1;
+                    progress.read_one();
+                    continue;
+                }
+                let holdings =
+                    self.meter.read("GetOpportunity", || self.reads.opportunity(catalog, &listed.id)).await?;
+                progress.read_one();
+                let Some(holdings) = holdings else {
+                    tally.gone += 1;
+                    continue;
+                };
+                let requests =
+                    plan_opportunity(catalog, listed, &holdings, &self.state.mapping, &counterparts, &mut tally);
+                lines.extend(requests.iter().map(message_body));
+            }
+            // The page counts only once every opportunity on it is read: a stop before this rereads it.
+            self.state.tally = tally;
+            self.state.requests.extend(lines);
+            self.state.opportunities.pages += 1;
+            if let Some(last) = page.items.last() {
+                self.state.opportunities.last_identifier = Some(last.id.to_string());
+            }
+            self.state.opportunities.done = page.next.is_none();
+            self.state.opportunities.next_token = page.next;
+            self.state.save(&self.state_path)?;
+            progress.page_done(&self.state, self.meter.made, self.started.elapsed(), log);
+        }
+        Ok(())
+    }
+
+    /// Reads made by this run, and how many of them were throttled.
+    pub fn reads(&self) -> (u64, u64) {
+        (self.meter.made, self.meter.throttled)
+    }
+
+    /// The scan's report: what was read, planned and left out, and why.
+    pub fn report(&self, reads_per_second: f64) -> String {
+        let t = &self.state.tally;
+        let mut out = format!(
+            "marketplace-solutions: {}: {} legacy solutions listed ({} with a counterpart); {} opportunities listed\n",
+            self.state.catalog,
+            self.state.mapping.len(),
+            self.state.mapping.values().flatten().count(),
+            t.listed
+        );
+        let requests = self.state.requests.len();
+        out.push_str(&format!(
+            "  planned: {requests} replacements on {} opportunities; {} of them under review (the stack holds their requests until the review ends); {} replacements find the counterpart already on (only the removal is left)\n",
+            t.planned, t.under_review, t.counterpart_already_on
+        ));
+        if t.closed_lost > 0 {
+            let hint = if self.settings.include_closed { "" } else { " (--include-closed plans them)" };
+            out.push_str(&format!("  left out: {} opportunities Closed Lost, not read{hint}\n", t.closed_lost));
+        }
+        if t.rejected > 0 {
+            out.push_str(&format!("  left out: {} opportunities Rejected (read-only), not read\n", t.rejected));
+        }
+        if t.already_replaced > 0 {
+            out.push_str(&format!(
+                "  left out: {} opportunities already replaced (they hold the counterpart and not its legacy solution)\n",
+                t.already_replaced
+            ));
+        }
+        if t.gone > 0 {
+            out.push_str(&format!("  left out: {} opportunities listed but gone when read\n", t.gone));
+        }
+        for (reason, solutions) in &t.left_out {
+            for (solution, opportunities) in solutions {
+                out.push_str(&format!(
+                    "  left out: {solution} {} (on {opportunities} opportunities)\n",
+                    reason.describe()
+                ));
+            }
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 { self.meter.made as f64 / elapsed } else { 0.0 };
+        out.push_str(&format!(
+            "  reads: {} in {elapsed:.1} s, {rate:.2} reads/s (--reads-per-second {reads_per_second}), {} throttled\n",
+            self.meter.made, self.meter.throttled
+        ));
+        out
+    }
+}
+
+impl Meter {
+    /// One read, in its paced turn; a throttled or passing failure is tried again in a later turn.
+    async fn read<T, F, Fut>(&mut self, what: &str, call: F) -> Result<T, String>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Without a latest start the pacer always gives a turn.
+            let _ = self.pacer.acquire(None).await;
+            self.made += 1;
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(e) if e.class == ErrorClass::Transient && attempt < ATTEMPTS => {
+                    if e.is_throttling() {
+                        self.throttled += 1;
+                        self.pacer.throttled().await;
+                    }
+                }
+                Err(e) => return Err(format!("{what} failed after {attempt} attempt(s): {e}")),
+            }
+        }
+    }
+}
+
+/// Progress on standard error: a bar with an ETA on a terminal, a line a page otherwise.
+pub enum Progress {
+    Bar(ProgressBar),
+    Lines,
+    Silent,
+}
+
+impl Progress {
+    pub fn new(terminal: bool) -> Self {
+        if !terminal {
+            return Self::Lines;
+        }
+        let bar = ProgressBar::new(0);
+        let style = ProgressStyle::with_template(
+            "{spinner} {pos}/{len} opportunities read (more listed as pages come) [{elapsed_precise}] ETA {eta} {msg}",
+        );
+        if let Ok(style) = style {
+            bar.set_style(style);
+        }
+        Self::Bar(bar)
+    }
+
+    fn resumed(&mut self, listed: u64, read: u64) {
+        if let Self::Bar(bar) = self {
+            bar.set_length(listed);
+            bar.set_position(read);
+            bar.reset_eta();
+        }
+    }
+
+    fn listed(&mut self, count: u64) {
+        if let Self::Bar(bar) = self {
+            bar.inc_length(count);
+        }
+    }
+
+    fn read_one(&mut self) {
+        if let Self::Bar(bar) = self {
+            bar.inc(1);
+        }
+    }
+
+    fn page_done(&mut self, state: &State, made: u64, elapsed: Duration, log: &mut impl Write) {
+        let planned = state.requests.len();
+        match self {
+            Self::Bar(bar) => bar.set_message(format!("{planned} replacements planned")),
+            Self::Lines => {
+                let rate = made as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
+                let _ = writeln!(
+                    log,
+                    "page {}: {} opportunities listed, {planned} replacements planned, {made} reads at {rate:.2}/s",
+                    state.opportunities.pages, state.tally.listed
+                );
+            }
+            Self::Silent => {}
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+
+    use super::*;
+
+    const ARN_A: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-a";
+    const ARN_B: &str = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-b";
+
+    fn mapping() -> Mapping {
+        [("S-1", Some(ARN_A)), ("S-2", Some(ARN_B)), ("S-3", None), ("S-4", Some(ARN_A))]
+            .into_iter()
+            .map(|(s, c)| (s.to_owned(), c.map(str::to_owned)))
+            .collect()
+    }
+
+    fn listed(id: &str) -> Listed {
+        Listed { id: OpportunityId::parse(id).unwrap(), closed_lost: false, under_review: false, rejected: false }
+    }
+
+    fn plan_one(listed: &Listed, holdings: &Holdings, tally: &mut Tally) -> Vec<(String, String)> {
+        let mapping = mapping();
+        let counterparts: BTreeSet<&str> = mapping.values().flatten().map(String::as_str).collect();
+        plan_opportunity(Catalog::Sandbox, listed, holdings, &mapping, &counterparts, tally)
+            .into_iter()
+            .map(|r| (r.entity.identifier().to_owned(), r.replace_with.unwrap().identifier().to_owned()))
+            .collect()
+    }
+
+    fn solutions(ids: &[&str]) -> Holdings {
+        Holdings::default().with(EntityType::Solutions, ids.iter().copied())
+    }
+
+    #[test]
+    fn each_legacy_solution_with_a_counterpart_becomes_one_replacement() {
+        let mut tally = Tally::default();
+        let planned = plan_one(&listed("O1"), &solutions(&["S-1", "S-2", "S-3", "S-9"]), &mut tally);
+        assert_eq!(planned, [("S-1".to_owned(), ARN_A.to_owned()), ("S-2".to_owned(), ARN_B.to_owned())]);
+        assert_eq!(tally.planned, 1);
+        assert_eq!(tally.left_out[&Reason::NoCounterpart]["S-3"], 1);
+        assert_eq!(tally.left_out[&Reason::NotListed]["S-9"], 1);
+    }
+
+    #[test]
+    fn an_opportunity_holding_the_counterpart_and_not_the_legacy_solution_is_already_replaced() {
+        let mut tally = Tally::default();
+        let holdings = solutions(&["S-3"]).with(EntityType::AwsMarketplaceSolutions, [ARN_A]);
+        assert!(plan_one(&listed("O1"), &holdings, &mut tally).is_empty());
+        assert_eq!((tally.already_replaced, tally.planned), (1, 0));
+    }
+
+    #[test]
+    fn a_replacement_cut_short_is_planned_and_counted_apart() {
+        let mut tally = Tally::default();
+        let holdings = solutions(&["S-1"]).with(EntityType::AwsMarketplaceSolutions, [ARN_A]);
+        assert_eq!(plan_one(&listed("O1"), &holdings, &mut tally), [("S-1".to_owned(), ARN_A.to_owned())]);
+        assert_eq!((tally.counterpart_already_on, tally.already_replaced), (1, 0));
+    }
+
+    #[test]
+    fn a_counterpart_beyond_the_limit_of_marketplace_solutions_is_left_out() {
+        let full: Vec<String> = (0..9).map(|i| format!("arn:aws:other/{i}")).collect();
+        let mut tally = Tally::default();
+        // One place left: S-1 and S-4 share ARN_A and fit in it; S-2's ARN_B does not.
+        let holdings = solutions(&["S-1", "S-2", "S-4"]).with(EntityType::AwsMarketplaceSolutions, full);
+        let planned = plan_one(&listed("O1"), &holdings, &mut tally);
+        assert_eq!(planned, [("S-1".to_owned(), ARN_A.to_owned()), ("S-4".to_owned(), ARN_A.to_owned())]);
+        assert_eq!(tally.left_out[&Reason::NoRoom]["S-2"], 1);
+    }
+
+    #[test]
+    fn an_opportunity_under_review_is_planned_and_counted_apart() {
+        let mut tally = Tally::default();
+        let review = Listed { under_review: true, ..listed("O1") };
+        assert_eq!(plan_one(&review, &solutions(&["S-1"]), &mut tally).len(), 1);
+        assert_eq!((tally.planned, tally.under_review), (1, 1));
+    }
+
+    /// An account in memory: opportunities O1..On, pages of `page` each; every call is logged, and a
+    /// call can be made to fail.
+    struct Account {
+        opportunities: Vec<(Listed, Holdings)>,
+        page: usize,
+        calls: RefCell<Vec<String>>,
+        /// The `GetOpportunity` of this opportunity fails, permanently.
+        broken: RefCell<Option<String>>,
+        /// The next calls answered with throttling.
+        throttle: Cell<u32>,
+    }
+
+    impl Account {
+        fn new(count: usize, page: usize) -> Self {
+            let opportunities = (1..=count)
+                .map(|i| {
+                    let mut l = listed(&format!("O{i}"));
+                    l.closed_lost = i % 7 == 0;
+                    l.rejected = i == 10;
+                    let held = if i % 3 == 0 { vec!["S-1", "S-3"] } else { vec!["S-2"] };
+                    (l, solutions(&held))
+                })
+                .collect();
+            Self { opportunities, page, calls: RefCell::default(), broken: RefCell::default(), throttle: Cell::new(0) }
+        }
+
+        fn answer(&self, call: String) -> Result<(), ApiError> {
+            self.calls.borrow_mut().push(call.clone());
+            let error =
+                |code: &str, class| ApiError { code: code.into(), message: call.clone(), request_id: None, class };
+            if self.throttle.get() > 0 {
+                self.throttle.set(self.throttle.get() - 1);
+                return Err(error("ThrottlingException", ErrorClass::Transient));
+            }
+            if self.broken.borrow().as_deref() == Some(call.as_str()) {
+                return Err(error("AccessDeniedException", ErrorClass::Permanent));
+            }
+            Ok(())
+        }
+
+        fn count(&self, prefix: &str) -> usize {
+            self.calls.borrow().iter().filter(|c| c.starts_with(prefix)).count()
+        }
+    }
+
+    impl Reads for &Account {
+        async fn solutions(&self, _: Catalog, token: Option<&str>) -> Result<Page<Solution>, ApiError> {
+            self.answer(format!("ListSolutions {token:?}"))?;
+            let all: Vec<Solution> =
+                mapping().into_iter().map(|(id, counterpart)| Solution { id, counterpart }).collect();
+            let (items, next) = match token {
+                None => (all[..2].to_vec(), Some("2".to_owned())),
+                Some(_) => (all[2..].to_vec(), None),
+            };
+            Ok(Page { items, next })
+        }
+
+        async fn opportunities(&self, _: Catalog, token: Option<&str>) -> Result<Page<Listed>, ApiError> {
+            self.answer(format!("ListOpportunities {token:?}"))?;
+            let start: usize = token.map_or(0, |t| t.parse().unwrap());
+            let end = (start + self.page).min(self.opportunities.len());
+            let items = self.opportunities[start..end].iter().map(|(l, _)| l.clone()).collect();
+            Ok(Page { items, next: (end < self.opportunities.len()).then(|| end.to_string()) })
+        }
+
+        async fn opportunity(&self, _: Catalog, id: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
+            self.answer(format!("GetOpportunity {id}"))?;
+            Ok(self.opportunities.iter().find(|(l, _)| &l.id == id).map(|(_, h)| h.clone()))
+        }
+    }
+
+    fn scan<'a>(account: &'a Account, state: State, path: &Path) -> Scan<&'a Account> {
+        let settings = Settings { catalog: Catalog::Sandbox, include_closed: false };
+        Scan::new(account, settings, 1000.0, state, path.to_owned())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scan_stopped_on_a_page_reads_only_that_page_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let whole = Account::new(45, 10);
+        let mut once = scan(&whole, State::new(Catalog::Sandbox, false), &dir.path().join("once.json"));
+        once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+
+        let account = Account::new(45, 10);
+        *account.broken.borrow_mut() = Some("GetOpportunity O25".to_owned());
+        let mut stopped = scan(&account, State::new(Catalog::Sandbox, false), &path);
+        let error = stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
+        assert!(error.contains("GetOpportunity failed after 1 attempt(s)"), "{error}");
+        let kept = State::load(&path, Catalog::Sandbox, false).unwrap();
+        assert_eq!((kept.opportunities.pages, kept.opportunities.last_identifier.as_deref()), (2, Some("O20")));
+
+        *account.broken.borrow_mut() = None;
+        let mut resumed = scan(&account, kept, &path);
+        resumed.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+        assert_eq!(resumed.state.requests, once.state.requests);
+        assert_eq!(resumed.state.tally, once.state.tally);
+        // The third page (O21..O30) was listed twice and its opportunities before O25 read twice.
+        assert_eq!(account.count("ListOpportunities"), whole.count("ListOpportunities") + 1);
+        let closed_before_o25 = [21].len();
+        assert_eq!(account.count("GetOpportunity"), whole.count("GetOpportunity") + 5 - closed_before_o25);
+        assert_eq!(account.count("ListSolutions"), 2, "the mapping is read once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_lost_opportunities_are_not_read_and_the_tally_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let account = Account::new(21, 10);
+        let mut run = scan(&account, State::new(Catalog::Sandbox, false), &dir.path().join("s.json"));
+        run.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+        let t = &run.state.tally;
+        assert_eq!((t.listed, t.closed_lost, t.rejected), (21, 3, 1));
+        assert_eq!(account.count("GetOpportunity"), 17);
+        assert!(!account.calls.borrow().contains(&"GetOpportunity O7".to_owned()));
+        assert!(!account.calls.borrow().contains(&"GetOpportunity O10".to_owned()));
+        // Every opportunity holds S-2 or S-1 (both with counterparts), and S-3 on every third one.
+        assert_eq!(run.state.requests.len(), 17);
+        assert_eq!(t.left_out[&Reason::NoCounterpart]["S-3"], 6);
+        let report = run.report(1000.0);
+        assert!(
+            report.contains("left out: 3 opportunities Closed Lost, not read (--include-closed plans them)"),
+            "{report}"
+        );
+        assert!(report.contains("left out: S-3 has no Marketplace counterpart"), "{report}");
+        assert!(report.contains("left out: 1 opportunities Rejected (read-only)"), "{report}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_read_is_tried_again_in_a_later_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let account = Account::new(3, 10);
+        account.throttle.set(2);
+        let mut run = scan(&account, State::new(Catalog::Sandbox, false), &dir.path().join("s.json"));
+        run.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+        assert_eq!(run.reads(), (2 + 2 + 1 + 3, 2));
+        assert_eq!(account.calls.borrow()[..3], ["ListSolutions None", "ListSolutions None", "ListSolutions None"]);
+        assert_eq!(run.state.requests.len(), 3);
+    }
+
+    #[test]
+    fn a_state_of_another_scan_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        State::new(Catalog::Sandbox, false).save(&path).unwrap();
+        let error = State::load(&path, Catalog::Aws, false).unwrap_err();
+        assert!(error.contains("is of another scan (catalog Sandbox"), "{error}");
+        assert!(State::load(&path, Catalog::Sandbox, true).is_err());
+        assert_eq!(State::load(&path, Catalog::Sandbox, false).unwrap(), State::new(Catalog::Sandbox, false));
+    }
+}
