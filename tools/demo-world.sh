@@ -1,9 +1,9 @@
-# The local world both demos run in, sourced by tools/demo.sh and tools/plan-demo.sh from the
-# checkout's root: the Partner Central emulator, moto's SQS with a work queue and its dead-letter
-# queue, and both functions under cargo lambda watch. Sets EMULATOR, MOTO, WORK_URL, DLQ_URL,
-# INVOKE_PORT and WORK (the scratch folder, .demo/), and the helpers http, wait_for, bold, show_state,
-# plan_program and deliver. Every process it starts is stopped on exit, by PID. VENV may name the tool
-# venv (default .venv/).
+# The local world the demos run in, sourced by tools/demo.sh, tools/plan-demo.sh and
+# tools/marketplace-demo.sh from the checkout's root: the Partner Central emulator, moto's SQS with a
+# work queue and its dead-letter queue, and both functions under cargo lambda watch. Sets EMULATOR,
+# MOTO, WORK_URL, DLQ_URL, INVOKE_PORT and WORK (the scratch folder, .demo/), and the helpers http,
+# wait_for, bold, show_state, plan_program, send_plan and deliver. Every process it starts is stopped
+# on exit, by PID. VENV may name the tool venv (default .venv/).
 # Where cargo builds (make exports it; CARGO_TARGET_DIR may put it outside the checkout).
 TARGET_DIR="$(realpath -m "${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}")"
 
@@ -50,6 +50,14 @@ plan_program() {
   cargo build --quiet -p opportunity-disassociator-plan
   PLAN_BIN="$TARGET_DIR/debug/opportunity-disassociator-plan"
   export AWS_ENDPOINT_URL_SQS="$MOTO"
+}
+# A plan dry-run, then sent to the work queue, as docs/bulk.md does it.
+send_plan() { # plan
+  bold "==> send --dry-run: what would be sent, and the queue's bound; nothing sent"
+  "$PLAN_BIN" send "$1" --queue-url "$WORK_URL" --dry-run --out /dev/null
+  echo
+  bold "==> send"
+  "$PLAN_BIN" send "$1" --queue-url "$WORK_URL"
 }
 # The work queue's event source mapping, played by tools/pump_once.py until the queue is empty.
 deliver() {

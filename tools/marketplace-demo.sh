@@ -41,12 +41,7 @@ for line in open(sys.argv[1]):
 EOF
 
 echo
-bold "==> send --dry-run: what would be sent, and the queue's bound; nothing sent"
-"$PLAN_BIN" send "$PLAN" --queue-url "$WORK_URL" --dry-run --out /dev/null
-
-echo
-bold "==> send"
-"$PLAN_BIN" send "$PLAN" --queue-url "$WORK_URL"
+send_plan "$PLAN"
 
 echo
 bold "==> AWS ends O3000002's review (approved)"

@@ -23,12 +23,7 @@ echo "    the plan, one request document a line:"
 sed 's/^/      /' "$PLAN"
 
 echo
-bold "==> send --dry-run: what would be sent, and the queue's bound; nothing sent"
-"$PLAN_BIN" send "$PLAN" --queue-url "$WORK_URL" --dry-run --out /dev/null
-
-echo
-bold "==> send"
-"$PLAN_BIN" send "$PLAN" --queue-url "$WORK_URL"
+send_plan "$PLAN"
 
 echo
 deliver
