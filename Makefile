@@ -32,13 +32,13 @@ export AWS_CLI := $(VENV)/bin/aws
 # No AWS network here (and none wanted from a linter): no telemetry calls.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv demo plan-demo test fmt-check clippy cargo-test deny build package sam-build validate \
+.PHONY: help venv demo plan-demo marketplace-demo test fmt-check clippy cargo-test deny build package sam-build validate \
         deploy bench chaos fuzz clean distclean pin-tools
 
 help: ## List the targets
 	@echo "opportunity-disassociator - make targets:"
 	@grep -E '^[a-z][a-zA-Z0-9_-]*:.*## ' $(MAKEFILE_LIST) \
-	  | awk 'BEGIN {FS = ":.*## "}; {printf "  %-11s %s\n", $$1, $$2}'
+	  | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
 	@echo "Variables: ENV=$(ENV) (dev|prod, for deploy), REGION=$(REGION)"
 
 # ---------------------------------------------------------------- tools
@@ -56,6 +56,9 @@ demo: $(VENV_STAMP) ## Run the local demo (tools/demo.sh: emulator + both functi
 
 plan-demo: $(VENV_STAMP) ## Plan and send examples/bulk-export.csv, then the worker carries it out (tools/plan-demo.sh, no AWS)
 	bash tools/plan-demo.sh
+
+marketplace-demo: $(VENV_STAMP) ## Plan the seed's legacy-Solutions move, send it, the worker carries it out (tools/marketplace-demo.sh, no AWS)
+	bash tools/marketplace-demo.sh
 
 # ---------------------------------------------------------------- test (what CI runs)
 test: fmt-check clippy cargo-test deny validate ## Everything CI checks: fmt, clippy, tests, deny, validate

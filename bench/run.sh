@@ -14,6 +14,7 @@
 # BENCH_STACK=0 skips the stack scenario, BENCH_STACK_ARGS passes options to it (e.g. "--quick");
 # BENCH_SCALED=0 skips the scaled-time scenarios, BENCH_SCALED_ARGS passes options to them.
 # BENCH_POISONED=0 skips the poisoned write-slots table (bench/write_slots_poisoned.py).
+# BENCH_SCAN=0 skips the legacy-Solutions scan (bench/scan.py), BENCH_SCAN_ARGS passes options to it.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,6 +63,14 @@ fi
 echo "==> from-csv: 100,000 rows, time and peak memory (bench/plan_csv.py)"
 cargo build --release --quiet -p opportunity-disassociator-plan
 "$python" bench/plan_csv.py --bin "$target/release/opportunity-disassociator-plan" --out bench/results/plan.json
+if [[ "${BENCH_SCAN:-1}" == 0 ]]; then
+  echo "==> marketplace-solutions scan: skipped (BENCH_SCAN=0)"
+else
+  echo "==> marketplace-solutions: 10,000 opportunities, read rate and peak memory (bench/scan.py, a few minutes)"
+  # shellcheck disable=SC2086 # BENCH_SCAN_ARGS is a list of options
+  "$python" bench/scan.py --bin "$target/release/opportunity-disassociator-plan" \
+    --emulator "$target/release/partner-central-emulator" --out bench/results/scan.json ${BENCH_SCAN_ARGS:-}
+fi
 
 moto="${MOTO_SERVER:-$root/.venv/bin/moto_server}"
 moto_args=(--moto "$moto")

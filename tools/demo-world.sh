@@ -1,8 +1,9 @@
-# The local world both demos run in, sourced by tools/demo.sh and tools/plan-demo.sh from the
-# checkout's root: the Partner Central emulator, moto's SQS with a work queue and its dead-letter
-# queue, and both functions under cargo lambda watch. Sets EMULATOR, MOTO, WORK_URL, DLQ_URL,
-# INVOKE_PORT and WORK (the scratch folder, .demo/), and the helpers http, wait_for and bold. Every
-# process it starts is stopped on exit, by PID. VENV may name the tool venv (default .venv/).
+# The local world the demos run in, sourced by tools/demo.sh, tools/plan-demo.sh and
+# tools/marketplace-demo.sh from the checkout's root: the Partner Central emulator, moto's SQS with a
+# work queue and its dead-letter queue, and both functions under cargo lambda watch. Sets EMULATOR,
+# MOTO, WORK_URL, DLQ_URL, INVOKE_PORT and WORK (the scratch folder, .demo/), and the helpers http,
+# wait_for, bold, show_state, plan_program, send_plan and deliver. Every process it starts is stopped
+# on exit, by PID. VENV may name the tool venv (default .venv/).
 # Where cargo builds (make exports it; CARGO_TARGET_DIR may put it outside the checkout).
 TARGET_DIR="$(realpath -m "${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}")"
 
@@ -39,6 +40,34 @@ wait_for() { # url, what, seconds
   exit 1
 }
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
+# What the emulator holds: every opportunity the first time, then what changed (tools/show_state.py).
+show_state() { python3 tools/show_state.py "$EMULATOR" "$WORK/state.json"; }
+rm -f "$WORK/state.json"
+# Builds opportunity-disassociator-plan (its own package: profiles and SSO stay out of the functions)
+# and sets PLAN_BIN; the program reaches moto's SQS as it would reach AWS's, through the SDK's endpoint.
+plan_program() {
+  bold "==> building opportunity-disassociator-plan"
+  cargo build --quiet -p opportunity-disassociator-plan
+  PLAN_BIN="$TARGET_DIR/debug/opportunity-disassociator-plan"
+  export AWS_ENDPOINT_URL_SQS="$MOTO"
+}
+# A plan dry-run, then sent to the work queue, as docs/bulk.md does it.
+send_plan() { # plan
+  bold "==> send --dry-run: what would be sent, and the queue's bound; nothing sent"
+  "$PLAN_BIN" send "$1" --queue-url "$WORK_URL" --dry-run --out /dev/null
+  echo
+  bold "==> send"
+  "$PLAN_BIN" send "$1" --queue-url "$WORK_URL"
+}
+# The work queue's event source mapping, played by tools/pump_once.py until the queue is empty.
+deliver() {
+  bold "==> the event source mapping delivers the work queue to the worker, a batch at a time"
+  for _ in $(seq 1 10); do
+    pass=$(python3 tools/pump_once.py "$MOTO" "$WORK_URL" "$INVOKE_PORT" "$WORK/work-queue-batch.json")
+    echo "$pass" | cut -c1-200
+    case "$pass" in *"the work queue is empty"*) break ;; esac
+  done
+}
 
 bold "==> building the functions and the Partner Central emulator"
 cargo build --quiet -p partner-central-emulator -p opportunity-disassociator

@@ -8,9 +8,6 @@ cd "$(dirname "$0")/.."
 # shellcheck source=tools/demo-world.sh
 source tools/demo-world.sh
 
-rm -f "$WORK/state.json"
-show_state() { python3 tools/show_state.py "$EMULATOR" "$WORK/state.json"; }
-
 describe() {
   case "$1" in
     direct.json) echo "direct invocation (aws lambda invoke, Step Functions): remove the AwsProducts entry AmazonEC2 from O1234567" ;;

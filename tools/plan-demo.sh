@@ -9,14 +9,9 @@ cd "$(dirname "$0")/.."
 # shellcheck source=tools/demo-world.sh
 source tools/demo-world.sh
 
-bold "==> building opportunity-disassociator-plan (its own package: profiles and SSO stay out of the functions)"
-cargo build --quiet -p opportunity-disassociator-plan
-PLAN_BIN="$TARGET_DIR/debug/opportunity-disassociator-plan"
-# The program reaches moto's SQS as it would reach AWS's, through the SDK's endpoint setting.
-export AWS_ENDPOINT_URL_SQS="$MOTO"
+plan_program
 PLAN="$WORK/bulk.jsonl"
-rm -f "$PLAN" "$PLAN.sent" "$WORK/state.json"
-show_state() { python3 tools/show_state.py "$EMULATOR" "$WORK/state.json"; }
+rm -f "$PLAN" "$PLAN.sent"
 
 bold "==> the emulator holds, before anything runs:"
 show_state
@@ -28,20 +23,10 @@ echo "    the plan, one request document a line:"
 sed 's/^/      /' "$PLAN"
 
 echo
-bold "==> send --dry-run: what would be sent, and the queue's bound; nothing sent"
-"$PLAN_BIN" send "$PLAN" --queue-url "$WORK_URL" --dry-run --out /dev/null
+send_plan "$PLAN"
 
 echo
-bold "==> send"
-"$PLAN_BIN" send "$PLAN" --queue-url "$WORK_URL"
-
-echo
-bold "==> the event source mapping delivers the work queue to the worker, a batch at a time"
-for _ in $(seq 1 10); do
-  pass=$(python3 tools/pump_once.py "$MOTO" "$WORK_URL" "$INVOKE_PORT" "$WORK/work-queue-batch.json")
-  echo "$pass" | cut -c1-200
-  case "$pass" in *"the work queue is empty"*) break ;; esac
-done
+deliver
 
 echo
 bold "==> the emulator now holds:"
