@@ -51,6 +51,13 @@ impl SlowDown {
         self.base_ms + (extra * 0.5f64.powf(half_lives)).round() as u64
     }
 
+    /// Whether `spacing_ms` is stretched far enough that throttled answers at it are no longer the
+    /// per-second quota's doing: twice the base, two throttled answers in a row at least. At one
+    /// stretch, instances pacing alone at shares that add up to the quota still collide in runs.
+    pub fn is_stretched(&self, spacing_ms: u64) -> bool {
+        spacing_ms >= self.base_ms.saturating_mul(2)
+    }
+
     /// The stretch that a throttled answer at `now_ms` makes of `stretch`.
     pub fn throttled(&self, stretch: Option<Stretch>, now_ms: u64) -> Stretch {
         let current = self.spacing_at(stretch, now_ms);
