@@ -178,8 +178,18 @@ struct State {
     /// The ledger was read since the gauges were last taken.
     ledger_fresh: bool,
     learned: Learned,
-    /// The learned spend's end this instance set when it took the probe: its next write is the probe.
-    probe: Option<u64>,
+    probe: Probe,
+}
+
+/// This instance's part in probing a learned spend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Probe {
+    #[default]
+    None,
+    /// It moved the spend's end on to this: its next write is the probe.
+    Taken(u64),
+    /// The probe's slot is claimed: its answer ends the spend or keeps it.
+    Sent(u64),
 }
 
 /// How the store's clock compared with this instance's.
@@ -342,6 +352,11 @@ impl SharedSlots {
                 return Acquired::Unavailable;
             }
             if claimed {
+                let mut state = self.lock();
+                if let Probe::Taken(until) = state.probe {
+                    // One write probes: the next finds the spend as moved on, and waits.
+                    state.probe = Probe::Sent(until);
+                }
                 return Acquired::At(start);
             }
         }
@@ -359,7 +374,7 @@ impl SharedSlots {
             (state.ledger.clone(), state.probe)
         };
         if let Some(until) = ledger.spent_until_ms
-            && probe != Some(until)
+            && probe != Probe::Taken(until)
         {
             if until > now_ms {
                 return Err(self.no_room(budget, until).await);
@@ -372,7 +387,7 @@ impl SharedSlots {
             return Err(match self.set(vec![probe]).await {
                 Ok(true) => {
                     let mut state = self.lock();
-                    state.probe = Some(became);
+                    state.probe = Probe::Taken(became);
                     state.ledger.spent_until_ms = Some(became);
                     None
                 }
@@ -437,9 +452,9 @@ impl SharedSlots {
         let probe = {
             let mut state = self.lock();
             state.learned.succeeded();
-            state.probe.take()
+            std::mem::take(&mut state.probe)
         };
-        if let Some(until) = probe {
+        if let Probe::Sent(until) = probe {
             let end = Repair { attribute: Attribute::SpentUntilMs, found: Field::Number(until), became: None };
             if let Ok(true) = self.set(vec![end]).await {
                 info!("a probe of the day's write budget went through: the budget spent elsewhere has room again");
@@ -455,7 +470,7 @@ impl SharedSlots {
         let (spent, found) = {
             let mut state = self.lock();
             // A throttled probe leaves the spend as the probe moved it on.
-            let probed = state.probe.take().is_some();
+            let probed = matches!(std::mem::take(&mut state.probe), Probe::Sent(_));
             let spent = !probed && state.learned.throttled(stretched);
             (spent, state.ledger.spent_until_ms)
         };

@@ -51,11 +51,10 @@ impl SlowDown {
         self.base_ms + (extra * 0.5f64.powf(half_lives)).round() as u64
     }
 
-    /// Whether `spacing_ms` is stretched far enough that throttled answers at it are no longer the
-    /// per-second quota's doing: twice the base, two throttled answers in a row at least. At one
-    /// stretch, instances pacing alone at shares that add up to the quota still collide in runs.
+    /// Whether `spacing_ms` is stretched: throttled answers that keep coming at a stretched spacing
+    /// are no longer the per-second quota's doing.
     pub fn is_stretched(&self, spacing_ms: u64) -> bool {
-        spacing_ms >= self.base_ms.saturating_mul(2)
+        spacing_ms > self.base_ms
     }
 
     /// The stretch that a throttled answer at `now_ms` makes of `stretch`.

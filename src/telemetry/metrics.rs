@@ -136,6 +136,24 @@ pub fn repairs_line(namespace: &str, service: &str, repairs: u64, timestamp_ms: 
     })
 }
 
+/// The line of the day's write budget (`BudgetUsed`, `BudgetLeft`: the window's writes, account-wide,
+/// as this invocation last read them): gauges, so read with the Maximum statistic, not Sum.
+pub fn budget_line(namespace: &str, service: &str, (used, left): (u64, u64), timestamp_ms: u64) -> Value {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Service"]],
+                "Metrics": [{"Name": "BudgetUsed", "Unit": "Count"}, {"Name": "BudgetLeft", "Unit": "Count"}],
+            }],
+        },
+        "Service": service,
+        "BudgetUsed": used,
+        "BudgetLeft": left,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +231,19 @@ mod tests {
         assert_eq!(line["Service"], "svc");
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "WriteSlotRepairs");
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Ns");
+    }
+
+    #[test]
+    fn the_budget_gauges_have_a_line_of_their_own() {
+        let line = budget_line("Ns", "svc", (30, 10), 1_700_000_000_000);
+        assert_eq!((line["BudgetUsed"].as_u64(), line["BudgetLeft"].as_u64()), (Some(30), Some(10)));
+        let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["Name"].as_str())
+            .collect();
+        assert_eq!(names, ["BudgetUsed", "BudgetLeft"]);
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Service"]]));
     }
 }
