@@ -257,9 +257,8 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
         if let Some(share) = explicit {
             return Ok(share);
         }
-        let instances: u32 =
-            self.number("MAXIMUM_CONCURRENCY", 1, 1..=1000, "must be a whole number of instances from 1 to 1000")?;
-        let share = account_writes_per_second / f64::from(instances);
+        let instances = self.instances()?;
+        let share = account_writes_per_second / instances as f64;
         if share < AT_LEAST {
             return Err(Self::error(
                 "MAXIMUM_CONCURRENCY",
@@ -273,6 +272,11 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
         Ok(share)
     }
 
+    /// `MAXIMUM_CONCURRENCY`: the most instances at once (1 unless told), among which a quota is shared.
+    fn instances(&self) -> Result<u64, ConfigError> {
+        self.number("MAXIMUM_CONCURRENCY", 1, 1..=1000, "must be a whole number of instances from 1 to 1000")
+    }
+
     /// `ACCOUNT_WRITES_PER_DAY`, and an instance's share of it when it paces alone.
     fn day_budget(&self) -> Result<(u64, u64), ConfigError> {
         let per_day = self.number(
@@ -281,8 +285,7 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
             1..=100_000_000,
             "must be a whole number of writes from 1 to 100000000",
         )?;
-        let instances: u64 =
-            self.number("MAXIMUM_CONCURRENCY", 1, 1..=1000, "must be a whole number of instances from 1 to 1000")?;
+        let instances = self.instances()?;
         if per_day < instances {
             return Err(Self::error(
                 "ACCOUNT_WRITES_PER_DAY",

@@ -317,6 +317,8 @@ impl SharedSlots {
             }
         }
         let mut tries = 0;
+        // The window had no room at the last look: never paced alone past the shared budget for that.
+        let mut no_room = false;
         while tries < MAX_CLAIM_TRIES {
             let now_ms = self.clock.ms(Instant::now());
             let known = self.lock().known;
@@ -336,8 +338,11 @@ impl SharedSlots {
             let budget = match self.budget_claim(start_ms).await {
                 Ok(budget) => budget,
                 Err(Some(acquired)) => return acquired,
-                // The learned spend's probe was taken meanwhile, or refused: look again.
-                Err(None) => continue,
+                // A turn or the learned spend's probe was refused, or the probe taken: look again.
+                Err(None) => {
+                    no_room = true;
+                    continue;
+                }
             };
             let spacing_ms = self.slow_down.spacing_at(known.stretch, now_ms);
             let claim = self.store.claim(start_ms, spacing_ms, budget);
@@ -360,7 +365,16 @@ impl SharedSlots {
                 return Acquired::At(start);
             }
         }
-        // Never claimed: others kept claiming first. Pace locally this once, the store still trusted.
+        // Never claimed: others kept claiming first. Pace locally this once, the store still trusted;
+        // unless it was turns they kept taking first: then the window has no room.
+        if no_room && let Some((budget, _)) = self.budget {
+            let ledger = self.lock().ledger.clone();
+            let now_ms = self.clock.ms(Instant::now());
+            let spent = ledger.spent_until_ms.filter(|&until| until > now_ms);
+            if let Some(until) = spent.or(budget.spend(&ledger.buckets, now_ms).err()) {
+                return Acquired::NoRoom(until);
+            }
+        }
         Acquired::Unavailable
     }
 
