@@ -481,6 +481,9 @@ impl SharedSlots {
     /// stretched already), and records it for every instance.
     async fn learn_spend(&self, stretched: bool, now_ms: u64) {
         let Some((budget, _)) = self.budget else { return };
+        if self.is_down() {
+            return;
+        }
         let (spent, found) = {
             let mut state = self.lock();
             // A throttled probe leaves the spend as the probe moved it on.
