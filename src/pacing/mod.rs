@@ -387,6 +387,11 @@ mod tests {
                 })
             })
             .collect();
+        joined(tasks).await
+    }
+
+    /// Every task's slot times, in order.
+    async fn joined(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>) -> Vec<Duration> {
         let mut times = Vec::new();
         for task in tasks {
             times.extend(task.await.unwrap());
@@ -713,12 +718,7 @@ mod tests {
                 })
             })
             .collect();
-        let mut times = Vec::new();
-        for task in tasks {
-            times.extend(task.await.unwrap());
-        }
-        times.sort();
-        times
+        joined(tasks).await
     }
 
     /// The most slots that started within any one window.

@@ -120,38 +120,29 @@ impl InvocationMetrics {
 /// The line of an invocation's repairs of the write-slot table (`WriteSlotRepairs`), when it made
 /// any: values out of bounds there, which no instance in order writes, so any count is worth a look.
 pub fn repairs_line(namespace: &str, service: &str, repairs: u64, timestamp_ms: u64) -> Option<Value> {
-    (repairs > 0).then(|| {
-        json!({
-            "_aws": {
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": [["Service"]],
-                    "Metrics": [{"Name": "WriteSlotRepairs", "Unit": "Count"}],
-                }],
-            },
-            "Service": service,
-            "WriteSlotRepairs": repairs,
-        })
-    })
+    (repairs > 0).then(|| service_line(namespace, service, &[("WriteSlotRepairs", repairs)], timestamp_ms))
 }
 
 /// The line of the day's write budget (`BudgetUsed`, `BudgetLeft`: the window's writes, account-wide,
 /// as this invocation last read them): gauges, so read with the Maximum statistic, not Sum.
 pub fn budget_line(namespace: &str, service: &str, (used, left): (u64, u64), timestamp_ms: u64) -> Value {
-    json!({
+    service_line(namespace, service, &[("BudgetUsed", used), ("BudgetLeft", left)], timestamp_ms)
+}
+
+/// A line of counts with the `Service` dimension alone.
+fn service_line(namespace: &str, service: &str, counts: &[(&str, u64)], timestamp_ms: u64) -> Value {
+    let metrics: Vec<Value> = counts.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect();
+    let mut line = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["Service"]],
-                "Metrics": [{"Name": "BudgetUsed", "Unit": "Count"}, {"Name": "BudgetLeft", "Unit": "Count"}],
-            }],
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [["Service"]], "Metrics": metrics}],
         },
         "Service": service,
-        "BudgetUsed": used,
-        "BudgetLeft": left,
-    })
+    });
+    for (name, count) in counts {
+        line[*name] = json!(count);
+    }
+    line
 }
 
 #[cfg(test)]

@@ -11,12 +11,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use opportunity_disassociator::aws::write_slots::ITEM_KEY;
-use partner_central_emulator::{
-    DailyQuotaConfig, EmulatorConfig, QuotaConfig, RollingQuotaConfig, RunningEmulator, TokenBucketConfig,
-};
+use partner_central_emulator::{DailyQuotaConfig, RollingQuotaConfig, RunningEmulator};
 
 use crate::common::{
-    Function, Moto, Queues, RuntimeApi, TEST_KEYS, emulator_config, function_env, now_ms, pump_once, start_emulator,
+    Function, Moto, Queues, RuntimeApi, TEST_KEYS, function_env, now_ms, pump_once, solutions_backlog,
+    solutions_emulator,
 };
 
 const MESSAGES: usize = 20;
@@ -29,31 +28,14 @@ fn opportunity(i: usize) -> (String, String) {
 
 /// The emulator at 10 writes/s (a bucket of 1) and `cap` writes per 40 s.
 async fn emulator(cap: u64) -> RunningEmulator {
-    let seed = (0..MESSAGES)
-        .map(|i| {
-            let (id, solution) = opportunity(i);
-            format!(
-                r#"{{"Catalog": "Sandbox", "Id": "{id}", "RelatedEntityIdentifiers": {{"Solutions": ["{solution}"]}}}}"#
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    let quotas = QuotaConfig { write: Some(TokenBucketConfig { rate: 10.0, burst: 1.0 }), ..QuotaConfig::default() };
+    let opportunities: Vec<_> = (0..MESSAGES).map(opportunity).collect();
     let daily_quotas = DailyQuotaConfig { write: Some(RollingQuotaConfig { cap, window_seconds: 40.0 }), read: None };
-    let config = emulator_config(&format!(r#"{{"Opportunities": [{seed}]}}"#), &TEST_KEYS);
-    start_emulator(EmulatorConfig { quotas, daily_quotas, ..config }).await
+    solutions_emulator(&opportunities, daily_quotas).await
 }
 
 async fn backlog(moto: &Moto, name: &str, messages: usize) -> Queues {
-    let queues = moto.queues(name, false, 3, 30).await;
-    let bodies: Vec<String> = (0..messages)
-        .map(|i| {
-            let (id, solution) = opportunity(i);
-            fixtures::request("Sandbox", &id, "Solutions", &solution).to_string()
-        })
-        .collect();
-    moto.send(&queues, "", &bodies).await;
-    queues
+    let opportunities: Vec<_> = (0..messages).map(opportunity).collect();
+    solutions_backlog(moto, name, &opportunities).await
 }
 
 /// A stack of two instances whose budget is `per_window` writes per 40 s.

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::common::{
-    Function, Moto, RuntimeApi, TEST_KEYS, emulator_config, function_env, now_ms, pump_once, start_emulator,
+    Function, Moto, RuntimeApi, TEST_KEYS, function_env, now_ms, pump_once, solutions_backlog, solutions_emulator,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use opportunity_disassociator::aws::write_slots::ITEM_KEY;
-use partner_central_emulator::{EmulatorConfig, QuotaConfig, TokenBucketConfig};
+use partner_central_emulator::DailyQuotaConfig;
 
 const MESSAGES: usize = 20;
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,18 +25,8 @@ fn opportunity(i: usize) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_drain_through_a_table_whose_every_number_is_poisoned() {
-    let seed = (0..MESSAGES)
-        .map(|i| {
-            let (id, solution) = opportunity(i);
-            format!(
-                r#"{{"Catalog": "Sandbox", "Id": "{id}", "RelatedEntityIdentifiers": {{"Solutions": ["{solution}"]}}}}"#
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    let quotas = QuotaConfig { write: Some(TokenBucketConfig { rate: 10.0, burst: 1.0 }), ..QuotaConfig::default() };
-    let seed = format!(r#"{{"Opportunities": [{seed}]}}"#);
-    let emulator = start_emulator(EmulatorConfig { quotas, ..emulator_config(&seed, &TEST_KEYS) }).await;
+    let opportunities: Vec<_> = (0..MESSAGES).map(opportunity).collect();
+    let emulator = solutions_emulator(&opportunities, DailyQuotaConfig::default()).await;
     let moto = Moto::start().await;
     let table = moto.write_slots_table("write-slots-poisoned").await;
     let hour_ahead = (now_ms() + HOUR_MS).to_string();
@@ -57,14 +47,7 @@ async fn two_instances_drain_through_a_table_whose_every_number_is_poisoned() {
     let dynamodb = moto.dynamodb();
     dynamodb.put_item().table_name(&table).set_item(Some(poisoned)).send().await.expect("poison the item");
 
-    let queues = moto.queues("poisoned", false, 3, 30).await;
-    let bodies: Vec<String> = (0..MESSAGES)
-        .map(|i| {
-            let (id, solution) = opportunity(i);
-            fixtures::request("Sandbox", &id, "Solutions", &solution).to_string()
-        })
-        .collect();
-    moto.send(&queues, "", &bodies).await;
+    let queues = solutions_backlog(&moto, "poisoned", &opportunities).await;
     let settings = [
         ("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone()),
         ("MAX_RECEIVE_COUNT", "3".into()),
