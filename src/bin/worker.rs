@@ -52,7 +52,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             Pacer::shared(config.writes_per_second, slots)
         }
     }
-    .with_local_budget(Budget::new(config.writes_per_day_alone, window), turns_ahead);
+    .with_local_budget(
+        Budget::new(config.writes_per_day_alone, window),
+        config.account_writes_per_second,
+        turns_ahead,
+    );
     let pacer = Arc::new(pacer);
     tracing::info!(
         allowed_catalogs = ?config.allowed_catalogs,

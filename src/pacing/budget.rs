@@ -12,9 +12,8 @@ use std::time::Duration;
 
 /// Buckets per window: the item holds at most this many live counts (and the current one).
 pub const BUCKETS_PER_WINDOW: u64 = 48;
-/// Throttled answers in a row, each while the spacing was already stretched (see
-/// `SlowDown::is_stretched`), that the per-second pacing cannot explain: the budget was spent by
-/// someone else.
+/// Throttled answers in a row, each while the spacing was already stretched, over a run longer than
+/// the per-second pacing explains (see [`Learned`]): the budget was spent by someone else.
 pub const THROTTLES_FOR_SPENT: u32 = 3;
 /// A learned spend lasts this part of a window, then one write probes it.
 const PROBES_PER_WINDOW: u64 = 24;
@@ -105,31 +104,37 @@ impl Budget {
     }
 }
 
-/// A budget spent by someone else, as one pacer learns it from throttled answers.
+/// A budget spent by someone else, as one pacer learns it from throttled answers: a run of them
+/// with no write through, [`THROTTLES_FOR_SPENT`] of them while the spacing was already stretched,
+/// lasting longer than a stretch takes to halve at the account's quota (`SlowDown::half_life_ms`).
+/// A per-second quota admits writes within that; a spent budget admits none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Learned {
-    /// Throttled answers in a row, each while the spacing was already stretched.
+    /// Throttled answers in the run, each while the spacing was already stretched.
     throttles: u32,
+    /// When the run's first throttled answer came.
+    since_ms: Option<u64>,
 }
 
 impl Learned {
-    /// A throttled answer; `stretched`: the spacing was stretched already when it came. True when it
-    /// makes the spend learned (the count starts again).
-    pub fn throttled(&mut self, stretched: bool) -> bool {
-        if !stretched {
-            return false;
+    /// A throttled answer at `now_ms`; `stretched`: the spacing was stretched already when it came;
+    /// `explained_ms`: the longest run the per-second quota explains. True when it makes the spend
+    /// learned (a new run starts).
+    pub fn throttled(&mut self, stretched: bool, now_ms: u64, explained_ms: u64) -> bool {
+        let since_ms = *self.since_ms.get_or_insert(now_ms);
+        if stretched {
+            self.throttles += 1;
         }
-        self.throttles += 1;
-        if self.throttles >= THROTTLES_FOR_SPENT {
-            self.throttles = 0;
+        if self.throttles >= THROTTLES_FOR_SPENT && now_ms.saturating_sub(since_ms) > explained_ms {
+            *self = Self::default();
             return true;
         }
         false
     }
 
-    /// A write went through: the count starts again.
+    /// A write went through: a new run starts.
     pub fn succeeded(&mut self) {
-        self.throttles = 0;
+        *self = Self::default();
     }
 }
 
@@ -196,15 +201,18 @@ mod tests {
     }
 
     #[test]
-    fn three_throttles_in_a_row_while_stretched_make_a_spend_and_a_success_starts_again() {
+    fn three_throttles_in_a_row_while_stretched_over_a_long_run_make_a_spend_and_a_success_starts_again() {
         let mut learned = Learned::default();
-        assert!(!learned.throttled(false), "a throttle at the base spacing is the per-second quota's");
-        assert!(!learned.throttled(true));
-        assert!(!learned.throttled(true));
+        let explained = 420;
+        assert!(!learned.throttled(false, T0, explained), "a throttle at the base spacing is the per-second quota's");
+        assert!(!learned.throttled(true, T0 + 200, explained));
+        assert!(!learned.throttled(true, T0 + 400, explained));
         learned.succeeded();
-        assert!(!learned.throttled(true));
-        assert!(!learned.throttled(true));
-        assert!(learned.throttled(true), "the third in a row");
-        assert!(!learned.throttled(true), "counted again from there");
+        assert!(!learned.throttled(true, T0 + 500, explained));
+        assert!(!learned.throttled(true, T0 + 600, explained));
+        assert!(!learned.throttled(true, T0 + 700, explained), "three, in a run the per-second quota explains");
+        assert!(!learned.throttled(true, T0 + 920, explained), "four, the run not longer than a half-life");
+        assert!(learned.throttled(true, T0 + 921, explained), "a run that a per-second quota does not explain");
+        assert!(!learned.throttled(true, T0 + 922, explained), "counted again from there");
     }
 }

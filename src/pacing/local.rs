@@ -117,6 +117,8 @@ impl LocalPacer {
 #[derive(Debug)]
 pub struct LocalBudget {
     budget: Budget,
+    /// A run of throttled answers longer than this is no per-second quota's doing.
+    explained_ms: u64,
     /// No turn is given further ahead than this.
     turns_ahead_ms: u64,
     clock: Clock,
@@ -136,9 +138,16 @@ struct BudgetState {
 }
 
 impl LocalBudget {
-    /// `budget`: this instance's share; no turn further ahead than `turns_ahead`.
-    pub fn new(budget: Budget, turns_ahead: Duration) -> Self {
-        Self { budget, turns_ahead_ms: turns_ahead.as_millis() as u64, clock: Clock::now(), state: Mutex::default() }
+    /// `budget`: this instance's share of the account's, whose per-second quota is
+    /// `account_per_second`; no turn further ahead than `turns_ahead`.
+    pub fn new(budget: Budget, account_per_second: f64, turns_ahead: Duration) -> Self {
+        Self {
+            budget,
+            explained_ms: SlowDown::new((1000.0 / account_per_second).ceil() as u64).half_life_ms(),
+            turns_ahead_ms: turns_ahead.as_millis() as u64,
+            clock: Clock::now(),
+            state: Mutex::default(),
+        }
     }
 
     /// Room for a write now, or the turn (milliseconds since the epoch) to come back at. A learned
@@ -188,7 +197,7 @@ impl LocalBudget {
         if std::mem::take(&mut state.probing) {
             return;
         }
-        if state.learned.throttled(stretched) {
+        if state.learned.throttled(stretched, now_ms, self.explained_ms) {
             state.spent_until_ms = Some(now_ms + self.budget.spent_for_ms());
         }
     }

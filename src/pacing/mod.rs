@@ -67,9 +67,10 @@ impl Pacer {
     }
 
     /// Keeps `budget` (this instance's share of the day's) while pacing alone, giving no turn
-    /// further ahead than `turns_ahead`.
-    pub fn with_local_budget(self, budget: Budget, turns_ahead: Duration) -> Self {
-        Self { local_budget: Some(LocalBudget::new(budget, turns_ahead)), ..self }
+    /// further ahead than `turns_ahead`; the account's per-second quota is `account_per_second`.
+    pub fn with_local_budget(self, budget: Budget, account_per_second: f64, turns_ahead: Duration) -> Self {
+        let budget = LocalBudget::new(budget, account_per_second, turns_ahead);
+        Self { local_budget: Some(budget), ..self }
     }
 
     /// Waits for the next write slot. `latest_start`, when given, is the last moment a slot may
@@ -783,13 +784,15 @@ mod tests {
         let store = Arc::new(MemoryStore::default());
         let (a, b) = (budgeted(&store, 10.0, 1_000), budgeted(&store, 10.0, 1_000));
         a.acquire(None).await.unwrap();
-        // At the base spacing: the per-second quota's.
+        // At the base spacing (the per-second quota's), then at a stretched one, in a run longer than
+        // a stretch's half-life (420 ms).
+        for _ in 0..4 {
+            a.throttled().await;
+        }
+        assert_eq!(store.stored().spent_until_ms, Field::Missing, "a run a per-second quota explains");
+        tokio::time::sleep(Duration::from_millis(500)).await;
         a.throttled().await;
-        a.throttled().await;
-        a.throttled().await;
-        assert_eq!(store.stored().spent_until_ms, Field::Missing, "two at a stretched spacing");
-        a.throttled().await;
-        let spent_until = EPOCH_MS + 40_000 / 24;
+        let spent_until = EPOCH_MS + 500 + 40_000 / 24;
         assert_eq!(store.stored().spent_until_ms, Field::Number(spent_until), "recorded for every instance");
         assert!(matches!(b.acquire(None).await, Err(Refused::NoRoom { until_ms }) if until_ms >= spent_until));
         // Then one write probes it: the others wait for it.
@@ -824,14 +827,14 @@ mod tests {
                     Err(refused) => panic!("{refused:?}"),
                 }
             }
-            assert!((24..=24 + 4).contains(&throttled), "shared: {shared}: {throttled} throttled writes in a window");
+            assert!((24..=24 + 10).contains(&throttled), "shared: {shared}: {throttled} throttled writes in a window");
         }
     }
 
     /// A pacer alone with a budget of `cap`, and its clock's reading now (the system's).
     fn local_budgeted(cap: u64) -> (Arc<Pacer>, u64) {
         let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-        (Arc::new(Pacer::local(5.0).with_local_budget(Budget::new(cap, WINDOW), WINDOW * 3 / 2)), epoch_ms)
+        (Arc::new(Pacer::local(5.0).with_local_budget(Budget::new(cap, WINDOW), 10.0, WINDOW * 3 / 2)), epoch_ms)
     }
 
     #[tokio::test(start_paused = true)]
@@ -849,7 +852,7 @@ mod tests {
         store.failing.store(true, Ordering::Relaxed);
         let slots = SharedSlots::at_epoch_ms(store.clone(), 10.0, 0.05, HORIZON, EPOCH_MS)
             .with_budget(Budget::new(40, WINDOW), WINDOW);
-        let pacer = Pacer::shared(5.0, slots).with_local_budget(Budget::new(2, WINDOW), WINDOW);
+        let pacer = Pacer::shared(5.0, slots).with_local_budget(Budget::new(2, WINDOW), 10.0, WINDOW);
         pacer.acquire(None).await.unwrap();
         pacer.acquire(None).await.unwrap();
         assert!(matches!(pacer.acquire(None).await, Err(Refused::NoRoom { .. })));

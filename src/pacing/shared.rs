@@ -488,7 +488,7 @@ impl SharedSlots {
             let mut state = self.lock();
             // A throttled probe leaves the spend as the probe moved it on.
             let probed = matches!(std::mem::take(&mut state.probe), Probe::Sent(_));
-            let spent = !probed && state.learned.throttled(stretched);
+            let spent = !probed && state.learned.throttled(stretched, now_ms, self.slow_down.half_life_ms());
             (spent, state.ledger.spent_until_ms)
         };
         if !spent {

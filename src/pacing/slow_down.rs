@@ -38,6 +38,12 @@ impl SlowDown {
         self.base_ms
     }
 
+    /// How long a stretch takes to halve: four base spacings, in which a per-second quota admits
+    /// several writes.
+    pub fn half_life_ms(&self) -> u64 {
+        self.base_ms * HALF_LIFE_SPACINGS
+    }
+
     /// The most a stretch may reach.
     pub fn longest_ms(&self) -> u64 {
         self.longest_ms

@@ -209,3 +209,15 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_refused_for_the_budget_is_a_transient_failure_that_says_until_when() {
+        let Failed::Transient(failure) = WriteError::no_room(1_764_003_600_000) else { panic!("not transient") };
+        assert_eq!(failure.code, codes::WRITE_BUDGET_SPENT);
+        assert_eq!(failure.message, "not started: the day's write budget has no room until 2025-11-24T17:00:00Z");
+    }
+}
