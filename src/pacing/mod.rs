@@ -827,7 +827,8 @@ mod tests {
                     Err(refused) => panic!("{refused:?}"),
                 }
             }
-            assert!((24..=24 + 10).contains(&throttled), "shared: {shared}: {throttled} throttled writes in a window");
+            // A probe each 24th of the window, after the few throttled writes that taught it.
+            assert!((24..=24 + 4).contains(&throttled), "shared: {shared}: {throttled} throttled writes in a window");
         }
     }
 
