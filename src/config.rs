@@ -44,6 +44,14 @@ pub struct WorkerConfig {
     /// `ACCOUNT_WRITES_PER_SECOND`: the account's write quota, which every instance shares through
     /// `WRITE_SLOTS_TABLE`.
     pub account_writes_per_second: f64,
+    /// `ACCOUNT_WRITES_PER_DAY` (default 10,000, the account's quota): the writes the stack may make
+    /// in any window of `WRITE_BUDGET_WINDOW_SECONDS`; lower leaves room for the account's other tools.
+    pub account_writes_per_day: u64,
+    /// This instance's share of `ACCOUNT_WRITES_PER_DAY` when it paces alone: divided by
+    /// `MAXIMUM_CONCURRENCY`, rounded down.
+    pub writes_per_day_alone: u64,
+    /// `WRITE_BUDGET_WINDOW_SECONDS` (default 86,400): the rolling window of the day's budget.
+    pub write_budget_window: Duration,
     /// `WRITE_SLOTS_TABLE`: the DynamoDB table the instances claim their write slots in. `None`: each
     /// instance paces alone at `PARTNER_CENTRAL_WRITES_PER_SECOND`.
     pub write_slots_table: Option<String>,
@@ -119,6 +127,13 @@ impl WorkerConfig {
         let account_writes_per_second =
             settings.number("ACCOUNT_WRITES_PER_SECOND", 1.0, 0.1..=1000.0, "must be a number from 0.1 to 1000")?;
         let writes_per_second = settings.alone_share(account_writes_per_second)?;
+        let (account_writes_per_day, writes_per_day_alone) = settings.day_budget()?;
+        let write_budget_window = Duration::from_secs_f64(settings.number(
+            "WRITE_BUDGET_WINDOW_SECONDS",
+            86_400.0,
+            1.0..=2_592_000.0,
+            "must be a number of seconds from 1 to 2592000 (30 days)",
+        )?);
         let read_timeout = settings.seconds("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", 10.0)?;
         let operation_timeout = settings.seconds("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", 20.0)?;
         if operation_timeout < read_timeout {
@@ -134,6 +149,9 @@ impl WorkerConfig {
             partner_central_region: settings.region("PARTNER_CENTRAL_REGION", "us-east-1")?,
             writes_per_second,
             account_writes_per_second,
+            account_writes_per_day,
+            writes_per_day_alone,
+            write_budget_window,
             write_slots_table: settings.table_name("WRITE_SLOTS_TABLE")?,
             write_slot_margin: settings.number(
                 "WRITE_SLOT_MARGIN",
@@ -239,9 +257,8 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
         if let Some(share) = explicit {
             return Ok(share);
         }
-        let instances: u32 =
-            self.number("MAXIMUM_CONCURRENCY", 1, 1..=1000, "must be a whole number of instances from 1 to 1000")?;
-        let share = account_writes_per_second / f64::from(instances);
+        let instances = self.instances()?;
+        let share = account_writes_per_second / instances as f64;
         if share < AT_LEAST {
             return Err(Self::error(
                 "MAXIMUM_CONCURRENCY",
@@ -253,6 +270,30 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
             ));
         }
         Ok(share)
+    }
+
+    /// `MAXIMUM_CONCURRENCY`: the most instances at once (1 unless told), among which a quota is shared.
+    fn instances(&self) -> Result<u64, ConfigError> {
+        self.number("MAXIMUM_CONCURRENCY", 1, 1..=1000, "must be a whole number of instances from 1 to 1000")
+    }
+
+    /// `ACCOUNT_WRITES_PER_DAY`, and an instance's share of it when it paces alone.
+    fn day_budget(&self) -> Result<(u64, u64), ConfigError> {
+        let per_day = self.number(
+            "ACCOUNT_WRITES_PER_DAY",
+            10_000,
+            1..=100_000_000,
+            "must be a whole number of writes from 1 to 100000000",
+        )?;
+        let instances = self.instances()?;
+        if per_day < instances {
+            return Err(Self::error(
+                "ACCOUNT_WRITES_PER_DAY",
+                &per_day.to_string(),
+                &format!("leaves each of MAXIMUM_CONCURRENCY={instances} instances pacing alone no write per window"),
+            ));
+        }
+        Ok((per_day, per_day / instances))
     }
 
     /// A number within `range`.
@@ -416,6 +457,9 @@ mod tests {
         assert_eq!(config.write_slots_table, None, "pacing alone unless a table is set");
         assert_eq!(config.write_slot_margin, 0.05);
         assert_eq!(config.max_slot_ahead, Duration::from_secs(10));
+        assert_eq!(config.account_writes_per_day, 10_000, "the account's quota");
+        assert_eq!(config.writes_per_day_alone, 10_000);
+        assert_eq!(config.write_budget_window, Duration::from_secs(86_400));
         assert_eq!(config.connect_timeout, Duration::from_secs(3));
         assert_eq!(config.read_timeout, Duration::from_secs(10));
         assert_eq!(config.max_attempts, 3, "the SDK's default");
@@ -438,6 +482,9 @@ mod tests {
             ("WRITE_SLOTS_TABLE", "stack-write-slots"),
             ("WRITE_SLOT_MARGIN", "0.1"),
             ("MAX_SLOT_AHEAD_SECONDS", "30"),
+            ("ACCOUNT_WRITES_PER_DAY", "41"),
+            ("MAXIMUM_CONCURRENCY", "2"),
+            ("WRITE_BUDGET_WINDOW_SECONDS", "40.5"),
             ("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", "1.5"),
             ("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", "4"),
             ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "8"),
@@ -457,6 +504,8 @@ mod tests {
         assert_eq!(config.write_slots_table.as_deref(), Some("stack-write-slots"));
         assert_eq!(config.write_slot_margin, 0.1);
         assert_eq!(config.max_slot_ahead, Duration::from_secs(30));
+        assert_eq!((config.account_writes_per_day, config.writes_per_day_alone), (41, 20), "the share rounded down");
+        assert_eq!(config.write_budget_window, Duration::from_millis(40_500));
         assert_eq!(config.connect_timeout, Duration::from_millis(1500));
         assert_eq!(config.operation_timeout, Duration::from_secs(8));
         assert_eq!(config.max_attempts, 5);
@@ -483,6 +532,11 @@ mod tests {
         let error = worker(&[("ACCOUNT_WRITES_PER_SECOND", "0.4"), ("MAXIMUM_CONCURRENCY", "5")]).unwrap_err();
         assert_eq!(error.name, "MAXIMUM_CONCURRENCY");
         assert!(error.reason.contains("0.080 writes/s"), "{error}");
+        // The day's budget is divided the same way, and must leave each instance a write.
+        let error = worker(&[("ACCOUNT_WRITES_PER_DAY", "1"), ("MAXIMUM_CONCURRENCY", "2")]).unwrap_err();
+        assert_eq!(error.name, "ACCOUNT_WRITES_PER_DAY");
+        let day = worker(&[("ACCOUNT_WRITES_PER_DAY", "10000"), ("MAXIMUM_CONCURRENCY", "3")]).unwrap();
+        assert_eq!(day.writes_per_day_alone, 3_333);
     }
 
     #[test]
@@ -518,6 +572,12 @@ mod tests {
             ("WRITE_SLOTS_TABLE", "my table"),
             ("WRITE_SLOT_MARGIN", "0.6"),
             ("WRITE_SLOT_MARGIN", "-0.1"),
+            ("ACCOUNT_WRITES_PER_DAY", "0"),
+            ("ACCOUNT_WRITES_PER_DAY", "2.5"),
+            ("ACCOUNT_WRITES_PER_DAY", "lots"),
+            ("WRITE_BUDGET_WINDOW_SECONDS", "0"),
+            ("WRITE_BUDGET_WINDOW_SECONDS", "-40"),
+            ("WRITE_BUDGET_WINDOW_SECONDS", "a day"),
             ("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", "-1"),
             ("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", "inf"),
             ("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", "1"),

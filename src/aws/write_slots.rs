@@ -3,9 +3,12 @@
 //!
 //! The item, key `pk` = [`ITEM_KEY`]: `next_ms` (the end of the last slot claimed, milliseconds since
 //! the epoch), and, once a throttled answer stretched the spacing, `spacing_ms` and `stretched_ms`.
-//! One small write per Partner Central write, and one per throttled answer. A value out of bounds is
-//! repaired by a conditional write on the exact value found ([`Repair`]); the item's other attributes
-//! are neither read nor written here. Each answer carries the store's clock (its `Date`), which the
+//! With the day's budget: `budget` (a map of write counts by bucket start, the key in milliseconds
+//! since the epoch), `held_turn_ms` (the next turn of a write that waits for room) and
+//! `spent_until_ms` (a budget learned spent elsewhere). One small write per Partner Central write,
+//! and one per throttled answer or refused write. A value out of bounds is repaired by a conditional
+//! write on the exact value found ([`Repair`]); the item's other attributes are neither read nor
+//! written here. Each answer carries the store's clock (its `Date`), which the
 //! pacer checks its own against.
 
 use std::collections::HashMap;
@@ -30,7 +33,8 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use futures::future::BoxFuture;
 
 use crate::pacing::shared::{
-    Attribute, Claim, Field, Reading, Repair, Repaired, SlotStore, StoreError, Stored, Stretch,
+    Attribute, BudgetClaim, BudgetField, Claim, Field, Reading, Repair, Repaired, SlotStore, StoreError, Stored,
+    Stretch,
 };
 
 /// The item's key: one item per table, so stacks of one account that share the table share the quota.
@@ -87,15 +91,59 @@ impl SlotStore for DynamoSlots {
         })
     }
 
-    fn claim(&self, start_ms: u64, spacing_ms: u64) -> BoxFuture<'_, Result<Claim, StoreError>> {
+    fn claim(
+        &self,
+        start_ms: u64,
+        spacing_ms: u64,
+        budget: Option<BudgetClaim>,
+    ) -> BoxFuture<'_, Result<Claim, StoreError>> {
         Box::pin(async move {
-            let claim = self
+            let mut claim = self
                 .update()
-                .update_expression("SET next_ms = :next")
-                .condition_expression("attribute_not_exists(next_ms) OR next_ms <= :start")
                 .expression_attribute_values(":start", number(start_ms))
                 .expression_attribute_values(":next", number(start_ms.saturating_add(spacing_ms)))
                 .return_values(ReturnValue::AllNew);
+            let mut condition = "(attribute_not_exists(next_ms) OR next_ms <= :start)".to_owned();
+            let mut update = "SET next_ms = :next".to_owned();
+            if let Some(BudgetClaim { read, spend }) = budget {
+                let bucket = spend.bucket.to_string();
+                match read {
+                    // The first count makes the map.
+                    None => {
+                        condition.push_str(" AND attribute_not_exists(budget)");
+                        update.push_str(", budget = :budget");
+                        let map = HashMap::from([(bucket, number(spend.count))]);
+                        claim = claim.expression_attribute_values(":budget", AttributeValue::M(map));
+                    }
+                    // The map as read: as many counts, each as read, and the bucket absent unless read.
+                    Some(read) => {
+                        condition.push_str(" AND size(budget) = :size");
+                        claim = claim.expression_attribute_values(":size", number(read.len() as u64));
+                        for (i, (key, count)) in read.iter().enumerate() {
+                            condition.push_str(&format!(" AND budget.#b{i} = :b{i}"));
+                            claim = claim
+                                .expression_attribute_names(format!("#b{i}"), key.to_string())
+                                .expression_attribute_values(format!(":b{i}"), number(*count));
+                        }
+                        if !read.contains_key(&spend.bucket) {
+                            condition.push_str(" AND attribute_not_exists(budget.#bucket)");
+                        }
+                        update.push_str(", budget.#bucket = :count");
+                        claim = claim
+                            .expression_attribute_names("#bucket", bucket)
+                            .expression_attribute_values(":count", number(spend.count));
+                        let mut removes = Vec::new();
+                        for (i, key) in spend.expired.iter().enumerate() {
+                            removes.push(format!("budget.#x{i}"));
+                            claim = claim.expression_attribute_names(format!("#x{i}"), key.to_string());
+                        }
+                        if !removes.is_empty() {
+                            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+                        }
+                    }
+                }
+            }
+            let claim = claim.condition_expression(condition).update_expression(update);
             let (update, date) = send_conditional(claim).await?;
             match update {
                 Update::Applied(item) => Ok(Claim::Claimed(date.reading(item.as_ref()))),
@@ -127,13 +175,23 @@ impl SlotStore for DynamoSlots {
             let (mut sets, mut removes, mut conditions) = (Vec::new(), Vec::new(), Vec::new());
             let mut update = self.update();
             for (i, repair) in repairs.iter().enumerate() {
-                let name = repair.attribute.name();
+                // Every name through a placeholder: a count's key is digits.
+                let name = match &repair.attribute {
+                    Attribute::Bucket(key) => {
+                        update = update.expression_attribute_names(format!("#k{i}"), key);
+                        format!("budget.#k{i}")
+                    }
+                    attribute => {
+                        update = update.expression_attribute_names(format!("#a{i}"), attribute.name());
+                        format!("#a{i}")
+                    }
+                };
                 match repair.became {
                     Some(value) => {
                         sets.push(format!("{name} = :became{i}"));
                         update = update.expression_attribute_values(format!(":became{i}"), number(value));
                     }
-                    None => removes.push(name.to_owned()),
+                    None => removes.push(name.clone()),
                 }
                 // On the exact value found, so that two instances repairing at once do not undo each
                 // other, nor a repair a claim made meanwhile.
@@ -141,6 +199,10 @@ impl SlotStore for DynamoSlots {
                     Field::Missing => (format!("attribute_not_exists({name})"), None),
                     Field::Number(n) => (format!("{name} = :found{i}"), Some(number(*n))),
                     Field::BadNumber(n) => (format!("{name} = :found{i}"), Some(AttributeValue::N(n.clone()))),
+                    // The budget's map as a whole is only ever repaired for being of another type.
+                    Field::NotNumber(_) if repair.attribute == Attribute::Budget => {
+                        (format!("attribute_exists({name}) AND NOT attribute_type({name}, :map)"), None)
+                    }
                     Field::NotNumber(_) => {
                         (format!("attribute_exists({name}) AND NOT attribute_type({name}, :number)"), None)
                     }
@@ -150,8 +212,16 @@ impl SlotStore for DynamoSlots {
                 }
                 conditions.push(format!("({condition})"));
             }
-            if repairs.iter().any(|r| matches!(r.found, Field::NotNumber(_))) {
+            let not = |budget: bool| {
+                repairs
+                    .iter()
+                    .any(|r| matches!(r.found, Field::NotNumber(_)) && (r.attribute == Attribute::Budget) == budget)
+            };
+            if not(false) {
                 update = update.expression_attribute_values(":number", AttributeValue::S("N".to_owned()));
+            }
+            if not(true) {
+                update = update.expression_attribute_values(":map", AttributeValue::S("M".to_owned()));
             }
             let mut expression = Vec::new();
             if !sets.is_empty() {
@@ -164,8 +234,8 @@ impl SlotStore for DynamoSlots {
             let (update, date) = send_conditional(update).await?;
             match update {
                 Update::Applied(_) => Ok(Repaired::Done),
-                Update::Refused(Some(item)) => Ok(Repaired::Refused(date.reading(Some(&item)))),
-                Update::Refused(None) => self.read().await.map(Repaired::Refused),
+                Update::Refused(Some(item)) => Ok(Repaired::Refused(Box::new(date.reading(Some(&item))))),
+                Update::Refused(None) => self.read().await.map(|reading| Repaired::Refused(Box::new(reading))),
             }
         })
     }
@@ -213,17 +283,32 @@ fn number(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// The pacer's attributes of the item, each as held; the item's other attributes are not read.
-fn stored_of(item: &Item) -> Stored {
-    let field = |attribute: Attribute| match item.get(attribute.name()) {
+/// A number as held.
+fn field_of(value: Option<&AttributeValue>) -> Field {
+    match value {
         None => Field::Missing,
         Some(AttributeValue::N(n)) => n.parse().map_or_else(|_| Field::BadNumber(n.clone()), Field::Number),
         Some(other) => Field::NotNumber(format!("{other:?}")),
+    }
+}
+
+/// The pacer's attributes of the item, each as held; the item's other attributes are not read.
+fn stored_of(item: &Item) -> Stored {
+    let field = |attribute: Attribute| field_of(item.get(attribute.name()));
+    let budget = match item.get(Attribute::Budget.name()) {
+        None => BudgetField::Missing,
+        Some(AttributeValue::M(map)) => {
+            BudgetField::Map(map.iter().map(|(key, count)| (key.clone(), field_of(Some(count)))).collect())
+        }
+        Some(other) => BudgetField::NotMap(format!("{other:?}")),
     };
     Stored {
         next_ms: field(Attribute::NextMs),
         spacing_ms: field(Attribute::SpacingMs),
         stretched_ms: field(Attribute::StretchedMs),
+        budget,
+        held_turn_ms: field(Attribute::HeldTurnMs),
+        spent_until_ms: field(Attribute::SpentUntilMs),
     }
 }
 
@@ -268,8 +353,10 @@ mod tests {
             ("next_ms".to_owned(), number(1_764_000_000_105)),
             ("spacing_ms".to_owned(), number(157)),
             ("stretched_ms".to_owned(), number(1_764_000_000_000)),
+            ("budget".to_owned(), AttributeValue::M(HashMap::from([("1764000000000".to_owned(), number(3))]))),
+            ("held_turn_ms".to_owned(), number(1_764_000_001_000)),
             // Another feature's attribute: not the pacer's to read.
-            ("budget".to_owned(), AttributeValue::M(HashMap::new())),
+            ("held_since".to_owned(), AttributeValue::S("x".into())),
         ]);
         assert_eq!(
             stored_of(&item),
@@ -277,6 +364,9 @@ mod tests {
                 next_ms: Field::Number(1_764_000_000_105),
                 spacing_ms: Field::Number(157),
                 stretched_ms: Field::Number(1_764_000_000_000),
+                budget: BudgetField::Map([("1764000000000".to_owned(), Field::Number(3))].into()),
+                held_turn_ms: Field::Number(1_764_000_001_000),
+                spent_until_ms: Field::Missing,
             }
         );
         let odd = HashMap::from([
@@ -289,6 +379,7 @@ mod tests {
                 next_ms: Field::NotNumber("S(\"x\")".into()),
                 spacing_ms: Field::BadNumber("1e30".into()),
                 stretched_ms: Field::Missing,
+                ..Stored::default()
             }
         );
     }

@@ -10,6 +10,7 @@ use opportunity_disassociator::aws::sdk_config;
 use opportunity_disassociator::aws::write_slots::DynamoSlots;
 use opportunity_disassociator::config::WorkerConfig;
 use opportunity_disassociator::pacing::Pacer;
+use opportunity_disassociator::pacing::budget::Budget;
 use opportunity_disassociator::pacing::shared::SharedSlots;
 use opportunity_disassociator::telemetry::logging;
 use opportunity_disassociator::worker::Worker;
@@ -31,6 +32,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }
     let dead_letters = (config.dead_letter_queue_url.clone())
         .map(|url| SqsDeadLetters::new(&sdk, url, config.dead_letter_max_message_bytes));
+    let window = config.write_budget_window;
+    // No turn further ahead than a window and the longest hold (MAX_HOLD_SECONDS' default: half a window).
+    let turns_ahead = window + window / 2;
     let pacer = match &config.write_slots_table {
         None => Pacer::local(config.writes_per_second),
         Some(table) => {
@@ -40,18 +44,26 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 config.account_writes_per_second,
                 config.write_slot_margin,
                 config.max_slot_ahead,
-            );
+            )
+            .with_budget(Budget::new(config.account_writes_per_day, window), turns_ahead);
             if config.warm_up {
                 slots.look().await;
             }
             Pacer::shared(config.writes_per_second, slots)
         }
-    };
+    }
+    .with_local_budget(
+        Budget::new(config.writes_per_day_alone, window),
+        config.account_writes_per_second,
+        turns_ahead,
+    );
     let pacer = Arc::new(pacer);
     tracing::info!(
         allowed_catalogs = ?config.allowed_catalogs,
         writes_per_second = config.writes_per_second,
         account_writes_per_second = config.account_writes_per_second,
+        account_writes_per_day = config.account_writes_per_day,
+        write_budget_window_s = config.write_budget_window.as_secs_f64(),
         write_slots_table = config.write_slots_table.as_deref(),
         dead_letter_queue = config.dead_letter_queue_url.is_some(),
         max_receive_count = config.max_receive_count,

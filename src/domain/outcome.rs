@@ -26,6 +26,8 @@ pub mod codes {
     pub const UNREPORTABLE_RECORD: &str = "UnreportableRecord";
     /// The answer could not be written as JSON.
     pub const SERIALIZATION_ERROR: &str = "SerializationError";
+    /// Not started: the account's write budget for the window (`ACCOUNT_WRITES_PER_DAY`) has no room yet.
+    pub const WRITE_BUDGET_SPENT: &str = "WriteBudgetSpent";
     /// The service's own code for an opportunity that does not exist, also given by the function
     /// when a read shows it.
     pub const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
@@ -73,6 +75,13 @@ impl Failure {
             read.message
         );
         Self { message, ..read }
+    }
+
+    /// Not started: the day's write budget has no room until `until_ms` (milliseconds since the epoch).
+    pub fn write_budget_spent(until_ms: u64) -> Self {
+        let until = aws_smithy_types::DateTime::from_millis(i64::try_from(until_ms).unwrap_or(i64::MAX));
+        let until = until.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_else(|_| until_ms.to_string());
+        Self::new(codes::WRITE_BUDGET_SPENT, format!("not started: the day's write budget has no room until {until}"))
     }
 
     /// The same failure, with what a redelivery will do about it.

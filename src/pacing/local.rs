@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::budget::{Buckets, Budget, Learned};
+use super::shared::Clock;
 use super::slow_down::{SlowDown, Stretch};
 
 #[derive(Debug)]
@@ -49,6 +51,11 @@ impl LocalPacer {
 
     fn now_ms(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.origin).as_millis() as u64
+    }
+
+    /// Whether the interval is stretched now (see [`SlowDown::is_stretched`]).
+    pub fn is_stretched(&self) -> bool {
+        self.slow_down.is_stretched(self.interval().as_millis() as u64)
     }
 
     /// The current interval between writes.
@@ -101,6 +108,110 @@ impl LocalPacer {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // The state stays consistent under any panic (plain assignments), so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// An instance's own count of its writes against its share of the day's budget, while it paces
+/// alone, by the same buckets and the same rule for a budget spent elsewhere as the shared slots.
+#[derive(Debug)]
+pub struct LocalBudget {
+    budget: Budget,
+    /// A run of throttled answers longer than this is no per-second quota's doing.
+    explained_ms: u64,
+    /// No turn is given further ahead than this.
+    turns_ahead_ms: u64,
+    clock: Clock,
+    state: Mutex<BudgetState>,
+}
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    buckets: Buckets,
+    learned: Learned,
+    /// A budget spent elsewhere, learned: no write before then, then one probe.
+    spent_until_ms: Option<u64>,
+    /// The next write is the probe.
+    probing: bool,
+    /// The next turn of a write that waits for room.
+    held_turn_ms: u64,
+}
+
+impl LocalBudget {
+    /// `budget`: this instance's share of the account's, whose per-second quota is
+    /// `account_per_second`; no turn further ahead than `turns_ahead`.
+    pub fn new(budget: Budget, account_per_second: f64, turns_ahead: Duration) -> Self {
+        Self {
+            budget,
+            explained_ms: SlowDown::new((1000.0 / account_per_second).ceil() as u64).half_life_ms(),
+            turns_ahead_ms: turns_ahead.as_millis() as u64,
+            clock: Clock::now(),
+            state: Mutex::default(),
+        }
+    }
+
+    /// Room for a write now, or the turn (milliseconds since the epoch) to come back at. A learned
+    /// spend whose time is up lets this write through as its probe.
+    pub fn room(&self) -> Result<(), u64> {
+        let now_ms = self.clock.ms(Instant::now());
+        let mut state = self.lock();
+        let until = match state.spent_until_ms {
+            Some(until) if until > now_ms => Some(until),
+            Some(_) => {
+                state.spent_until_ms = Some(now_ms + self.budget.spent_for_ms());
+                state.probing = true;
+                None
+            }
+            None => None,
+        };
+        let until = match until {
+            Some(until) => until,
+            None => match self.budget.spend(&state.buckets, now_ms) {
+                Ok(_) => return Ok(()),
+                Err(until) => until,
+            },
+        };
+        // Turns a budget spacing apart, as the shared slots give them.
+        let latest = now_ms.saturating_add(self.turns_ahead_ms);
+        let turn = until.max(state.held_turn_ms).min(latest);
+        state.held_turn_ms = turn.saturating_add(self.budget.turn_ms()).min(latest);
+        Err(turn)
+    }
+
+    /// Counts a write whose slot starts now.
+    pub fn count(&self) {
+        let now_ms = self.clock.ms(Instant::now());
+        let mut state = self.lock();
+        if let Ok(spend) = self.budget.spend(&state.buckets, now_ms) {
+            for bucket in spend.expired {
+                state.buckets.remove(&bucket);
+            }
+            state.buckets.insert(spend.bucket, spend.count);
+        }
+    }
+
+    /// A throttled answer (`stretched`: the interval was stretched already).
+    pub fn throttled(&self, stretched: bool) {
+        let now_ms = self.clock.ms(Instant::now());
+        let mut state = self.lock();
+        if std::mem::take(&mut state.probing) {
+            return;
+        }
+        if state.learned.throttled(stretched, now_ms, self.explained_ms) {
+            state.spent_until_ms = Some(now_ms + self.budget.spent_for_ms());
+        }
+    }
+
+    /// A write went through: a probe ends the learned spend.
+    pub fn succeeded(&self) {
+        let mut state = self.lock();
+        state.learned.succeeded();
+        if std::mem::take(&mut state.probing) {
+            state.spent_until_ms = None;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BudgetState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

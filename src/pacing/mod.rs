@@ -7,8 +7,13 @@
 //! unpaced, and fresh: a slow-down left from before is stale. Either way every attempt of a write
 //! waits for a slot, and a throttled answer stretches the spacing of the pacer in use, by one policy
 //! ([`slow_down`]).
+//!
+//! The worker's pacer also keeps the day's write budget ([`budget`]): in the shared slots, or, pacing
+//! alone, its own writes against its share. With no room, a write is refused at once with the time
+//! to come back at. The plan's scanner paces its reads with a pacer that keeps no budget.
 
 pub mod bounds;
+pub mod budget;
 pub mod local;
 pub mod shared;
 pub mod slow_down;
@@ -18,14 +23,26 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use local::LocalPacer;
+use budget::Budget;
 pub use local::TooLate;
+use local::{LocalBudget, LocalPacer};
 use shared::{Acquired, SharedSlots};
+
+/// Why no slot was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The slot would begin past the latest start.
+    TooLate(TooLate),
+    /// The day's write budget has no room: come back then (milliseconds since the epoch).
+    NoRoom { until_ms: u64 },
+}
 
 /// The worker's pacer.
 pub struct Pacer {
     local: LocalPacer,
     shared: Option<SharedSlots>,
+    /// This instance's share of the day's budget, while it paces alone.
+    local_budget: Option<LocalBudget>,
     /// One slot at a time per instance, in arrival order (tokio's mutex is fair).
     queue: tokio::sync::Mutex<()>,
     /// The last slot came from the local pacer.
@@ -38,6 +55,7 @@ impl Pacer {
         Self {
             local: LocalPacer::new(per_second),
             shared: None,
+            local_budget: None,
             queue: tokio::sync::Mutex::new(()),
             alone: AtomicBool::new(true),
         }
@@ -48,9 +66,17 @@ impl Pacer {
         Self { shared: Some(slots), alone: AtomicBool::new(false), ..Self::local(per_second) }
     }
 
+    /// Keeps `budget` (this instance's share of the day's) while pacing alone, giving no turn
+    /// further ahead than `turns_ahead`; the account's per-second quota is `account_per_second`.
+    pub fn with_local_budget(self, budget: Budget, account_per_second: f64, turns_ahead: Duration) -> Self {
+        let budget = LocalBudget::new(budget, account_per_second, turns_ahead);
+        Self { local_budget: Some(budget), ..self }
+    }
+
     /// Waits for the next write slot. `latest_start`, when given, is the last moment a slot may
-    /// begin: a later one is refused at once, without waiting, and nothing is consumed.
-    pub async fn acquire(&self, latest_start: Option<Instant>) -> Result<(), TooLate> {
+    /// begin: a later one is refused at once, without waiting, and nothing is consumed. So is a
+    /// write the day's budget has no room for.
+    pub async fn acquire(&self, latest_start: Option<Instant>) -> Result<(), Refused> {
         let _turn = self.queue.lock().await;
         if let Some(shared) = &self.shared {
             match shared.claim(latest_start).await {
@@ -59,22 +85,55 @@ impl Pacer {
                     tokio::time::sleep_until(slot).await;
                     return Ok(());
                 }
-                Acquired::TooLate(slot) => return Err(TooLate { slot }),
+                Acquired::TooLate(slot) => return Err(Refused::TooLate(TooLate { slot })),
+                Acquired::NoRoom(until_ms) => return Err(Refused::NoRoom { until_ms }),
                 Acquired::Unavailable => {}
             }
             if !self.alone.swap(true, Ordering::Relaxed) {
                 self.local.reset();
             }
         }
-        self.local.acquire(latest_start).await
+        if let Some(budget) = &self.local_budget {
+            budget.room().map_err(|until_ms| Refused::NoRoom { until_ms })?;
+        }
+        self.local.acquire(latest_start).await.map_err(Refused::TooLate)?;
+        if let Some(budget) = &self.local_budget {
+            budget.count();
+        }
+        Ok(())
     }
 
-    /// The service answered with throttling: the pacer that gave the last slot slows down.
+    /// The service answered with throttling: the pacer that gave the last slot slows down, and
+    /// learns whether the day's budget was spent elsewhere.
     pub async fn throttled(&self) {
         match &self.shared {
             Some(shared) if !self.alone.load(Ordering::Relaxed) => shared.throttled().await,
-            _ => self.local.throttled(),
+            _ => {
+                let stretched = self.local.is_stretched();
+                self.local.throttled();
+                if let Some(budget) = &self.local_budget {
+                    budget.throttled(stretched);
+                }
+            }
         }
+    }
+
+    /// The service took the write.
+    pub async fn succeeded(&self) {
+        match &self.shared {
+            Some(shared) if !self.alone.load(Ordering::Relaxed) => shared.succeeded().await,
+            _ => {
+                if let Some(budget) = &self.local_budget {
+                    budget.succeeded();
+                }
+            }
+        }
+    }
+
+    /// The day's window's writes, used and left, account-wide, when the shared slots were read
+    /// since the last call (the `BudgetUsed` and `BudgetLeft` gauges).
+    pub fn take_budget_gauges(&self) -> Option<(u64, u64)> {
+        self.shared.as_ref().and_then(SharedSlots::take_gauges)
     }
 
     /// Repairs written in the shared slots since the last call.
@@ -96,9 +155,14 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
 
+    use std::time::{SystemTime, UNIX_EPOCH};
+
     use futures::future::BoxFuture;
 
-    use super::shared::{Attribute, Claim, Field, Reading, Repair, Repaired, SlotStore, StoreError, Stored, Stretch};
+    use super::shared::{
+        Attribute, BudgetClaim, BudgetField, Claim, Field, Reading, Repair, Repaired, SlotStore, StoreError, Stored,
+        Stretch,
+    };
     use super::*;
 
     const EPOCH_MS: u64 = 1_764_000_000_000;
@@ -174,11 +238,53 @@ mod tests {
         }
     }
 
-    fn field(stored: &mut Stored, attribute: Attribute) -> &mut Field {
+    /// An attribute as held (the budget's map as a whole: only whether it is one, as a condition
+    /// on its type sees it).
+    fn get(stored: &Stored, attribute: &Attribute) -> Field {
+        match (attribute, &stored.budget) {
+            (Attribute::NextMs, _) => stored.next_ms.clone(),
+            (Attribute::SpacingMs, _) => stored.spacing_ms.clone(),
+            (Attribute::StretchedMs, _) => stored.stretched_ms.clone(),
+            (Attribute::HeldTurnMs, _) => stored.held_turn_ms.clone(),
+            (Attribute::SpentUntilMs, _) => stored.spent_until_ms.clone(),
+            (Attribute::Budget, BudgetField::NotMap(shown)) => Field::NotNumber(shown.clone()),
+            (Attribute::Budget, _) => Field::Missing,
+            (Attribute::Bucket(key), BudgetField::Map(map)) => map.get(key).cloned().unwrap_or_default(),
+            (Attribute::Bucket(_), _) => Field::Missing,
+        }
+    }
+
+    fn set(stored: &mut Stored, attribute: &Attribute, became: Option<u64>) {
+        let value = became.map_or(Field::Missing, Field::Number);
         match attribute {
-            Attribute::NextMs => &mut stored.next_ms,
-            Attribute::SpacingMs => &mut stored.spacing_ms,
-            Attribute::StretchedMs => &mut stored.stretched_ms,
+            Attribute::NextMs => stored.next_ms = value,
+            Attribute::SpacingMs => stored.spacing_ms = value,
+            Attribute::StretchedMs => stored.stretched_ms = value,
+            Attribute::HeldTurnMs => stored.held_turn_ms = value,
+            Attribute::SpentUntilMs => stored.spent_until_ms = value,
+            Attribute::Budget => stored.budget = BudgetField::Missing,
+            Attribute::Bucket(key) => {
+                if let BudgetField::Map(map) = &mut stored.budget {
+                    match value {
+                        Field::Missing => map.remove(key),
+                        value => map.insert(key.clone(), value),
+                    };
+                }
+            }
+        }
+    }
+
+    /// The budget's part of a claim's condition, as DynamoDB checks it: the map as read (as many
+    /// counts, each as read, and the claim's bucket absent unless read), or no map when none was read.
+    fn budget_as_read(stored: &Stored, claim: &BudgetClaim) -> bool {
+        match (&claim.read, &stored.budget) {
+            (None, BudgetField::Missing) => true,
+            (Some(read), BudgetField::Map(map)) => {
+                map.len() == read.len()
+                    && read.iter().all(|(k, &v)| map.get(&k.to_string()).and_then(number) == Some(v as f64))
+                    && (read.contains_key(&claim.spend.bucket) || !map.contains_key(&claim.spend.bucket.to_string()))
+            }
+            _ => false,
         }
     }
 
@@ -190,14 +296,34 @@ mod tests {
             })
         }
 
-        fn claim(&self, start_ms: u64, spacing_ms: u64) -> BoxFuture<'_, Result<Claim, StoreError>> {
+        fn claim(
+            &self,
+            start_ms: u64,
+            spacing_ms: u64,
+            budget: Option<BudgetClaim>,
+        ) -> BoxFuture<'_, Result<Claim, StoreError>> {
             Box::pin(async move {
                 self.answer().await?;
-                let next = self.stored().next_ms;
-                if next != Field::Missing && number(&next).is_none_or(|n| n > start_ms as f64) {
+                let mut stored = self.stored.lock().unwrap();
+                let next = &stored.next_ms;
+                let taken = *next != Field::Missing && number(next).is_none_or(|n| n > start_ms as f64);
+                if taken || budget.as_ref().is_some_and(|claim| !budget_as_read(&stored, claim)) {
+                    drop(stored);
                     return Ok(Claim::Taken(self.reading()));
                 }
-                self.stored.lock().unwrap().next_ms = Field::Number(start_ms + spacing_ms);
+                stored.next_ms = Field::Number(start_ms + spacing_ms);
+                if let Some(BudgetClaim { spend, .. }) = budget {
+                    if stored.budget == BudgetField::Missing {
+                        stored.budget = BudgetField::Map(Default::default());
+                    }
+                    if let BudgetField::Map(map) = &mut stored.budget {
+                        for bucket in spend.expired {
+                            map.remove(&bucket.to_string());
+                        }
+                        map.insert(spend.bucket.to_string(), Field::Number(spend.count));
+                    }
+                }
+                drop(stored);
                 Ok(Claim::Claimed(self.reading()))
             })
         }
@@ -223,12 +349,12 @@ mod tests {
                     Field::NotNumber(_) => matches!(held, Field::NotNumber(_)),
                     found => held == found,
                 };
-                if !repairs.iter().all(|r| holds(field(&mut stored, r.attribute), &r.found)) {
+                if !repairs.iter().all(|r| holds(&get(&stored, &r.attribute), &r.found)) {
                     drop(stored);
-                    return Ok(Repaired::Refused(self.reading()));
+                    return Ok(Repaired::Refused(Box::new(self.reading())));
                 }
                 for repair in repairs {
-                    *field(&mut stored, repair.attribute) = repair.became.map_or(Field::Missing, Field::Number);
+                    set(&mut stored, &repair.attribute, repair.became);
                 }
                 Ok(Repaired::Done)
             })
@@ -262,6 +388,11 @@ mod tests {
                 })
             })
             .collect();
+        joined(tasks).await
+    }
+
+    /// Every task's slot times, in order.
+    async fn joined(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>) -> Vec<Duration> {
         let mut times = Vec::new();
         for task in tasks {
             times.extend(task.await.unwrap());
@@ -325,7 +456,7 @@ mod tests {
         let before = store.stored();
         let now = Instant::now();
         let refused = a.acquire(Some(now + Duration::from_millis(500))).await;
-        assert!(matches!(refused, Err(TooLate { slot }) if slot > now + Duration::from_millis(500)));
+        assert!(matches!(refused, Err(Refused::TooLate(TooLate { slot })) if slot > now + Duration::from_millis(500)));
         assert_eq!(store.stored(), before, "nothing claimed");
         assert_eq!(Instant::now(), now, "refused without waiting");
     }
@@ -427,7 +558,12 @@ mod tests {
             ("half a stretch", Stored { spacing_ms: n(1_680), ..Stored::default() }, 0),
             (
                 "every number poisoned",
-                Stored { next_ms: n(EPOCH_MS + HOUR_MS), spacing_ms: n(u64::MAX), stretched_ms: n(EPOCH_MS + HOUR_MS) },
+                Stored {
+                    next_ms: n(EPOCH_MS + HOUR_MS),
+                    spacing_ms: n(u64::MAX),
+                    stretched_ms: n(EPOCH_MS + HOUR_MS),
+                    ..Stored::default()
+                },
                 3,
             ),
         ];
@@ -457,6 +593,7 @@ mod tests {
             next_ms: n(EPOCH_MS + HOUR_MS),
             spacing_ms: n(u64::MAX),
             stretched_ms: n(EPOCH_MS + HOUR_MS),
+            ..Stored::default()
         });
         let pacers = [instance(&store, 10.0), instance(&store, 10.0)];
         let times = run(&pacers, 20).await;
@@ -539,5 +676,229 @@ mod tests {
         let times = run(std::slice::from_ref(&pacer), 3).await;
         assert_eq!(gaps(&times), vec![Duration::from_millis(250); 2]);
         assert_eq!(pacer.interval(), Duration::from_millis(250));
+    }
+
+    const WINDOW: Duration = Duration::from_secs(40);
+
+    /// An instance of a stack whose budget is `cap` writes in 40 s, shared in the store.
+    fn budgeted(store: &Arc<MemoryStore>, per_second: f64, cap: u64) -> Arc<Pacer> {
+        let slots = SharedSlots::at_epoch_ms(store.clone(), per_second, 0.05, HORIZON, EPOCH_MS)
+            .with_budget(Budget::new(cap, WINDOW), WINDOW * 3 / 2);
+        Arc::new(Pacer::shared(per_second / 2.0, slots))
+    }
+
+    /// The instant of a time the pacer answered (milliseconds since the epoch, by the test's clocks).
+    fn instant_of(store: &MemoryStore, ms: u64) -> Instant {
+        store.started + Duration::from_millis(ms - EPOCH_MS)
+    }
+
+    /// Each pacer writes for `run_for`, coming back at its turn when refused; gives every slot's time.
+    async fn write_for(store: &Arc<MemoryStore>, pacers: &[Arc<Pacer>], run_for: Duration) -> Vec<Duration> {
+        let end = Instant::now() + run_for;
+        let tasks: Vec<_> = pacers
+            .iter()
+            .map(|pacer| {
+                let (pacer, store) = (pacer.clone(), store.clone());
+                tokio::spawn(async move {
+                    let mut times = Vec::new();
+                    while Instant::now() < end {
+                        match pacer.acquire(None).await {
+                            Ok(()) => {
+                                times.push(store.started.elapsed());
+                                pacer.succeeded().await;
+                            }
+                            Err(Refused::NoRoom { until_ms }) => {
+                                let turn = instant_of(&store, until_ms);
+                                assert!(turn > Instant::now(), "a turn in the future");
+                                tokio::time::sleep_until(turn.min(end)).await;
+                            }
+                            Err(refused) => panic!("{refused:?}"),
+                        }
+                    }
+                    times
+                })
+            })
+            .collect();
+        joined(tasks).await
+    }
+
+    /// The most slots that started within any one window.
+    fn most_in_a_window(times: &[Duration]) -> usize {
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| times[i..].iter().take_while(|&&u| u < t + WINDOW).count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn instances_sharing_a_budget_never_claim_more_than_it_in_any_window_and_use_it_all() {
+        let store = Arc::new(MemoryStore::default());
+        let pacers: Vec<_> = (0..3).map(|_| budgeted(&store, 10.0, 40)).collect();
+        let times = write_for(&store, &pacers, Duration::from_secs(130)).await;
+        assert_eq!(most_in_a_window(&times), 40, "{times:?}");
+        // Three windows' budgets and part of a fourth: a write frees its room within a bucket of a window.
+        assert!(times.len() >= 120, "{} writes", times.len());
+        let BudgetField::Map(map) = store.stored().budget else { panic!("no budget map: {:?}", store.stored()) };
+        assert!(map.len() <= 50, "expired counts removed: {}", map.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_room_answers_when_the_oldest_count_expires_and_then_turns_a_budget_spacing_apart() {
+        let store = Arc::new(MemoryStore::default());
+        let (a, b) = (budgeted(&store, 10.0, 5), budgeted(&store, 10.0, 5));
+        for _ in 0..5 {
+            a.acquire(None).await.unwrap();
+        }
+        let budget = Budget::new(5, WINDOW);
+        let room = budget.expiry(budget.bucket_of(EPOCH_MS));
+        let before = Instant::now();
+        assert_eq!(a.acquire(None).await, Err(Refused::NoRoom { until_ms: room }));
+        assert_eq!(Instant::now(), before, "refused at once");
+        // Refused together, they come back 8 s apart: 40 s for 5 writes.
+        assert_eq!(b.acquire(None).await, Err(Refused::NoRoom { until_ms: room + 8_000 }));
+        assert_eq!(a.acquire(None).await, Err(Refused::NoRoom { until_ms: room + 16_000 }));
+        // The next turn would be past the bound, a window and a half from now: held there.
+        assert_eq!(store.stored().held_turn_ms, Field::Number(EPOCH_MS + 420 + 60_000), "five slots 105 ms apart");
+        tokio::time::sleep_until(instant_of(&store, room)).await;
+        a.acquire(None).await.expect("room again at the first turn");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_turn_is_given_further_ahead_than_a_window_and_a_half() {
+        let store = Arc::new(MemoryStore::default());
+        let pacer = budgeted(&store, 10.0, 1);
+        pacer.acquire(None).await.unwrap();
+        let mut last = 0;
+        for _ in 0..10 {
+            let Err(Refused::NoRoom { until_ms }) = pacer.acquire(None).await else { panic!("room") };
+            last = until_ms;
+        }
+        assert_eq!(last, EPOCH_MS + 60_000, "turns every 40 s, held at the bound");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_spent_elsewhere_is_learned_after_three_throttles_in_a_row_at_a_stretched_spacing_and_probed_once()
+    {
+        let store = Arc::new(MemoryStore::default());
+        let (a, b) = (budgeted(&store, 10.0, 1_000), budgeted(&store, 10.0, 1_000));
+        a.acquire(None).await.unwrap();
+        // At the base spacing (the per-second quota's), then at a stretched one, in a run longer than
+        // a stretch's half-life (420 ms).
+        for _ in 0..4 {
+            a.throttled().await;
+        }
+        assert_eq!(store.stored().spent_until_ms, Field::Missing, "a run a per-second quota explains");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        a.throttled().await;
+        let spent_until = EPOCH_MS + 500 + 40_000 / 24;
+        assert_eq!(store.stored().spent_until_ms, Field::Number(spent_until), "recorded for every instance");
+        assert!(matches!(b.acquire(None).await, Err(Refused::NoRoom { until_ms }) if until_ms >= spent_until));
+        // Then one write probes it: the others wait for it.
+        tokio::time::sleep_until(instant_of(&store, spent_until)).await;
+        a.acquire(None).await.expect("the probe");
+        assert!(matches!(b.acquire(None).await, Err(Refused::NoRoom { .. })), "one probe, not two");
+        // It went through: every instance writes again.
+        a.succeeded().await;
+        assert_eq!(store.stored().spent_until_ms, Field::Missing);
+        b.acquire(None).await.expect("room again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_the_budget_is_spent_elsewhere_the_throttled_writes_are_at_most_one_probe_per_24th_of_a_window() {
+        for shared in [true, false] {
+            let (pacer, epoch_ms) = match shared {
+                true => (budgeted(&Arc::new(MemoryStore::default()), 10.0, 1_000), EPOCH_MS),
+                false => local_budgeted(1_000),
+            };
+            let started = Instant::now();
+            let instant_of = |ms: u64| started + Duration::from_millis(ms - epoch_ms);
+            let end = Instant::now() + WINDOW;
+            let mut throttled = 0;
+            while Instant::now() < end {
+                match pacer.acquire(None).await {
+                    // The service refuses every write.
+                    Ok(()) => {
+                        throttled += 1;
+                        pacer.throttled().await;
+                    }
+                    Err(Refused::NoRoom { until_ms }) => tokio::time::sleep_until(instant_of(until_ms).min(end)).await,
+                    Err(refused) => panic!("{refused:?}"),
+                }
+            }
+            // A probe each 24th of the window, after the few throttled writes that taught it.
+            assert!((24..=24 + 4).contains(&throttled), "shared: {shared}: {throttled} throttled writes in a window");
+        }
+    }
+
+    /// A pacer alone with a budget of `cap`, and its clock's reading now (the system's).
+    fn local_budgeted(cap: u64) -> (Arc<Pacer>, u64) {
+        let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        (Arc::new(Pacer::local(5.0).with_local_budget(Budget::new(cap, WINDOW), 10.0, WINDOW * 3 / 2)), epoch_ms)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacing_alone_an_instance_keeps_its_share_of_the_budget() {
+        let (pacer, epoch_ms) = local_budgeted(3);
+        for _ in 0..3 {
+            pacer.acquire(None).await.unwrap();
+        }
+        let Err(Refused::NoRoom { until_ms }) = pacer.acquire(None).await else { panic!("room past the share") };
+        // A window from the first write (0.4 s ago, at 5 writes/s), and up to a bucket and a second of clocks.
+        let wait_ms = until_ms - epoch_ms;
+        assert!((39_000..=42_000).contains(&wait_ms), "{wait_ms} ms");
+        // And a store that fails leaves a shared instance at that share.
+        let store = Arc::new(MemoryStore::default());
+        store.failing.store(true, Ordering::Relaxed);
+        let slots = SharedSlots::at_epoch_ms(store.clone(), 10.0, 0.05, HORIZON, EPOCH_MS)
+            .with_budget(Budget::new(40, WINDOW), WINDOW);
+        let pacer = Pacer::shared(5.0, slots).with_local_budget(Budget::new(2, WINDOW), 10.0, WINDOW);
+        pacer.acquire(None).await.unwrap();
+        pacer.acquire(None).await.unwrap();
+        assert!(matches!(pacer.acquire(None).await, Err(Refused::NoRoom { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poisoned_budget_is_repaired_and_counted_from_again() {
+        let store = Arc::new(MemoryStore::default());
+        let map = [
+            ((EPOCH_MS + HOUR_MS).to_string(), Field::Number(7)),
+            (EPOCH_MS.to_string(), Field::Number(u64::MAX)),
+            ("x".to_owned(), Field::NotNumber("S(\"x\")".into())),
+        ];
+        store.poison(Stored {
+            budget: BudgetField::Map(map.into_iter().collect()),
+            held_turn_ms: Field::Number(EPOCH_MS + 100 * HOUR_MS),
+            spent_until_ms: Field::BadNumber("-1".into()),
+            ..Stored::default()
+        });
+        let pacer = budgeted(&store, 10.0, 40);
+        // The count past the cap became the cap: no room until it expires, at a turn within bounds.
+        let Err(Refused::NoRoom { until_ms }) = pacer.acquire(None).await else { panic!("room") };
+        assert!(until_ms <= EPOCH_MS + 41_000, "{until_ms}");
+        assert_eq!(pacer.take_repairs(), 5);
+        let stored = store.stored();
+        assert_eq!(stored.budget, BudgetField::Map([(EPOCH_MS.to_string(), Field::Number(40))].into()));
+        assert_eq!(stored.spent_until_ms, Field::Missing);
+        // A budget that is not a map is removed, and the next claim makes it again.
+        store.poison(Stored { budget: BudgetField::NotMap("S(\"x\")".into()), ..Stored::default() });
+        let pacer = budgeted(&store, 10.0, 40);
+        pacer.acquire(None).await.unwrap();
+        assert_eq!(pacer.take_repairs(), 1);
+        assert!(matches!(store.stored().budget, BudgetField::Map(map) if map.len() == 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gauges_say_the_window_s_writes_once_per_reading() {
+        let store = Arc::new(MemoryStore::default());
+        let pacer = budgeted(&store, 10.0, 40);
+        assert_eq!(pacer.take_budget_gauges(), None, "nothing read yet");
+        for _ in 0..3 {
+            pacer.acquire(None).await.unwrap();
+        }
+        assert_eq!(pacer.take_budget_gauges(), Some((3, 37)));
+        assert_eq!(pacer.take_budget_gauges(), None, "not read since");
+        assert_eq!(Arc::new(Pacer::local(1.0)).take_budget_gauges(), None);
     }
 }

@@ -10,6 +10,13 @@
 //! answer (another writer in the account) stretches the spacing for every instance; the stretch
 //! halves with time, so the stack comes back to the full quota when the other writer stops.
 //!
+//! The day's budget is counted in the same item and claimed by the same conditional write
+//! ([`super::budget`]): a slot is claimed only while the window has room, on the condition that the
+//! counts are as read. When it has none, the pacer answers when there will be, as a turn: records
+//! refused at once come back spread at the budget's pace, not all at the same moment. A budget spent
+//! by another tool of the account is learned from the throttles and recorded in the item, so every
+//! instance waits for it, and one probes it.
+//!
 //! Nothing read from the store is used unbounded ([`super::bounds`]): what is out of bounds is
 //! repaired, and no slot is claimed further ahead than a horizon. Slots are wall-clock times, so an
 //! instance first checks its clock against the store's (the time of its answers): one that disagrees
@@ -26,7 +33,8 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-pub use super::bounds::{Attribute, Field, Limits, Repair, Slots, Stored};
+pub use super::bounds::{Attribute, BudgetField, BudgetLimits, Field, Ledger, Limits, Repair, Slots, Stored};
+use super::budget::{Budget, Learned, Spend};
 use super::slow_down::SlowDown;
 pub use super::slow_down::Stretch;
 
@@ -69,7 +77,7 @@ pub enum Repaired {
     Done,
     /// An attribute no longer held what was found (another instance repaired it, or claimed); the
     /// store holds this.
-    Refused(Reading),
+    Refused(Box<Reading>),
 }
 
 /// The store could not be used.
@@ -77,37 +85,53 @@ pub enum Repaired {
 #[error("{0}")]
 pub struct StoreError(pub String);
 
+/// A claim's count in the day's budget: the counts as read, which the claim is conditioned on
+/// (`None`: the item held no map, and the claim makes it), and the count it writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetClaim {
+    pub read: Option<super::budget::Buckets>,
+    pub spend: Spend,
+}
+
 /// The port: the store every instance claims its slots in.
 pub trait SlotStore: Send + Sync {
     /// Reads the item.
     fn read(&self) -> BoxFuture<'_, Result<Reading, StoreError>>;
 
-    /// Claims `[start_ms, start_ms + spacing_ms)`, unless the last slot claimed ends after `start_ms`.
-    fn claim(&self, start_ms: u64, spacing_ms: u64) -> BoxFuture<'_, Result<Claim, StoreError>>;
+    /// Claims `[start_ms, start_ms + spacing_ms)`, unless the last slot claimed ends after `start_ms`;
+    /// with a budget, also unless its counts are no longer as read, and then counts the write and
+    /// removes the expired counts, in the same write.
+    fn claim(
+        &self,
+        start_ms: u64,
+        spacing_ms: u64,
+        budget: Option<BudgetClaim>,
+    ) -> BoxFuture<'_, Result<Claim, StoreError>>;
 
     /// Records a stretched spacing, unless a stretch was recorded at or after `unless_since_ms` (the
     /// same overload, seen by another instance).
     fn stretch(&self, stretch: Stretch, unless_since_ms: u64) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Writes every repair at once, on the condition that each attribute still holds what was found.
+    /// The budget's turns and learned spends are written the same way.
     fn repair(&self, repairs: Vec<Repair>) -> BoxFuture<'_, Result<Repaired, StoreError>>;
 }
 
 /// The wall clock in milliseconds since the epoch, advanced by tokio's monotonic clock from one
 /// reading of the system clock.
 #[derive(Debug, Clone, Copy)]
-struct Clock {
+pub(crate) struct Clock {
     epoch_ms: u64,
     at: Instant,
 }
 
 impl Clock {
-    fn now() -> Self {
+    pub(crate) fn now() -> Self {
         let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         Self { epoch_ms, at: Instant::now() }
     }
 
-    fn ms(&self, instant: Instant) -> u64 {
+    pub(crate) fn ms(&self, instant: Instant) -> u64 {
         match instant.checked_duration_since(self.at) {
             Some(after) => self.epoch_ms + after.as_millis() as u64,
             None => self.epoch_ms.saturating_sub(self.at.duration_since(instant).as_millis() as u64),
@@ -130,6 +154,8 @@ pub enum Acquired {
     At(Instant),
     /// The next slot would begin then, past the latest start: nothing was claimed.
     TooLate(Instant),
+    /// The day's budget has no room: not before then (milliseconds since the epoch). Nothing was claimed.
+    NoRoom(u64),
     /// The store cannot be used now: pace locally.
     Unavailable,
 }
@@ -147,6 +173,23 @@ struct State {
     clock_agrees: bool,
     /// Readings in a row of a store clock beyond the bound.
     clock_off: u32,
+    /// The day's budget as the store held it at the last answer, within bounds.
+    ledger: Ledger,
+    /// The ledger was read since the gauges were last taken.
+    ledger_fresh: bool,
+    learned: Learned,
+    probe: Probe,
+}
+
+/// This instance's part in probing a learned spend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Probe {
+    #[default]
+    None,
+    /// It moved the spend's end on to this: its next write is the probe.
+    Taken(u64),
+    /// The probe's slot is claimed: its answer ends the spend or keeps it.
+    Sent(u64),
 }
 
 /// How the store's clock compared with this instance's.
@@ -166,6 +209,8 @@ pub struct SharedSlots {
     state: Mutex<State>,
     /// Repairs written and not yet reported (the `WriteSlotRepairs` metric).
     repairs: AtomicU64,
+    /// The day's budget, when one is kept.
+    budget: Option<(Budget, BudgetLimits)>,
 }
 
 impl SharedSlots {
@@ -191,7 +236,42 @@ impl SharedSlots {
         let base_ms = ((1000.0 / per_second) * (1.0 + margin)).ceil().max(1.0) as u64;
         let slow_down = SlowDown::new(base_ms);
         let limits = Limits { horizon_ms: horizon.as_millis() as u64, longest_ms: slow_down.longest_ms() };
-        Self { store, slow_down, limits, clock, state: Mutex::new(State::default()), repairs: AtomicU64::new(0) }
+        Self {
+            store,
+            slow_down,
+            limits,
+            clock,
+            state: Mutex::new(State::default()),
+            repairs: AtomicU64::new(0),
+            budget: None,
+        }
+    }
+
+    /// Keeps the day's budget in the store too; no turn is given further ahead than `turns_ahead`.
+    pub fn with_budget(self, budget: Budget, turns_ahead: Duration) -> Self {
+        let limits = BudgetLimits {
+            cap: budget.cap(),
+            horizon_ms: self.limits.horizon_ms,
+            turns_ahead_ms: turns_ahead.as_millis() as u64,
+            spent_for_ms: budget.spent_for_ms(),
+        };
+        Self { budget: Some((budget, limits)), ..self }
+    }
+
+    /// The window's writes, used and left, account-wide as last read; once per reading.
+    pub fn take_gauges(&self) -> Option<(u64, u64)> {
+        let (budget, _) = self.budget?;
+        let mut state = self.lock();
+        if !std::mem::take(&mut state.ledger_fresh) {
+            return None;
+        }
+        let used = budget.used(&state.ledger.buckets, self.clock.ms(Instant::now()));
+        Some((used, budget.cap().saturating_sub(used)))
+    }
+
+    /// Whether the spacing is stretched now (see [`SlowDown::is_stretched`]).
+    pub fn is_stretched(&self) -> bool {
+        self.slow_down.is_stretched(self.spacing().as_millis() as u64)
     }
 
     /// Reads the store (a warm-up's read gives the store's state before the first claim).
@@ -237,6 +317,8 @@ impl SharedSlots {
             }
         }
         let mut tries = 0;
+        // The window had no room at the last look: never paced alone past the shared budget for that.
+        let mut no_room = false;
         while tries < MAX_CLAIM_TRIES {
             let now_ms = self.clock.ms(Instant::now());
             let known = self.lock().known;
@@ -253,24 +335,176 @@ impl SharedSlots {
                 continue;
             }
             tries += 1;
+            let budget = match self.budget_claim(start_ms).await {
+                Ok(budget) => budget,
+                Err(Some(acquired)) => return acquired,
+                // A turn or the learned spend's probe was refused, or the probe taken: look again.
+                Err(None) => {
+                    no_room = true;
+                    continue;
+                }
+            };
             let spacing_ms = self.slow_down.spacing_at(known.stretch, now_ms);
-            let (claimed, reading) =
-                match tokio::time::timeout(STORE_TIMEOUT, self.store.claim(start_ms, spacing_ms)).await {
-                    Ok(Ok(Claim::Claimed(reading))) => (true, reading),
-                    Ok(Ok(Claim::Taken(reading))) => (false, reading),
-                    Ok(Err(e)) => return self.give_up(&e.0),
-                    Err(_) => return self.give_up("no answer in time"),
-                };
+            let claim = self.store.claim(start_ms, spacing_ms, budget);
+            let (claimed, reading) = match tokio::time::timeout(STORE_TIMEOUT, claim).await {
+                Ok(Ok(Claim::Claimed(reading))) => (true, reading),
+                Ok(Ok(Claim::Taken(reading))) => (false, reading),
+                Ok(Err(e)) => return self.give_up(&e.0),
+                Err(_) => return self.give_up("no answer in time"),
+            };
             if !self.take_in(reading).await {
                 // This instance's clock disagrees with the store's: its times are not the others'.
                 return Acquired::Unavailable;
             }
             if claimed {
+                let mut state = self.lock();
+                if let Probe::Taken(until) = state.probe {
+                    // One write probes: the next finds the spend as moved on, and waits.
+                    state.probe = Probe::Sent(until);
+                }
                 return Acquired::At(start);
             }
         }
-        // Never claimed: others kept claiming first. Pace locally this once, the store still trusted.
+        // Never claimed: others kept claiming first. Pace locally this once, the store still trusted;
+        // unless it was turns they kept taking first: then the window has no room.
+        if no_room && let Some((budget, _)) = self.budget {
+            let ledger = self.lock().ledger.clone();
+            let now_ms = self.clock.ms(Instant::now());
+            let spent = ledger.spent_until_ms.filter(|&until| until > now_ms);
+            if let Some(until) = spent.or(budget.spend(&ledger.buckets, now_ms).err()) {
+                return Acquired::NoRoom(until);
+            }
+        }
         Acquired::Unavailable
+    }
+
+    /// The budget's part of a claim at `start_ms`: what to count (`None` without a budget), or why
+    /// not: an answer (no room, the store unavailable), or nothing, to look again.
+    async fn budget_claim(&self, start_ms: u64) -> Result<Option<BudgetClaim>, Option<Acquired>> {
+        let Some((budget, _)) = self.budget else { return Ok(None) };
+        let now_ms = self.clock.ms(Instant::now());
+        let (ledger, probe) = {
+            let state = self.lock();
+            (state.ledger.clone(), state.probe)
+        };
+        if let Some(until) = ledger.spent_until_ms
+            && probe != Probe::Taken(until)
+        {
+            if until > now_ms {
+                return Err(self.no_room(budget, until).await);
+            }
+            // The spend's time is up: one write probes it. The instance that moves the time on takes
+            // the probe, and the others wait for it.
+            let became = now_ms + budget.spent_for_ms();
+            let probe =
+                Repair { attribute: Attribute::SpentUntilMs, found: Field::Number(until), became: Some(became) };
+            return Err(match self.set(vec![probe]).await {
+                Ok(true) => {
+                    let mut state = self.lock();
+                    state.probe = Probe::Taken(became);
+                    state.ledger.spent_until_ms = Some(became);
+                    None
+                }
+                Ok(false) => None,
+                Err(acquired) => Some(acquired),
+            });
+        }
+        match budget.spend(&ledger.buckets, start_ms) {
+            Ok(spend) => Ok(Some(BudgetClaim { read: ledger.exists.then_some(ledger.buckets), spend })),
+            Err(until) => Err(self.no_room(budget, until).await),
+        }
+    }
+
+    /// No room until `until_ms`: the answer is a turn, at least then, and after the turns given
+    /// before it, one budget spacing apart, so that records refused together come back in turn.
+    /// Taken on the condition that the learned spend is as read too (a probe elsewhere may have
+    /// ended it): `None` when refused, to look again.
+    async fn no_room(&self, budget: Budget, until_ms: u64) -> Option<Acquired> {
+        let turns_ahead_ms = self.budget.map_or(0, |(_, limits)| limits.turns_ahead_ms);
+        let latest = self.clock.ms(Instant::now()).saturating_add(turns_ahead_ms);
+        let (held, spent) = {
+            let state = self.lock();
+            (state.ledger.held_turn_ms, state.ledger.spent_until_ms)
+        };
+        let turn = until_ms.max(held.unwrap_or(0)).min(latest);
+        let became = turn.saturating_add(budget.turn_ms()).min(latest);
+        let found = |value: Option<u64>| value.map_or(Field::Missing, Field::Number);
+        let changes = vec![
+            Repair { attribute: Attribute::HeldTurnMs, found: found(held), became: Some(became) },
+            Repair { attribute: Attribute::SpentUntilMs, found: found(spent), became: spent },
+        ];
+        match self.set(changes).await {
+            Ok(true) => {
+                self.lock().ledger.held_turn_ms = Some(became);
+                Some(Acquired::NoRoom(turn))
+            }
+            Ok(false) => None,
+            // No turn to be had: the time there is room is the answer all the same.
+            Err(_) => Some(Acquired::NoRoom(until_ms)),
+        }
+    }
+
+    /// Writes the budget's attributes on the condition that each holds what was found: true when
+    /// written; false when refused (what the store holds is taken in).
+    async fn set(&self, changes: Vec<Repair>) -> Result<bool, Acquired> {
+        match tokio::time::timeout(STORE_TIMEOUT, self.store.repair(changes)).await {
+            Ok(Ok(Repaired::Done)) => Ok(true),
+            Ok(Ok(Repaired::Refused(reading))) => {
+                if self.take_in(*reading).await {
+                    Ok(false)
+                } else {
+                    Err(Acquired::Unavailable)
+                }
+            }
+            Ok(Err(e)) => Err(self.give_up(&e.0)),
+            Err(_) => Err(self.give_up("no answer in time")),
+        }
+    }
+
+    /// A write went through: a probe of a learned spend ends it for every instance.
+    pub async fn succeeded(&self) {
+        let probe = {
+            let mut state = self.lock();
+            state.learned.succeeded();
+            std::mem::take(&mut state.probe)
+        };
+        if let Probe::Sent(until) = probe {
+            let end = Repair { attribute: Attribute::SpentUntilMs, found: Field::Number(until), became: None };
+            if let Ok(true) = self.set(vec![end]).await {
+                info!("a probe of the day's write budget went through: the budget spent elsewhere has room again");
+                self.lock().ledger.spent_until_ms = None;
+            }
+        }
+    }
+
+    /// Learns a budget spent elsewhere from a throttled answer (`stretched`: the spacing was
+    /// stretched already), and records it for every instance.
+    async fn learn_spend(&self, stretched: bool, now_ms: u64) {
+        let Some((budget, _)) = self.budget else { return };
+        if self.is_down() {
+            return;
+        }
+        let (spent, found) = {
+            let mut state = self.lock();
+            // A throttled probe leaves the spend as the probe moved it on.
+            let probed = matches!(std::mem::take(&mut state.probe), Probe::Sent(_));
+            let spent = !probed && state.learned.throttled(stretched, now_ms, self.slow_down.half_life_ms());
+            (spent, state.ledger.spent_until_ms)
+        };
+        if !spent {
+            return;
+        }
+        let until = now_ms + budget.spent_for_ms();
+        warn!(
+            until = %rfc3339(until),
+            "throttled again and again at a stretched spacing: the day's write budget is taken as spent elsewhere; \
+             no write until then, then one probe"
+        );
+        let found = found.map_or(Field::Missing, Field::Number);
+        let spend = Repair { attribute: Attribute::SpentUntilMs, found, became: Some(until) };
+        if let Ok(true) = self.set(vec![spend]).await {
+            self.lock().ledger.spent_until_ms = Some(until);
+        }
     }
 
     /// A throttled answer: stretch the spacing for every instance.
@@ -279,6 +513,7 @@ impl SharedSlots {
             return;
         }
         let now_ms = self.clock.ms(Instant::now());
+        let stretched = self.is_stretched();
         let stretch = {
             let mut state = self.lock();
             if !state.clock_agrees {
@@ -301,6 +536,7 @@ impl SharedSlots {
                 self.give_up("no answer in time");
             }
         }
+        self.learn_spend(stretched, now_ms).await;
     }
 
     /// Takes in what the store answered: first its clock, then its values, held to their bounds, and
@@ -313,8 +549,15 @@ impl SharedSlots {
             return false;
         }
         self.clock_agrees();
-        let (slots, repairs) = reading.stored.bounded(now_ms, &self.limits);
+        let (slots, mut repairs) = reading.stored.bounded(now_ms, &self.limits);
         self.learn(slots);
+        if let Some((_, limits)) = &self.budget {
+            let (ledger, budget_repairs) = reading.stored.budget_bounded(now_ms, limits);
+            let mut state = self.lock();
+            state.ledger = ledger;
+            state.ledger_fresh = true;
+            repairs.extend(budget_repairs);
+        }
         if !repairs.is_empty() {
             self.repair(repairs).await;
         }
@@ -385,7 +628,7 @@ impl SharedSlots {
                 for repair in &repairs {
                     let became = repair.became.map_or_else(|| "removed".to_owned(), |v| v.to_string());
                     warn!(
-                        attribute = repair.attribute.name(),
+                        attribute = %repair.attribute,
                         found = %repair.found,
                         became = %became,
                         "the write-slot table held a value out of bounds: repaired"
@@ -397,6 +640,9 @@ impl SharedSlots {
             Ok(Ok(Repaired::Refused(reading))) => {
                 let now_ms = self.clock.ms(Instant::now());
                 self.learn(reading.stored.bounded(now_ms, &self.limits).0);
+                if let Some((_, limits)) = &self.budget {
+                    self.lock().ledger = reading.stored.budget_bounded(now_ms, limits).0;
+                }
             }
             Ok(Err(e)) => {
                 self.give_up(&e.0);

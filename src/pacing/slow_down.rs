@@ -38,6 +38,12 @@ impl SlowDown {
         self.base_ms
     }
 
+    /// How long a stretch takes to halve: four base spacings, in which a per-second quota admits
+    /// several writes.
+    pub fn half_life_ms(&self) -> u64 {
+        self.base_ms * HALF_LIFE_SPACINGS
+    }
+
     /// The most a stretch may reach.
     pub fn longest_ms(&self) -> u64 {
         self.longest_ms
@@ -49,6 +55,12 @@ impl SlowDown {
         let extra = stretch.spacing_ms.min(self.longest_ms).saturating_sub(self.base_ms) as f64;
         let half_lives = now_ms.saturating_sub(stretch.at_ms) as f64 / (self.base_ms * HALF_LIFE_SPACINGS) as f64;
         self.base_ms + (extra * 0.5f64.powf(half_lives)).round() as u64
+    }
+
+    /// Whether `spacing_ms` is stretched: throttled answers that keep coming at a stretched spacing
+    /// are no longer the per-second quota's doing.
+    pub fn is_stretched(&self, spacing_ms: u64) -> bool {
+        spacing_ms > self.base_ms
     }
 
     /// The stretch that a throttled answer at `now_ms` makes of `stretch`.

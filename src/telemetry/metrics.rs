@@ -120,20 +120,29 @@ impl InvocationMetrics {
 /// The line of an invocation's repairs of the write-slot table (`WriteSlotRepairs`), when it made
 /// any: values out of bounds there, which no instance in order writes, so any count is worth a look.
 pub fn repairs_line(namespace: &str, service: &str, repairs: u64, timestamp_ms: u64) -> Option<Value> {
-    (repairs > 0).then(|| {
-        json!({
-            "_aws": {
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": [["Service"]],
-                    "Metrics": [{"Name": "WriteSlotRepairs", "Unit": "Count"}],
-                }],
-            },
-            "Service": service,
-            "WriteSlotRepairs": repairs,
-        })
-    })
+    (repairs > 0).then(|| service_line(namespace, service, &[("WriteSlotRepairs", repairs)], timestamp_ms))
+}
+
+/// The line of the day's write budget (`BudgetUsed`, `BudgetLeft`: the window's writes, account-wide,
+/// as this invocation last read them): gauges, so read with the Maximum statistic, not Sum.
+pub fn budget_line(namespace: &str, service: &str, (used, left): (u64, u64), timestamp_ms: u64) -> Value {
+    service_line(namespace, service, &[("BudgetUsed", used), ("BudgetLeft", left)], timestamp_ms)
+}
+
+/// A line of counts with the `Service` dimension alone.
+fn service_line(namespace: &str, service: &str, counts: &[(&str, u64)], timestamp_ms: u64) -> Value {
+    let metrics: Vec<Value> = counts.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect();
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [["Service"]], "Metrics": metrics}],
+        },
+        "Service": service,
+    });
+    for (name, count) in counts {
+        line[*name] = json!(count);
+    }
+    line
 }
 
 #[cfg(test)]
@@ -213,5 +222,19 @@ mod tests {
         assert_eq!(line["Service"], "svc");
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "WriteSlotRepairs");
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Ns");
+    }
+
+    #[test]
+    fn the_budget_gauges_have_a_line_of_their_own() {
+        let line = budget_line("Ns", "svc", (30, 10), 1_700_000_000_000);
+        assert_eq!((line["BudgetUsed"].as_u64(), line["BudgetLeft"].as_u64()), (Some(30), Some(10)));
+        let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["Name"].as_str())
+            .collect();
+        assert_eq!(names, ["BudgetUsed", "BudgetLeft"]);
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Service"]]));
     }
 }

@@ -11,6 +11,7 @@ use crate::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
 use crate::domain::opportunity::Holdings;
 use crate::domain::outcome::{Failure, codes};
 use crate::domain::request::{Catalog, OpportunityId, RelatedEntity};
+use crate::pacing::Refused;
 
 /// One write to an opportunity.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +77,16 @@ pub enum WriteError {
     Api { error: ApiError, retried: bool },
     /// No attempt could start, or the last was cut off, before the end of calls.
     Deadline(Failure),
+    /// The day's write budget has no room: the record should come back then (milliseconds since
+    /// the epoch). Nothing was called.
+    NoRoom { until_ms: u64 },
+}
+
+impl WriteError {
+    /// What a write refused for the day's budget comes to: for now, a transient failure saying until when.
+    pub fn no_room(until_ms: u64) -> Failed {
+        Failed::Transient(Failure::write_budget_spent(until_ms))
+    }
 }
 
 /// A call cut off at the end of calls: whether the service applied it is unknown, and the redelivery
@@ -116,7 +127,12 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if let Err(too_late) = self.pacer.acquire(latest_start).await {
+            let refused = match self.pacer.acquire(latest_start).await {
+                Ok(()) => None,
+                Err(Refused::NoRoom { until_ms }) => return Err(WriteError::NoRoom { until_ms }),
+                Err(Refused::TooLate(too_late)) => Some(too_late),
+            };
+            if let Some(too_late) = refused {
                 // Retried later for the reason its last attempt failed, if it had one.
                 return Err(match last_error {
                     Some(error) => WriteError::Api { error, retried: true },
@@ -148,7 +164,10 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             };
             invocation.metrics.latency(catalog, started.elapsed().as_secs_f64() * 1000.0);
             let error = match result {
-                Some(Ok(())) => return Ok(()),
+                Some(Ok(())) => {
+                    self.pacer.succeeded().await;
+                    return Ok(());
+                }
                 Some(Err(error)) => error,
                 None => return Err(WriteError::Deadline(cut_off())),
             };
@@ -188,5 +207,17 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_refused_for_the_budget_is_a_transient_failure_that_says_until_when() {
+        let Failed::Transient(failure) = WriteError::no_room(1_764_003_600_000) else { panic!("not transient") };
+        assert_eq!(failure.code, codes::WRITE_BUDGET_SPENT);
+        assert_eq!(failure.message, "not started: the day's write budget has no room until 2025-11-24T17:00:00Z");
     }
 }

@@ -141,6 +141,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         match self.write(invocation, request.catalog, &request.opportunity, write).await {
             Ok(()) => Verdict::Done(Done::Disassociated),
             Err(WriteError::Deadline(failure)) => Verdict::Transient(failure),
+            Err(WriteError::NoRoom { until_ms }) => WriteError::no_room(until_ms).into(),
             Err(WriteError::Api { error, retried }) => {
                 let read = self.read(invocation, request.catalog, &request.opportunity);
                 // An earlier attempt of this invocation may have been applied: the entity's absence

@@ -112,6 +112,9 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let mut lines = invocation.metrics.emf_lines(namespace, service, throttled, now_ms);
         let repairs = self.pacer.take_repairs();
         lines.extend(crate::telemetry::metrics::repairs_line(namespace, service, repairs, now_ms));
+        if let Some(gauges) = self.pacer.take_budget_gauges() {
+            lines.push(crate::telemetry::metrics::budget_line(namespace, service, gauges, now_ms));
+        }
         (answer, lines)
     }
 

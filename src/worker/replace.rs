@@ -161,6 +161,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let error = match self.write_followed_by(invocation, catalog, opportunity, write, writes_after).await {
             Ok(()) => return Ok(()),
             Err(WriteError::Deadline(failure)) => return Err(Failed::Transient(failure)),
+            Err(WriteError::NoRoom { until_ms }) => return Err(WriteError::no_room(until_ms)),
             Err(WriteError::Api { error, .. }) => error,
         };
         if error.class != ErrorClass::Ambiguous {

@@ -679,3 +679,39 @@ pub fn function_env<V: AsRef<str>>(
     }
     env
 }
+
+/// An opportunity per `(id, solution)` of the Sandbox catalog, each holding that solution.
+pub type Holding = (String, String);
+
+/// The emulator an end-to-end suite of the write pacing runs: `opportunities`, writes at 10/s on a
+/// bucket of 1, and `daily_quotas`.
+pub async fn solutions_emulator(
+    opportunities: &[Holding],
+    daily_quotas: partner_central_emulator::DailyQuotaConfig,
+) -> partner_central_emulator::RunningEmulator {
+    use partner_central_emulator::{EmulatorConfig, QuotaConfig, TokenBucketConfig};
+    let seed = opportunities
+        .iter()
+        .map(|(id, solution)| {
+            format!(
+                r#"{{"Catalog": "Sandbox", "Id": "{id}", "RelatedEntityIdentifiers": {{"Solutions": ["{solution}"]}}}}"#
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let quotas = QuotaConfig { write: Some(TokenBucketConfig { rate: 10.0, burst: 1.0 }), ..QuotaConfig::default() };
+    let config = emulator_config(&format!(r#"{{"Opportunities": [{seed}]}}"#), &TEST_KEYS);
+    start_emulator(EmulatorConfig { quotas, daily_quotas, ..config }).await
+}
+
+/// A work queue `name` (3 receives, 30 s visibility) and its dead-letter queue, holding a request to
+/// disassociate each of `opportunities`' solutions.
+pub async fn solutions_backlog(moto: &Moto, name: &str, opportunities: &[Holding]) -> Queues {
+    let queues = moto.queues(name, false, 3, 30).await;
+    let bodies: Vec<String> = opportunities
+        .iter()
+        .map(|(id, solution)| fixtures::request("Sandbox", id, "Solutions", solution).to_string())
+        .collect();
+    moto.send(&queues, "", &bodies).await;
+    queues
+}

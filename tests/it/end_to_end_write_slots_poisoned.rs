@@ -1,18 +1,19 @@
 //! A poisoned write-slots table cannot stall the stack, end to end: the built worker, two instances,
 //! moto's DynamoDB holding an item whose every number is out of bounds (times an hour ahead, a
-//! stretch of u64::MAX, a number past u64, another type) beside an attribute the pacer does not own.
-//! Every request lands, none is dead-lettered, the item is repaired with a WARN saying what was
-//! found and what it became, and the other attribute is left as it was.
+//! stretch of u64::MAX, a number past u64, another type, a day's budget counting writes an hour
+//! ahead and past its cap) beside an attribute the pacer does not own. Every request lands, none is
+//! dead-lettered, the item is repaired with a WARN saying what was found and what it became, and the
+//! other attribute is left as it was.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::common::{
-    Function, Moto, RuntimeApi, TEST_KEYS, emulator_config, function_env, now_ms, pump_once, start_emulator,
+    Function, Moto, RuntimeApi, TEST_KEYS, function_env, now_ms, pump_once, solutions_backlog, solutions_emulator,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use opportunity_disassociator::aws::write_slots::ITEM_KEY;
-use partner_central_emulator::{EmulatorConfig, QuotaConfig, TokenBucketConfig};
+use partner_central_emulator::DailyQuotaConfig;
 
 const MESSAGES: usize = 20;
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -24,40 +25,29 @@ fn opportunity(i: usize) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_drain_through_a_table_whose_every_number_is_poisoned() {
-    let seed = (0..MESSAGES)
-        .map(|i| {
-            let (id, solution) = opportunity(i);
-            format!(
-                r#"{{"Catalog": "Sandbox", "Id": "{id}", "RelatedEntityIdentifiers": {{"Solutions": ["{solution}"]}}}}"#
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    let quotas = QuotaConfig { write: Some(TokenBucketConfig { rate: 10.0, burst: 1.0 }), ..QuotaConfig::default() };
-    let seed = format!(r#"{{"Opportunities": [{seed}]}}"#);
-    let emulator = start_emulator(EmulatorConfig { quotas, ..emulator_config(&seed, &TEST_KEYS) }).await;
+    let opportunities: Vec<_> = (0..MESSAGES).map(opportunity).collect();
+    let emulator = solutions_emulator(&opportunities, DailyQuotaConfig::default()).await;
     let moto = Moto::start().await;
     let table = moto.write_slots_table("write-slots-poisoned").await;
     let hour_ahead = (now_ms() + HOUR_MS).to_string();
-    let budget = AttributeValue::M(HashMap::from([(hour_ahead.clone(), AttributeValue::N("7".into()))]));
+    let budget = AttributeValue::M(HashMap::from([
+        (hour_ahead.clone(), AttributeValue::N("7".into())),
+        ("x".to_owned(), AttributeValue::S("seven".into())),
+    ]));
+    let other = AttributeValue::M(HashMap::from([(hour_ahead.clone(), AttributeValue::N("7".into()))]));
     let poisoned = HashMap::from([
         ("pk".to_owned(), AttributeValue::S(ITEM_KEY.into())),
         ("next_ms".to_owned(), AttributeValue::N(hour_ahead.clone())),
         ("spacing_ms".to_owned(), AttributeValue::N(u64::MAX.to_string())),
         ("stretched_ms".to_owned(), AttributeValue::S(hour_ahead.clone())),
-        ("budget".to_owned(), budget.clone()),
+        ("budget".to_owned(), budget),
+        ("held_turn_ms".to_owned(), AttributeValue::N((now_ms() + 1_000 * HOUR_MS).to_string())),
+        ("another_feature".to_owned(), other.clone()),
     ]);
     let dynamodb = moto.dynamodb();
     dynamodb.put_item().table_name(&table).set_item(Some(poisoned)).send().await.expect("poison the item");
 
-    let queues = moto.queues("poisoned", false, 3, 30).await;
-    let bodies: Vec<String> = (0..MESSAGES)
-        .map(|i| {
-            let (id, solution) = opportunity(i);
-            fixtures::request("Sandbox", &id, "Solutions", &solution).to_string()
-        })
-        .collect();
-    moto.send(&queues, "", &bodies).await;
+    let queues = solutions_backlog(&moto, "poisoned", &opportunities).await;
     let settings = [
         ("DEAD_LETTER_QUEUE_URL", queues.dlq_url.clone()),
         ("MAX_RECEIVE_COUNT", "3".into()),
@@ -102,7 +92,13 @@ async fn two_instances_drain_through_a_table_whose_every_number_is_poisoned() {
         let at_ms: u64 = at.as_n().expect("a number again").parse().unwrap();
         assert!(at_ms <= now_ms, "{at_ms}");
     }
-    assert_eq!(item["budget"], budget, "an attribute the pacer does not own left as it was");
+    assert_eq!(item["another_feature"], other, "an attribute the pacer does not own left as it was");
+    let counts = item["budget"].as_m().expect("the budget's map");
+    assert!(!counts.contains_key(&hour_ahead) && !counts.contains_key("x"), "{counts:?}");
+    let counted: u64 = counts.values().map(|n| n.as_n().unwrap().parse::<u64>().unwrap()).sum();
+    assert!(counted >= MESSAGES as u64, "every write counted: {counts:?}");
+    let turn: u64 = item["held_turn_ms"].as_n().unwrap().parse().unwrap();
+    assert!(turn <= now_ms, "the turn a thousand hours ahead became now: {turn}");
 
     // Each value was repaired once, by one instance or the other, and said so.
     let repaired = |attribute: &str| {
@@ -113,11 +109,13 @@ async fn two_instances_drain_through_a_table_whose_every_number_is_poisoned() {
             .count()
     };
     let started = tokio::time::Instant::now();
-    while ["next_ms", "spacing_ms", "stretched_ms"].iter().any(|a| repaired(a) == 0) {
+    let attributes =
+        ["next_ms", "spacing_ms", "stretched_ms", &format!("budget.{hour_ahead}"), "budget.x", "held_turn_ms"];
+    while attributes.iter().any(|a| repaired(a) == 0) {
         assert!(started.elapsed() < Duration::from_secs(10), "no repair logged: {:?}", functions[0].lines());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for attribute in ["next_ms", "spacing_ms", "stretched_ms"] {
+    for attribute in attributes {
         assert_eq!(repaired(attribute), 1, "{attribute} repaired once, not fought over");
     }
     let warn = functions.iter().flat_map(Function::lines).find(|l| l.contains("\"attribute\":\"spacing_ms\"")).unwrap();

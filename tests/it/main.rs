@@ -16,6 +16,7 @@ mod end_to_end_replacement;
 mod end_to_end_webhook;
 mod end_to_end_worker;
 mod end_to_end_write_slots;
+mod end_to_end_write_slots_budget;
 mod end_to_end_write_slots_poisoned;
 mod fakes;
 mod in_memory_hostile_input;
