@@ -7,6 +7,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use opportunity_disassociator::aws::dead_letters::SqsDeadLetters;
 use opportunity_disassociator::aws::partner_central::{SdkPartnerCentral, ThrottleCount};
 use opportunity_disassociator::aws::sdk_config;
+use opportunity_disassociator::aws::work_queue::SqsWorkQueue;
 use opportunity_disassociator::aws::write_slots::DynamoSlots;
 use opportunity_disassociator::config::WorkerConfig;
 use opportunity_disassociator::pacing::Pacer;
@@ -54,12 +55,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         account_writes_per_second = config.account_writes_per_second,
         write_slots_table = config.write_slots_table.as_deref(),
         dead_letter_queue = config.dead_letter_queue_url.is_some(),
+        work_queue = config.work_queue_url.is_some(),
         max_receive_count = config.max_receive_count,
         dry_run = config.dry_run,
         warm_up = config.warm_up,
         "initialised"
     );
+    let work_queue = config.work_queue_url.clone().map(|url| SqsWorkQueue::new(&sdk, url));
     let worker = Worker::new(config, partner_central, dead_letters, pacer, throttles);
+    let worker = match work_queue {
+        Some(queue) => worker.with_holds(Arc::new(queue)),
+        None => worker,
+    };
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move { worker.handle(event).await })).await
 }

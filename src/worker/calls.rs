@@ -9,7 +9,7 @@ use super::{Invocation, Worker};
 use crate::aws::dead_letters::DeadLetters;
 use crate::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
 use crate::domain::opportunity::Holdings;
-use crate::domain::outcome::{Failure, codes};
+use crate::domain::outcome::{Failure, Hold, codes};
 use crate::domain::request::{Catalog, OpportunityId, RelatedEntity};
 
 /// One write to an opportunity.
@@ -35,6 +35,8 @@ pub enum Failed {
     Permanent(Failure),
     /// May succeed later.
     Transient(Failure),
+    /// Must wait (docs/holds.md).
+    Held(Hold),
 }
 
 impl Failed {

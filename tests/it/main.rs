@@ -18,6 +18,7 @@ mod end_to_end_worker;
 mod end_to_end_write_slots;
 mod end_to_end_write_slots_poisoned;
 mod fakes;
+mod in_memory_holds;
 mod in_memory_hostile_input;
 mod in_memory_replacement_order;
 mod in_memory_sdk_errors;
