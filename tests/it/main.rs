@@ -10,6 +10,7 @@
 mod built_executables;
 mod common;
 mod end_to_end_chaos;
+mod end_to_end_holds;
 mod end_to_end_log_secrets;
 mod end_to_end_malformed;
 mod end_to_end_replacement;
