@@ -33,7 +33,7 @@ REAL_WRITES_PER_DAY = 10_000
 REAL_READS_PER_SECOND = 10
 REAL_READS_PER_DAY = 100_000
 # Defaults of the worker's settings for the day's budget and the review (issues 26 and 27), scaled
-# below with the day; today's worker reads none of them.
+# below with the day.
 REAL_MAX_HOLD_S = 43_200
 REAL_REVIEW_RECHECK_S = 3_600
 FOREIGN_OPPORTUNITY_PREFIX = "O6"
@@ -114,6 +114,7 @@ def scaled_worker_settings(s: dict) -> dict:
         "WRITE_BUDGET_WINDOW_SECONDS": number_text(s["window_s"]),
         "MAX_HOLD_SECONDS": number_text(s["max_hold_s"]),
         "REVIEW_RECHECK_SECONDS": number_text(s["review_recheck_s"]),
+        "WORK_QUEUE_RETENTION_SECONDS": str(s["retention_s"]),
     }
 
 
