@@ -156,6 +156,36 @@ impl Holds for SqsWorkQueue {
     }
 }
 
+/// The worker's [`Holds`]: the work queue's client built at the first hold, not at init, as the
+/// dead-letter queue's is (most execution environments never hold a record, and building a client
+/// shows in the cold start).
+#[derive(Debug)]
+pub struct LazyWorkQueue {
+    sdk: SdkConfig,
+    queue_url: String,
+    queue: std::sync::OnceLock<SqsWorkQueue>,
+}
+
+impl LazyWorkQueue {
+    pub fn new(sdk: &SdkConfig, queue_url: String) -> Self {
+        Self { sdk: sdk.clone(), queue_url, queue: std::sync::OnceLock::new() }
+    }
+
+    fn queue(&self) -> &SqsWorkQueue {
+        self.queue.get_or_init(|| SqsWorkQueue::new(&self.sdk, self.queue_url.clone()))
+    }
+}
+
+impl Holds for LazyWorkQueue {
+    fn requeue<'a>(&'a self, message: Requeue<'a>) -> BoxFuture<'a, Result<(), String>> {
+        self.queue().requeue(message)
+    }
+
+    fn keep_invisible<'a>(&'a self, receipt_handle: &'a str, seconds: u32) -> BoxFuture<'a, Result<(), String>> {
+        self.queue().keep_invisible(receipt_handle, seconds)
+    }
+}
+
 /// The message a request is queued as: its canonical request document, in [`sqs_safe_json`](super::sqs_safe_json).
 pub fn message_body(request: &DisassociationRequest) -> String {
     // Serializing this type (strings and unit enums) cannot fail.

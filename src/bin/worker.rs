@@ -7,7 +7,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use opportunity_disassociator::aws::dead_letters::SqsDeadLetters;
 use opportunity_disassociator::aws::partner_central::{SdkPartnerCentral, ThrottleCount};
 use opportunity_disassociator::aws::sdk_config;
-use opportunity_disassociator::aws::work_queue::SqsWorkQueue;
+use opportunity_disassociator::aws::work_queue::LazyWorkQueue;
 use opportunity_disassociator::aws::write_slots::DynamoSlots;
 use opportunity_disassociator::config::WorkerConfig;
 use opportunity_disassociator::pacing::Pacer;
@@ -61,7 +61,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         warm_up = config.warm_up,
         "initialised"
     );
-    let work_queue = config.work_queue_url.clone().map(|url| SqsWorkQueue::new(&sdk, url));
+    let work_queue = config.work_queue_url.clone().map(|url| LazyWorkQueue::new(&sdk, url));
     let worker = Worker::new(config, partner_central, dead_letters, pacer, throttles);
     let worker = match work_queue {
         Some(queue) => worker.with_holds(Arc::new(queue)),
