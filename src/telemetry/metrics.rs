@@ -111,32 +111,11 @@ impl InvocationMetrics {
         if let Some(since) = oldest {
             // A gauge of the stack's oldest held record: read with the Maximum statistic (an alarm
             // before the age bound dead-letters it); nothing is emitted while nothing runs.
-            lines.push(json!({
-                "_aws": {
-                    "Timestamp": timestamp_ms,
-                    "CloudWatchMetrics": [{
-                        "Namespace": namespace,
-                        "Dimensions": [["Service"]],
-                        "Metrics": [{"Name": "OldestHeldAgeSeconds", "Unit": "Seconds"}],
-                    }],
-                },
-                "Service": service,
-                "OldestHeldAgeSeconds": timestamp_ms.saturating_sub(since) / 1000,
-            }));
+            let age = timestamp_ms.saturating_sub(since) / 1000;
+            lines.push(service_line(namespace, service, ("OldestHeldAgeSeconds", "Seconds", age), timestamp_ms));
         }
         if throttled > 0 {
-            lines.push(json!({
-                "_aws": {
-                    "Timestamp": timestamp_ms,
-                    "CloudWatchMetrics": [{
-                        "Namespace": namespace,
-                        "Dimensions": [["Service"]],
-                        "Metrics": [{"Name": "Throttled", "Unit": "Count"}],
-                    }],
-                },
-                "Service": service,
-                "Throttled": throttled,
-            }));
+            lines.push(service_line(namespace, service, ("Throttled", "Count", throttled), timestamp_ms));
         }
         lines
     }
@@ -149,20 +128,24 @@ impl InvocationMetrics {
 /// The line of an invocation's repairs of the write-slot table (`WriteSlotRepairs`), when it made
 /// any: values out of bounds there, which no instance in order writes, so any count is worth a look.
 pub fn repairs_line(namespace: &str, service: &str, repairs: u64, timestamp_ms: u64) -> Option<Value> {
-    (repairs > 0).then(|| {
-        json!({
-            "_aws": {
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": [["Service"]],
-                    "Metrics": [{"Name": "WriteSlotRepairs", "Unit": "Count"}],
-                }],
-            },
-            "Service": service,
-            "WriteSlotRepairs": repairs,
-        })
-    })
+    (repairs > 0).then(|| service_line(namespace, service, ("WriteSlotRepairs", "Count", repairs), timestamp_ms))
+}
+
+/// A line of one metric (`name`, `unit`, `value`) with the dimension `Service` alone.
+fn service_line(namespace: &str, service: &str, (name, unit, value): (&str, &str, u64), timestamp_ms: u64) -> Value {
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Service"]],
+                "Metrics": [{"Name": name, "Unit": unit}],
+            }],
+        },
+        "Service": service,
+    });
+    line[name] = json!(value);
+    line
 }
 
 #[cfg(test)]

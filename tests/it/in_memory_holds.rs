@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::fakes::{Answer, FakeDeadLetters, FakeHolds, FakeService};
+use crate::fakes::{Answer, FakeDeadLetters, FakeHolds, FakeService, Letter};
 use fixtures::{eventbridge, fifo, received, sqs_event as sqs, sqs_record as record};
 use lambda_runtime::{Context, LambdaEvent};
 use opportunity_disassociator::aws::partner_central::{ErrorClass, ThrottleCount};
@@ -100,6 +100,21 @@ fn failures(answer: &Value) -> Vec<&str> {
     answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap()).collect()
 }
 
+/// Handles `records`, none handed back and none held, and gives the one dead letter they came to.
+async fn dead_letter_of(w: &World, records: Vec<Value>) -> Letter {
+    let answer = w.worker.handle(event(sqs(records))).await.unwrap();
+    assert!(failures(&answer).is_empty());
+    assert!(w.holds.requeued.lock().unwrap().is_empty(), "not held");
+    only_letter(w)
+}
+
+/// The one dead letter sent.
+fn only_letter(w: &World) -> Letter {
+    let letters = w.letters.letters.lock().unwrap().clone();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    letters.into_iter().next().unwrap()
+}
+
 fn metric(lines: &[Value], name: &str) -> u64 {
     lines.iter().filter_map(|line| line[name].as_u64()).sum()
 }
@@ -138,13 +153,9 @@ async fn a_write_refused_under_review_is_sent_again_to_wait_and_the_original_is_
 async fn a_rejected_opportunity_is_dead_lettered_at_the_first_receive_whatever_the_error_says() {
     let w = world();
     reviewed(&w, "Rejected");
-    let answer = w.worker.handle(event(sqs(vec![message("m1", 0, json!({}))]))).await.unwrap();
-    assert!(failures(&answer).is_empty());
-    let letters = w.letters.letters.lock().unwrap().clone();
-    assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].code, "ValidationException");
-    assert!(letters[0].message.contains("rejected by AWS's review and is read-only"), "{}", letters[0].message);
-    assert!(w.holds.requeued.lock().unwrap().is_empty());
+    let letter = dead_letter_of(&w, vec![message("m1", 0, json!({}))]).await;
+    assert_eq!(letter.code, "ValidationException");
+    assert!(letter.message.contains("rejected by AWS's review and is read-only"), "{}", letter.message);
 }
 
 #[tokio::test]
@@ -195,11 +206,8 @@ async fn genuine_attempts_are_carried_over_and_count_toward_max_receive_count() 
     w.service.answer_any(&vec![Answer::Fail("InternalServerException", ErrorClass::Transient); 3]);
     let now = now_ms();
     let due = message("m1", 60_000, held_until(now - 100, now - 3_600_000, 2));
-    let answer = w.worker.handle(event(sqs(vec![due]))).await.unwrap();
-    assert!(failures(&answer).is_empty());
-    let letters = w.letters.letters.lock().unwrap().clone();
-    assert_eq!(letters.len(), 1);
-    assert!(letters[0].message.contains("attempt 3 of the queue's maxReceiveCount 3"), "{}", letters[0].message);
+    let letter = dead_letter_of(&w, vec![due]).await;
+    assert!(letter.message.contains("attempt 3 of the queue's maxReceiveCount 3"), "{}", letter.message);
 }
 
 #[tokio::test]
@@ -209,13 +217,9 @@ async fn a_record_held_past_the_bound_is_dead_lettered_with_how_long_it_waited()
     reviewed(&w, "In review");
     let now = now_ms();
     let old = message("m1", 60_000, held_until(now - 100, now - 84_600_000, 0));
-    let answer = w.worker.handle(event(sqs(vec![old]))).await.unwrap();
-    assert!(failures(&answer).is_empty());
-    let letters = w.letters.letters.lock().unwrap().clone();
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(letters[0].code, "UnderReview");
-    assert!(letters[0].message.starts_with("still under review after 23.5 h"), "{}", letters[0].message);
-    assert!(w.holds.requeued.lock().unwrap().is_empty());
+    let letter = dead_letter_of(&w, vec![old]).await;
+    assert_eq!(letter.code, "UnderReview");
+    assert!(letter.message.starts_with("still under review after 23.5 h"), "{}", letter.message);
 }
 
 #[tokio::test]
@@ -235,13 +239,9 @@ async fn a_fifo_message_is_held_by_its_visibility_and_holds_its_group_back() {
     // At its last receive a FIFO hold would be redriven without a reason: dead-lettered with it.
     let last = with_time(received(fifo(record("m1", &body), "g"), 3));
     w.worker.handle(event(sqs(vec![last]))).await.unwrap();
-    let letters = w.letters.letters.lock().unwrap().clone();
-    assert_eq!(letters.len(), 1);
-    assert!(
-        letters[0].message.contains("a FIFO queue holds by visibility, which spends receives"),
-        "{}",
-        letters[0].message
-    );
+    let letter = only_letter(&w);
+    let spends = "a FIFO queue holds by visibility, which spends receives";
+    assert!(letter.message.contains(spends), "{}", letter.message);
 }
 
 #[tokio::test]
