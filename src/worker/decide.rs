@@ -63,7 +63,10 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 "an earlier message of this FIFO group failed in this batch",
             )),
             (Err(failure), false) => Verdict::Permanent(failure.clone()),
-            (Ok(request), false) => self.try_request(invocation, request, first_receive).await,
+            (Ok(request), false) => {
+                let recheck = record.trigger == Trigger::Sqs && carried.held_for == Some(HeldFor::UnderReview);
+                self.try_request(invocation, request, first_receive, recheck).await
+            }
         };
         self.rule(record, verdict, held_back)
     }
@@ -119,11 +122,13 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     }
 
     /// The checks and calls of one valid request. A panic here is caught and fails only this record.
+    /// `recheck`: a request held while AWS reviewed its opportunity, now due.
     async fn try_request(
         &self,
         invocation: &Invocation,
         request: &DisassociationRequest,
         first_receive: bool,
+        recheck: bool,
     ) -> Verdict {
         if let Err(reason) = request.catalog.allowed_in(&self.config.allowed_catalogs) {
             return Verdict::Permanent(Failure::new(codes::CATALOG_NOT_ALLOWED, reason));
@@ -143,7 +148,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         }
         let calls = async {
             match &request.replace_with {
-                None => self.disassociate(invocation, request, first_receive).await,
+                None => self.disassociate(invocation, request, first_receive, recheck).await,
                 Some(new) => self.replace(invocation, request, new).await,
             }
         };
@@ -165,7 +170,16 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         invocation: &Invocation,
         request: &DisassociationRequest,
         first_receive: bool,
+        recheck: bool,
     ) -> Verdict {
+        // A review's recheck reads first: while the review lasts no write of the day's budget is
+        // spent on a refusal. Whatever else the read shows (or a failed read), the write decides.
+        if recheck
+            && let Ok(Some(holdings)) = self.read(invocation, request.catalog, &request.opportunity).await
+            && let Some(status) = holdings.under_review()
+        {
+            return Verdict::Held(Hold::under_review(self.review_recheck_at(), status));
+        }
         let write = Write::Disassociate(&request.entity);
         match self.write(invocation, request.catalog, &request.opportunity, write).await {
             Ok(()) => Verdict::Done(Done::Disassociated),

@@ -194,7 +194,26 @@ async fn a_due_message_is_tried_and_done_when_the_review_has_ended() {
     let answer = w.worker.handle(event(sqs(vec![due]))).await.unwrap();
     assert!(failures(&answer).is_empty());
     assert_eq!(w.service.writes(), ["DisassociateOpportunity Solutions S-0000001"]);
+    assert_eq!(w.service.reads(), 1, "the recheck's read, which shows the review over");
     assert!(w.holds.requeued.lock().unwrap().is_empty() && w.letters.letters.lock().unwrap().is_empty());
+}
+
+/// A due recheck reads first: still under review, it is held again without spending a write.
+#[tokio::test]
+async fn a_recheck_still_under_review_is_held_again_without_a_write() {
+    let w = world();
+    reviewed(&w, "In review");
+    let now = now_ms();
+    let due = message("m1", 60_000, held_until(now - 100, now - 3_600_000, 1));
+    let answer = w.worker.handle(event(sqs(vec![due]))).await.unwrap();
+    assert!(failures(&answer).is_empty());
+    assert!(w.service.writes().is_empty(), "no write tried while the review lasts");
+    assert_eq!(w.service.reads(), 1);
+    let requeued = w.holds.requeued.lock().unwrap().clone();
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(requeued[0].number("HeldSince"), now - 3_600_000, "its first enqueue, carried over");
+    assert_eq!(requeued[0].number("Attempts"), 1, "waiting is no attempt");
+    assert!(requeued[0].number("HoldUntil") >= now + RECHECK_MS);
 }
 
 /// A message that failed twice before it was held is at its third, and last, genuine attempt at the
