@@ -106,6 +106,14 @@ async fn a_request_under_review_is_held_then_done_once_the_review_ends() {
         w.review(ReviewStatus::Approved);
         w.pump_until("done after the approval", |w| !w.outcomes("disassociated").is_empty()).await;
         assert_eq!(w.solutions("O3000002"), ["S-3000022"]);
+        let state = w.emulator.state();
+        let disassociations = &state.operations["DisassociateOpportunity"];
+        assert_eq!(
+            disassociations.errors.get("ValidationException").copied(),
+            Some(1),
+            "{name}: one write refused under review; each recheck read first"
+        );
+        assert_eq!(disassociations.successes, 1);
         assert!(w.moto.drain(&w.queues.dlq_url).await.is_empty(), "{name}: nothing dead-lettered");
         assert_eq!(w.moto.depth(&w.queues.work_url).await, 0, "{name}: nothing left waiting");
     }
