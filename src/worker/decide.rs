@@ -47,10 +47,12 @@ pub enum Verdict {
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// Decides what becomes of `record`. `held_back`: an earlier record of its FIFO group failed.
     pub(super) async fn decide(&self, invocation: &Invocation, record: &Record, held_back: bool) -> Outcome {
-        // Only an SQS record tells its receive; at the first, it is no redelivery of its message.
-        let first_receive = record.trigger == Trigger::Sqs && record.receive_count == Some(1);
-        let now = super::hold::now_ms();
+        // Only an SQS record tells its receive; at the first, it is no redelivery of its message,
+        // unless the message is a held one sent again (tried before it was held).
         let carried = &record.carried;
+        let first_receive =
+            record.trigger == Trigger::Sqs && record.receive_count == Some(1) && carried.hold_until_ms.is_none();
+        let now = super::hold::now_ms();
         let verdict = match (&record.request, held_back) {
             // Received before it is due: waits on, untried (a continuation, not an attempt).
             (Ok(_), false) if record.trigger == Trigger::Sqs && carried.continues(now) => {

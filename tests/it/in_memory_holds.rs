@@ -198,6 +198,19 @@ async fn a_due_message_is_tried_and_done_when_the_review_has_ended() {
     assert!(w.holds.requeued.lock().unwrap().is_empty() && w.letters.letters.lock().unwrap().is_empty());
 }
 
+/// A held message sent again was tried before it was held: at its first receive an entity already
+/// gone is taken as already disassociated, not as a wrong identifier.
+#[tokio::test]
+async fn a_held_message_is_no_first_delivery() {
+    let w = world();
+    w.service.hold("O1", &[solution("S-0000002")]);
+    let now = now_ms();
+    let due = message("m1", 60_000, held_until(now - 100, now - 3_600_000, 0));
+    let (answer, lines) = w.worker.handle_measured(event(sqs(vec![due]))).await;
+    assert!(failures(&answer.unwrap()).is_empty());
+    assert_eq!((metric(&lines, "AlreadyDisassociated"), metric(&lines, "NotAssociated")), (1, 0));
+}
+
 /// A due recheck reads first: still under review, it is held again without spending a write.
 #[tokio::test]
 async fn a_recheck_still_under_review_is_held_again_without_a_write() {
