@@ -39,6 +39,7 @@ Results: a table on stdout, and JSON in `--out`.
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import concurrent.futures
 import json
@@ -471,8 +472,25 @@ class Entities:
         }
 
 
-def sqs_record(body: str, message_id: str | None = None, receipt: str | None = None, attributes=None) -> dict:
-    """An SQS message as Lambda's event source mapping delivers it."""
+def lambda_message_attributes(attributes: dict | None) -> dict:
+    """A received message's attributes (boto3's shape) as Lambda's event source mapping gives them."""
+    out = {}
+    for name, a in (attributes or {}).items():
+        binary = a.get("BinaryValue")
+        out[name] = {
+            "stringValue": a.get("StringValue"),
+            "binaryValue": base64.b64encode(binary).decode() if binary is not None else None,
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": a["DataType"],
+        }
+    return out
+
+
+def sqs_record(
+    body: str, message_id: str | None = None, receipt: str | None = None, attributes=None, message_attributes=None
+) -> dict:
+    """An SQS message as Lambda's event source mapping delivers it (`message_attributes` in boto3's shape)."""
     millis = str(int(time.time() * 1000))
     return {
         "messageId": message_id or str(uuid.uuid4()),
@@ -485,7 +503,7 @@ def sqs_record(body: str, message_id: str | None = None, receipt: str | None = N
             "SenderId": "123456789012",
             "ApproximateFirstReceiveTimestamp": millis,
         },
-        "messageAttributes": {},
+        "messageAttributes": lambda_message_attributes(message_attributes),
         "md5OfBody": "",
         "eventSource": "aws:sqs",
         "eventSourceARN": QUEUE_ARN,

@@ -11,7 +11,9 @@
 - The records the answer does not report failed are deleted. A failed record, or the whole batch
   when the invocation errs, times out or crashes, is left alone: it comes back when its visibility
   timeout runs out, and SQS (moto) counts the receive and moves it to the dead-letter queue past
-  `maxReceiveCount`. A `ChangeMessageVisibility` by the function itself holds, as in SQS.
+  `maxReceiveCount`. A `ChangeMessageVisibility` by the function itself holds, as in SQS, and so
+  does a message's `DelaySeconds` (moto's server keeps both); message attributes reach the function
+  as Lambda gives them (a held message's hold travels in them).
 - Polling is a short receive every `poll_interval_s`: moto's long poll does not wake when a message's
   visibility runs out, SQS's does.
 
@@ -159,7 +161,10 @@ class LambdaPoller(threading.Thread):
 
     def invoke(self, received: list[dict]):
         fn = self.environment.ready()
-        records = [sqs_record(m["Body"], m["MessageId"], m["ReceiptHandle"], m.get("Attributes")) for m in received]
+        records = [
+            sqs_record(m["Body"], m["MessageId"], m["ReceiptHandle"], m.get("Attributes"), m.get("MessageAttributes"))
+            for m in received
+        ]
         for record in records:
             record["eventSourceARN"] = self.work.queue_arn
         request_id = fn.api.enqueue({"Records": records})

@@ -33,7 +33,7 @@ REAL_WRITES_PER_DAY = 10_000
 REAL_READS_PER_SECOND = 10
 REAL_READS_PER_DAY = 100_000
 # Defaults of the worker's settings for the day's budget and the review (issues 26 and 27), scaled
-# below with the day; today's worker reads none of them.
+# below with the day.
 REAL_MAX_HOLD_S = 43_200
 REAL_REVIEW_RECHECK_S = 3_600
 FOREIGN_OPPORTUNITY_PREFIX = "O6"
@@ -114,6 +114,7 @@ def scaled_worker_settings(s: dict) -> dict:
         "WRITE_BUDGET_WINDOW_SECONDS": number_text(s["window_s"]),
         "MAX_HOLD_SECONDS": number_text(s["max_hold_s"]),
         "REVIEW_RECHECK_SECONDS": number_text(s["review_recheck_s"]),
+        "WORK_QUEUE_RETENTION_SECONDS": str(s["retention_s"]),
     }
 
 
@@ -414,9 +415,15 @@ def review(ctx, review_s: float) -> dict:
         changes = [(review_s / 2, "In review"), (review_s, "Approved")] if review_s > 0 else []
         path = f"opportunities/Sandbox/{REVIEW_OPPORTUNITY}/life-cycle"
         capped = False
+        # When the emulator first shows the held request written: its original message is done with
+        # when it is held (sent again to wait), so its deletion says nothing of when it was written.
+        held_pair = (REVIEW_OPPORTUNITY, REVIEW_SOLUTION)
+        held_written_at = None
         while True:
             world.check()
             now = time.monotonic()
+            if held_written_at is None and world.written({held_pair}):
+                held_written_at = now
             while changes and now - started >= changes[0][0]:
                 world.emulator.control(path, {"ReviewStatus": changes.pop(0)[1]})
             if now - started > review_s + args.cap_windows * s["window_s"]:
@@ -454,8 +461,8 @@ def review(ctx, review_s: float) -> dict:
             "lost": max(0, len(pairs) - len(written | {pair_of(letter["body"]) for letter in letters})),
             "writes_refused_under_review": refusals,
             "held_done_s": (
-                world.work.done_at[held_id] - started
-                if held_id in world.work.done_at and (REVIEW_OPPORTUNITY, REVIEW_SOLUTION) in written
+                held_written_at - started
+                if held_written_at is not None
                 else None
             ),
             "others_done_median_s": statistics.median(others) if others else None,

@@ -131,8 +131,8 @@ class Template:
             "function_timeout_s": float(self.function["Timeout"]),
             "memory_mb": int(self.function["MemorySize"]),
             "visibility_timeout_s": float(work["VisibilityTimeout"]),
-            "retention_s": float(work["MessageRetentionPeriod"]),
-            "dead_letter_retention_s": float(dead["MessageRetentionPeriod"]),
+            "retention_s": float(self.resolve(work["MessageRetentionPeriod"], {})),
+            "dead_letter_retention_s": float(self.resolve(dead["MessageRetentionPeriod"], {})),
             "write_quota_per_second": float(self.parameters["WriteQuotaPerSecond"]),
         }
 

@@ -82,6 +82,19 @@ pub struct WorkerConfig {
     /// its last before SQS's redrive would move it without a reason, is dead-lettered with its reason
     /// instead. `None`: failed records are always reported, and the redrive takes them.
     pub max_receive_count: Option<u32>,
+    /// `WORK_QUEUE_URL`: the work queue, where a record that must wait (docs/holds.md) is sent to
+    /// wait. `None`: such a record fails as a transient failure, and is retried.
+    pub work_queue_url: Option<String>,
+    /// `MAX_HOLD_SECONDS` (default 43,200, SQS's longest visibility timeout): the longest a held
+    /// message is kept invisible at once.
+    pub max_hold: Duration,
+    /// `REVIEW_RECHECK_SECONDS` (default 3,600): how long a write refused under AWS's review waits
+    /// before it is tried again.
+    pub review_recheck: Duration,
+    /// `WORK_QUEUE_RETENTION_SECONDS`: the work queue's `MessageRetentionPeriod` (default 1,123,200,
+    /// the template's 13 days). A record held longer than this minus `MAX_HOLD_SECONDS` is
+    /// dead-lettered, as its next return might come after SQS has deleted it.
+    pub work_queue_retention: Duration,
     /// `DRY_RUN`: validate and log the call, make none.
     pub dry_run: bool,
     /// `WARM_UP` (`true`, `false`, or `auto`: only in Lambda): whether init opens the connection to
@@ -144,6 +157,16 @@ impl WorkerConfig {
             });
         }
         let dry_run = settings.flag("DRY_RUN", false)?;
+        let max_hold = settings.span("MAX_HOLD_SECONDS", 43_200.0, 43_200.0)?;
+        let work_queue_retention = settings.span("WORK_QUEUE_RETENTION_SECONDS", 1_123_200.0, 1_209_600.0)?;
+        if work_queue_retention <= max_hold {
+            return Err(ConfigError {
+                name: "WORK_QUEUE_RETENTION_SECONDS",
+                value: format!("{}", work_queue_retention.as_secs_f64()),
+                reason: "must be more than MAX_HOLD_SECONDS: a held message must come back before SQS deletes it"
+                    .to_owned(),
+            });
+        }
         Ok(Self {
             allowed_catalogs: settings.catalogs("ALLOWED_CATALOGS")?,
             partner_central_region: settings.region("PARTNER_CENTRAL_REGION", "us-east-1")?,
@@ -181,6 +204,10 @@ impl WorkerConfig {
                 1..=1000,
                 "must be the work queue's maxReceiveCount, 1 to 1000",
             )?,
+            work_queue_url: settings.queue_url("WORK_QUEUE_URL")?,
+            max_hold,
+            review_recheck: settings.span("REVIEW_RECHECK_SECONDS", 3_600.0, 1_209_600.0)?,
+            work_queue_retention,
             dry_run,
             warm_up: settings.warm_up()? && !dry_run,
             metrics_namespace: settings
@@ -334,6 +361,13 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
         Ok(Duration::from_secs_f64(seconds))
     }
 
+    /// Seconds above 0 and at most `most` (decimals allowed: tests scale time).
+    fn span(&self, name: &'static str, default: f64, most: f64) -> Result<Duration, ConfigError> {
+        let reason = format!("must be a number of seconds above 0 and at most {most}");
+        let seconds = self.number(name, default, f64::MIN_POSITIVE..=most, &reason)?;
+        Ok(Duration::from_secs_f64(seconds))
+    }
+
     /// An SQS queue URL.
     fn queue_url(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
         match self.text(name) {
@@ -468,6 +502,10 @@ mod tests {
         assert_eq!(config.max_receive_count, None);
         assert!(!config.dry_run);
         assert!(!config.warm_up, "not in Lambda");
+        assert_eq!(config.work_queue_url, None, "nothing is held without a work queue");
+        assert_eq!(config.max_hold, Duration::from_secs(43_200), "SQS's longest visibility");
+        assert_eq!(config.review_recheck, Duration::from_secs(3_600));
+        assert_eq!(config.work_queue_retention, Duration::from_secs(1_123_200), "the template's 13 days");
         let webhook = webhook(&[("WEBHOOK_SECRET", "demo-webhook-secret"), ("WORK_QUEUE_URL", WORK_QUEUE)]).unwrap();
         assert_eq!(webhook.max_body_bytes, 262_144);
     }
@@ -492,6 +530,10 @@ mod tests {
             ("DEAD_LETTER_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/dlq"),
             ("DEAD_LETTER_MAX_MESSAGE_BYTES", "262144"),
             ("MAX_RECEIVE_COUNT", "3"),
+            ("WORK_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/work"),
+            ("MAX_HOLD_SECONDS", "20"),
+            ("REVIEW_RECHECK_SECONDS", "1.667"),
+            ("WORK_QUEUE_RETENTION_SECONDS", "520"),
             ("DRY_RUN", "TRUE"),
             ("METRICS_NAMESPACE", "Ns"),
             ("METRICS_SERVICE_NAME", "svc"),
@@ -512,6 +554,10 @@ mod tests {
         assert!(config.dead_letter_queue_url.is_some());
         assert_eq!(config.dead_letter_max_message_bytes, 262_144);
         assert_eq!(config.max_receive_count, Some(3));
+        assert!(config.work_queue_url.is_some());
+        assert_eq!(config.max_hold, Duration::from_secs(20));
+        assert_eq!(config.review_recheck, Duration::from_millis(1667));
+        assert_eq!(config.work_queue_retention, Duration::from_secs(520));
         assert!(config.dry_run);
         assert_eq!((config.metrics_namespace.as_str(), config.service_name.as_str()), ("Ns", "svc"));
     }
@@ -591,6 +637,12 @@ mod tests {
             ("MAX_RECEIVE_COUNT", "1001"),
             ("MAX_RECEIVE_COUNT", "three"),
             ("DRY_RUN", "maybe"),
+            ("WORK_QUEUE_URL", "work"),
+            ("MAX_HOLD_SECONDS", "43201"),
+            ("MAX_HOLD_SECONDS", "0"),
+            ("REVIEW_RECHECK_SECONDS", "soon"),
+            ("WORK_QUEUE_RETENTION_SECONDS", "1209601"),
+            ("WORK_QUEUE_RETENTION_SECONDS", "43200"),
         ] {
             let err = worker(&[(name, value)]).expect_err(name);
             assert_eq!(err.name, name, "{value}");

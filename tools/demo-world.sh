@@ -112,6 +112,7 @@ cargo lambda watch --quiet --ignore-changes --invoke-address 127.0.0.1 --invoke-
   --env-var AWS_LAMBDA_LOG_FORMAT=JSON \
   --env-var WEBHOOK_SECRET=demo-webhook-secret \
   --env-var WORK_QUEUE_URL="$WORK_URL" \
+  --env-var REVIEW_RECHECK_SECONDS=2 \
   >"$WORK/function.log" 2>&1 &
 PIDS+=($!)
 wait_for "http://127.0.0.1:$INVOKE_PORT/" "cargo lambda watch" 300

@@ -66,6 +66,41 @@ for file in events/*.json; do
 done
 
 echo
+bold "==> a request held while AWS reviews the opportunity, and done once the review ends"
+echo "    direct: replace O3000002's legacy solution S-3000002 by a Marketplace solution while O3000002 is"
+echo "    Submitted: the read shows the review, so nothing is written; the request waits in the work queue"
+echo "    (docs/holds.md) and is tried again every REVIEW_RECHECK_SECONDS (2 s here)"
+held_request="$WORK/held-review.json"
+cat >"$held_request" <<'EOF'
+{"Catalog": "Sandbox", "OpportunityIdentifier": "O3000002", "RelatedEntityType": "Solutions",
+ "RelatedEntityIdentifier": "S-3000002", "ReplaceWith": {"RelatedEntityType": "AwsMarketplaceSolutions",
+ "RelatedEntityIdentifier": "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-review"}}
+EOF
+answer=$(cargo lambda invoke opportunity-disassociator --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
+  --data-file "$held_request" 2>&1 | grep -v -e 'Was this behavior unexpected' -e 'Start a thread in' -e '^\s*$')
+echo "    answer: $answer"
+outcomes() { grep -c "\"outcome\":\"$1\"" "$WORK/function.log" || true; }
+# Lambda's mapping, one pass at a time, until the worker logs one more `$1` outcome (at most 30 s).
+pump_until() {
+  local before
+  before=$(outcomes "$1")
+  for _ in $(seq 1 60); do
+    python3 tools/pump_once.py "$MOTO" "$WORK_URL" "$INVOKE_PORT" "$WORK/work-queue-batch.json" | grep -v 'is empty' || true
+    [ "$(outcomes "$1")" -gt "$before" ] && return 0
+    sleep 0.5
+  done
+  echo "demo: no '$1' outcome within 30 s (see $WORK/function.log)" >&2
+  exit 1
+}
+echo "    the recheck, while still Submitted: held again"
+pump_until held
+http "$EMULATOR/_emulator/opportunities/Sandbox/O3000002/life-cycle" '{"ReviewStatus": "Approved"}'
+echo "    AWS approves O3000002; the next recheck replaces the solution:"
+pump_until replaced
+echo "    the emulator now holds:"
+show_state
+
+echo
 bold "==> the dead-letter queue: each rejected request, body unchanged, with its reason"
 python3 - "$MOTO" "$DLQ_URL" <<'EOF'
 import sys, boto3

@@ -1,6 +1,7 @@
 """One pass of an SQS event source mapping, as Lambda runs it: receive a batch from the work queue,
 invoke the function (through cargo lambda's invoke port) with it, and delete the records the answer
-does not report failed.
+does not report failed. A failed record is left alone: it comes back when its visibility runs out
+(the queue's timeout, or the function's own ChangeMessageVisibility, docs/holds.md).
 
 usage: pump_once.py SQS_ENDPOINT QUEUE_URL INVOKE_PORT EVENT_FILE
 """
@@ -13,7 +14,9 @@ import boto3
 endpoint, queue_url, invoke_port, event_file = sys.argv[1:5]
 sqs = boto3.client("sqs", endpoint_url=endpoint)
 arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+messages = sqs.receive_message(
+    QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+).get("Messages", [])
 if not messages:
     print("    the work queue is empty")
     sys.exit(0)
@@ -23,7 +26,12 @@ records = [
         "receiptHandle": m["ReceiptHandle"],
         "body": m["Body"],
         "attributes": m.get("Attributes", {}),
-        "messageAttributes": {},
+        # A held message's hold travels in its attributes: given as Lambda gives them.
+        "messageAttributes": {
+            name: {"stringValue": a.get("StringValue"), "stringListValues": [], "binaryListValues": [],
+                   "dataType": a["DataType"]}
+            for name, a in m.get("MessageAttributes", {}).items()
+        },
         "md5OfBody": m["MD5OfBody"],
         "eventSource": "aws:sqs",
         "eventSourceARN": arn,

@@ -2,6 +2,9 @@
 //! paced, retried and dead-lettered like every other request. The webhook only sends; the queue's
 //! event source mapping brings each message back to the function as an SQS record.
 //!
+//! The worker sends there too: a record that must wait (docs/holds.md) is sent again, delayed, with
+//! its hold in message attributes, or kept invisible a while ([`Holds`]).
+//!
 //! A message is the canonical request document (see [`message_body`]): the same JSON a direct
 //! invocation takes, so a message that ends up in the dead-letter queue reads, and redrives, like
 //! any other.
@@ -12,7 +15,8 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use futures::future::BoxFuture;
 
 use crate::domain::request::DisassociationRequest;
 
@@ -53,6 +57,132 @@ impl<T: WorkQueue> WorkQueue for Arc<T> {
 
     fn keeps_order(&self) -> bool {
         (**self).keeps_order()
+    }
+}
+
+/// SQS's longest `DelaySeconds`.
+pub const MAX_DELAY_SECONDS: u32 = 900;
+
+/// SQS's most message attributes on one message.
+pub const MAX_ATTRIBUTES: usize = 10;
+
+/// A message attribute's value, as SQS types it (`String`, `Number`, `Binary`, with an optional
+/// custom suffix such as `Number.int`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub data_type: String,
+    pub value: AttributeValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttributeValue {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl Attribute {
+    pub fn text(value: impl Into<String>) -> Self {
+        Self { data_type: "String".to_owned(), value: AttributeValue::Text(value.into()) }
+    }
+
+    pub fn number(value: u64) -> Self {
+        Self { data_type: "Number".to_owned(), value: AttributeValue::Text(value.to_string()) }
+    }
+
+    fn to_sqs(&self) -> Result<MessageAttributeValue, String> {
+        let value = MessageAttributeValue::builder().data_type(&self.data_type);
+        let value = match &self.value {
+            AttributeValue::Text(text) => value.string_value(text),
+            AttributeValue::Binary(bytes) => value.binary_value(aws_smithy_types::Blob::new(bytes.clone())),
+        };
+        value.build().map_err(|e| e.to_string())
+    }
+}
+
+/// A message sent back to the work queue to wait there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requeue<'a> {
+    pub body: &'a str,
+    pub attributes: Vec<(String, Attribute)>,
+    /// At most [`MAX_DELAY_SECONDS`]; ignored by a FIFO queue, which delays only queue-wide.
+    pub delay_seconds: u32,
+    /// A FIFO queue's message group.
+    pub group: &'a str,
+}
+
+/// The port through which the worker holds a record: it sends it again to the work queue, delayed,
+/// or keeps a received message invisible. Boxed futures, so that the worker holds it as a trait
+/// object and tests swap it freely.
+pub trait Holds: Send + Sync {
+    fn requeue<'a>(&'a self, message: Requeue<'a>) -> BoxFuture<'a, Result<(), String>>;
+
+    /// `ChangeMessageVisibility` of a message of the work queue received with `receipt_handle`.
+    fn keep_invisible<'a>(&'a self, receipt_handle: &'a str, seconds: u32) -> BoxFuture<'a, Result<(), String>>;
+}
+
+impl Holds for SqsWorkQueue {
+    fn requeue<'a>(&'a self, message: Requeue<'a>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let mut send = self.client.send_message().queue_url(&self.queue_url).message_body(message.body);
+            for (name, attribute) in &message.attributes {
+                send = send.message_attributes(name, attribute.to_sqs()?);
+            }
+            send = if self.fifo {
+                // Its hold comes from its HoldUntil at its first receive, which keeps it invisible.
+                let text = format!("{}|{:?}", message.body, message.attributes);
+                send.message_group_id(message.group).message_deduplication_id(super::deduplication_id(&text))
+            } else {
+                send.delay_seconds(message.delay_seconds.min(MAX_DELAY_SECONDS) as i32)
+            };
+            send.send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("SendMessage failed: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))
+        })
+    }
+
+    fn keep_invisible<'a>(&'a self, receipt_handle: &'a str, seconds: u32) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.client
+                .change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(receipt_handle)
+                .visibility_timeout(seconds as i32)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("ChangeMessageVisibility failed: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))
+        })
+    }
+}
+
+/// The worker's [`Holds`]: the work queue's client built at the first hold, not at init, as the
+/// dead-letter queue's is (most execution environments never hold a record, and building a client
+/// shows in the cold start).
+#[derive(Debug)]
+pub struct LazyWorkQueue {
+    sdk: SdkConfig,
+    queue_url: String,
+    queue: std::sync::OnceLock<SqsWorkQueue>,
+}
+
+impl LazyWorkQueue {
+    pub fn new(sdk: &SdkConfig, queue_url: String) -> Self {
+        Self { sdk: sdk.clone(), queue_url, queue: std::sync::OnceLock::new() }
+    }
+
+    fn queue(&self) -> &SqsWorkQueue {
+        self.queue.get_or_init(|| SqsWorkQueue::new(&self.sdk, self.queue_url.clone()))
+    }
+}
+
+impl Holds for LazyWorkQueue {
+    fn requeue<'a>(&'a self, message: Requeue<'a>) -> BoxFuture<'a, Result<(), String>> {
+        self.queue().requeue(message)
+    }
+
+    fn keep_invisible<'a>(&'a self, receipt_handle: &'a str, seconds: u32) -> BoxFuture<'a, Result<(), String>> {
+        self.queue().keep_invisible(receipt_handle, seconds)
     }
 }
 

@@ -7,6 +7,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use opportunity_disassociator::aws::dead_letters::SqsDeadLetters;
 use opportunity_disassociator::aws::partner_central::{SdkPartnerCentral, ThrottleCount};
 use opportunity_disassociator::aws::sdk_config;
+use opportunity_disassociator::aws::work_queue::LazyWorkQueue;
 use opportunity_disassociator::aws::write_slots::DynamoSlots;
 use opportunity_disassociator::config::WorkerConfig;
 use opportunity_disassociator::pacing::Pacer;
@@ -33,8 +34,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let dead_letters = (config.dead_letter_queue_url.clone())
         .map(|url| SqsDeadLetters::new(&sdk, url, config.dead_letter_max_message_bytes));
     let window = config.write_budget_window;
-    // No turn further ahead than a window and the longest hold (MAX_HOLD_SECONDS' default: half a window).
-    let turns_ahead = window + window / 2;
+    // No turn further ahead than a window and the longest hold.
+    let turns_ahead = window + config.max_hold;
     let pacer = match &config.write_slots_table {
         None => Pacer::local(config.writes_per_second),
         Some(table) => {
@@ -66,12 +67,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         write_budget_window_s = config.write_budget_window.as_secs_f64(),
         write_slots_table = config.write_slots_table.as_deref(),
         dead_letter_queue = config.dead_letter_queue_url.is_some(),
+        work_queue = config.work_queue_url.is_some(),
         max_receive_count = config.max_receive_count,
         dry_run = config.dry_run,
         warm_up = config.warm_up,
         "initialised"
     );
+    let work_queue = config.work_queue_url.clone().map(|url| LazyWorkQueue::new(&sdk, url));
     let worker = Worker::new(config, partner_central, dead_letters, pacer, throttles);
+    let worker = match work_queue {
+        Some(queue) => worker.with_holds(Arc::new(queue)),
+        None => worker,
+    };
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move { worker.handle(event).await })).await
 }

@@ -49,7 +49,8 @@ pub struct Holdings {
 
 /// The review statuses in which an opportunity takes no change at all: under AWS's review, or
 /// rejected (read-only). A replacement is refused there as any write is.
-const FROZEN: [&str; 3] = ["Submitted", "In review", "Rejected"];
+const FROZEN: [&str; 3] = ["Submitted", "In review", REJECTED];
+const REJECTED: &str = "Rejected";
 
 impl Holdings {
     /// `identifiers` held as entities of `entity_type`, added to what is already there.
@@ -67,6 +68,17 @@ impl Holdings {
     /// The review status, when it is one in which the opportunity takes no change at all.
     pub fn frozen(&self) -> Option<&str> {
         self.review_status.as_deref().filter(|status| FROZEN.contains(status))
+    }
+
+    /// The review status, when AWS is reviewing the opportunity (`Submitted`, `In review`): a change
+    /// waits for the review to end.
+    pub fn under_review(&self) -> Option<&str> {
+        self.frozen().filter(|status| *status != REJECTED)
+    }
+
+    /// AWS rejected the opportunity: it is read-only for good.
+    pub fn rejected(&self) -> bool {
+        self.frozen() == Some(REJECTED)
     }
 
     /// The identifiers held of one type.

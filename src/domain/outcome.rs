@@ -26,8 +26,11 @@ pub mod codes {
     pub const UNREPORTABLE_RECORD: &str = "UnreportableRecord";
     /// The answer could not be written as JSON.
     pub const SERIALIZATION_ERROR: &str = "SerializationError";
-    /// Not started: the account's write budget for the window (`ACCOUNT_WRITES_PER_DAY`) has no room yet.
-    pub const WRITE_BUDGET_SPENT: &str = "WriteBudgetSpent";
+    /// A record that had to wait for the day's write budget and could not (no work queue to hold it
+    /// in, or held past the bound).
+    pub const HELD_FOR_BUDGET: &str = "HeldForBudget";
+    /// A record that had to wait for AWS's review of the opportunity and could not.
+    pub const UNDER_REVIEW: &str = "UnderReview";
     /// The service's own code for an opportunity that does not exist, also given by the function
     /// when a read shows it.
     pub const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
@@ -41,6 +44,7 @@ pub mod names {
     pub const REPLACED: &str = "replaced";
     pub const ALREADY_REPLACED: &str = "already_replaced";
     pub const DRY_RUN: &str = "dry_run";
+    pub const HELD: &str = "held";
     pub const DEAD_LETTERED: &str = "dead_lettered";
     pub const FAILED: &str = "failed";
 }
@@ -75,13 +79,6 @@ impl Failure {
             read.message
         );
         Self { message, ..read }
-    }
-
-    /// Not started: the day's write budget has no room until `until_ms` (milliseconds since the epoch).
-    pub fn write_budget_spent(until_ms: u64) -> Self {
-        let until = aws_smithy_types::DateTime::from_millis(i64::try_from(until_ms).unwrap_or(i64::MAX));
-        let until = until.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_else(|_| until_ms.to_string());
-        Self::new(codes::WRITE_BUDGET_SPENT, format!("not started: the day's write budget has no room until {until}"))
     }
 
     /// The same failure, with what a redelivery will do about it.
@@ -156,10 +153,83 @@ impl Done {
     }
 }
 
+/// Why a record waits: a cause that ends by itself, so waiting is neither a failure nor an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldFor {
+    /// The account's writes of the day are spent until `until_ms`.
+    Budget,
+    /// AWS reviews the opportunity (`Submitted`, `In review`): it takes no change until the review ends.
+    UnderReview,
+}
+
+impl HeldFor {
+    /// The log field `held_for`, the `HeldFor` message attribute, a direct answer's `heldFor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeldFor::Budget => "budget",
+            HeldFor::UnderReview => "under_review",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [HeldFor::Budget, HeldFor::UnderReview].into_iter().find(|cause| cause.as_str() == text)
+    }
+}
+
+/// How a held record was kept (docs/holds.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Decided, not yet carried out.
+    Pending,
+    /// Sent again to the work queue, delayed, with its hold in its attributes: the original is done with.
+    Requeued,
+    /// Left in its queue, invisible until it is due (a FIFO message, or a continuation's first
+    /// receive): reported failed to SQS.
+    Invisible,
+}
+
+/// A record that must wait, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub cause: HeldFor,
+    /// When to try again, in epoch milliseconds.
+    pub until_ms: u64,
+    /// Why, in words: the record's log line.
+    pub reason: String,
+    /// When it was first queued (the `HeldSince` it carries, or its first enqueue), in epoch
+    /// milliseconds: what the age bound and `OldestHeldAgeSeconds` read. `None` until decided.
+    pub since_ms: Option<u64>,
+    pub kept: Kept,
+}
+
+impl Hold {
+    pub fn new(cause: HeldFor, until_ms: u64, reason: impl Into<String>) -> Self {
+        Self { cause, until_ms, reason: reason.into(), since_ms: None, kept: Kept::Pending }
+    }
+
+    /// Held for the day's write budget, which has room again at `until_ms` (epoch milliseconds).
+    pub fn budget(until_ms: u64) -> Self {
+        let until = aws_smithy_types::DateTime::from_millis(i64::try_from(until_ms).unwrap_or(i64::MAX));
+        let until = until.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_else(|_| until_ms.to_string());
+        Self::new(HeldFor::Budget, until_ms, format!("the day's write budget has no room until {until}"))
+    }
+
+    /// Held while AWS reviews the opportunity (its `ReviewStatus`), to be tried again at `until_ms`.
+    pub fn under_review(until_ms: u64, status: &str) -> Self {
+        Self::new(
+            HeldFor::UnderReview,
+            until_ms,
+            format!("the opportunity's review status is {status}: it takes no change until AWS's review ends"),
+        )
+    }
+}
+
 /// What becomes of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done(Done),
+    /// Must wait for a cause that ends by itself: queued to be tried again later, not a failure.
+    Held(Hold),
     /// Goes to the dead-letter queue with its reason (once carried out: went there).
     DeadLettered(Failure),
     /// Handed back to its trigger: reported failed to SQS, a function error for EventBridge (Lambda's
@@ -170,7 +240,7 @@ pub enum Outcome {
 impl Outcome {
     /// One outcome of every kind, in the order the metrics list them (a success's holdings empty, a
     /// failure's reason blank): what a list per kind is derived from.
-    pub fn every_kind() -> [Outcome; 8] {
+    pub fn every_kind() -> [Outcome; 10] {
         let blank = || Failure::new("", "");
         [
             Outcome::Done(Done::Disassociated),
@@ -179,6 +249,8 @@ impl Outcome {
             Outcome::Done(Done::Replaced),
             Outcome::Done(Done::AlreadyReplaced),
             Outcome::Done(Done::DryRun),
+            Outcome::Held(Hold::budget(0)),
+            Outcome::Held(Hold::under_review(0, "")),
             Outcome::DeadLettered(blank()),
             Outcome::Failed(blank()),
         ]
@@ -187,14 +259,21 @@ impl Outcome {
     pub fn name(&self) -> &'static str {
         match self {
             Outcome::Done(done) => done.name(),
+            Outcome::Held(_) => names::HELD,
             Outcome::DeadLettered(_) => names::DEAD_LETTERED,
             Outcome::Failed(_) => names::FAILED,
         }
     }
 
+    /// Whether the record goes back to its trigger (reported failed to SQS): a failure, or a hold kept
+    /// by the message's visibility.
+    pub fn given_back(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::Held(Hold { kept: Kept::Invisible, .. }))
+    }
+
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            Outcome::Done(_) => None,
+            Outcome::Done(_) | Outcome::Held(_) => None,
             Outcome::DeadLettered(failure) | Outcome::Failed(failure) => Some(failure),
         }
     }

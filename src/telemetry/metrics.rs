@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use crate::domain::outcome::{Done, Outcome};
+use crate::domain::outcome::{Done, HeldFor, Outcome};
 use crate::domain::request::Catalog;
 
 /// The count of the reads (`GetOpportunity`; the warm-up's is not an invocation's), listed after
@@ -23,6 +23,10 @@ pub fn metric_name(outcome: &Outcome) -> &'static str {
         Outcome::Done(Done::Replaced) => "Replaced",
         Outcome::Done(Done::AlreadyReplaced) => "AlreadyReplaced",
         Outcome::Done(Done::DryRun) => "DryRun",
+        Outcome::Held(hold) => match hold.cause {
+            HeldFor::Budget => "HeldForBudget",
+            HeldFor::UnderReview => "HeldForReview",
+        },
         Outcome::DeadLettered(_) => "DeadLettered",
         Outcome::Failed(_) => "Retried",
     }
@@ -47,10 +51,18 @@ struct PerCatalog {
 #[derive(Debug, Default)]
 pub struct InvocationMetrics {
     by_catalog: Mutex<BTreeMap<&'static str, PerCatalog>>,
+    /// The earliest `HeldSince` of the records held in the invocation (epoch ms).
+    oldest_held_since_ms: Mutex<Option<u64>>,
 }
 
 impl InvocationMetrics {
     pub fn count(&self, catalog: Option<Catalog>, outcome: &Outcome) {
+        if let Outcome::Held(hold) = outcome
+            && let Some(since) = hold.since_ms
+        {
+            let mut oldest = self.oldest_held_since_ms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            *oldest = Some(oldest.map_or(since, |o| o.min(since)));
+        }
         let mut map = self.lock();
         *map.entry(catalog.map_or(NO_CATALOG, Catalog::as_str))
             .or_default()
@@ -95,19 +107,15 @@ impl InvocationMetrics {
             });
             lines.push(line);
         }
+        let oldest = *self.oldest_held_since_ms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(since) = oldest {
+            // A gauge of the stack's oldest held record: read with the Maximum statistic (an alarm
+            // before the age bound dead-letters it); nothing is emitted while nothing runs.
+            let age = timestamp_ms.saturating_sub(since) / 1000;
+            lines.push(service_line(namespace, service, &[("OldestHeldAgeSeconds", "Seconds", age)], timestamp_ms));
+        }
         if throttled > 0 {
-            lines.push(json!({
-                "_aws": {
-                    "Timestamp": timestamp_ms,
-                    "CloudWatchMetrics": [{
-                        "Namespace": namespace,
-                        "Dimensions": [["Service"]],
-                        "Metrics": [{"Name": "Throttled", "Unit": "Count"}],
-                    }],
-                },
-                "Service": service,
-                "Throttled": throttled,
-            }));
+            lines.push(service_line(namespace, service, &[("Throttled", "Count", throttled)], timestamp_ms));
         }
         lines
     }
@@ -120,27 +128,27 @@ impl InvocationMetrics {
 /// The line of an invocation's repairs of the write-slot table (`WriteSlotRepairs`), when it made
 /// any: values out of bounds there, which no instance in order writes, so any count is worth a look.
 pub fn repairs_line(namespace: &str, service: &str, repairs: u64, timestamp_ms: u64) -> Option<Value> {
-    (repairs > 0).then(|| service_line(namespace, service, &[("WriteSlotRepairs", repairs)], timestamp_ms))
+    (repairs > 0).then(|| service_line(namespace, service, &[("WriteSlotRepairs", "Count", repairs)], timestamp_ms))
 }
 
 /// The line of the day's write budget (`BudgetUsed`, `BudgetLeft`: the window's writes, account-wide,
 /// as this invocation last read them): gauges, so read with the Maximum statistic, not Sum.
 pub fn budget_line(namespace: &str, service: &str, (used, left): (u64, u64), timestamp_ms: u64) -> Value {
-    service_line(namespace, service, &[("BudgetUsed", used), ("BudgetLeft", left)], timestamp_ms)
+    service_line(namespace, service, &[("BudgetUsed", "Count", used), ("BudgetLeft", "Count", left)], timestamp_ms)
 }
 
-/// A line of counts with the `Service` dimension alone.
-fn service_line(namespace: &str, service: &str, counts: &[(&str, u64)], timestamp_ms: u64) -> Value {
-    let metrics: Vec<Value> = counts.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect();
+/// A line of metrics (`name`, `unit`, `value`) with the dimension `Service` alone.
+fn service_line(namespace: &str, service: &str, metrics: &[(&str, &str, u64)], timestamp_ms: u64) -> Value {
+    let names: Vec<Value> = metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect();
     let mut line = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [["Service"]], "Metrics": metrics}],
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [["Service"]], "Metrics": names}],
         },
         "Service": service,
     });
-    for (name, count) in counts {
-        line[*name] = json!(count);
+    for (name, _, value) in metrics {
+        line[*name] = json!(value);
     }
     line
 }
@@ -200,13 +208,29 @@ mod tests {
                 "Replaced",
                 "AlreadyReplaced",
                 "DryRun",
+                "HeldForBudget",
+                "HeldForReview",
                 "DeadLettered",
                 "Retried",
                 "Reads"
             ]
         );
-        let kinds: std::collections::BTreeSet<&str> = Outcome::every_kind().iter().map(Outcome::name).collect();
+        let kinds: std::collections::BTreeSet<&str> = Outcome::every_kind().iter().map(metric_name).collect();
         assert_eq!(kinds.len(), Outcome::every_kind().len(), "one of each kind");
+    }
+
+    #[test]
+    fn held_records_count_by_cause_and_the_oldest_gives_its_age() {
+        use crate::domain::outcome::Hold;
+        let metrics = InvocationMetrics::default();
+        let held = |hold: Hold, since| Outcome::Held(Hold { since_ms: Some(since), ..hold });
+        metrics.count(Some(Catalog::Sandbox), &held(Hold::budget(0), 40_000));
+        metrics.count(Some(Catalog::Sandbox), &held(Hold::under_review(0, "Submitted"), 10_000));
+        metrics.count(Some(Catalog::Sandbox), &held(Hold::under_review(0, "In review"), 70_000));
+        let lines = metrics.emf_lines("Ns", "svc", 0, 100_000);
+        assert_eq!((lines[0]["HeldForBudget"].as_u64(), lines[0]["HeldForReview"].as_u64()), (Some(1), Some(2)));
+        assert_eq!(lines[1]["OldestHeldAgeSeconds"], 90);
+        assert_eq!(lines[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "OldestHeldAgeSeconds");
     }
 
     #[test]

@@ -15,7 +15,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             let mut held_back = false;
             for index in lane {
                 let outcome = self.process(invocation, &batch.records[index], held_back).await;
-                held_back |= batch.fifo && matches!(outcome, Outcome::Failed(_));
+                held_back |= batch.fifo && outcome.given_back();
                 outcomes.push((index, outcome));
             }
             outcomes
@@ -59,6 +59,7 @@ mod tests {
             source_id: None,
             group,
             receive_count: None,
+            carried: Default::default(),
         }
     }
 

@@ -9,7 +9,7 @@ use super::{Invocation, Worker};
 use crate::aws::dead_letters::DeadLetters;
 use crate::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
 use crate::domain::opportunity::Holdings;
-use crate::domain::outcome::{Failure, codes};
+use crate::domain::outcome::{Failure, Hold, codes};
 use crate::domain::request::{Catalog, OpportunityId, RelatedEntity};
 use crate::pacing::Refused;
 
@@ -36,6 +36,8 @@ pub enum Failed {
     Permanent(Failure),
     /// May succeed later.
     Transient(Failure),
+    /// Must wait (docs/holds.md).
+    Held(Hold),
 }
 
 impl Failed {
@@ -83,9 +85,9 @@ pub enum WriteError {
 }
 
 impl WriteError {
-    /// What a write refused for the day's budget comes to: for now, a transient failure saying until when.
+    /// What a write refused for the day's budget comes to: a hold until the budget has room.
     pub fn no_room(until_ms: u64) -> Failed {
-        Failed::Transient(Failure::write_budget_spent(until_ms))
+        Failed::Held(Hold::budget(until_ms))
     }
 }
 
@@ -213,11 +215,12 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::outcome::HeldFor;
 
     #[test]
-    fn a_write_refused_for_the_budget_is_a_transient_failure_that_says_until_when() {
-        let Failed::Transient(failure) = WriteError::no_room(1_764_003_600_000) else { panic!("not transient") };
-        assert_eq!(failure.code, codes::WRITE_BUDGET_SPENT);
-        assert_eq!(failure.message, "not started: the day's write budget has no room until 2025-11-24T17:00:00Z");
+    fn a_write_refused_for_the_budget_is_held_until_it_has_room() {
+        let Failed::Held(hold) = WriteError::no_room(1_764_003_600_000) else { panic!("not held") };
+        assert_eq!((hold.cause, hold.until_ms), (HeldFor::Budget, 1_764_003_600_000));
+        assert_eq!(hold.reason, "the day's write budget has no room until 2025-11-24T17:00:00Z");
     }
 }

@@ -19,7 +19,7 @@ use super::{Invocation, Worker};
 use crate::aws::dead_letters::DeadLetters;
 use crate::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
 use crate::domain::opportunity::{Holdings, Order};
-use crate::domain::outcome::{Done, Failure, Outcome, codes};
+use crate::domain::outcome::{Done, Failure, HeldFor, Hold, Outcome, codes};
 use crate::domain::request::DisassociationRequest;
 
 impl From<Failed> for Verdict {
@@ -27,6 +27,7 @@ impl From<Failed> for Verdict {
         match failed {
             Failed::Permanent(failure) => Verdict::Permanent(failure),
             Failed::Transient(failure) => Verdict::Transient(failure),
+            Failed::Held(hold) => Verdict::Held(hold),
         }
     }
 }
@@ -39,20 +40,35 @@ pub enum Verdict {
     Permanent(Failure),
     /// May succeed later.
     Transient(Failure),
+    /// Must wait for a cause that ends by itself (docs/holds.md).
+    Held(Hold),
 }
 
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// Decides what becomes of `record`. `held_back`: an earlier record of its FIFO group failed.
     pub(super) async fn decide(&self, invocation: &Invocation, record: &Record, held_back: bool) -> Outcome {
-        // Only an SQS record tells its receive; at the first, it is no redelivery of its message.
-        let first_receive = record.trigger == Trigger::Sqs && record.receive_count == Some(1);
+        // Only an SQS record tells its receive; at the first, it is no redelivery of its message,
+        // unless the message is a held one sent again (tried before it was held).
+        let carried = &record.carried;
+        let first_receive =
+            record.trigger == Trigger::Sqs && record.receive_count == Some(1) && carried.hold_until_ms.is_none();
+        let now = super::hold::now_ms();
         let verdict = match (&record.request, held_back) {
+            // Received before it is due: waits on, untried (a continuation, not an attempt).
+            (Ok(_), false) if record.trigger == Trigger::Sqs && carried.continues(now) => {
+                let cause = carried.held_for.unwrap_or(HeldFor::Budget);
+                let until = carried.hold_until_ms.unwrap_or(now);
+                Verdict::Held(Hold::new(cause, until, format!("waits on, until its HoldUntil {until} (epoch ms)")))
+            }
             (_, true) => Verdict::Transient(Failure::new(
                 codes::EARLIER_FAILURE_IN_GROUP,
                 "an earlier message of this FIFO group failed in this batch",
             )),
             (Err(failure), false) => Verdict::Permanent(failure.clone()),
-            (Ok(request), false) => self.try_request(invocation, request, first_receive).await,
+            (Ok(request), false) => {
+                let recheck = record.trigger == Trigger::Sqs && carried.held_for == Some(HeldFor::UnderReview);
+                self.try_request(invocation, request, first_receive, recheck).await
+            }
         };
         self.rule(record, verdict, held_back)
     }
@@ -61,6 +77,11 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     fn rule(&self, record: &Record, verdict: Verdict, held_back: bool) -> Outcome {
         let failure = match verdict {
             Verdict::Done(done) => return Outcome::Done(done),
+            Verdict::Held(hold) => match self.rule_hold(record, hold, held_back) {
+                Ok(outcome) => return outcome,
+                Err(failure) if record.trigger == Trigger::Direct => return Outcome::Failed(failure),
+                Err(failure) => failure,
+            },
             // The caller is waiting for the answer: failures go back to it, not to the dead-letter queue.
             Verdict::Permanent(failure) | Verdict::Transient(failure) if record.trigger == Trigger::Direct => {
                 return Outcome::Failed(failure.given_back());
@@ -80,21 +101,36 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         }
         // At its last receive SQS's redrive would move it without a reason. Not a held-back record: the
         // record blocking its group is at its last receive too (a group has one message in flight),
-        // and the redrive then moves both, in order.
+        // and the redrive then moves both, in order. The attempts are the genuine ones: a message held
+        // before (docs/holds.md) carries those of its earlier messages, and waiting counts for none.
         match (record.receive_count, self.config.max_receive_count) {
-            (Some(count), Some(max)) if count >= max && !held_back => Outcome::DeadLettered(failure.given_up().noted(
-                format_args!("receive {count} of the queue's maxReceiveCount {max}, its last before the redrive"),
-            )),
+            (Some(count), Some(max)) if !held_back => {
+                let attempt = record.carried.failed_before(count) + 1;
+                if count >= max {
+                    let waited = if attempt < count { " (a receive of it went to waiting)" } else { "" };
+                    Outcome::DeadLettered(failure.given_up().noted(format_args!(
+                        "receive {count} of the queue's maxReceiveCount {max}, its last before the redrive{waited}"
+                    )))
+                } else if attempt >= max {
+                    Outcome::DeadLettered(failure.given_up().noted(format_args!(
+                        "attempt {attempt} of the queue's maxReceiveCount {max}, counting those it failed before it was held and sent again"
+                    )))
+                } else {
+                    Outcome::Failed(failure.given_back())
+                }
+            }
             _ => Outcome::Failed(failure.given_back()),
         }
     }
 
     /// The checks and calls of one valid request. A panic here is caught and fails only this record.
+    /// `recheck`: a request held while AWS reviewed its opportunity, now due.
     async fn try_request(
         &self,
         invocation: &Invocation,
         request: &DisassociationRequest,
         first_receive: bool,
+        recheck: bool,
     ) -> Verdict {
         if let Err(reason) = request.catalog.allowed_in(&self.config.allowed_catalogs) {
             return Verdict::Permanent(Failure::new(codes::CATALOG_NOT_ALLOWED, reason));
@@ -114,7 +150,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         }
         let calls = async {
             match &request.replace_with {
-                None => self.disassociate(invocation, request, first_receive).await,
+                None => self.disassociate(invocation, request, first_receive, recheck).await,
                 Some(new) => self.replace(invocation, request, new).await,
             }
         };
@@ -136,7 +172,16 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         invocation: &Invocation,
         request: &DisassociationRequest,
         first_receive: bool,
+        recheck: bool,
     ) -> Verdict {
+        // A review's recheck reads first: while the review lasts no write of the day's budget is
+        // spent on a refusal. Whatever else the read shows (or a failed read), the write decides.
+        if recheck
+            && let Ok(Some(holdings)) = self.read(invocation, request.catalog, &request.opportunity).await
+            && let Some(status) = holdings.under_review()
+        {
+            return Verdict::Held(Hold::under_review(self.review_recheck_at(), status));
+        }
         let write = Write::Disassociate(&request.entity);
         match self.write(invocation, request.catalog, &request.opportunity, write).await {
             Ok(()) => Verdict::Done(Done::Disassociated),
@@ -146,7 +191,8 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 let read = self.read(invocation, request.catalog, &request.opportunity);
                 // An earlier attempt of this invocation may have been applied: the entity's absence
                 // may then be its doing.
-                after_disassociation_error(error, read, request, first_receive && !retried).await
+                let recheck_at = self.review_recheck_at();
+                after_disassociation_error(error, read, request, first_receive && !retried, recheck_at).await
             }
         }
     }
@@ -157,11 +203,13 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
 /// the service's answer for that is undocumented, so the opportunity itself decides. `first_delivery`:
 /// the request cannot have been carried out before (an SQS message at its first receive, not yet
 /// tried in this invocation), so an entity absent from the opportunity was never associated with it.
+/// `recheck_at_ms`: when a write refused under AWS's review is tried again.
 pub async fn after_disassociation_error<F>(
     error: ApiError,
     read: F,
     request: &DisassociationRequest,
     first_delivery: bool,
+    recheck_at_ms: u64,
 ) -> Verdict
 where
     F: Future<Output = Result<Option<Holdings>, ApiError>>,
@@ -178,11 +226,12 @@ where
         // same for a review and for a rule that one of its type must stay.
         holdings if holdings.holds(&request.entity) => {
             let failure = Failure::from(error);
+            if let Some(status) = holdings.under_review() {
+                return Verdict::Held(Hold::under_review(recheck_at_ms, status));
+            }
             Verdict::Permanent(match holdings.frozen() {
                 // A replacement would be refused too: no hint that it would not.
-                Some(status) => failure.noted(format_args!(
-                    "the opportunity's review status is {status}: it takes no change until AWS's review is done, a replacement neither"
-                )),
+                Some(_) => failure.noted(REJECTED),
                 // The last of its type: a swap needs the new one associated first.
                 None if holdings.holds_only(&request.entity) => failure.noted(format_args!(
                     "{} is the last entity of type {} on the opportunity: to replace it, send the request again with ReplaceWith naming the new one, which is then associated first",
@@ -194,6 +243,17 @@ where
         }
         holdings if first_delivery => Verdict::Done(Done::NotAssociated(holdings)),
         holdings => Verdict::Done(Done::AlreadyDisassociated(holdings)),
+    }
+}
+
+/// Why a rejected opportunity's change is dead-lettered.
+pub const REJECTED: &str =
+    "the opportunity was rejected by AWS's review and is read-only: it takes no change, a replacement neither";
+
+impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
+    /// When a write refused under AWS's review is tried again: `REVIEW_RECHECK_SECONDS` from now.
+    pub(super) fn review_recheck_at(&self) -> u64 {
+        super::hold::now_ms() + self.config.review_recheck.as_millis() as u64
     }
 }
 
@@ -227,6 +287,7 @@ mod tests {
             unreachable_read(),
             &request(),
             false,
+            7,
         )
         .await;
         assert!(matches!(verdict, Verdict::Transient(_)));
@@ -235,6 +296,7 @@ mod tests {
             unreachable_read(),
             &request(),
             false,
+            7,
         )
         .await;
         let Verdict::Permanent(failure) = verdict else { panic!("expected permanent") };
@@ -244,12 +306,12 @@ mod tests {
     #[tokio::test]
     async fn not_found_is_settled_by_the_opportunity_itself() {
         let ambiguous = || api("ResourceNotFoundException", ErrorClass::Ambiguous);
-        let absent = after_disassociation_error(ambiguous(), holding(&["S-2"]), &request(), false).await;
+        let absent = after_disassociation_error(ambiguous(), holding(&["S-2"]), &request(), false, 7).await;
         assert!(matches!(absent, Verdict::Done(Done::AlreadyDisassociated(_))), "{absent:?}");
-        let present = after_disassociation_error(ambiguous(), holding(&["S-1"]), &request(), false).await;
+        let present = after_disassociation_error(ambiguous(), holding(&["S-1"]), &request(), false, 7).await;
         assert!(matches!(present, Verdict::Permanent(_)));
         let Verdict::Permanent(failure) =
-            after_disassociation_error(ambiguous(), async { Ok(None) }, &request(), false).await
+            after_disassociation_error(ambiguous(), async { Ok(None) }, &request(), false, 7).await
         else {
             panic!("expected permanent")
         };
@@ -259,6 +321,7 @@ mod tests {
             async { Err(api("InternalServerException", ErrorClass::Transient)) },
             &request(),
             false,
+            7,
         )
         .await;
         let Verdict::Transient(failure) = read_failed else { panic!("expected transient") };
@@ -268,29 +331,39 @@ mod tests {
             async { Err(api("AccessDeniedException", ErrorClass::Permanent)) },
             &request(),
             false,
+            7,
         )
         .await;
         let Verdict::Permanent(failure) = read_denied else { panic!("expected permanent") };
         assert_eq!(failure.code, "ResourceNotFoundException");
     }
 
-    /// A write refused while AWS reviews the opportunity: a replacement would be refused too, so the
-    /// reason must not suggest one, last entity of its type or not.
+    /// A write refused while AWS reviews the opportunity waits for the review to end, whatever the
+    /// error's code: the read decides. A rejected one is read-only for good, and the reason does not
+    /// suggest a replacement, which would be refused too.
     #[tokio::test]
-    async fn a_refusal_under_review_does_not_suggest_a_replacement() {
-        let refused = || api("ValidationException", ErrorClass::Ambiguous);
-        for status in ["Submitted", "In review", "Rejected"] {
+    async fn a_refusal_under_review_is_held_and_a_rejected_opportunity_is_dead_lettered() {
+        for (code, status) in [("ValidationException", "Submitted"), ("ResourceNotFoundException", "In review")] {
             let read = async { Ok(Some(Holdings::default().with(EntityType::Solutions, ["S-1"]).reviewed(status))) };
-            let Verdict::Permanent(failure) = after_disassociation_error(refused(), read, &request(), false).await
-            else {
-                panic!("expected permanent")
+            let refused = api(code, ErrorClass::Ambiguous);
+            let Verdict::Held(hold) = after_disassociation_error(refused, read, &request(), false, 7).await else {
+                panic!("expected held")
             };
-            assert!(!failure.message.contains("ReplaceWith"), "{status}: {}", failure.message);
-            assert!(failure.message.contains(&format!("review status is {status}")), "{}", failure.message);
+            assert_eq!((hold.cause, hold.until_ms), (crate::domain::outcome::HeldFor::UnderReview, 7));
+            assert!(hold.reason.contains(&format!("review status is {status}")), "{}", hold.reason);
         }
+        let refused = || api("ValidationException", ErrorClass::Ambiguous);
+        let rejected =
+            async { Ok(Some(Holdings::default().with(EntityType::Solutions, ["S-1"]).reviewed("Rejected"))) };
+        let Verdict::Permanent(failure) = after_disassociation_error(refused(), rejected, &request(), false, 7).await
+        else {
+            panic!("expected permanent")
+        };
+        assert!(!failure.message.contains("ReplaceWith"), "{}", failure.message);
+        assert!(failure.message.contains("rejected by AWS's review and is read-only"), "{}", failure.message);
         let approved =
             async { Ok(Some(Holdings::default().with(EntityType::Solutions, ["S-1"]).reviewed("Approved"))) };
-        let Verdict::Permanent(failure) = after_disassociation_error(refused(), approved, &request(), false).await
+        let Verdict::Permanent(failure) = after_disassociation_error(refused(), approved, &request(), false, 7).await
         else {
             panic!("expected permanent")
         };
@@ -300,9 +373,9 @@ mod tests {
     #[tokio::test]
     async fn an_entity_absent_at_a_first_delivery_was_never_associated() {
         let ambiguous = || api("ResourceNotFoundException", ErrorClass::Ambiguous);
-        let first = after_disassociation_error(ambiguous(), holding(&["S-2"]), &request(), true).await;
+        let first = after_disassociation_error(ambiguous(), holding(&["S-2"]), &request(), true, 7).await;
         assert!(matches!(first, Verdict::Done(Done::NotAssociated(_))), "{first:?}");
-        let present = after_disassociation_error(ambiguous(), holding(&["S-1"]), &request(), true).await;
+        let present = after_disassociation_error(ambiguous(), holding(&["S-1"]), &request(), true, 7).await;
         assert!(matches!(present, Verdict::Permanent(_)), "a first delivery changes nothing else");
     }
 }

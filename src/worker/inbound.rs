@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::hold::Carried;
 use crate::aws::is_fifo;
 use crate::aws::sqs_safe_json;
 use crate::domain::outcome::{Failure, codes};
@@ -106,6 +107,8 @@ pub struct Record {
     pub group: Group,
     /// How many times SQS has delivered the message, this time included (`ApproximateReceiveCount`).
     pub receive_count: Option<u32>,
+    /// What an SQS message carries of a hold (docs/holds.md); nothing for the other triggers.
+    pub carried: Carried,
 }
 
 /// Recognises the event's shape and decodes every request in it.
@@ -123,6 +126,7 @@ pub fn classify(payload: &Payload) -> Inbound {
             source_id: event.get("id").and_then(Value::as_str).map(str::to_owned),
             group: Group::None,
             receive_count: None,
+            carried: Carried::default(),
         });
     }
     if is_http_request(event) {
@@ -138,6 +142,7 @@ pub fn classify(payload: &Payload) -> Inbound {
         source_id: None,
         group: Group::None,
         receive_count: None,
+        carried: Carried::default(),
     })
 }
 
@@ -270,7 +275,8 @@ fn sqs_record(record: &Value, fifo: bool) -> Record {
             Ok(doc) => DisassociationRequest::from_document(&doc).map_err(Failure::from),
         }
     };
-    Record { trigger: Trigger::Sqs, request, body: body_kept, source_id: message_id, group, receive_count }
+    let carried = Carried::of(record, fifo);
+    Record { trigger: Trigger::Sqs, request, body: body_kept, source_id: message_id, group, receive_count, carried }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! ```text
 //! event ─> inbound::classify ─> records, each request decoded once
 //!   each record ─> decide (checks, paced calls, or a replacement's; the trigger's rules) ─> Outcome
-//!               ─> settle (a dead letter sent, or turned into a retry) ─> Outcome
+//!               ─> settle (a dead letter sent, a hold kept, or either turned into a retry) ─> Outcome
 //!               ─> its log line and metrics
 //! outcomes ─> the trigger's answer: sqs | eventbridge | direct
 //! ```
@@ -17,6 +17,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::aws::dead_letters::DeadLetters;
 use crate::aws::partner_central::{PartnerCentral, ThrottleCount};
+use crate::aws::work_queue::Holds;
 use crate::config::WorkerConfig;
 use crate::domain::outcome::{Done, FunctionError, Outcome};
 use crate::pacing::Pacer;
@@ -28,6 +29,7 @@ pub mod deadline;
 pub mod decide;
 mod direct;
 mod eventbridge;
+pub mod hold;
 pub mod inbound;
 mod replace;
 mod settle;
@@ -50,6 +52,8 @@ pub struct Worker<P, D> {
     dead_letters: Option<D>,
     pacer: Arc<Pacer>,
     throttles: Arc<ThrottleCount>,
+    /// The work queue, where a record that must wait is held (`WORK_QUEUE_URL`).
+    holds: Option<Arc<dyn Holds>>,
 }
 
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
@@ -60,7 +64,13 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         pacer: Arc<Pacer>,
         throttles: Arc<ThrottleCount>,
     ) -> Self {
-        Self { config, partner_central, dead_letters, pacer, throttles }
+        Self { config, partner_central, dead_letters, pacer, throttles, holds: None }
+    }
+
+    /// The worker, holding in `holds` a record that must wait (docs/holds.md); without it such a
+    /// record fails as a transient failure.
+    pub fn with_holds(self, holds: Arc<dyn Holds>) -> Self {
+        Self { holds: Some(holds), ..self }
     }
 
     /// Handles one invocation, whatever triggered it. The payload is taken as it arrived, so that a
@@ -167,6 +177,15 @@ fn report(invocation: &Invocation, record: &Record, outcome: &Outcome) {
             }
         ),
         (Outcome::Done(_), ..) => info!(outcome = outcome.name(), "done"),
+        (Outcome::Held(hold), ..) => info!(
+            outcome = outcome.name(),
+            held_for = hold.cause.as_str(),
+            hold_until_ms = hold.until_ms,
+            held_since_ms = hold.since_ms,
+            kept = ?hold.kept,
+            "{}",
+            hold.reason
+        ),
         (Outcome::DeadLettered(failure) | Outcome::Failed(failure), ..) => warn!(
             outcome = outcome.name(),
             error_code = %failure.code,

@@ -17,7 +17,7 @@ use super::{Invocation, Worker};
 use crate::aws::dead_letters::DeadLetters;
 use crate::aws::partner_central::{ErrorClass, PartnerCentral};
 use crate::domain::opportunity::{AssociationLimit, Holdings, Order};
-use crate::domain::outcome::{Done, Failure};
+use crate::domain::outcome::{Done, Failure, Hold};
 use crate::domain::request::{DisassociationRequest, EntityType, RelatedEntity};
 
 /// The writes a replacement still needs, as the opportunity's holdings show it.
@@ -72,9 +72,14 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 return match Failed::of(error) {
                     Failed::Transient(failure) => Verdict::Transient(nothing(failure)),
                     Failed::Permanent(failure) => Verdict::Permanent(nothing(failure)),
+                    Failed::Held(hold) => Verdict::Held(hold),
                 };
             }
         };
+        // Under AWS's review every write is refused: wait for its end without spending one.
+        if let Some(status) = holdings.under_review() {
+            return Verdict::Held(Hold::under_review(self.review_recheck_at(), status));
+        }
         let plan = Plan::of(&holdings, old, new);
         info!(?plan, old = %old, new = %new, "replacement");
         let (associate, disassociate) = (Write::Associate(new), Write::Disassociate(old));
@@ -168,7 +173,13 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             return Err(Failed::of(error));
         }
         let holdings = settle_by_read(&error, opportunity, self.read(invocation, catalog, opportunity)).await?;
-        if done(&holdings, write) { Ok(()) } else { Err(Failed::Permanent(error.into())) }
+        match holdings.under_review() {
+            _ if done(&holdings, write) => Ok(()),
+            // A review began between the first read and this write.
+            Some(status) => Err(Failed::Held(Hold::under_review(self.review_recheck_at(), status))),
+            None if holdings.rejected() => Err(Failed::Permanent(Failure::from(error).noted(super::decide::REJECTED))),
+            None => Err(Failed::Permanent(error.into())),
+        }
     }
 }
 
@@ -184,6 +195,9 @@ impl Failed {
         match self {
             Failed::Permanent(failure) => Verdict::Permanent(explain(failure)),
             Failed::Transient(failure) => Verdict::Transient(explain(failure).until_redelivered(redelivery)),
+            Failed::Held(hold) => {
+                Verdict::Held(Hold { reason: format!("{step} ({write}): {}; {leaves}", hold.reason), ..hold })
+            }
         }
     }
 }

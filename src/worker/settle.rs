@@ -1,5 +1,5 @@
-//! Carrying out an outcome: the one place a dead letter is sent, and the one place a dead letter that
-//! cannot be sent becomes a retry, so that nothing is ever dropped.
+//! Carrying out an outcome: the one place a dead letter is sent or a hold kept (`hold::keep`), and the
+//! one place either that cannot be done becomes a retry, so that nothing is ever dropped.
 
 use super::deadline::until;
 use super::inbound::{Group, Record};
@@ -10,7 +10,11 @@ use crate::domain::outcome::Outcome;
 
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     pub(super) async fn settle(&self, invocation: &Invocation, record: &Record, outcome: Outcome) -> Outcome {
-        let Outcome::DeadLettered(failure) = outcome else { return outcome };
+        let failure = match outcome {
+            Outcome::DeadLettered(failure) => failure,
+            Outcome::Held(hold) => return self.keep(invocation, record, hold).await,
+            outcome => return outcome,
+        };
         let Some(queue) = &self.dead_letters else { return Outcome::Failed(failure) };
         let letter = DeadLetter {
             body: &record.body,

@@ -1,4 +1,4 @@
-//! The answer to an SQS batch: the records handed back, by message id (`batchItemFailures`, which
+//! The answer to an SQS batch: the records handed back (failed, or held by their visibility), by message id (`batchItemFailures`, which
 //! needs `ReportBatchItemFailures` on the event source mapping). Everything else is deleted.
 
 use aws_lambda_events::sqs::SqsBatchResponse;
@@ -12,7 +12,7 @@ pub fn answer(request_id: &str, batch: &SqsBatch, outcomes: &[Outcome]) -> Resul
     let mut response = SqsBatchResponse::default();
     let mut unreportable = 0;
     for (record, outcome) in batch.records.iter().zip(outcomes) {
-        if let Outcome::Failed(_) = outcome {
+        if outcome.given_back() {
             match &record.source_id {
                 Some(id) => response.add_failure(id.clone()),
                 None => unreportable += 1,

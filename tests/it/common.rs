@@ -509,7 +509,13 @@ pub struct PumpPass {
 /// reported failed, and make the failed ones visible again at once (a real mapping waits for the
 /// visibility timeout; the receive count, and so the redrive, is the same).
 pub async fn pump_once(moto: &Moto, queues: &Queues, runtime: &RuntimeApi, batch: i32, timeout: Duration) -> PumpPass {
-    pump(moto, queues, runtime, batch, timeout, None).await
+    pump(moto, queues, runtime, batch, timeout, None, true).await
+}
+
+/// [`pump_once`] as Lambda's mapping does it: a failed record is left alone, to come back when its
+/// visibility runs out (the queue's timeout, or the function's own `ChangeMessageVisibility`).
+pub async fn pump_as_lambda(moto: &Moto, queues: &Queues, runtime: &RuntimeApi, timeout: Duration) -> PumpPass {
+    pump(moto, queues, runtime, 10, timeout, None, false).await
 }
 
 /// [`pump_once`] that gives up on the invocation after `wait`. An abandoned batch is left in flight,
@@ -523,7 +529,7 @@ pub async fn pump_once_or_abandon(
     timeout: Duration,
     wait: Duration,
 ) -> PumpPass {
-    pump(moto, queues, runtime, batch, timeout, Some(wait)).await
+    pump(moto, queues, runtime, batch, timeout, Some(wait), true).await
 }
 
 async fn pump(
@@ -533,6 +539,7 @@ async fn pump(
     batch: i32,
     timeout: Duration,
     wait: Option<Duration>,
+    release_failed: bool,
 ) -> PumpPass {
     let messages = moto.receive(&queues.work_url, batch).await;
     if messages.is_empty() {
@@ -577,7 +584,7 @@ async fn pump(
             );
         }
     }
-    if !release.is_empty() {
+    if !release.is_empty() && release_failed {
         // Best effort, as the real mapping: a message not released comes back after its visibility timeout.
         let _ = moto
             .sqs
@@ -615,8 +622,21 @@ pub fn sqs_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> Val
     record["receiptHandle"] = json!(message.receipt_handle());
     record["md5OfBody"] = json!(message.md5_of_body());
     record["attributes"] = Value::Object(attributes);
+    record["messageAttributes"] = message_attributes(message);
     record["eventSourceARN"] = json!(queue_arn);
     record
+}
+
+/// A message's attributes as Lambda's event source mapping gives them.
+fn message_attributes(message: &aws_sdk_sqs::types::Message) -> Value {
+    use base64::Engine;
+    let attributes = message.message_attributes().into_iter().flatten().map(|(name, a)| {
+        let binary = a.binary_value().map(|b| base64::engine::general_purpose::STANDARD.encode(b.as_ref()));
+        let value = json!({"stringValue": a.string_value(), "binaryValue": binary, "stringListValues": [],
+                           "binaryListValues": [], "dataType": a.data_type()});
+        (name.clone(), value)
+    });
+    Value::Object(attributes.collect())
 }
 
 pub fn free_port() -> u16 {

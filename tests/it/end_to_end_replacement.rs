@@ -108,18 +108,20 @@ async fn the_last_solution_is_replaced_in_the_documented_order_and_a_redelivery_
 }
 
 /// Under AWS review the last solution is refused (`ACTION_NOT_PERMITTED`), and a replacement would be
-/// refused too: the reason names the review status and does not suggest `ReplaceWith`.
+/// refused too: the request must wait for the review (docs/holds.md). Without a work queue to hold it
+/// in, the direct caller is told so; the reason names the review status and does not suggest
+/// `ReplaceWith`.
 #[tokio::test]
-async fn the_last_solution_of_an_opportunity_under_review_is_refused_without_suggesting_a_replacement() {
+async fn the_last_solution_of_an_opportunity_under_review_waits_without_suggesting_a_replacement() {
     let emulator = emulator(QuotaConfig::default(), FaultConfig::default(), BehaviorConfig::default()).await;
     let runtime = RuntimeApi::start().await;
     let _function = Function::start(&runtime, &env(&emulator, None, &[]));
 
     let refused = runtime.invoke(request("Sandbox", "O5000004", "Solutions", "S-5000041"), TIMEOUT).await;
     let error = refused.expect_err("refused under review");
-    assert_eq!(error["errorType"], "ValidationException");
+    assert_eq!(error["errorType"], "UnderReview");
     let message = error["errorMessage"].as_str().unwrap();
-    assert!(message.contains("ACTION_NOT_PERMITTED"), "{message}");
+    assert!(message.contains("no WORK_QUEUE_URL to hold it in"), "{message}");
     assert!(!message.contains("ReplaceWith"), "{message}");
     assert!(message.contains("review status is Submitted"), "{message}");
     assert_eq!(held(&emulator, "O5000004"), [("Solutions", "S-5000041".to_owned())]);

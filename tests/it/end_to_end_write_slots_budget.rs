@@ -83,7 +83,8 @@ fn no_room_until(functions: &[&Function]) -> Vec<u64> {
     functions
         .iter()
         .flat_map(|f| f.lines())
-        .filter(|l| l.contains("\"error_code\":\"WriteBudgetSpent\""))
+        // Without a work queue to hold them in, they are handed back, saying until when.
+        .filter(|l| l.contains("\"error_code\":\"HeldForBudget\""))
         .map(|l| {
             let (_, after) = l.split_once("no room until ").expect("the time in the message");
             let time = &after[..after.find('"').expect("the message's end")];

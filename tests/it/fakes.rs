@@ -6,8 +6,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use opportunity_disassociator::aws::dead_letters::{DeadLetter, DeadLetters};
 use opportunity_disassociator::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
+use opportunity_disassociator::aws::work_queue::{Attribute, AttributeValue, Holds, Requeue};
 use opportunity_disassociator::domain::opportunity::Holdings;
 use opportunity_disassociator::domain::request::{Catalog, EntityType, OpportunityId, RelatedEntity};
 use tokio::time::Instant;
@@ -70,6 +72,9 @@ pub struct FakeService {
     pub seen: Mutex<Vec<(String, Vec<RelatedEntity>)>>,
     /// Every disassociation asked for, as its four members.
     pub sent: Mutex<Vec<[String; 4]>>,
+    /// The review status of held opportunities, by id: under review or rejected, every write is
+    /// refused with a `ValidationException`, as the service does.
+    pub review: Mutex<HashMap<String, String>>,
 }
 
 impl FakeService {
@@ -92,6 +97,11 @@ impl FakeService {
 
     pub fn holdings(&self, opportunity: &str) -> Vec<RelatedEntity> {
         self.held.lock().unwrap()[opportunity].clone()
+    }
+
+    /// `opportunity`'s review status becomes `status` (`Submitted`, `In review`, `Approved`, ...).
+    pub fn review(&self, opportunity: &str, status: &str) {
+        self.review.lock().unwrap().insert(opportunity.to_owned(), status.to_owned());
     }
 
     /// The next answers of `operation` (`AssociateOpportunity`, `DisassociateOpportunity`).
@@ -153,6 +163,10 @@ impl FakeService {
         self.writes.lock().unwrap().push(write.clone());
         self.seen.lock().unwrap().push((write, self.holdings(opportunity)));
         self.calls.lock().unwrap().push((opportunity.to_owned(), Instant::now()));
+        let status = self.review.lock().unwrap().get(opportunity).cloned();
+        if let Some("Submitted" | "In review" | "Rejected") = status.as_deref() {
+            return Err(api_error("ValidationException", ErrorClass::Ambiguous));
+        }
         let answer = self.answers.lock().unwrap().get_mut(operation).and_then(VecDeque::pop_front);
         let answer = answer.or_else(|| self.any_answers.lock().unwrap().pop_front());
         let apply = || {
@@ -243,7 +257,10 @@ impl PartnerCentral for FakeService {
             let holdings = entities.iter().fold(Holdings::default(), |holdings, entity| {
                 holdings.with(entity.entity_type(), [entity.identifier()])
             });
-            return Ok(Some(holdings));
+            return Ok(Some(match self.review.lock().unwrap().get(opportunity.as_str()) {
+                Some(status) => holdings.reviewed(status.clone()),
+                None => holdings,
+            }));
         }
         let holding = |ids: &[&str]| Ok(Some(Holdings::default().with(EntityType::Solutions, ids.iter().copied())));
         match self.scripts.get(opportunity.as_str()) {
@@ -306,5 +323,68 @@ pub struct NoDeadLetters;
 impl DeadLetters for NoDeadLetters {
     async fn send(&self, _letter: DeadLetter<'_>) -> Result<(), String> {
         Err("no dead-letter queue".into())
+    }
+}
+
+/// A message the worker sent back to the work queue to wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requeued {
+    pub body: String,
+    pub attributes: HashMap<String, Attribute>,
+    pub delay_seconds: u32,
+    pub group: String,
+}
+
+impl Requeued {
+    /// A number attribute's value.
+    pub fn number(&self, name: &str) -> u64 {
+        match &self.attributes[name].value {
+            AttributeValue::Text(text) => text.parse().unwrap(),
+            AttributeValue::Binary(_) => panic!("{name} is binary"),
+        }
+    }
+
+    pub fn text(&self, name: &str) -> &str {
+        match &self.attributes[name].value {
+            AttributeValue::Text(text) => text,
+            AttributeValue::Binary(_) => panic!("{name} is binary"),
+        }
+    }
+}
+
+/// The work queue as the worker holds records in it: keeps what is sent and kept invisible.
+#[derive(Default)]
+pub struct FakeHolds {
+    pub requeued: Mutex<Vec<Requeued>>,
+    /// Receipt handles kept invisible, and for how many seconds.
+    pub invisible: Mutex<Vec<(String, u32)>>,
+    /// Refuses every call.
+    pub broken: bool,
+}
+
+impl Holds for FakeHolds {
+    fn requeue<'a>(&'a self, message: Requeue<'a>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if self.broken {
+                return Err("SendMessage failed: queue unavailable".into());
+            }
+            self.requeued.lock().unwrap().push(Requeued {
+                body: message.body.to_owned(),
+                attributes: message.attributes.into_iter().collect(),
+                delay_seconds: message.delay_seconds,
+                group: message.group.to_owned(),
+            });
+            Ok(())
+        })
+    }
+
+    fn keep_invisible<'a>(&'a self, receipt_handle: &'a str, seconds: u32) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if self.broken {
+                return Err("ChangeMessageVisibility failed: queue unavailable".into());
+            }
+            self.invisible.lock().unwrap().push((receipt_handle.to_owned(), seconds));
+            Ok(())
+        })
     }
 }

@@ -107,7 +107,7 @@ async fn verdict_of(adapter: &Adapter) -> Verdict {
     match adapter.disassociate().await {
         Ok(()) => Verdict::Done(Done::Disassociated),
         // Not a first delivery: the verdicts a redelivery gets.
-        Err(error) => after_disassociation_error(error, adapter.read(), &request(), false).await,
+        Err(error) => after_disassociation_error(error, adapter.read(), &request(), false, 0).await,
     }
 }
 

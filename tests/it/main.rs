@@ -10,6 +10,7 @@
 mod built_executables;
 mod common;
 mod end_to_end_chaos;
+mod end_to_end_holds;
 mod end_to_end_log_secrets;
 mod end_to_end_malformed;
 mod end_to_end_replacement;
@@ -19,6 +20,7 @@ mod end_to_end_write_slots;
 mod end_to_end_write_slots_budget;
 mod end_to_end_write_slots_poisoned;
 mod fakes;
+mod in_memory_holds;
 mod in_memory_hostile_input;
 mod in_memory_replacement_order;
 mod in_memory_sdk_errors;
