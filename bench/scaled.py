@@ -432,6 +432,9 @@ def review(ctx, review_s: float) -> dict:
             if not changes and world.work.depth() == 0:
                 letters = {pair_of(letter["body"]) for letter in world.letters.snapshot()}
                 if pairs <= world.written(pairs) | letters:
+                    # Written between this pass's first look and this one: it was written by now.
+                    if held_written_at is None and world.written({held_pair}):
+                        held_written_at = now
                     break
             time.sleep(0.1)
         world.mapping.stop()
