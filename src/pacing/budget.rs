@@ -62,9 +62,34 @@ impl Budget {
         self.window_ms / PROBES_PER_WINDOW
     }
 
-    /// The time between two turns of writes that wait for room: the budget's average spacing.
+    /// The budget's average spacing: how far apart turns go when no freed room is known.
     pub fn turn_ms(&self) -> u64 {
         (self.window_ms / self.cap).max(1)
+    }
+
+    /// The first turn at or after `from_ms` for a write that waits for room, as the room frees: each
+    /// counted bucket frees its writes when it expires, laid out `spacing_ms` apart (the per-second
+    /// quota's); the writes made in those turns free theirs a window and a bucket later (never
+    /// early: a write frees its room at most a bucket after a window), and so on twice over. So
+    /// records refused together come back at the rate the room comes back, not spread evenly over
+    /// the window. `None` when no bucket is counted.
+    pub fn next_turn(&self, buckets: &Buckets, from_ms: u64, spacing_ms: u64) -> Option<u64> {
+        let cycle_ms = self.window_ms.saturating_add(self.width_ms);
+        let spacing_ms = spacing_ms.max(1);
+        let mut turn: Option<u64> = None;
+        for (&bucket, &count) in buckets {
+            for cycle in 0..3 {
+                let start = self.expiry(bucket).saturating_add(cycle_ms.saturating_mul(cycle));
+                let end = start.saturating_add(count.saturating_mul(spacing_ms));
+                let candidate = match from_ms {
+                    from if from < start => start,
+                    from if from < end => from,
+                    _ => continue,
+                };
+                turn = Some(turn.map_or(candidate, |t| t.min(candidate)));
+            }
+        }
+        turn
     }
 
     /// The start of the bucket that a slot starting at `ms` counts in.
@@ -214,5 +239,24 @@ mod tests {
         assert!(!learned.throttled(true, T0 + 920, explained), "four, the run not longer than a half-life");
         assert!(learned.throttled(true, T0 + 921, explained), "a run that a per-second quota does not explain");
         assert!(!learned.throttled(true, T0 + 922, explained), "counted again from there");
+    }
+
+    #[test]
+    fn turns_come_as_the_room_frees_a_slot_apart_then_a_window_and_a_bucket_later() {
+        let b = budget();
+        let (first, second) = (b.bucket_of(T0), b.bucket_of(T0) + 833);
+        let buckets = Buckets::from([(first, 3), (second, 2)]);
+        let mut turns = Vec::new();
+        let mut from = 0;
+        for _ in 0..7 {
+            let turn = b.next_turn(&buckets, from, 100).unwrap();
+            turns.push(turn);
+            from = turn + 100;
+        }
+        let (e1, e2) = (b.expiry(first), b.expiry(second));
+        let cycle = 40_000 + 833;
+        assert_eq!(turns, [e1, e1 + 100, e1 + 200, e2, e2 + 100, e1 + cycle, e1 + cycle + 100]);
+        assert!(turns.iter().all(|&t| t >= T0 + 40_000), "none before the room frees");
+        assert_eq!(b.next_turn(&Buckets::new(), T0, 100), None);
     }
 }

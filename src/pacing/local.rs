@@ -119,6 +119,8 @@ pub struct LocalBudget {
     budget: Budget,
     /// A run of throttled answers longer than this is no per-second quota's doing.
     explained_ms: u64,
+    /// The account's per-second spacing: how far apart turns go as the room frees.
+    spacing_ms: u64,
     /// No turn is given further ahead than this.
     turns_ahead_ms: u64,
     clock: Clock,
@@ -144,6 +146,7 @@ impl LocalBudget {
         Self {
             budget,
             explained_ms: SlowDown::new((1000.0 / account_per_second).ceil() as u64).half_life_ms(),
+            spacing_ms: (1000.0 / account_per_second).ceil().max(1.0) as u64,
             turns_ahead_ms: turns_ahead.as_millis() as u64,
             clock: Clock::now(),
             state: Mutex::default(),
@@ -164,17 +167,19 @@ impl LocalBudget {
             }
             None => None,
         };
-        let until = match until {
-            Some(until) => until,
+        let (until, as_room_frees) = match until {
+            Some(until) => (until, false),
             None => match self.budget.spend(&state.buckets, now_ms) {
                 Ok(_) => return Ok(()),
-                Err(until) => until,
+                Err(until) => (until, true),
             },
         };
-        // Turns a budget spacing apart, as the shared slots give them.
+        // Turns as the room frees, as the shared slots give them.
         let latest = now_ms.saturating_add(self.turns_ahead_ms);
-        let turn = until.max(state.held_turn_ms).min(latest);
-        state.held_turn_ms = turn.saturating_add(self.budget.turn_ms()).min(latest);
+        let from = until.max(state.held_turn_ms);
+        let freeing = as_room_frees.then(|| self.budget.next_turn(&state.buckets, from, self.spacing_ms));
+        let turn = freeing.flatten().unwrap_or(from).min(latest);
+        state.held_turn_ms = turn.saturating_add(self.spacing_ms).min(latest);
         Err(turn)
     }
 

@@ -745,7 +745,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn no_room_answers_when_the_oldest_count_expires_and_then_turns_a_budget_spacing_apart() {
+    async fn no_room_answers_when_the_oldest_count_expires_and_then_turns_a_slot_apart_as_the_room_frees() {
         let store = Arc::new(MemoryStore::default());
         let (a, b) = (budgeted(&store, 10.0, 5), budgeted(&store, 10.0, 5));
         for _ in 0..5 {
@@ -756,11 +756,14 @@ mod tests {
         let before = Instant::now();
         assert_eq!(a.acquire(None).await, Err(Refused::NoRoom { until_ms: room }));
         assert_eq!(Instant::now(), before, "refused at once");
-        // Refused together, they come back 8 s apart: 40 s for 5 writes.
-        assert_eq!(b.acquire(None).await, Err(Refused::NoRoom { until_ms: room + 8_000 }));
-        assert_eq!(a.acquire(None).await, Err(Refused::NoRoom { until_ms: room + 16_000 }));
-        // The next turn would be past the bound, a window and a half from now: held there.
-        assert_eq!(store.stored().held_turn_ms, Field::Number(EPOCH_MS + 420 + 60_000), "five slots 105 ms apart");
+        // Refused together, they come back as the room frees, a slot (105 ms) apart: the five writes
+        // (0 to 420 ms) count two in the first bucket and three in the next, which frees a bucket later.
+        let next = budget.expiry(budget.bucket_of(EPOCH_MS + 420));
+        assert_eq!(next, room + 833);
+        assert_eq!(b.acquire(None).await, Err(Refused::NoRoom { until_ms: room + 105 }));
+        assert_eq!(a.acquire(None).await, Err(Refused::NoRoom { until_ms: next }));
+        assert_eq!(b.acquire(None).await, Err(Refused::NoRoom { until_ms: next + 105 }));
+        assert_eq!(store.stored().held_turn_ms, Field::Number(next + 210));
         tokio::time::sleep_until(instant_of(&store, room)).await;
         a.acquire(None).await.expect("room again at the first turn");
     }

@@ -391,7 +391,7 @@ impl SharedSlots {
             && probe != Probe::Taken(until)
         {
             if until > now_ms {
-                return Err(self.no_room(budget, until).await);
+                return Err(self.no_room(budget, until, false).await);
             }
             // The spend's time is up: one write probes it. The instance that moves the time on takes
             // the probe, and the others wait for it.
@@ -411,23 +411,27 @@ impl SharedSlots {
         }
         match budget.spend(&ledger.buckets, start_ms) {
             Ok(spend) => Ok(Some(BudgetClaim { read: ledger.exists.then_some(ledger.buckets), spend })),
-            Err(until) => Err(self.no_room(budget, until).await),
+            Err(until) => Err(self.no_room(budget, until, true).await),
         }
     }
 
     /// No room until `until_ms`: the answer is a turn, at least then, and after the turns given
-    /// before it, one budget spacing apart, so that records refused together come back in turn.
+    /// before it, a slot apart; with `as_room_frees` (the budget is full, not spent elsewhere), as
+    /// the counted room frees ([`Budget::next_turn`]). So records refused together come back in turn.
     /// Taken on the condition that the learned spend is as read too (a probe elsewhere may have
     /// ended it): `None` when refused, to look again.
-    async fn no_room(&self, budget: Budget, until_ms: u64) -> Option<Acquired> {
+    async fn no_room(&self, budget: Budget, until_ms: u64, as_room_frees: bool) -> Option<Acquired> {
         let turns_ahead_ms = self.budget.map_or(0, |(_, limits)| limits.turns_ahead_ms);
         let latest = self.clock.ms(Instant::now()).saturating_add(turns_ahead_ms);
         let (held, spent) = {
             let state = self.lock();
             (state.ledger.held_turn_ms, state.ledger.spent_until_ms)
         };
-        let turn = until_ms.max(held.unwrap_or(0)).min(latest);
-        let became = turn.saturating_add(budget.turn_ms()).min(latest);
+        let from = until_ms.max(held.unwrap_or(0));
+        let spacing_ms = self.slow_down.base_ms();
+        let freeing = as_room_frees.then(|| budget.next_turn(&self.lock().ledger.buckets, from, spacing_ms));
+        let turn = freeing.flatten().unwrap_or(from).min(latest);
+        let became = turn.saturating_add(spacing_ms).min(latest);
         let found = |value: Option<u64>| value.map_or(Field::Missing, Field::Number);
         let changes = vec![
             Repair { attribute: Attribute::HeldTurnMs, found: found(held), became: Some(became) },
