@@ -2,8 +2,8 @@
 # tools/marketplace-demo.sh from the checkout's root: the Partner Central emulator, moto's SQS with a
 # work queue and its dead-letter queue, and both functions under cargo lambda watch. Sets EMULATOR,
 # MOTO, WORK_URL, DLQ_URL, INVOKE_PORT and WORK (the scratch folder, .demo/), and the helpers http,
-# wait_for, bold, show_state, plan_program, send_plan and deliver. Every process it starts is stopped
-# on exit, by PID. VENV may name the tool venv (default .venv/).
+# wait_for, bold, show_state, plan_program, send_plan, deliver and watch_functions. Every process it
+# starts is stopped on exit, by PID. VENV may name the tool venv (default .venv/).
 # Where cargo builds (make exports it; CARGO_TARGET_DIR may put it outside the checkout).
 TARGET_DIR="$(realpath -m "${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}")"
 
@@ -100,20 +100,29 @@ EOF
 read -r DLQ_URL WORK_URL <<<"$QUEUES"
 echo "    $MOTO (work queue $WORK_URL, dead-letter queue $DLQ_URL)"
 
+# Both functions under cargo lambda watch (its Runtime API emulator) on a free port, with the demo's
+# settings and any more given as `--env-var NAME=VALUE`; logs appended to $WORK/function.log. Sets
+# WATCH_PORT.
+watch_functions() { # [--env-var NAME=VALUE]...
+  WATCH_PORT=$(free_port)
+  cargo lambda watch --quiet --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
+    --env-var AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING="$EMULATOR" \
+    --env-var AWS_ENDPOINT_URL_SQS="$MOTO" \
+    --env-var AWS_ACCESS_KEY_ID=test --env-var AWS_SECRET_ACCESS_KEY=test --env-var AWS_REGION=us-east-1 \
+    --env-var DEAD_LETTER_QUEUE_URL="$DLQ_URL" \
+    --env-var ALLOWED_CATALOGS=Sandbox \
+    --env-var PARTNER_CENTRAL_WRITES_PER_SECOND=0.9 \
+    --env-var AWS_LAMBDA_LOG_FORMAT=JSON \
+    --env-var WEBHOOK_SECRET=demo-webhook-secret \
+    --env-var WORK_QUEUE_URL="$WORK_URL" \
+    --env-var REVIEW_RECHECK_SECONDS=2 \
+    "$@" >>"$WORK/function.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "http://127.0.0.1:$WATCH_PORT/" "cargo lambda watch" 300
+}
+
 bold "==> starting both functions under cargo lambda watch"
-INVOKE_PORT=$(free_port)
-cargo lambda watch --quiet --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
-  --env-var AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING="$EMULATOR" \
-  --env-var AWS_ENDPOINT_URL_SQS="$MOTO" \
-  --env-var AWS_ACCESS_KEY_ID=test --env-var AWS_SECRET_ACCESS_KEY=test --env-var AWS_REGION=us-east-1 \
-  --env-var DEAD_LETTER_QUEUE_URL="$DLQ_URL" \
-  --env-var ALLOWED_CATALOGS=Sandbox \
-  --env-var PARTNER_CENTRAL_WRITES_PER_SECOND=0.9 \
-  --env-var AWS_LAMBDA_LOG_FORMAT=JSON \
-  --env-var WEBHOOK_SECRET=demo-webhook-secret \
-  --env-var WORK_QUEUE_URL="$WORK_URL" \
-  --env-var REVIEW_RECHECK_SECONDS=2 \
-  >"$WORK/function.log" 2>&1 &
-PIDS+=($!)
-wait_for "http://127.0.0.1:$INVOKE_PORT/" "cargo lambda watch" 300
+rm -f "$WORK/function.log"
+watch_functions
+INVOKE_PORT=$WATCH_PORT
 echo "    invoke port $INVOKE_PORT; function logs in $WORK/function.log"

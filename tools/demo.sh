@@ -80,16 +80,18 @@ answer=$(cargo lambda invoke opportunity-disassociator --invoke-address 127.0.0.
   --data-file "$held_request" 2>&1 | grep -v -e 'Was this behavior unexpected' -e 'Start a thread in' -e '^\s*$')
 echo "    answer: $answer"
 outcomes() { grep -c "\"outcome\":\"$1\"" "$WORK/function.log" || true; }
-# Lambda's mapping, one pass at a time, until the worker logs one more `$1` outcome (at most 30 s).
-pump_until() {
-  local before
-  before=$(outcomes "$1")
-  for _ in $(seq 1 60); do
-    python3 tools/pump_once.py "$MOTO" "$WORK_URL" "$INVOKE_PORT" "$WORK/work-queue-batch.json" | grep -v 'is empty' || true
-    [ "$(outcomes "$1")" -gt "$before" ] && return 0
+# Lambda's mapping, one pass at a time, to the functions at port $3 (the demo's by default), until the
+# worker has logged $2 more `$1` outcomes (1 by default), at most $4 seconds (30 by default).
+pump_until() { # outcome [more [port [seconds]]]
+  local target end
+  target=$(( $(outcomes "$1") + ${2:-1} ))
+  end=$(( SECONDS + ${4:-30} ))
+  while [ "$SECONDS" -lt "$end" ]; do
+    python3 tools/pump_once.py "$MOTO" "$WORK_URL" "${3:-$INVOKE_PORT}" "$WORK/work-queue-batch.json" | grep -v 'is empty' || true
+    [ "$(outcomes "$1")" -ge "$target" ] && return 0
     sleep 0.5
   done
-  echo "demo: no '$1' outcome within 30 s (see $WORK/function.log)" >&2
+  echo "demo: fewer than ${2:-1} more '$1' outcome(s) within ${4:-30} s (see $WORK/function.log)" >&2
   exit 1
 }
 echo "    the recheck, while still Submitted: held again"
@@ -97,6 +99,78 @@ pump_until held
 http "$EMULATOR/_emulator/opportunities/Sandbox/O3000002/life-cycle" '{"ReviewStatus": "Approved"}'
 echo "    AWS approves O3000002; the next recheck replaces the solution:"
 pump_until replaced
+echo "    the emulator now holds:"
+show_state
+
+echo
+bold "==> requests held for the day's write budget, and done once the window frees"
+# A day scaled down to seconds: the worker (a second cargo lambda watch, for this step only) and the
+# emulator both allow BUDGET writes in any WINDOW seconds.
+BUDGET=3 WINDOW=15 SENT=5
+echo "    direct: remove five of O4000004's Marketplace solutions with a budget of $BUDGET writes per $WINDOW s"
+echo "    (ACCOUNT_WRITES_PER_DAY, WRITE_BUDGET_WINDOW_SECONDS; the emulator's daily quota the same):"
+echo "    the first $BUDGET are done, the rest are answered held with the time they come back, and wait in"
+echo "    the work queue (docs/holds.md); the mapping delivers them when due, and the worker does them"
+http "$EMULATOR/_emulator/daily-quotas" \
+  "{\"Write\": {\"Cap\": $BUDGET, \"WindowSeconds\": $WINDOW}, \"Read\": {\"Cap\": 100000, \"WindowSeconds\": 86400}}"
+# This step's worker paces alone, unaware of the other worker's last write a moment ago: the
+# per-second buckets start full (the same quotas), as if that write were a second old.
+http "$EMULATOR/_emulator/quotas" '{"Write": {"Rate": 1.0, "Burst": 1.0}, "Read": {"Rate": 10.0, "Burst": 10.0}}'
+watch_functions --env-var ACCOUNT_WRITES_PER_DAY="$BUDGET" --env-var WRITE_BUDGET_WINDOW_SECONDS="$WINDOW"
+budget_port=$WATCH_PORT
+daily_use() {
+  python3 - "$EMULATOR" <<'PY'
+import json, sys, urllib.request
+get = lambda path: json.load(urllib.request.urlopen(sys.argv[1] + path, timeout=5))
+use = get("/_emulator/daily-use")["Write"]
+refused = sum(op["DailyQuotaThrottled"] for op in get("/_emulator/state")["Operations"].values())
+print(f"    the emulator's write window: {use['Used']} used, {use['Left']} left of {use['Cap']} per"
+      f" {use['WindowSeconds']:g} s; calls refused by the daily quota: {refused}")
+PY
+}
+done_before=$(outcomes disassociated)
+start=$EPOCHREALTIME
+for n in $(seq 1 "$SENT"); do
+  request="$WORK/held-budget-$n.json"
+  printf '{"Catalog": "Sandbox", "OpportunityIdentifier": "O4000004", "RelatedEntityType": "AwsMarketplaceSolutions",
+ "RelatedEntityIdentifier": "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-%02d"}\n' "$n" >"$request"
+  answer=$(cargo lambda invoke opportunity-disassociator --invoke-address 127.0.0.1 --invoke-port "$budget_port" \
+    --data-file "$request" 2>&1 | grep -v -e 'Was this behavior unexpected' -e 'Start a thread in' -e '^\s*$')
+  python3 - "$answer" <<'PY'
+import json, sys, time
+try:
+    answer = json.loads(sys.argv[1])
+except ValueError:
+    sys.exit("    function error: " + sys.argv[1])
+entity = answer["request"]["RelatedEntityIdentifier"].rsplit("/", 1)[-1]
+if answer["outcome"] == "held":
+    back = answer["holdUntil"] / 1000
+    at = time.strftime("%H:%M:%S", time.gmtime(back))
+    print(f"    {entity}: outcome held, heldFor {answer['heldFor']}, queued {json.dumps(answer['queued'])}:"
+          f" back at {at} UTC, in {back - time.time():.1f} s")
+else:
+    print(f"    {entity}: outcome {answer['outcome']}")
+PY
+done
+daily_use
+echo "    the worker's log says of the held ones:"
+python3 - "$WORK/function.log" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    if '"held_for":"budget"' in line:
+        entry = json.loads(line)
+        fields = entry.get("fields", entry)
+        level, outcome, cause, message = (entry.get("level"), fields.get("outcome"), fields.get("held_for"),
+                                          fields.get("message"))
+        print(f"      {level} outcome={outcome} held_for={cause}: {message}")
+PY
+echo "    the mapping's passes, until the worker has done all $SENT (at most 60 s):"
+pump_until disassociated $(( SENT - ($(outcomes disassociated) - done_before) )) "$budget_port" 60
+awk -v start="$start" -v end="$EPOCHREALTIME" -v sent="$SENT" \
+  'BEGIN { printf "    all %d done, the last %.1f s after the first request; no redrive, no retry by hand\n", sent, end - start }'
+daily_use
+http "$EMULATOR/_emulator/daily-quotas" \
+  '{"Write": {"Cap": 10000, "WindowSeconds": 86400}, "Read": {"Cap": 100000, "WindowSeconds": 86400}}'
 echo "    the emulator now holds:"
 show_state
 
