@@ -267,7 +267,7 @@ impl Outcome {
 
     /// Whether the record goes back to its trigger (reported failed to SQS): a failure, or a hold kept
     /// by the message's visibility.
-    pub fn given_back(&self) -> bool {
+    pub fn goes_back(&self) -> bool {
         matches!(self, Outcome::Failed(_) | Outcome::Held(Hold { kept: Kept::Invisible, .. }))
     }
 

@@ -15,7 +15,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             let mut held_back = false;
             for index in lane {
                 let outcome = self.process(invocation, &batch.records[index], held_back).await;
-                held_back |= batch.fifo && outcome.given_back();
+                held_back |= batch.fifo && outcome.goes_back();
                 outcomes.push((index, outcome));
             }
             outcomes

@@ -12,7 +12,7 @@ pub fn answer(request_id: &str, batch: &SqsBatch, outcomes: &[Outcome]) -> Resul
     let mut response = SqsBatchResponse::default();
     let mut unreportable = 0;
     for (record, outcome) in batch.records.iter().zip(outcomes) {
-        if outcome.given_back() {
+        if outcome.goes_back() {
             match &record.source_id {
                 Some(id) => response.add_failure(id.clone()),
                 None => unreportable += 1,
