@@ -16,5 +16,6 @@ pub mod config;
 pub mod domain;
 pub mod pacing;
 pub mod telemetry;
+pub mod time;
 pub mod webhook;
 pub mod worker;

@@ -209,8 +209,7 @@ impl Hold {
 
     /// Held for the day's write budget, which has room again at `until_ms` (epoch milliseconds).
     pub fn budget(until_ms: u64) -> Self {
-        let until = aws_smithy_types::DateTime::from_millis(i64::try_from(until_ms).unwrap_or(i64::MAX));
-        let until = until.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_else(|_| until_ms.to_string());
+        let until = crate::time::rfc3339(until_ms);
         Self::new(HeldFor::Budget, until_ms, format!("the day's write budget has no room until {until}"))
     }
 

@@ -27,7 +27,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
@@ -37,6 +37,7 @@ pub use super::bounds::{Attribute, BudgetField, BudgetLimits, Field, Ledger, Lim
 use super::budget::{Budget, Learned, Spend};
 use super::slow_down::SlowDown;
 pub use super::slow_down::Stretch;
+use crate::time::rfc3339;
 
 /// A store call slower than this is taken as a store that does not answer.
 const STORE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -127,8 +128,7 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn now() -> Self {
-        let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        Self { epoch_ms, at: Instant::now() }
+        Self { epoch_ms: crate::time::now_ms(), at: Instant::now() }
     }
 
     pub(crate) fn ms(&self, instant: Instant) -> u64 {
@@ -681,10 +681,4 @@ impl SharedSlots {
 /// How long to pace alone after `count` failures (or disagreeing clocks) in a row.
 fn rest(count: u32) -> Duration {
     DOWN_FIRST.saturating_mul(1 << count.saturating_sub(1).min(5)).min(DOWN_LONGEST)
-}
-
-/// Milliseconds since the epoch as an RFC 3339 time, for the log.
-fn rfc3339(ms: u64) -> String {
-    let time = aws_smithy_types::DateTime::from_millis(i64::try_from(ms).unwrap_or(i64::MAX));
-    time.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_else(|_| ms.to_string())
 }

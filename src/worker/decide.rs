@@ -52,7 +52,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let carried = &record.carried;
         let first_receive =
             record.trigger == Trigger::Sqs && record.receive_count == Some(1) && carried.hold_until_ms.is_none();
-        let now = super::hold::now_ms();
+        let now = crate::time::now_ms();
         let verdict = match (&record.request, held_back) {
             // Received before it is due: waits on, untried (a continuation, not an attempt).
             (Ok(_), false) if record.trigger == Trigger::Sqs && carried.continues(now) => {
@@ -253,7 +253,7 @@ pub const REJECTED: &str =
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// When a write refused under AWS's review is tried again: `REVIEW_RECHECK_SECONDS` from now.
     pub(super) fn review_recheck_at(&self) -> u64 {
-        super::hold::now_ms() + self.config.review_recheck.as_millis() as u64
+        crate::time::now_ms() + self.config.review_recheck.as_millis() as u64
     }
 }
 

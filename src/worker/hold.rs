@@ -7,7 +7,7 @@
 //! continuation, not an attempt), it is kept invisible until then (at most `MAX_HOLD_SECONDS`) at its
 //! first receive, and sent again at a later one. A FIFO message is held by visibility alone.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::time::now_ms;
 
 use base64::Engine;
 use serde_json::Value;
@@ -109,10 +109,6 @@ fn attribute(value: &Value) -> Option<Attribute> {
             (None, None) => return None,
         };
     Some(Attribute { data_type, value })
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A span of milliseconds in words: `41 s`, `3.5 h`, `2.1 days`.

@@ -9,7 +9,6 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -117,7 +116,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             }
         };
         let throttled = self.throttles.get().saturating_sub(throttled_before);
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now_ms = crate::time::now_ms();
         let (namespace, service) = (&self.config.metrics_namespace, &self.config.service_name);
         let mut lines = invocation.metrics.emf_lines(namespace, service, throttled, now_ms);
         let repairs = self.pacer.take_repairs();
