@@ -10,6 +10,7 @@ use fixtures::{eventbridge, fifo, received, sqs_event as sqs, sqs_record as reco
 use lambda_runtime::{Context, LambdaEvent};
 use opportunity_disassociator::aws::partner_central::{ErrorClass, ThrottleCount};
 use opportunity_disassociator::config::WorkerConfig;
+use opportunity_disassociator::domain::opportunity::AssociationLimit;
 use opportunity_disassociator::domain::request::{EntityType, RelatedEntity};
 use opportunity_disassociator::pacing::Pacer;
 use opportunity_disassociator::worker::Worker;
@@ -657,15 +658,9 @@ fn nth_identifier(entity_type: EntityType, i: usize) -> String {
 /// entity's kind; the old one out first when it is at its limit and removing the old one makes room.
 #[tokio::test]
 async fn each_kind_is_replaced_associating_first_with_room_and_disassociating_first_at_its_limit() {
-    let kinds = [
-        (EntityType::AwsProducts, 20),
-        (EntityType::Solutions, 10),
-        (EntityType::AwsMarketplaceSolutions, 10),
-        (EntityType::AwsMarketplaceProducts, 10),
-        (EntityType::AwsMarketplaceOffers, 1),
-        (EntityType::AwsMarketplaceOfferSets, 1),
-    ];
-    for (entity_type, max) in kinds {
+    // The limits themselves are pinned in domain::opportunity's tests.
+    for entity_type in EntityType::ALL {
+        let max = AssociationLimit::of(entity_type).max;
         let identifier = |i: usize| nth_identifier(entity_type, i);
         let old = entity(entity_type, &identifier(0));
         let new = entity(entity_type, &identifier(max));
