@@ -67,6 +67,16 @@ impl Budget {
         (self.window_ms / self.cap).max(1)
     }
 
+    /// The turn of a write that waits for room, at or after `from_ms` (the room's time, and after the
+    /// turns given before), never past `latest_ms`: as the counted room frees when `freeing` gives
+    /// the buckets (the budget is full: [`Budget::next_turn`]), or `from_ms` (a budget spent
+    /// elsewhere frees nothing the stack counted). With the next turn's earliest time, a slot later.
+    pub fn turn(&self, freeing: Option<&Buckets>, from_ms: u64, spacing_ms: u64, latest_ms: u64) -> (u64, u64) {
+        let turn = freeing.and_then(|buckets| self.next_turn(buckets, from_ms, spacing_ms));
+        let turn = turn.unwrap_or(from_ms).min(latest_ms);
+        (turn, turn.saturating_add(spacing_ms).min(latest_ms))
+    }
+
     /// The first turn at or after `from_ms` for a write that waits for room, as the room frees: each
     /// counted bucket frees its writes when it expires, laid out `spacing_ms` apart (the per-second
     /// quota's); the writes made in those turns free theirs a window and a bucket later (never

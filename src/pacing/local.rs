@@ -177,9 +177,9 @@ impl LocalBudget {
         // Turns as the room frees, as the shared slots give them.
         let latest = now_ms.saturating_add(self.turns_ahead_ms);
         let from = until.max(state.held_turn_ms);
-        let freeing = as_room_frees.then(|| self.budget.next_turn(&state.buckets, from, self.spacing_ms));
-        let turn = freeing.flatten().unwrap_or(from).min(latest);
-        state.held_turn_ms = turn.saturating_add(self.spacing_ms).min(latest);
+        let freeing = as_room_frees.then_some(&state.buckets);
+        let (turn, next) = self.budget.turn(freeing, from, self.spacing_ms, latest);
+        state.held_turn_ms = next;
         Err(turn)
     }
 

@@ -423,15 +423,13 @@ impl SharedSlots {
     async fn no_room(&self, budget: Budget, until_ms: u64, as_room_frees: bool) -> Option<Acquired> {
         let turns_ahead_ms = self.budget.map_or(0, |(_, limits)| limits.turns_ahead_ms);
         let latest = self.clock.ms(Instant::now()).saturating_add(turns_ahead_ms);
-        let (held, spent) = {
+        let (held, spent, (turn, became)) = {
             let state = self.lock();
-            (state.ledger.held_turn_ms, state.ledger.spent_until_ms)
+            let held = state.ledger.held_turn_ms;
+            let from = until_ms.max(held.unwrap_or(0));
+            let freeing = as_room_frees.then_some(&state.ledger.buckets);
+            (held, state.ledger.spent_until_ms, budget.turn(freeing, from, self.slow_down.base_ms(), latest))
         };
-        let from = until_ms.max(held.unwrap_or(0));
-        let spacing_ms = self.slow_down.base_ms();
-        let freeing = as_room_frees.then(|| budget.next_turn(&self.lock().ledger.buckets, from, spacing_ms));
-        let turn = freeing.flatten().unwrap_or(from).min(latest);
-        let became = turn.saturating_add(spacing_ms).min(latest);
         let found = |value: Option<u64>| value.map_or(Field::Missing, Field::Number);
         let changes = vec![
             Repair { attribute: Attribute::HeldTurnMs, found: found(held), became: Some(became) },
