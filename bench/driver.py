@@ -826,9 +826,13 @@ class Moto:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         # Niced: moto stands in for a remote service, and its CPU (it is busy Python) should not
-        # delay the emulator's and the function's timing on a small machine.
+        # delay the emulator's and the function's timing on a small machine. Through
+        # tools/moto_server.py, by the venv's Python beside moto_server: writes to a DynamoDB item in
+        # turn, as DynamoDB makes them.
+        python = os.path.join(os.path.dirname(binary), "python")
+        launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "moto_server.py")
         self.proc = subprocess.Popen(
-            [binary, "-H", "127.0.0.1", "-p", str(port)],
+            [python, launcher, "-H", "127.0.0.1", "-p", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -135,3 +135,41 @@ async fn a_table_that_cannot_be_reached_leaves_each_instance_pacing_alone() {
         assert!(lines.contains("paces alone at its share"), "each instance said it fell back: {lines}");
     }
 }
+
+/// The shared slots rely on DynamoDB's conditional writes being atomic: of many conditional writes at
+/// once on one item, each on the value all of them read, exactly one is applied. moto alone does not
+/// keep this (tools/moto_server.py makes it); every test here stands on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_conditional_writes_at_once_on_one_item_exactly_one_is_applied() {
+    const WRITERS: usize = 48;
+    let moto = Moto::start().await;
+    let table = moto.write_slots_table("write-slots-atomic").await;
+    for round in 0..20 {
+        let writes = (0..WRITERS).map(|writer| {
+            let (dynamodb, table) = (moto.dynamodb(), table.clone());
+            tokio::spawn(async move {
+                dynamodb
+                    .update_item()
+                    .table_name(table)
+                    .key("pk", AttributeValue::S(ITEM_KEY.into()))
+                    .update_expression("SET claimed_by = :writer, round = :round")
+                    .condition_expression("attribute_not_exists(round) OR round < :round")
+                    .expression_attribute_values(":writer", AttributeValue::N(writer.to_string()))
+                    .expression_attribute_values(":round", AttributeValue::N(round.to_string()))
+                    .send()
+                    .await
+            })
+        });
+        let mut applied = 0;
+        for write in futures::future::join_all(writes).await {
+            match write.unwrap() {
+                Ok(_) => applied += 1,
+                Err(e) => assert!(
+                    e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()),
+                    "refused only by its condition: {e:?}"
+                ),
+            }
+        }
+        assert_eq!(applied, 1, "round {round}: one write applied of {WRITERS}");
+    }
+}

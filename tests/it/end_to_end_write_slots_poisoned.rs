@@ -101,13 +101,14 @@ async fn two_instances_drain_through_a_table_whose_every_number_is_poisoned() {
     assert!(turn <= now_ms, "the turn a thousand hours ahead became now: {turn}");
 
     // Each value was repaired once, by one instance or the other, and said so.
-    let repaired = |attribute: &str| {
+    let repairs = |attribute: &str| -> Vec<String> {
         functions
             .iter()
             .flat_map(Function::lines)
             .filter(|l| l.contains("out of bounds: repaired") && l.contains(&format!("\"attribute\":\"{attribute}\"")))
-            .count()
+            .collect()
     };
+    let repaired = |attribute: &str| repairs(attribute).len();
     let started = tokio::time::Instant::now();
     let attributes =
         ["next_ms", "spacing_ms", "stretched_ms", &format!("budget.{hour_ahead}"), "budget.x", "held_turn_ms"];
@@ -116,7 +117,7 @@ async fn two_instances_drain_through_a_table_whose_every_number_is_poisoned() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for attribute in attributes {
-        assert_eq!(repaired(attribute), 1, "{attribute} repaired once, not fought over");
+        assert_eq!(repaired(attribute), 1, "{attribute} repaired once, not fought over: {:#?}", repairs(attribute));
     }
     let warn = functions.iter().flat_map(Function::lines).find(|l| l.contains("\"attribute\":\"spacing_ms\"")).unwrap();
     assert!(warn.contains(&format!("\"found\":\"{}\"", u64::MAX)) && warn.contains("\"became\":\"1680\""), "{warn}");
