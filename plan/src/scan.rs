@@ -648,15 +648,15 @@ impl Meter {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // Without a latest start the pacer always gives a turn.
-            let _ = self.pacer.acquire(None).await;
+            // Without a latest start (and a budget) the pacer always gives a turn.
+            let slot = self.pacer.acquire(None).await.unwrap_or_default();
             self.made += 1;
             match call().await {
                 Ok(value) => return Ok(value),
                 Err(e) if e.class == ErrorClass::Transient && attempt < ATTEMPTS => {
                     if e.is_throttling() {
                         self.throttled += 1;
-                        self.pacer.throttled().await;
+                        self.pacer.throttled(slot).await;
                     }
                 }
                 Err(e) => return Err(format!("{what} failed after {attempt} attempt(s): {e}")),

@@ -170,6 +170,23 @@ impl SlotStore for DynamoSlots {
         })
     }
 
+    fn give_back(&self, bucket: u64) -> BoxFuture<'_, Result<Option<Reading>, StoreError>> {
+        Box::pin(async move {
+            let give_back = self
+                .update()
+                .update_expression("SET budget.#bucket = budget.#bucket - :one")
+                .condition_expression("budget.#bucket >= :one")
+                .expression_attribute_names("#bucket", bucket.to_string())
+                .expression_attribute_values(":one", number(1))
+                .return_values(ReturnValue::AllNew);
+            let (update, date) = send_conditional(give_back).await?;
+            Ok(match update {
+                Update::Applied(item) => Some(date.reading(item.as_ref())),
+                Update::Refused(_) => None,
+            })
+        })
+    }
+
     fn repair(&self, repairs: Vec<Repair>) -> BoxFuture<'_, Result<Repaired, StoreError>> {
         Box::pin(async move {
             let (mut sets, mut removes, mut conditions) = (Vec::new(), Vec::new(), Vec::new());

@@ -1,7 +1,8 @@
 //! The account's write budget over a rolling window (`ACCOUNT_WRITES_PER_DAY` per
 //! `WRITE_BUDGET_WINDOW_SECONDS`): counted in buckets, so that the count is small to keep and to
 //! share. A write counts in the bucket of its slot's start; a bucket counts until its start, its
-//! width and a window have passed, so a write frees its room up to one bucket late, never early.
+//! width and a window have passed, so a write frees its room up to one bucket late, never early. A
+//! write the service refused for throttling was not admitted, and is given back.
 //!
 //! The same arithmetic serves the shared slots (the buckets in the write-slot item) and an instance
 //! pacing alone (its own writes, at its share of the budget). A budget spent by another tool of the

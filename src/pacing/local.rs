@@ -183,15 +183,22 @@ impl LocalBudget {
         Err(turn)
     }
 
-    /// Counts a write whose slot starts now.
-    pub fn count(&self) {
+    /// Counts a write whose slot starts now: the bucket it counts in.
+    pub fn count(&self) -> Option<u64> {
         let now_ms = self.clock.ms(Instant::now());
         let mut state = self.lock();
-        if let Ok(spend) = self.budget.spend(&state.buckets, now_ms) {
-            for bucket in spend.expired {
-                state.buckets.remove(&bucket);
-            }
-            state.buckets.insert(spend.bucket, spend.count);
+        let spend = self.budget.spend(&state.buckets, now_ms).ok()?;
+        for bucket in spend.expired {
+            state.buckets.remove(&bucket);
+        }
+        state.buckets.insert(spend.bucket, spend.count);
+        Some(spend.bucket)
+    }
+
+    /// A write counted in `bucket` that the service refused: it takes no room.
+    pub fn give_back(&self, bucket: u64) {
+        if let Some(count) = self.lock().buckets.get_mut(&bucket) {
+            *count = count.saturating_sub(1);
         }
     }
 

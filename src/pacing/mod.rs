@@ -37,6 +37,22 @@ pub enum Refused {
     NoRoom { until_ms: u64 },
 }
 
+/// A slot given, and where its write counts in the day's budget: a write the service refuses for
+/// throttling is given back by [`Pacer::throttled`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Slot {
+    counted: Option<Counted>,
+}
+
+/// The bucket of the day's budget a write counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    /// In the shared slots.
+    Shared(u64),
+    /// In this instance's own count, pacing alone.
+    Local(u64),
+}
+
 /// The worker's pacer.
 pub struct Pacer {
     local: LocalPacer,
@@ -76,14 +92,14 @@ impl Pacer {
     /// Waits for the next write slot. `latest_start`, when given, is the last moment a slot may
     /// begin: a later one is refused at once, without waiting, and nothing is consumed. So is a
     /// write the day's budget has no room for.
-    pub async fn acquire(&self, latest_start: Option<Instant>) -> Result<(), Refused> {
+    pub async fn acquire(&self, latest_start: Option<Instant>) -> Result<Slot, Refused> {
         let _turn = self.queue.lock().await;
         if let Some(shared) = &self.shared {
             match shared.claim(latest_start).await {
-                Acquired::At(slot) => {
+                Acquired::At(slot, bucket) => {
                     self.alone.store(false, Ordering::Relaxed);
                     tokio::time::sleep_until(slot).await;
-                    return Ok(());
+                    return Ok(Slot { counted: bucket.map(Counted::Shared) });
                 }
                 Acquired::TooLate(slot) => return Err(Refused::TooLate(TooLate { slot })),
                 Acquired::NoRoom(until_ms) => return Err(Refused::NoRoom { until_ms }),
@@ -97,15 +113,14 @@ impl Pacer {
             budget.room().map_err(|until_ms| Refused::NoRoom { until_ms })?;
         }
         self.local.acquire(latest_start).await.map_err(Refused::TooLate)?;
-        if let Some(budget) = &self.local_budget {
-            budget.count();
-        }
-        Ok(())
+        let counted = self.local_budget.as_ref().and_then(LocalBudget::count);
+        Ok(Slot { counted: counted.map(Counted::Local) })
     }
 
-    /// The service answered with throttling: the pacer that gave the last slot slows down, and
-    /// learns whether the day's budget was spent elsewhere.
-    pub async fn throttled(&self) {
+    /// The service answered the write in `slot` with throttling: the pacer that gave the last slot
+    /// slows down and learns whether the day's budget was spent elsewhere, and the write, refused,
+    /// is given back to the budget it counted in.
+    pub async fn throttled(&self, slot: Slot) {
         match &self.shared {
             Some(shared) if !self.alone.load(Ordering::Relaxed) => shared.throttled().await,
             _ => {
@@ -115,6 +130,11 @@ impl Pacer {
                     budget.throttled(stretched);
                 }
             }
+        }
+        match (slot.counted, &self.shared, &self.local_budget) {
+            (Some(Counted::Shared(bucket)), Some(shared), _) => shared.give_back(bucket).await,
+            (Some(Counted::Local(bucket)), _, Some(budget)) => budget.give_back(bucket),
+            _ => {}
         }
     }
 
@@ -341,6 +361,22 @@ mod tests {
             })
         }
 
+        fn give_back(&self, bucket: u64) -> BoxFuture<'_, Result<Option<Reading>, StoreError>> {
+            Box::pin(async move {
+                self.answer().await?;
+                let mut stored = self.stored.lock().unwrap();
+                let BudgetField::Map(map) = &mut stored.budget else { return Ok(None) };
+                match map.get(&bucket.to_string()).and_then(number) {
+                    Some(count) if count >= 1.0 => {
+                        map.insert(bucket.to_string(), Field::Number(count as u64 - 1));
+                        drop(stored);
+                        Ok(Some(self.reading()))
+                    }
+                    _ => Ok(None),
+                }
+            })
+        }
+
         fn repair(&self, repairs: Vec<Repair>) -> BoxFuture<'_, Result<Repaired, StoreError>> {
             Box::pin(async move {
                 self.answer().await?;
@@ -429,8 +465,8 @@ mod tests {
     async fn a_throttle_stretches_the_spacing_for_every_instance_and_it_decays_back() {
         let store = Arc::new(MemoryStore::default());
         let (a, b) = (instance(&store, 10.0), instance(&store, 10.0));
-        a.acquire(None).await.unwrap();
-        a.throttled().await;
+        let slot = a.acquire(None).await.unwrap();
+        a.throttled(slot).await;
         assert_eq!(store.stored().spacing_ms, Field::Number(157), "1.5 times 105 ms, recorded in the store");
         // B learns of it at its next claim, whose answer carries the store's state.
         b.acquire(None).await.unwrap();
@@ -442,8 +478,8 @@ mod tests {
         b.acquire(None).await.unwrap();
         assert_eq!(b.interval(), Duration::from_millis(105));
         // A second instance throttled by the same overload within a spacing does not stretch it again.
-        a.throttled().await;
-        b.throttled().await;
+        a.throttled(Slot::default()).await;
+        b.throttled(Slot::default()).await;
         assert_eq!(store.stored().spacing_ms, Field::Number(157));
     }
 
@@ -493,7 +529,7 @@ mod tests {
         let pacer = instance(&store, 10.0);
         pacer.acquire(None).await.unwrap();
         for _ in 0..6 {
-            pacer.throttled().await;
+            pacer.throttled(Slot::default()).await;
         }
         assert!(pacer.interval() > Duration::from_millis(1_000), "stretched in the shared slots");
         store.failing.store(true, Ordering::Relaxed);
@@ -610,7 +646,7 @@ mod tests {
         let times = run(std::slice::from_ref(&fast), 4).await;
         assert_eq!(gaps(&times), vec![Duration::from_millis(200); 3], "its share, 5 writes/s");
         assert_eq!(store.stored(), Stored::default(), "no time of its clock in the table");
-        fast.throttled().await;
+        fast.throttled(Slot::default()).await;
         assert_eq!(store.stored(), Stored::default(), "nor a stretch");
         // The other instance keeps the table to itself, at the account's rate.
         let good = instance(&store, 10.0);
@@ -703,7 +739,7 @@ mod tests {
                     let mut times = Vec::new();
                     while Instant::now() < end {
                         match pacer.acquire(None).await {
-                            Ok(()) => {
+                            Ok(_) => {
                                 times.push(store.started.elapsed());
                                 pacer.succeeded().await;
                             }
@@ -790,11 +826,11 @@ mod tests {
         // At the base spacing (the per-second quota's), then at a stretched one, in a run longer than
         // a stretch's half-life (420 ms).
         for _ in 0..4 {
-            a.throttled().await;
+            a.throttled(Slot::default()).await;
         }
         assert_eq!(store.stored().spent_until_ms, Field::Missing, "a run a per-second quota explains");
         tokio::time::sleep(Duration::from_millis(500)).await;
-        a.throttled().await;
+        a.throttled(Slot::default()).await;
         let spent_until = EPOCH_MS + 500 + 40_000 / 24;
         assert_eq!(store.stored().spent_until_ms, Field::Number(spent_until), "recorded for every instance");
         assert!(matches!(b.acquire(None).await, Err(Refused::NoRoom { until_ms }) if until_ms >= spent_until));
@@ -822,9 +858,9 @@ mod tests {
             while Instant::now() < end {
                 match pacer.acquire(None).await {
                     // The service refuses every write.
-                    Ok(()) => {
+                    Ok(slot) => {
                         throttled += 1;
-                        pacer.throttled().await;
+                        pacer.throttled(slot).await;
                     }
                     Err(Refused::NoRoom { until_ms }) => tokio::time::sleep_until(instant_of(until_ms).min(end)).await,
                     Err(refused) => panic!("{refused:?}"),
@@ -833,6 +869,42 @@ mod tests {
             // A probe each 24th of the window, after the few throttled writes that taught it.
             assert!((24..=24 + 4).contains(&throttled), "shared: {shared}: {throttled} throttled writes in a window");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_refused_for_throttling_is_given_back_to_the_budget_it_counted_in() {
+        let store = Arc::new(MemoryStore::default());
+        let (a, b) = (budgeted(&store, 10.0, 5), budgeted(&store, 10.0, 5));
+        let mut slots = Vec::new();
+        for _ in 0..5 {
+            slots.push(a.acquire(None).await.unwrap());
+        }
+        assert!(matches!(b.acquire(None).await, Err(Refused::NoRoom { .. })), "the budget is full");
+        let counted = || {
+            let BudgetField::Map(map) = store.stored().budget else { panic!("no budget: {:?}", store.stored()) };
+            map.values().map(|count| number(count).unwrap() as u64).sum::<u64>()
+        };
+        a.throttled(slots[4]).await;
+        assert_eq!(counted(), 4, "the refused write takes no room, for any instance");
+        b.acquire(None).await.expect("its room, taken by another instance");
+        assert_eq!(counted(), 5);
+        // A bucket that no longer counts, or counts nothing, is left as it is.
+        tokio::time::sleep(WINDOW * 2).await;
+        let fresh = a.acquire(None).await.unwrap();
+        a.throttled(slots[0]).await;
+        assert_eq!(counted(), 1, "the expired buckets removed by the claim, and none given back to");
+        a.throttled(fresh).await;
+        a.throttled(fresh).await;
+        assert_eq!(counted(), 0, "never below none");
+
+        // Pacing alone: its own count, the same way.
+        let (pacer, _) = local_budgeted(2);
+        let first = pacer.acquire(None).await.unwrap();
+        pacer.acquire(None).await.unwrap();
+        assert!(matches!(pacer.acquire(None).await, Err(Refused::NoRoom { .. })));
+        pacer.throttled(first).await;
+        pacer.acquire(None).await.expect("the refused write's room");
+        assert!(matches!(pacer.acquire(None).await, Err(Refused::NoRoom { .. })));
     }
 
     /// A pacer alone with a budget of `cap`, and its clock's reading now (the system's).

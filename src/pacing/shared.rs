@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use super::bounds::{Attribute, BudgetField, BudgetLimits, Field, Ledger, Limits, Repair, Slots, Stored};
 use super::budget::{Budget, Learned, Spend};
@@ -116,6 +116,10 @@ pub trait SlotStore: Send + Sync {
     /// Writes every repair at once, on the condition that each attribute still holds what was found.
     /// The budget's turns and learned spends are written the same way.
     fn repair(&self, repairs: Vec<Repair>) -> BoxFuture<'_, Result<Repaired, StoreError>>;
+
+    /// Takes one write off the budget's count in `bucket`, unless it no longer counts one: what the
+    /// store holds then, or `None` when there was nothing to take off.
+    fn give_back(&self, bucket: u64) -> BoxFuture<'_, Result<Option<Reading>, StoreError>>;
 }
 
 /// The wall clock in milliseconds since the epoch, advanced by tokio's monotonic clock from one
@@ -150,8 +154,8 @@ impl Clock {
 /// What a shared acquire came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquired {
-    /// The slot claimed begins then.
-    At(Instant),
+    /// The slot claimed begins then; its write counts in that bucket of the day's budget, if kept.
+    At(Instant, Option<u64>),
     /// The next slot would begin then, past the latest start: nothing was claimed.
     TooLate(Instant),
     /// The day's budget has no room: not before then (milliseconds since the epoch). Nothing was claimed.
@@ -345,6 +349,7 @@ impl SharedSlots {
                 }
             };
             let spacing_ms = self.slow_down.spacing_at(known.stretch, now_ms);
+            let bucket = budget.as_ref().map(|claim| claim.spend.bucket);
             let claim = self.store.claim(start_ms, spacing_ms, budget);
             let (claimed, reading) = match tokio::time::timeout(STORE_TIMEOUT, claim).await {
                 Ok(Ok(Claim::Claimed(reading))) => (true, reading),
@@ -362,7 +367,7 @@ impl SharedSlots {
                     // One write probes: the next finds the spend as moved on, and waits.
                     state.probe = Probe::Sent(until);
                 }
-                return Acquired::At(start);
+                return Acquired::At(start, bucket);
             }
         }
         // Never claimed: others kept claiming first. Pace locally this once, the store still trusted;
@@ -408,6 +413,15 @@ impl SharedSlots {
                 Ok(false) => None,
                 Err(acquired) => Some(acquired),
             });
+        }
+        let mut ledger = ledger;
+        if budget.spend(&ledger.buckets, start_ms).is_err() {
+            // Full as last read: another instance may have given a refused write back since.
+            self.look().await;
+            if self.is_down() {
+                return Err(Some(Acquired::Unavailable));
+            }
+            ledger = self.lock().ledger.clone();
         }
         match budget.spend(&ledger.buckets, start_ms) {
             Ok(spend) => Ok(Some(BudgetClaim { read: ledger.exists.then_some(ledger.buckets), spend })),
@@ -506,6 +520,25 @@ impl SharedSlots {
         let spend = Repair { attribute: Attribute::SpentUntilMs, found, became: Some(until) };
         if let Ok(true) = self.set(vec![spend]).await {
             self.lock().ledger.spent_until_ms = Some(until);
+        }
+    }
+
+    /// A write refused for throttling, which counted in `bucket`: the service did not admit it, so
+    /// it takes no room in the day's budget (a refused call spends no quota, as the emulator models
+    /// the service; the guide does not say). Not below zero, nor in a bucket removed since.
+    pub async fn give_back(&self, bucket: u64) {
+        if self.is_down() || self.budget.is_none() {
+            return;
+        }
+        match tokio::time::timeout(STORE_TIMEOUT, self.store.give_back(bucket)).await {
+            Ok(Ok(Some(reading))) => {
+                self.take_in(reading).await;
+            }
+            // The bucket no longer counts: nothing to give back.
+            Ok(Ok(None)) => {}
+            // Left counted: the budget only errs on the side of room unused.
+            Ok(Err(e)) => debug!(error = %e, "a refused write could not be given back to the day's budget"),
+            Err(_) => debug!("a refused write could not be given back to the day's budget: no answer in time"),
         }
     }
 

@@ -129,27 +129,26 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let refused = match self.pacer.acquire(latest_start).await {
-                Ok(()) => None,
+            let slot = match self.pacer.acquire(latest_start).await {
+                Ok(slot) => slot,
                 Err(Refused::NoRoom { until_ms }) => return Err(WriteError::NoRoom { until_ms }),
-                Err(Refused::TooLate(too_late)) => Some(too_late),
-            };
-            if let Some(too_late) = refused {
                 // Retried later for the reason its last attempt failed, if it had one.
-                return Err(match last_error {
-                    Some(error) => WriteError::Api { error, retried: true },
-                    None => {
-                        let wait = too_late.slot.saturating_duration_since(Instant::now());
-                        WriteError::Deadline(Failure::new(
-                            codes::DEADLINE,
-                            format!(
-                                "not started: the next paced write slot is {} ms away, too close to the invocation's deadline",
-                                wait.as_millis()
-                            ),
-                        ))
-                    }
-                });
-            }
+                Err(Refused::TooLate(too_late)) => {
+                    return Err(match last_error {
+                        Some(error) => WriteError::Api { error, retried: true },
+                        None => {
+                            let wait = too_late.slot.saturating_duration_since(Instant::now());
+                            WriteError::Deadline(Failure::new(
+                                codes::DEADLINE,
+                                format!(
+                                    "not started: the next paced write slot is {} ms away, too close to the invocation's deadline",
+                                    wait.as_millis()
+                                ),
+                            ))
+                        }
+                    });
+                }
+            };
             let started = Instant::now();
             let result = match write {
                 Write::Associate(entity) => {
@@ -174,7 +173,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 None => return Err(WriteError::Deadline(cut_off())),
             };
             if error.is_throttling() {
-                self.pacer.throttled().await;
+                self.pacer.throttled(slot).await;
             }
             if error.class != ErrorClass::Transient || attempt >= self.config.max_attempts {
                 return Err(WriteError::Api { error, retried: attempt > 1 });

@@ -2,7 +2,7 @@
 //! emulator enforcing a rolling daily quota scaled to 40 s. The stack stops writing when its budget
 //! is spent, before the service refuses anything, and says until when; a budget that another tool of
 //! the account spent is learned from the throttled answers, recorded for every instance, and probed
-//! by one write at a time.
+//! by one write at a time. A write the service refused takes no room in the budget.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -115,16 +115,16 @@ async fn the_stack_stops_writing_when_its_budget_is_spent_and_says_until_when() 
     // A pass of each instance: the budget's 8 writes land, and every other record is refused for it.
     let mut refused = 0;
     let waiting = tokio::time::Instant::now();
-    while calls(&emulator) < 8 || refused == 0 {
-        assert!(waiting.elapsed() < Duration::from_secs(30), "{} calls, refused {refused}", calls(&emulator));
+    while landed(&emulator) < 8 || refused == 0 {
+        assert!(waiting.elapsed() < Duration::from_secs(30), "{} landed, refused {refused}", landed(&emulator));
         let (pa, pb) =
             tokio::join!(pump_once(&moto, &queues, &a, 10, TIMEOUT), pump_once(&moto, &queues, &b, 10, TIMEOUT));
         refused += pa.failed + pb.failed;
     }
-    // Every attempt counts, a throttled one too (the service's count of those is not documented).
-    assert_eq!(calls(&emulator), 8, "the budget's writes, not one more");
+    // The budget's writes, not one more; an attempt refused by the per-second quota was given back.
+    assert_eq!(landed(&emulator), 8, "the budget's writes, not one more");
     let throttled = emulator.state().operations["DisassociateOpportunity"].throttled;
-    assert_eq!(landed(&emulator) as u64 + throttled, 8);
+    assert_eq!(calls(&emulator), 8 + throttled);
     assert_eq!(refused_for_the_day(&emulator), 0, "the service refused nothing for the day: the stack stopped first");
     assert!(moto.drain(&queues.dlq_url).await.is_empty(), "nothing dead-lettered");
 
@@ -171,8 +171,8 @@ async fn a_budget_spent_elsewhere_is_learned_from_the_throttles_and_probed_by_on
     let throttled = refused_for_the_day(&emulator);
     assert!((4..=8).contains(&throttled), "{throttled} writes refused before the spend was learned");
     assert!(function.lines().iter().any(|l| l.contains("taken as spent elsewhere")));
-    let item = item(&moto, &table).await;
-    let spent_until: u64 = item["spent_until_ms"].as_n().expect("recorded for every instance").parse().unwrap();
+    let spent = item(&moto, &table).await;
+    let spent_until: u64 = spent["spent_until_ms"].as_n().expect("recorded for every instance").parse().unwrap();
     assert!(spent_until <= now_ms() + WINDOW_MS / 24 + 1_000, "{spent_until}");
     assert!(!no_room_until(&[&function]).is_empty(), "the rest were refused for the budget");
 
@@ -187,6 +187,10 @@ async fn a_budget_spent_elsewhere_is_learned_from_the_throttles_and_probed_by_on
     let again: u64 = item_spent_until(&moto, &table).await;
     assert!(again > spent_until, "{again} after {spent_until}");
     assert!(moto.drain(&queues.dlq_url).await.is_empty(), "nothing dead-lettered");
+    // Every write was refused, and each was given back: none takes room in the stack's budget.
+    let counts = item(&moto, &table).await["budget"].as_m().expect("the budget's counts").clone();
+    let counted: u64 = counts.values().map(|n| n.as_n().unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(counted, 0, "{} refused writes, counted {counts:?}", refused_for_the_day(&emulator));
 }
 
 async fn item_spent_until(moto: &Moto, table: &str) -> u64 {
