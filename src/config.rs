@@ -19,6 +19,8 @@ const WEBHOOK_MAX_BODY_BYTES_RANGE: RangeInclusive<usize> = 1024..=6_000_000;
 /// 256 KiB: tell the function).
 pub const DEFAULT_DEAD_LETTER_MAX_MESSAGE_BYTES: usize = 1_048_576;
 const DEAD_LETTER_MAX_MESSAGE_BYTES_RANGE: RangeInclusive<usize> = 1024..=1_048_576;
+/// Lambda's longest timeout: no timeout of a call or a slot can be longer.
+const LAMBDA_MOST_SECONDS: f64 = 900.0;
 
 /// A setting that cannot be used, by name.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -147,8 +149,9 @@ impl WorkerConfig {
             1.0..=2_592_000.0,
             "must be a number of seconds from 1 to 2592000 (30 days)",
         )?);
-        let read_timeout = settings.seconds("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", 10.0)?;
-        let operation_timeout = settings.seconds("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", 20.0)?;
+        let read_timeout = settings.seconds("PARTNER_CENTRAL_READ_TIMEOUT_SECONDS", 10.0, LAMBDA_MOST_SECONDS)?;
+        let operation_timeout =
+            settings.seconds("PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS", 20.0, LAMBDA_MOST_SECONDS)?;
         if operation_timeout < read_timeout {
             return Err(ConfigError {
                 name: "PARTNER_CENTRAL_OPERATION_TIMEOUT_SECONDS",
@@ -157,8 +160,8 @@ impl WorkerConfig {
             });
         }
         let dry_run = settings.flag("DRY_RUN", false)?;
-        let max_hold = settings.span("MAX_HOLD_SECONDS", 43_200.0, 43_200.0)?;
-        let work_queue_retention = settings.span("WORK_QUEUE_RETENTION_SECONDS", 1_123_200.0, 1_209_600.0)?;
+        let max_hold = settings.seconds("MAX_HOLD_SECONDS", 43_200.0, 43_200.0)?;
+        let work_queue_retention = settings.seconds("WORK_QUEUE_RETENTION_SECONDS", 1_123_200.0, 1_209_600.0)?;
         if work_queue_retention <= max_hold {
             return Err(ConfigError {
                 name: "WORK_QUEUE_RETENTION_SECONDS",
@@ -182,8 +185,8 @@ impl WorkerConfig {
                 0.0..=0.5,
                 "must be a fraction from 0 to 0.5",
             )?,
-            max_slot_ahead: settings.seconds("MAX_SLOT_AHEAD_SECONDS", 10.0)?,
-            connect_timeout: settings.seconds("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", 3.0)?,
+            max_slot_ahead: settings.seconds("MAX_SLOT_AHEAD_SECONDS", 10.0, LAMBDA_MOST_SECONDS)?,
+            connect_timeout: settings.seconds("PARTNER_CENTRAL_CONNECT_TIMEOUT_SECONDS", 3.0, LAMBDA_MOST_SECONDS)?,
             read_timeout,
             operation_timeout,
             max_attempts: settings.number(
@@ -206,7 +209,7 @@ impl WorkerConfig {
             )?,
             work_queue_url: settings.queue_url("WORK_QUEUE_URL")?,
             max_hold,
-            review_recheck: settings.span("REVIEW_RECHECK_SECONDS", 3_600.0, 1_209_600.0)?,
+            review_recheck: settings.seconds("REVIEW_RECHECK_SECONDS", 3_600.0, 1_209_600.0)?,
             work_queue_retention,
             dry_run,
             warm_up: settings.warm_up()? && !dry_run,
@@ -354,15 +357,8 @@ impl<L: Fn(&str) -> Option<String>> Settings<L> {
         }
     }
 
-    /// Seconds above 0 and at most 900 (Lambda's longest timeout).
-    fn seconds(&self, name: &'static str, default: f64) -> Result<Duration, ConfigError> {
-        let reason = "must be a number of seconds above 0 and at most 900";
-        let seconds = self.number(name, default, f64::MIN_POSITIVE..=900.0, reason)?;
-        Ok(Duration::from_secs_f64(seconds))
-    }
-
     /// Seconds above 0 and at most `most` (decimals allowed: tests scale time).
-    fn span(&self, name: &'static str, default: f64, most: f64) -> Result<Duration, ConfigError> {
+    fn seconds(&self, name: &'static str, default: f64, most: f64) -> Result<Duration, ConfigError> {
         let reason = format!("must be a number of seconds above 0 and at most {most}");
         let seconds = self.number(name, default, f64::MIN_POSITIVE..=most, &reason)?;
         Ok(Duration::from_secs_f64(seconds))

@@ -7,9 +7,11 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
+use std::time::Duration;
 
 use opportunity_disassociator::aws::work_queue::message_body;
 use opportunity_disassociator::domain::request::{DisassociationRequest, FieldError};
+use opportunity_disassociator::time::in_words;
 use sha2::{Digest, Sha256};
 
 /// The account's daily write budget (Partner Central's quota): the default of `--writes-per-day`.
@@ -115,7 +117,7 @@ impl Summary {
         } else {
             (by_pace, format!("at {WRITES_PER_SECOND} write/s"))
         };
-        format!("about {} {bound}", span(seconds))
+        format!("about {} {bound}", in_words(Duration::from_secs(seconds.ceil() as u64)))
     }
 }
 
@@ -129,17 +131,6 @@ impl fmt::Display for Summary {
             self.replacements,
             self.writes
         )
-    }
-}
-
-/// A span of time for a person: days and hours, hours and minutes, or minutes and seconds.
-pub fn span(seconds: f64) -> String {
-    let s = seconds.ceil() as u64;
-    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60, s % 60);
-    match (d, h, m) {
-        (0, 0, m) => format!("{m} min {sec} s"),
-        (0, h, m) => format!("{h} h {m} min"),
-        (d, h, _) => format!("{d} d {h} h"),
     }
 }
 

@@ -95,6 +95,15 @@ fn parse_rate(value: &str) -> Result<f64, String> {
     }
 }
 
+/// `n` and the noun that goes with it: "1 opportunity", "3 opportunities".
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn opportunities(n: u64) -> String {
+    counted(n, "opportunity", "opportunities")
+}
+
 /// The state file of a scan planned to `out`.
 pub fn state_path_for(out: &Path) -> PathBuf {
     let mut path = out.as_os_str().to_owned();
@@ -593,39 +602,39 @@ impl<R: Reads> Scan<R> {
     pub fn report(&self, reads_per_second: f64) -> String {
         let t = &self.state.tally;
         let mut out = format!(
-            "marketplace-solutions: {}: {} legacy solutions listed ({} with a counterpart); {} opportunities listed\n",
+            "marketplace-solutions: {}: {} listed ({} with a counterpart); {} listed\n",
             self.state.catalog,
-            self.state.mapping.len(),
+            counted(self.state.mapping.len() as u64, "legacy solution", "legacy solutions"),
             self.state.mapping.values().flatten().count(),
-            t.listed
+            opportunities(t.listed)
         );
         let requests = self.state.requests.len();
         out.push_str(&format!(
-            "  planned: {requests} replacements on {} opportunities; {} of them under review (the stack holds their requests until the review ends); {} replacements find the counterpart already on (only the removal is left)\n",
-            t.planned, t.under_review, t.counterpart_already_on
+            "  planned: {} on {}; {} of them under review (the stack holds their requests until the review ends); {} the counterpart already on (only the removal is left)\n",
+            counted(requests as u64, "replacement", "replacements"),
+            opportunities(t.planned),
+            t.under_review,
+            counted(t.counterpart_already_on, "replacement finds", "replacements find")
         ));
         if t.closed_lost > 0 {
             let hint = if self.settings.include_closed { "" } else { " (--include-closed plans them)" };
-            out.push_str(&format!("  left out: {} opportunities Closed Lost, not read{hint}\n", t.closed_lost));
+            out.push_str(&format!("  left out: {} Closed Lost, not read{hint}\n", opportunities(t.closed_lost)));
         }
         if t.rejected > 0 {
-            out.push_str(&format!("  left out: {} opportunities Rejected (read-only), not read\n", t.rejected));
+            out.push_str(&format!("  left out: {} Rejected (read-only), not read\n", opportunities(t.rejected)));
         }
         if t.already_replaced > 0 {
             out.push_str(&format!(
-                "  left out: {} opportunities already replaced (they hold the counterpart and not its legacy solution)\n",
-                t.already_replaced
+                "  left out: {} already replaced (they hold the counterpart and not its legacy solution)\n",
+                opportunities(t.already_replaced)
             ));
         }
         if t.gone > 0 {
-            out.push_str(&format!("  left out: {} opportunities listed but gone when read\n", t.gone));
+            out.push_str(&format!("  left out: {} listed but gone when read\n", opportunities(t.gone)));
         }
         for (reason, solutions) in &t.left_out {
-            for (solution, opportunities) in solutions {
-                out.push_str(&format!(
-                    "  left out: {solution} {} (on {opportunities} opportunities)\n",
-                    reason.describe()
-                ));
+            for (solution, on) in solutions {
+                out.push_str(&format!("  left out: {solution} {} (on {})\n", reason.describe(), opportunities(*on)));
             }
         }
         let elapsed = self.started.elapsed().as_secs_f64();
@@ -710,13 +719,17 @@ impl Progress {
     fn page_done(&mut self, state: &State, made: u64, elapsed: Duration, log: &mut impl Write) {
         let planned = state.requests.len();
         match self {
-            Self::Bar(bar) => bar.set_message(format!("{planned} replacements planned")),
+            Self::Bar(bar) => {
+                bar.set_message(format!("{} planned", counted(planned as u64, "replacement", "replacements")))
+            }
             Self::Lines => {
                 let rate = made as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
                 let _ = writeln!(
                     log,
-                    "page {}: {} opportunities listed, {planned} replacements planned, {made} reads at {rate:.2}/s",
-                    state.opportunities.pages, state.tally.listed
+                    "page {}: {} listed, {} planned, {made} reads at {rate:.2}/s",
+                    state.opportunities.pages,
+                    opportunities(state.tally.listed),
+                    counted(planned as u64, "replacement", "replacements")
                 );
             }
             Self::Silent => {}
@@ -932,7 +945,7 @@ mod tests {
             "{report}"
         );
         assert!(report.contains("left out: S-3 has no Marketplace counterpart"), "{report}");
-        assert!(report.contains("left out: 1 opportunities Rejected (read-only)"), "{report}");
+        assert!(report.contains("left out: 1 opportunity Rejected (read-only)"), "{report}");
     }
 
     #[tokio::test(start_paused = true)]

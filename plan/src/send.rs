@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use opportunity_disassociator::aws::work_queue::{Entry, MAX_BATCH, SqsWorkQueue};
 use opportunity_disassociator::domain::request::DisassociationRequest;
+use opportunity_disassociator::time::in_words;
 
-use crate::plan::{self, Plan, Summary, span, writes};
+use crate::plan::{self, Plan, Summary, writes};
 
 /// The work queue, as `send` needs it.
 pub trait Queue {
@@ -233,7 +234,7 @@ pub async fn send(
         log,
         format!(
             "queue: keeps a message {}, holds {} now; at {} writes a day the stack can take on {room} more writes before the retention",
-            span(depth.retention_seconds as f64),
+            in_words(Duration::from_secs(depth.retention_seconds)),
             depth.messages,
             settings.writes_per_day
         ),
@@ -293,7 +294,7 @@ pub async fn send(
             format!(
                 "trickle: {sent} sent, {} to go; reading the queue's depth again in {}",
                 pending.len(),
-                span(every.as_secs_f64())
+                in_words(every)
             ),
         )?;
         tokio::time::sleep(every).await;

@@ -58,7 +58,11 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             (Ok(_), false) if record.trigger == Trigger::Sqs && carried.continues(now) => {
                 let cause = carried.held_for.unwrap_or(HeldFor::Budget);
                 let until = carried.hold_until_ms.unwrap_or(now);
-                Verdict::Held(Hold::new(cause, until, format!("waits on, until its HoldUntil {until} (epoch ms)")))
+                Verdict::Held(Hold::new(
+                    cause,
+                    until,
+                    format!("waits on, until its HoldUntil, {}", crate::time::rfc3339(until)),
+                ))
             }
             (_, true) => Verdict::Transient(Failure::new(
                 codes::EARLIER_FAILURE_IN_GROUP,

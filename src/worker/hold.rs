@@ -7,7 +7,9 @@
 //! continuation, not an attempt), it is kept invisible until then (at most `MAX_HOLD_SECONDS`) at its
 //! first receive, and sent again at a later one. A FIFO message is held by visibility alone.
 
-use crate::time::now_ms;
+use std::time::Duration;
+
+use crate::time::{in_words, now_ms, rfc3339};
 
 use base64::Engine;
 use serde_json::Value;
@@ -111,17 +113,6 @@ fn attribute(value: &Value) -> Option<Attribute> {
     Some(Attribute { data_type, value })
 }
 
-/// A span of milliseconds in words: `41 s`, `3.5 h`, `2.1 days`.
-pub fn span(ms: u64) -> String {
-    let seconds = ms as f64 / 1000.0;
-    match seconds {
-        s if s < 120.0 => format!("{s:.0} s"),
-        s if s < 7_200.0 => format!("{:.0} min", s / 60.0),
-        s if s < 172_800.0 => format!("{:.1} h", s / 3_600.0),
-        s => format!("{:.1} days", s / 86_400.0),
-    }
-}
-
 /// Whole seconds from `now_ms` to `until_ms`, rounded up, at most `most`.
 fn seconds_until(until_ms: u64, now_ms: u64, most: u64) -> u32 {
     (until_ms.saturating_sub(now_ms).div_ceil(1000)).min(most) as u32
@@ -145,16 +136,24 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let age = now.saturating_sub(since);
         if record.trigger == Trigger::Sqs && age > bound {
             let reason = match hold.cause {
-                HeldFor::Budget => format!("held for the day's budget since {since} (epoch ms), {} ago", span(age)),
+                HeldFor::Budget => format!(
+                    "held for the day's budget since {}, {} ago",
+                    rfc3339(since),
+                    in_words(Duration::from_millis(age))
+                ),
                 HeldFor::UnderReview => {
-                    format!("still under review after {} (held since {since}, epoch ms)", span(age))
+                    format!(
+                        "still under review after {} (held since {})",
+                        in_words(Duration::from_millis(age)),
+                        rfc3339(since)
+                    )
                 }
             };
             let failure = Failure::new(
                 codes_for(hold.cause),
                 format!(
                     "{reason}: past the bound on holding, the work queue's retention less MAX_HOLD_SECONDS ({}); {}",
-                    span(bound),
+                    in_words(Duration::from_millis(bound)),
                     hold.reason
                 ),
             );
@@ -313,11 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn spans_read_in_the_unit_that_suits_them() {
-        assert_eq!(span(41_000), "41 s");
-        assert_eq!(span(600_000), "10 min");
-        assert_eq!(span(12_600_000), "3.5 h");
-        assert_eq!(span(1_123_200_000), "13.0 days");
+    fn a_wait_is_whole_seconds_rounded_up_and_at_most_the_most() {
         assert_eq!(seconds_until(1_500, 0, 900), 2, "rounded up");
         assert_eq!(seconds_until(10_000_000, 0, 900), 900);
         assert_eq!(seconds_until(0, 5, 900), 0);

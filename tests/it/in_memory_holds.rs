@@ -251,7 +251,7 @@ async fn a_record_held_past_the_bound_is_dead_lettered_with_how_long_it_waited()
     let old = message("m1", 60_000, held_until(now - 100, now - 84_600_000, 0));
     let letter = dead_letter_of(&w, vec![old]).await;
     assert_eq!(letter.code, "UnderReview");
-    assert!(letter.message.starts_with("still under review after 23.5 h"), "{}", letter.message);
+    assert!(letter.message.starts_with("still under review after 23 h 30 min"), "{}", letter.message);
 }
 
 #[tokio::test]
