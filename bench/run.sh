@@ -24,9 +24,12 @@ start=$SECONDS
 target="$(realpath -m "${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}")"
 
 echo "==> release builds: the function, the emulator, the SDK floor, the floor"
-cargo build --release --quiet -p opportunity-disassociator -p partner-central-emulator -p bench-sdk-floor
-# Alone: built with the others, it would share their dependencies' features and be no floor.
-cargo build --release --quiet -p bench-floor
+# Each alone: built together, they would share their dependencies' features (the emulator's tokio
+# brings its signal driver, a socket pair at every start), and the function would not be the one
+# cargo lambda packages, nor a floor a floor.
+for package in opportunity-disassociator partner-central-emulator bench-sdk-floor bench-floor; do
+  cargo build --release --quiet -p "$package"
+done
 
 mkdir -p bench/results
 if [[ "${BENCH_ZIP:-1}" != 0 ]]; then
