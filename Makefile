@@ -32,7 +32,7 @@ export AWS_CLI := $(VENV)/bin/aws
 # No AWS network here (and none wanted from a linter): no telemetry calls.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv demo plan-demo marketplace-demo test fmt-check clippy cargo-test deny build package sam-build validate \
+.PHONY: help venv demo plan-demo marketplace-demo test fmt-check clippy doc cargo-test deny build package sam-build validate \
         deploy bench chaos fuzz clean distclean pin-tools
 
 help: ## List the targets
@@ -61,13 +61,16 @@ marketplace-demo: $(VENV_STAMP) ## Plan the seed's legacy-Solutions move, send i
 	bash tools/marketplace-demo.sh
 
 # ---------------------------------------------------------------- test (what CI runs)
-test: fmt-check clippy cargo-test deny validate ## Everything CI checks: fmt, clippy, tests, deny, validate
+test: fmt-check clippy doc cargo-test deny validate ## Everything CI checks: fmt, clippy, docs, tests, deny, validate
 
 fmt-check: ## cargo fmt --check
 	cargo fmt --all -- --check
 
 clippy: ## cargo clippy, warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
+
+doc: ## cargo doc, broken or private links as errors (the crates' docs are read with cargo doc --open)
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 cargo-test: $(VENV_STAMP) ## cargo test (unit, end-to-end with moto, property tests)
 	@echo "MOTO_SERVER=$(MOTO_SERVER)"

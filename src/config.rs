@@ -1,6 +1,6 @@
 //! Settings, read and checked once at init: a bad value fails init with a message that names it,
 //! instead of failing the first invocation. Each function reads only its own settings
-//! ([`WorkerConfig`], [`WebhookConfig`]), each through the same readers ([`Settings`]).
+//! ([`WorkerConfig`], [`WebhookConfig`]), each through the same readers (`Settings`).
 //! docs/configuration.md lists them all.
 
 use std::ops::RangeInclusive;

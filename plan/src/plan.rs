@@ -1,6 +1,6 @@
 //! The plan: the requests of a bulk job, one request document a line (JSON Lines), each line exactly
 //! the message body the work queue takes ([`message_body`]), so a plan can be read, diffed, cut and
-//! sent by any tool. Every command that makes a plan writes it with [`write`] and reports it with a
+//! sent by any tool. Every command that makes a plan writes it with [`write()`] and reports it with a
 //! [`Summary`]; [`read`] decodes it back by the same rules as every other request.
 
 use std::fmt;

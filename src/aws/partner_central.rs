@@ -1,6 +1,6 @@
 //! The Partner Central Selling API, behind a small port so the worker can be driven by a fake.
 //!
-//! The SDK adapter turns every error into an [`ApiError`] ([`errors`]). A write is one attempt: the
+//! The SDK adapter turns every error into an [`ApiError`] (`errors`). A write is one attempt: the
 //! worker retries it in its own paced slot. Reads are retried by the SDK.
 
 use std::future::Future;
@@ -150,7 +150,7 @@ impl SdkPartnerCentral {
     ///
     /// A read, never a write: `GetOpportunity` of an identifier that names no opportunity, in a catalog
     /// the role may read. Any answer, the expected `ResourceNotFoundException` included, leaves a warm
-    /// connection behind. One attempt, at most [`WARM_UP_TIMEOUT`]: when the service cannot be
+    /// connection behind. One attempt, at most `WARM_UP_TIMEOUT`: when the service cannot be
     /// reached, init goes on (the first call connects by itself) and says so in the log.
     pub async fn warm_up(&self, catalog: Catalog) {
         let started = Instant::now();

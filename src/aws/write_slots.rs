@@ -5,8 +5,9 @@
 //! the epoch), and, once a throttled answer stretched the spacing, `spacing_ms` and `stretched_ms`.
 //! With the day's budget: `budget` (a map of write counts by bucket start, the key in milliseconds
 //! since the epoch), `held_turn_ms` (the next turn of a write that waits for room) and
-//! `spent_until_ms` (a budget learned spent elsewhere). One small write per Partner Central write,
-//! and one per throttled answer or refused write. A value out of bounds is repaired by a conditional
+//! `spent_until_ms` (a budget learned spent elsewhere). One small write per Partner Central write;
+//! per throttled answer, one for the stretch and one giving the refused write back to its count;
+//! one per write refused for no room (its turn). A value out of bounds is repaired by a conditional
 //! write on the exact value found ([`Repair`]); the item's other attributes are neither read nor
 //! written here. Each answer carries the store's clock (its `Date`), which the
 //! pacer checks its own against.

@@ -216,7 +216,7 @@ pub struct DisassociationRequest {
     #[serde(flatten)]
     pub entity: RelatedEntity,
     /// The entity that takes `entity`'s place: associated, and `entity` disassociated, in the order the
-    /// opportunity's association limits allow ([`crate::domain::opportunity::order`]).
+    /// opportunity's association limits allow ([`crate::domain::opportunity::Order::of`]).
     #[serde(rename = "ReplaceWith", skip_serializing_if = "Option::is_none")]
     pub replace_with: Option<RelatedEntity>,
 }

@@ -15,7 +15,7 @@ pub struct WebhookSecret {
 }
 
 impl WebhookSecret {
-    /// The secret, when it can be a key ([`check`]).
+    /// The secret, when it can be a key (`check`).
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, String> {
         let current = bytes.into();
         check(&current)?;

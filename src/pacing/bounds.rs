@@ -219,7 +219,7 @@ impl Stored {
     }
 
     /// The slots within bounds at `now_ms`, and the repairs that make the store hold them:
-    /// - `next_ms` beyond [`Limits::latest_next_ms`], or not a usable number, becomes now (no slot
+    /// - `next_ms` beyond `Limits::latest_next_ms`, or not a usable number, becomes now (no slot
     ///   is taken past now); missing is no slot claimed yet;
     /// - `spacing_ms` beyond the longest becomes the longest; not a usable number is removed;
     /// - `stretched_ms` further ahead than the horizon becomes now (the stretch decays from now);

@@ -22,7 +22,7 @@
 //! instance first checks its clock against the store's (the time of its answers): one that disagrees
 //! writes no time of its own into the store, repairs nothing, and paces alone until they agree.
 //!
-//! Slots are read through tokio's clock here (see [`Clock`]) so that tests on a paused clock see
+//! Slots are read through tokio's clock here (see `Clock`) so that tests on a paused clock see
 //! them move.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,9 +1,9 @@
 //! The decision: what becomes of one record. Two steps, both here and nowhere else:
 //!
-//! 1. [`Worker::try_request`]: the request's checks and calls, which end in a [`Verdict`] (done,
+//! 1. `Worker::try_request`: the request's checks and calls, which end in a [`Verdict`] (done,
 //!    permanent or transient): a plain disassociation here, a replacement (`ReplaceWith`) in
-//!    [`super::replace`];
-//! 2. [`Worker::rule`]: the verdict under the trigger's rules (the caller of a direct invocation is
+//!    `super::replace`;
+//! 2. `Worker::rule`: the verdict under the trigger's rules (the caller of a direct invocation is
 //!    waiting; a dead-letter queue may be set; a message at its last receive; a record without an id to
 //!    report it by), which gives the [`Outcome`].
 
