@@ -81,10 +81,10 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     fn rule(&self, record: &Record, verdict: Verdict, held_back: bool) -> Outcome {
         let failure = match verdict {
             Verdict::Done(done) => return Outcome::Done(done),
+            // A hold that cannot be kept is a failure (never a hold again), ruled as one.
             Verdict::Held(hold) => match self.rule_hold(record, hold, held_back) {
                 Ok(outcome) => return outcome,
-                Err(failure) if record.trigger == Trigger::Direct => return Outcome::Failed(failure),
-                Err(failure) => failure,
+                Err(verdict) => return self.rule(record, verdict, held_back),
             },
             // The caller is waiting for the answer: failures go back to it, not to the dead-letter queue.
             Verdict::Permanent(failure) | Verdict::Transient(failure) if record.trigger == Trigger::Direct => {

@@ -15,6 +15,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::deadline::until;
+use super::decide::Verdict;
 use super::inbound::{Record, Trigger};
 use super::{Invocation, Worker};
 use crate::aws::dead_letters::DeadLetters;
@@ -119,13 +120,16 @@ fn seconds_until(until_ms: u64, now_ms: u64, most: u64) -> u32 {
 }
 
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
-    /// A hold under the trigger's rules: the age bound, a FIFO message at its last receive, and no
-    /// work queue to hold it in.
-    pub(super) fn rule_hold(&self, record: &Record, hold: Hold, held_back: bool) -> Result<Outcome, Failure> {
+    /// A hold under the trigger's rules: held, or the verdict it becomes, which the trigger's rules
+    /// for failures then take (`Worker::rule`): transient with no work queue to hold it in, permanent
+    /// past the age bound or for a FIFO message at its last receive.
+    pub(super) fn rule_hold(&self, record: &Record, hold: Hold, held_back: bool) -> Result<Outcome, Verdict> {
         let now = now_ms();
         let waiting = || Failure::new(codes_for(hold.cause), hold.reason.clone());
         if self.holds.is_none() {
-            return Err(waiting().noted("no WORK_QUEUE_URL to hold it in: retried as a transient failure"));
+            return Err(Verdict::Transient(
+                waiting().noted("no WORK_QUEUE_URL to hold it in: retried as a transient failure"),
+            ));
         }
         let carried = &record.carried;
         let since = match record.trigger {
@@ -157,7 +161,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                     hold.reason
                 ),
             );
-            return Ok(self.give_up(failure));
+            return Err(Verdict::Permanent(failure));
         }
         if let (true, Some(count), Some(max)) = (carried.fifo, record.receive_count, self.config.max_receive_count)
             && count >= max
@@ -166,13 +170,9 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             let failure = waiting().noted(format_args!(
                 "held at receive {count} of the queue's maxReceiveCount {max}, its last before the redrive: a FIFO queue holds by visibility, which spends receives"
             ));
-            return Ok(self.give_up(failure));
+            return Err(Verdict::Permanent(failure));
         }
         Ok(Outcome::Held(Hold { since_ms: Some(since), ..hold }))
-    }
-
-    fn give_up(&self, failure: Failure) -> Outcome {
-        if self.dead_letters.is_some() { Outcome::DeadLettered(failure) } else { Outcome::Failed(failure) }
     }
 
     /// Carries out a hold: the record sent again, delayed, or kept invisible. If neither can be done
@@ -191,47 +191,45 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                     .noted(format_args!("not held, delivered again: {why}")),
             )
         };
-        if record.trigger == Trigger::Sqs && (carried.fifo || (continuation && first_receive)) {
+        let (kept, sent) = if record.trigger == Trigger::Sqs && (carried.fifo || (continuation && first_receive)) {
             let Some(handle) = &carried.receipt_handle else {
                 return failed(&hold, "no receipt handle to keep it invisible by".to_owned());
             };
             let seconds = seconds_until(hold.until_ms, now, self.config.max_hold.as_secs());
-            return match until(invocation.deadline.letters_end, holds.keep_invisible(handle, seconds)).await {
-                Some(Ok(())) => Outcome::Held(Hold { kept: Kept::Invisible, ..hold }),
-                Some(Err(e)) => failed(&hold, e),
-                None => failed(&hold, "the invocation's deadline came first".to_owned()),
+            (Kept::Invisible, until(invocation.deadline.letters_end, holds.keep_invisible(handle, seconds)).await)
+        } else {
+            let body = match (record.trigger, &record.request) {
+                (Trigger::Sqs, _) => record.body.clone(),
+                (_, Ok(request)) => message_body(request),
+                (_, Err(_)) => return failed(&hold, "an invalid request is never held".to_owned()),
             };
-        }
-        let body = match (record.trigger, &record.request) {
-            (Trigger::Sqs, _) => record.body.clone(),
-            (_, Ok(request)) => message_body(request),
-            (_, Err(_)) => return failed(&hold, "an invalid request is never held".to_owned()),
+            let attempts = match record.trigger {
+                Trigger::Sqs => carried.failed_before(record.receive_count.unwrap_or(1)),
+                Trigger::EventBridge | Trigger::Direct => 0,
+            };
+            let mut attributes = vec![
+                (HELD_SINCE.to_owned(), Attribute::number(hold.since_ms.unwrap_or(now))),
+                (HOLD_UNTIL.to_owned(), Attribute::number(hold.until_ms)),
+                (HELD_FOR.to_owned(), Attribute::text(hold.cause.as_str())),
+                (ATTEMPTS.to_owned(), Attribute::number(u64::from(attempts))),
+            ];
+            let room = MAX_ATTRIBUTES - attributes.len();
+            if carried.attributes.len() > room {
+                let dropped: Vec<&str> = carried.attributes[room..].iter().map(|(name, _)| name.as_str()).collect();
+                tracing::warn!(?dropped, "SQS takes {MAX_ATTRIBUTES} message attributes: these are not carried over");
+            }
+            attributes.extend(carried.attributes.iter().take(room).cloned());
+            let group = record.request.as_ref().map_or("held", |r| r.opportunity.as_str());
+            let message = Requeue {
+                body: &body,
+                attributes,
+                delay_seconds: seconds_until(hold.until_ms, now, u64::from(MAX_DELAY_SECONDS)),
+                group,
+            };
+            (Kept::Requeued, until(invocation.deadline.letters_end, holds.requeue(message)).await)
         };
-        let attempts = match record.trigger {
-            Trigger::Sqs => carried.failed_before(record.receive_count.unwrap_or(1)),
-            Trigger::EventBridge | Trigger::Direct => 0,
-        };
-        let mut attributes = vec![
-            (HELD_SINCE.to_owned(), Attribute::number(hold.since_ms.unwrap_or(now))),
-            (HOLD_UNTIL.to_owned(), Attribute::number(hold.until_ms)),
-            (HELD_FOR.to_owned(), Attribute::text(hold.cause.as_str())),
-            (ATTEMPTS.to_owned(), Attribute::number(u64::from(attempts))),
-        ];
-        let room = MAX_ATTRIBUTES - attributes.len();
-        if carried.attributes.len() > room {
-            let dropped: Vec<&str> = carried.attributes[room..].iter().map(|(name, _)| name.as_str()).collect();
-            tracing::warn!(?dropped, "SQS takes {MAX_ATTRIBUTES} message attributes: these are not carried over");
-        }
-        attributes.extend(carried.attributes.iter().take(room).cloned());
-        let group = record.request.as_ref().map_or("held", |r| r.opportunity.as_str());
-        let message = Requeue {
-            body: &body,
-            attributes,
-            delay_seconds: seconds_until(hold.until_ms, now, u64::from(MAX_DELAY_SECONDS)),
-            group,
-        };
-        match until(invocation.deadline.letters_end, holds.requeue(message)).await {
-            Some(Ok(())) => Outcome::Held(Hold { kept: Kept::Requeued, ..hold }),
+        match sent {
+            Some(Ok(())) => Outcome::Held(Hold { kept, ..hold }),
             Some(Err(e)) => failed(&hold, e),
             None => failed(&hold, "the invocation's deadline came first".to_owned()),
         }

@@ -1,5 +1,6 @@
-//! The answer to an SQS batch: the records handed back (failed, or held by their visibility), by message id (`batchItemFailures`, which
-//! needs `ReportBatchItemFailures` on the event source mapping). Everything else is deleted.
+//! The answer to an SQS batch: the records handed back (failed, or held by their visibility), by
+//! message id (`batchItemFailures`, which needs `ReportBatchItemFailures` on the event source
+//! mapping). Everything else is deleted.
 
 use aws_lambda_events::sqs::SqsBatchResponse;
 use serde_json::Value;
