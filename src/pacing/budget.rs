@@ -63,11 +63,6 @@ impl Budget {
         self.window_ms / PROBES_PER_WINDOW
     }
 
-    /// The budget's average spacing: how far apart turns go when no freed room is known.
-    pub fn turn_ms(&self) -> u64 {
-        (self.window_ms / self.cap).max(1)
-    }
-
     /// The turn of a write that waits for room, at or after `from_ms` (the room's time, and after the
     /// turns given before), never past `latest_ms`: as the counted room frees when `freeing` gives
     /// the buckets (the budget is full: [`Budget::next_turn`]), or `from_ms` (a budget spent
@@ -189,7 +184,7 @@ mod tests {
     fn buckets_are_a_forty_eighth_of_the_window() {
         assert_eq!(budget().width_ms(), 833);
         let day = Budget::new(10_000, Duration::from_secs(86_400));
-        assert_eq!((day.width_ms(), day.spent_for_ms(), day.turn_ms()), (1_800_000, 3_600_000, 8_640));
+        assert_eq!((day.width_ms(), day.spent_for_ms()), (1_800_000, 3_600_000));
         assert_eq!(day.bucket_of(T0 + 1_799_999), day.bucket_of(T0 + 1), "one bucket");
         assert_eq!(day.bucket_of(T0) % 1_800_000, 0);
     }

@@ -143,10 +143,11 @@ impl LocalBudget {
     /// `budget`: this instance's share of the account's, whose per-second quota is
     /// `account_per_second`; no turn further ahead than `turns_ahead`.
     pub fn new(budget: Budget, account_per_second: f64, turns_ahead: Duration) -> Self {
+        let spacing_ms = (1000.0 / account_per_second).ceil().max(1.0) as u64;
         Self {
             budget,
-            explained_ms: SlowDown::new((1000.0 / account_per_second).ceil() as u64).half_life_ms(),
-            spacing_ms: (1000.0 / account_per_second).ceil().max(1.0) as u64,
+            explained_ms: SlowDown::new(spacing_ms).half_life_ms(),
+            spacing_ms,
             turns_ahead_ms: turns_ahead.as_millis() as u64,
             clock: Clock::now(),
             state: Mutex::default(),
