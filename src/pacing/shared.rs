@@ -388,7 +388,7 @@ impl SharedSlots {
     async fn budget_claim(&self, start_ms: u64) -> Result<Option<BudgetClaim>, Option<Acquired>> {
         let Some((budget, _)) = self.budget else { return Ok(None) };
         let now_ms = self.clock.ms(Instant::now());
-        let (ledger, probe) = {
+        let (mut ledger, probe) = {
             let state = self.lock();
             (state.ledger.clone(), state.probe)
         };
@@ -414,16 +414,17 @@ impl SharedSlots {
                 Err(acquired) => Some(acquired),
             });
         }
-        let mut ledger = ledger;
-        if budget.spend(&ledger.buckets, start_ms).is_err() {
+        let mut spend = budget.spend(&ledger.buckets, start_ms);
+        if spend.is_err() {
             // Full as last read: another instance may have given a refused write back since.
             self.look().await;
             if self.is_down() {
                 return Err(Some(Acquired::Unavailable));
             }
             ledger = self.lock().ledger.clone();
+            spend = budget.spend(&ledger.buckets, start_ms);
         }
-        match budget.spend(&ledger.buckets, start_ms) {
+        match spend {
             Ok(spend) => Ok(Some(BudgetClaim { read: ledger.exists.then_some(ledger.buckets), spend })),
             Err(until) => Err(self.no_room(budget, until, true).await),
         }
