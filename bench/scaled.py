@@ -107,8 +107,7 @@ def number_text(value: float) -> str:
 
 
 def scaled_worker_settings(s: dict) -> dict:
-    """The settings of issues 26 and 27 (`ACCOUNT_WRITES_PER_DAY` and the rest), scaled: a worker
-    that reads them is told the budget; today's ignores them."""
+    """The settings of issues 26 and 27 (`ACCOUNT_WRITES_PER_DAY` and the rest), scaled."""
     return {
         "ACCOUNT_WRITES_PER_DAY": str(s["writes_per_window"]),
         "WRITE_BUDGET_WINDOW_SECONDS": number_text(s["window_s"]),

@@ -31,6 +31,8 @@ pub mod codes {
     pub const HELD_FOR_BUDGET: &str = "HeldForBudget";
     /// A record that had to wait for AWS's review of the opportunity and could not.
     pub const UNDER_REVIEW: &str = "UnderReview";
+    /// AWS's review rejected the opportunity, as a read showed: it is read-only for good.
+    pub const OPPORTUNITY_REJECTED: &str = "OpportunityRejected";
     /// The service's own code for an opportunity that does not exist, also given by the function
     /// when a read shows it.
     pub const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
@@ -70,6 +72,22 @@ impl Failure {
     /// The opportunity the request names does not exist in its catalog, as a read showed.
     pub fn no_such_opportunity(opportunity: impl std::fmt::Display) -> Self {
         Self::new(codes::RESOURCE_NOT_FOUND, format!("the opportunity {opportunity} does not exist in this catalog"))
+    }
+
+    /// The opportunity was rejected by AWS's review, as a read showed: it takes no change, and no
+    /// redelivery changes that. `refused`: the service's answer to the write, when one was tried.
+    pub fn rejected(refused: Option<&Failure>) -> Self {
+        let failure = Self::new(
+            codes::OPPORTUNITY_REJECTED,
+            "the opportunity was rejected by AWS's review and is read-only: it takes no change, a replacement neither",
+        );
+        match refused {
+            None => failure,
+            Some(refused) => Self {
+                request_id: refused.request_id.clone(),
+                ..failure.noted(format_args!("the write was refused: {}: {}", refused.code, refused.message))
+            },
+        }
     }
 
     /// A write answered `answered` (ambiguous), and the read that was to settle it failed with `read`.

@@ -178,13 +178,14 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         first_receive: bool,
         recheck: bool,
     ) -> Verdict {
-        // A review's recheck reads first: while the review lasts no write of the day's budget is
-        // spent on a refusal. Whatever else the read shows (or a failed read), the write decides.
+        // A review's recheck reads first: while the review lasts (or once AWS rejected the
+        // opportunity) no write of the day's budget is spent on a refusal. Whatever else the read
+        // shows (or a failed read), the write decides.
         if recheck
             && let Ok(Some(holdings)) = self.read(invocation, request.catalog, &request.opportunity).await
-            && let Some(status) = holdings.under_review()
+            && let Some(stopped) = stopped_by_review(&holdings, self.review_recheck_at(), None)
         {
-            return Verdict::Held(Hold::under_review(self.review_recheck_at(), status));
+            return stopped.into();
         }
         let write = Write::Disassociate(&request.entity);
         match self.write(invocation, request.catalog, &request.opportunity, write).await {
@@ -226,23 +227,22 @@ where
         Err(failed) => return failed.into(),
     };
     match holdings {
-        // Still there: refused for good. Why is told by the read, not the error code, which is the
-        // same for a review and for a rule that one of its type must stay.
+        // Still there: refused. Why is told by the read, not the error code, which is the same for
+        // a review, a rejected opportunity and a rule that one of its type must stay.
         holdings if holdings.holds(&request.entity) => {
             let failure = Failure::from(error);
-            if let Some(status) = holdings.under_review() {
-                return Verdict::Held(Hold::under_review(recheck_at_ms, status));
+            if let Some(stopped) = stopped_by_review(&holdings, recheck_at_ms, Some(&failure)) {
+                return stopped.into();
             }
-            Verdict::Permanent(match holdings.frozen() {
-                // A replacement would be refused too: no hint that it would not.
-                Some(_) => failure.noted(REJECTED),
-                // The last of its type: a swap needs the new one associated first.
-                None if holdings.holds_only(&request.entity) => failure.noted(format_args!(
+            // The last of its type: a swap needs the new one associated first.
+            Verdict::Permanent(if holdings.holds_only(&request.entity) {
+                failure.noted(format_args!(
                     "{} is the last entity of type {} on the opportunity: to replace it, send the request again with ReplaceWith naming the new one, which is then associated first",
                     request.entity.identifier(),
                     request.entity.entity_type()
-                )),
-                None => failure,
+                ))
+            } else {
+                failure
             })
         }
         holdings if first_delivery => Verdict::Done(Done::NotAssociated(holdings)),
@@ -250,9 +250,16 @@ where
     }
 }
 
-/// Why a rejected opportunity's change is dead-lettered.
-pub const REJECTED: &str =
-    "the opportunity was rejected by AWS's review and is read-only: it takes no change, a replacement neither";
+/// What the opportunity's review status says of a write: while AWS reviews it, wait for the
+/// review's end (held until `recheck_at_ms`); once AWS rejected it, never (a replacement neither).
+/// `refused`: the service's answer, when the write was tried. `None`: the status stands in no write's
+/// way.
+pub fn stopped_by_review(holdings: &Holdings, recheck_at_ms: u64, refused: Option<&Failure>) -> Option<Failed> {
+    if let Some(status) = holdings.under_review() {
+        return Some(Failed::Held(Hold::under_review(recheck_at_ms, status)));
+    }
+    holdings.rejected().then(|| Failed::Permanent(Failure::rejected(refused)))
+}
 
 impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// When a write refused under AWS's review is tried again: `REVIEW_RECHECK_SECONDS` from now.
@@ -364,6 +371,7 @@ mod tests {
             panic!("expected permanent")
         };
         assert!(!failure.message.contains("ReplaceWith"), "{}", failure.message);
+        assert_eq!((failure.code.as_str(), failure.request_id.as_deref()), ("OpportunityRejected", Some("rid")));
         assert!(failure.message.contains("rejected by AWS's review and is read-only"), "{}", failure.message);
         let approved =
             async { Ok(Some(Holdings::default().with(EntityType::Solutions, ["S-1"]).reviewed("Approved"))) };

@@ -12,7 +12,7 @@ use std::fmt::Display;
 use tracing::{info, warn};
 
 use super::calls::{Failed, Write, WriteError, settle_by_read};
-use super::decide::Verdict;
+use super::decide::{Verdict, stopped_by_review};
 use super::{Invocation, Worker};
 use crate::aws::dead_letters::DeadLetters;
 use crate::aws::partner_central::{ErrorClass, PartnerCentral};
@@ -76,9 +76,10 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 };
             }
         };
-        // Under AWS's review every write is refused: wait for its end without spending one.
-        if let Some(status) = holdings.under_review() {
-            return Verdict::Held(Hold::under_review(self.review_recheck_at(), status));
+        // Under AWS's review (or once it rejected the opportunity) every write is refused: wait for
+        // the review's end, or give up, without spending one.
+        if let Some(stopped) = stopped_by_review(&holdings, self.review_recheck_at(), None) {
+            return stopped.into();
         }
         let plan = Plan::of(&holdings, old, new);
         info!(?plan, old = %old, new = %new, "replacement");
@@ -173,13 +174,13 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             return Err(Failed::of(error));
         }
         let holdings = settle_by_read(&error, opportunity, self.read(invocation, catalog, opportunity)).await?;
-        match holdings.under_review() {
-            _ if done(&holdings, write) => Ok(()),
-            // A review began between the first read and this write.
-            Some(status) => Err(Failed::Held(Hold::under_review(self.review_recheck_at(), status))),
-            None if holdings.rejected() => Err(Failed::Permanent(Failure::from(error).noted(super::decide::REJECTED))),
-            None => Err(Failed::Permanent(error.into())),
+        if done(&holdings, write) {
+            return Ok(());
         }
+        // A review began, or ended in a rejection, between the first read and this write.
+        let refused = Failure::from(error);
+        Err(stopped_by_review(&holdings, self.review_recheck_at(), Some(&refused))
+            .unwrap_or(Failed::Permanent(refused)))
     }
 }
 

@@ -119,23 +119,36 @@ async fn a_request_under_review_is_held_then_done_once_the_review_ends() {
     }
 }
 
+/// Both error list codes alike: the read decides.
 #[tokio::test]
 async fn a_request_on_a_rejected_opportunity_is_dead_lettered_at_its_first_receive() {
-    let mut w = world("holds-rejected", ReviewErrorCode::ActionNotPermitted, &[]).await;
-    let body = request("Sandbox", "O3000004", "Solutions", "S-3000041").to_string();
-    w.moto.send(&w.queues, "", &[body]).await;
-    w.pump_until("dead-lettered", |w| !w.outcomes("dead_lettered").is_empty()).await;
-    let letters = w.moto.drain(&w.queues.dlq_url).await;
-    assert_eq!(letters.len(), 1);
-    let attribute = |name: &str| letters[0].message_attributes().unwrap()[name].string_value().unwrap().to_owned();
-    assert!(
-        attribute("ErrorMessage").contains("rejected by AWS's review and is read-only"),
-        "{}",
-        attribute("ErrorMessage")
-    );
-    assert_eq!(attribute("ErrorCode"), "ValidationException");
-    assert!(w.outcomes("held").is_empty(), "never held");
-    assert_eq!(w.solutions("O3000004"), ["S-3000041", "S-3000042"]);
+    for (name, code) in [
+        ("holds-rejected-anp", ReviewErrorCode::ActionNotPermitted),
+        ("holds-rejected-irs", ReviewErrorCode::InvalidResourceState),
+    ] {
+        let mut w = world(name, code, &[]).await;
+        let body = request("Sandbox", "O3000004", "Solutions", "S-3000041").to_string();
+        w.moto.send(&w.queues, "", &[body]).await;
+        w.pump_until("dead-lettered", |w| !w.outcomes("dead_lettered").is_empty()).await;
+        let letters = w.moto.drain(&w.queues.dlq_url).await;
+        assert_eq!(letters.len(), 1, "{name}");
+        let attribute = |name: &str| letters[0].message_attributes().unwrap()[name].string_value().unwrap().to_owned();
+        assert!(
+            attribute("ErrorMessage").contains("rejected by AWS's review and is read-only"),
+            "{name}: {}",
+            attribute("ErrorMessage")
+        );
+        assert_eq!(attribute("ErrorCode"), "OpportunityRejected", "{name}");
+        let state = w.emulator.state();
+        let writes = &state.operations["DisassociateOpportunity"];
+        assert_eq!(
+            (writes.successes, writes.calls),
+            (0, 1),
+            "{name}: dead-lettered at its first receive, after its one write was refused"
+        );
+        assert!(w.outcomes("held").is_empty(), "{name}: never held");
+        assert_eq!(w.solutions("O3000004"), ["S-3000041", "S-3000042"]);
+    }
 }
 
 /// A retention of 6 s and holds of at most 2 s: held past 4 s, the request is dead-lettered with how

@@ -154,8 +154,31 @@ async fn a_rejected_opportunity_is_dead_lettered_at_the_first_receive_whatever_t
     let w = world();
     reviewed(&w, "Rejected");
     let letter = dead_letter_of(&w, vec![message("m1", 0, json!({}))]).await;
-    assert_eq!(letter.code, "ValidationException");
+    assert_eq!(letter.code, "OpportunityRejected");
     assert!(letter.message.contains("rejected by AWS's review and is read-only"), "{}", letter.message);
+    assert!(letter.message.contains("the write was refused: ValidationException"), "{}", letter.message);
+    assert_eq!(
+        w.service.writes().len(),
+        1,
+        "a plain disassociation's first try writes, and the read tells why it was refused"
+    );
+}
+
+/// A replacement reads the opportunity before writing, and a recheck of a review reads first: a
+/// rejected opportunity is dead-lettered by what the read shows, without a write refused.
+#[tokio::test]
+async fn a_rejected_opportunity_read_before_a_write_is_dead_lettered_without_one() {
+    let replacement = fixtures::replacing(fixtures::solution_request("O1"), "Solutions", "S-0000009");
+    let recheck = message("m1", 0, held_until(now_ms() - 1, now_ms() - 60_000, 1));
+    for (what, record) in [("a replacement", record("m1", &replacement.to_string())), ("a review's recheck", recheck)] {
+        let w = world();
+        reviewed(&w, "Rejected");
+        let letter = dead_letter_of(&w, vec![record]).await;
+        assert_eq!(letter.code, "OpportunityRejected", "{what}");
+        assert!(letter.message.contains("rejected by AWS's review and is read-only"), "{what}: {}", letter.message);
+        assert!(w.service.writes().is_empty(), "{what}: no write");
+        assert_eq!(w.service.reads(), 1, "{what}: one read");
+    }
 }
 
 #[tokio::test]
