@@ -218,11 +218,19 @@ pub struct Hold {
     /// milliseconds: what the age bound and `OldestHeldAgeSeconds` read. `None` until decided.
     pub since_ms: Option<u64>,
     pub kept: Kept,
+    /// A held record received before its time and put back to wait, untried: no new hold.
+    pub continued: bool,
 }
 
 impl Hold {
     pub fn new(cause: HeldFor, until_ms: u64, reason: impl Into<String>) -> Self {
-        Self { cause, until_ms, reason: reason.into(), since_ms: None, kept: Kept::Pending }
+        Self { cause, until_ms, reason: reason.into(), since_ms: None, kept: Kept::Pending, continued: false }
+    }
+
+    /// A record held for `cause` until `until_ms`, received before then: it waits on, untried.
+    pub fn continued(cause: HeldFor, until_ms: u64) -> Self {
+        let reason = format!("waits on, until its HoldUntil, {}", crate::time::rfc3339(until_ms));
+        Self { continued: true, ..Self::new(cause, until_ms, reason) }
     }
 
     /// Held for the day's write budget, which has room again at `until_ms` (epoch milliseconds).
@@ -257,7 +265,7 @@ pub enum Outcome {
 impl Outcome {
     /// One outcome of every kind, in the order the metrics list them (a success's holdings empty, a
     /// failure's reason blank): what a list per kind is derived from.
-    pub fn every_kind() -> [Outcome; 10] {
+    pub fn every_kind() -> [Outcome; 11] {
         let blank = || Failure::new("", "");
         [
             Outcome::Done(Done::Disassociated),
@@ -268,6 +276,7 @@ impl Outcome {
             Outcome::Done(Done::DryRun),
             Outcome::Held(Hold::budget(0)),
             Outcome::Held(Hold::under_review(0, "")),
+            Outcome::Held(Hold::continued(HeldFor::Budget, 0)),
             Outcome::DeadLettered(blank()),
             Outcome::Failed(blank()),
         ]

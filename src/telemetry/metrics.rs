@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use crate::domain::outcome::{Done, HeldFor, Outcome};
+use crate::domain::outcome::{Done, HeldFor, Hold, Outcome};
 use crate::domain::request::Catalog;
 
 /// The count of the reads (`GetOpportunity`; the warm-up's is not an invocation's), listed after
@@ -23,6 +23,8 @@ pub fn metric_name(outcome: &Outcome) -> &'static str {
         Outcome::Done(Done::Replaced) => "Replaced",
         Outcome::Done(Done::AlreadyReplaced) => "AlreadyReplaced",
         Outcome::Done(Done::DryRun) => "DryRun",
+        // Counted once where it was held, not again each time it comes back early to wait on.
+        Outcome::Held(Hold { continued: true, .. }) => "StillHeld",
         Outcome::Held(hold) => match hold.cause {
             HeldFor::Budget => "HeldForBudget",
             HeldFor::UnderReview => "HeldForReview",
@@ -210,6 +212,7 @@ mod tests {
                 "DryRun",
                 "HeldForBudget",
                 "HeldForReview",
+                "StillHeld",
                 "DeadLettered",
                 "Retried",
                 "Reads"
@@ -221,14 +224,15 @@ mod tests {
 
     #[test]
     fn held_records_count_by_cause_and_the_oldest_gives_its_age() {
-        use crate::domain::outcome::Hold;
         let metrics = InvocationMetrics::default();
         let held = |hold: Hold, since| Outcome::Held(Hold { since_ms: Some(since), ..hold });
         metrics.count(Some(Catalog::Sandbox), &held(Hold::budget(0), 40_000));
         metrics.count(Some(Catalog::Sandbox), &held(Hold::under_review(0, "Submitted"), 10_000));
         metrics.count(Some(Catalog::Sandbox), &held(Hold::under_review(0, "In review"), 70_000));
+        metrics.count(Some(Catalog::Sandbox), &held(Hold::continued(HeldFor::UnderReview, 0), 70_000));
         let lines = metrics.emf_lines("Ns", "svc", 0, 100_000);
-        assert_eq!((lines[0]["HeldForBudget"].as_u64(), lines[0]["HeldForReview"].as_u64()), (Some(1), Some(2)));
+        let count = |name: &str| lines[0][name].as_u64();
+        assert_eq!((count("HeldForBudget"), count("HeldForReview"), count("StillHeld")), (Some(1), Some(2), Some(1)));
         assert_eq!(lines[1]["OldestHeldAgeSeconds"], 90);
         assert_eq!(lines[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "OldestHeldAgeSeconds");
     }

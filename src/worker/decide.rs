@@ -57,12 +57,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             // Received before it is due: waits on, untried (a continuation, not an attempt).
             (Ok(_), false) if record.trigger == Trigger::Sqs && carried.continues(now) => {
                 let cause = carried.held_for.unwrap_or(HeldFor::Budget);
-                let until = carried.hold_until_ms.unwrap_or(now);
-                Verdict::Held(Hold::new(
-                    cause,
-                    until,
-                    format!("waits on, until its HoldUntil, {}", crate::time::rfc3339(until)),
-                ))
+                Verdict::Held(Hold::continued(cause, carried.hold_until_ms.unwrap_or(now)))
             }
             (_, true) => Verdict::Transient(Failure::new(
                 codes::EARLIER_FAILURE_IN_GROUP,

@@ -189,16 +189,19 @@ async fn a_continuation_at_its_first_receive_is_kept_invisible_untried_and_sent_
     let (now, sent_ago) = (now_ms(), 900_000);
     let until = now + 7_200_000;
     let first = message("m1", sent_ago, held_until(until, now - 1_000_000, 1));
-    let answer = w.worker.handle(event(sqs(vec![first.clone()]))).await.unwrap();
-    assert_eq!(failures(&answer), ["m1"], "handed back, to come back when it is due");
+    let (answer, lines) = w.worker.handle_measured(event(sqs(vec![first.clone()]))).await;
+    assert_eq!(failures(&answer.unwrap()), ["m1"], "handed back, to come back when it is due");
+    let counted = |name| metric(&lines, name);
+    assert_eq!((counted("StillHeld"), counted("HeldForReview")), (1, 0), "counted as waiting on, not held again");
     let invisible = w.holds.invisible.lock().unwrap().clone();
     assert_eq!(invisible, [("rh-m1".to_owned(), 3_600)], "as long as it may wait, at most MAX_HOLD_SECONDS");
     assert!(w.service.writes().is_empty(), "a continuation tries nothing");
     assert_eq!(w.service.reads(), 0);
     // Back before it is due (its wait was longer than MAX_HOLD_SECONDS): sent again, same hold, never
     // a receive nearer to maxReceiveCount.
-    let answer = w.worker.handle(event(sqs(vec![received(first, 2)]))).await.unwrap();
-    assert!(failures(&answer).is_empty());
+    let (answer, lines) = w.worker.handle_measured(event(sqs(vec![received(first, 2)]))).await;
+    assert!(failures(&answer.unwrap()).is_empty());
+    assert_eq!((metric(&lines, "StillHeld"), metric(&lines, "HeldForReview")), (1, 0));
     let requeued = w.holds.requeued.lock().unwrap().clone();
     assert_eq!(requeued.len(), 1);
     assert_eq!(requeued[0].number("HoldUntil"), until, "the same HoldUntil");
