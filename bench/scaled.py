@@ -451,6 +451,9 @@ def review(ctx, review_s: float) -> dict:
         ]
         refusals = counters.get("Errors", {}).get("ValidationException", 0)
         refusals -= base.get("Errors", {}).get("ValidationException", 0)
+        # A write throttled before the emulator looked at the opportunity is tried but not refused
+        # under review: with none throttled in the run, the refusals are every write tried on it.
+        throttled = counters.get("Throttled", 0) - base.get("Throttled", 0)
         result = {
             "scenario": f"review {review_s:g} s" if review_s > 0 else "review, control (approved from the start)",
             "review_s": review_s,
@@ -462,6 +465,7 @@ def review(ctx, review_s: float) -> dict:
             "dead_letter_codes": count_codes(letters),
             "lost": max(0, len(pairs) - len(written | {pair_of(letter["body"]) for letter in letters})),
             "writes_refused_under_review": refusals,
+            "writes_throttled": throttled,
             "held_done_s": (
                 held_written_at - started
                 if held_written_at is not None
@@ -647,7 +651,7 @@ def table(results: dict) -> str:
     if reviews:
         out += ["", f"{reviews[0]['requests']} requests to an idle stack, one on an opportunity under review:", ""]
         out += markdown(
-            "scenario|done|dead-lettered (ErrorCode)|lost|writes refused under review|that one done at"
+            "scenario|done|dead-lettered (ErrorCode)|lost|writes refused under review (throttled, any)|that one done at"
             "|the others done: median / max|load",
             [
                 [
@@ -655,7 +659,7 @@ def table(results: dict) -> str:
                     r["done"],
                     f"{r['dead_lettered']} ({codes_text(r['dead_letter_codes'])})",
                     r["lost"],
-                    r["writes_refused_under_review"],
+                    f"{r['writes_refused_under_review']} ({r.get('writes_throttled', '?')})",
                     fmt_s(r["held_done_s"]),
                     f"{fmt_s(r['others_done_median_s'])} / {fmt_s(r['others_done_max_s'])}",
                     f"{r['load_1min_before']:.2f}",
