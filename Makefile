@@ -17,10 +17,11 @@ ARM64_TARGET := aarch64-unknown-linux-gnu
 export TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),$(CURDIR)/target))
 LAMBDA_DIR := $(TARGET_DIR)/lambda
 
+# Either venv may live elsewhere (make VENV=/path ...): its stamp and its install follow it.
 VENV := $(CURDIR)/.venv
-VENV_STAMP := .venv/.tools-stamp
+VENV_STAMP := $(VENV)/.tools-stamp
 CHECKOV_VENV := $(CURDIR)/.venv-checkov
-CHECKOV_STAMP := .venv-checkov/.tools-stamp
+CHECKOV_STAMP := $(CHECKOV_VENV)/.tools-stamp
 
 # The venv first on PATH: cargo-lambda finds zig through `python3 -m ziglang`, and sam runs
 # cargo lambda. checkov is called by its full path (its venv would shadow sam's dependencies).
@@ -43,10 +44,10 @@ help: ## List the targets
 
 # ---------------------------------------------------------------- tools
 $(VENV_STAMP): tools/requirements.txt tools/constraints.txt tools/venv.sh
-	@tools/venv.sh main
+	@VENV_DIR=$(VENV) tools/venv.sh main
 
 $(CHECKOV_STAMP): tools/requirements-checkov.txt tools/constraints-checkov.txt tools/venv.sh
-	@tools/venv.sh checkov
+	@VENV_DIR=$(CHECKOV_VENV) tools/venv.sh checkov
 
 venv: $(VENV_STAMP) $(CHECKOV_STAMP) ## Install the pinned tools (.venv/, .venv-checkov/)
 

@@ -36,12 +36,13 @@ case "$kind" in
 esac
 
 # Never build a venv with a project venv's own interpreter (make puts .venv/bin first on PATH, and
-# that venv may be the one about to be removed): drop the project's venvs from PATH.
+# that venv may be the one about to be removed): drop the project's venvs, and this one wherever it
+# is, from PATH.
 clean_path=""
 IFS=: read -ra path_parts <<<"$PATH"
 for part in "${path_parts[@]}"; do
   case "$part" in
-    "$root"/.venv*) ;;
+    "$root"/.venv* | "$venv"/*) ;;
     *) clean_path="${clean_path:+$clean_path:}$part" ;;
   esac
 done
