@@ -28,6 +28,11 @@ const SEED: &str = r#"{
   ]
 }"#;
 
+/// The error list's codes the service may give a write refused under review or after a rejection:
+/// the worker must take them alike (the read decides), each a queue of its own.
+const ERROR_LIST_CODES: [(&str, ReviewErrorCode); 2] =
+    [("anp", ReviewErrorCode::ActionNotPermitted), ("irs", ReviewErrorCode::InvalidResourceState)];
+
 struct World {
     moto: Moto,
     queues: Queues,
@@ -57,6 +62,12 @@ async fn world(name: &str, code: ReviewErrorCode, extra: &[(&str, &str)]) -> Wor
 }
 
 impl World {
+    /// Sends the work queue one request: `solution` off `opportunity`.
+    async fn send(&self, opportunity: &str, solution: &str) {
+        let body = request("Sandbox", opportunity, "Solutions", solution).to_string();
+        self.moto.send(&self.queues, "", &[body]).await;
+    }
+
     /// Pumps the work queue as Lambda does until `done`, or fails after [`WITHIN`].
     async fn pump_until(&mut self, what: &str, mut done: impl FnMut(&World) -> bool) {
         let started = Instant::now();
@@ -90,13 +101,10 @@ impl World {
 /// alike: the read decides.
 #[tokio::test]
 async fn a_request_under_review_is_held_then_done_once_the_review_ends() {
-    for (name, code) in [
-        ("holds-review-anp", ReviewErrorCode::ActionNotPermitted),
-        ("holds-review-irs", ReviewErrorCode::InvalidResourceState),
-    ] {
+    for (suffix, code) in ERROR_LIST_CODES {
+        let name = &format!("holds-review-{suffix}");
         let mut w = world(name, code, &[]).await;
-        let body = request("Sandbox", "O3000002", "Solutions", "S-3000021").to_string();
-        w.moto.send(&w.queues, "", &[body]).await;
+        w.send("O3000002", "S-3000021").await;
         w.pump_until("held while submitted", |w| !w.outcomes("held").is_empty()).await;
         w.review(ReviewStatus::InReview);
         let seen = w.outcomes("held").len();
@@ -122,13 +130,10 @@ async fn a_request_under_review_is_held_then_done_once_the_review_ends() {
 /// Both error list codes alike: the read decides.
 #[tokio::test]
 async fn a_request_on_a_rejected_opportunity_is_dead_lettered_at_its_first_receive() {
-    for (name, code) in [
-        ("holds-rejected-anp", ReviewErrorCode::ActionNotPermitted),
-        ("holds-rejected-irs", ReviewErrorCode::InvalidResourceState),
-    ] {
+    for (suffix, code) in ERROR_LIST_CODES {
+        let name = &format!("holds-rejected-{suffix}");
         let mut w = world(name, code, &[]).await;
-        let body = request("Sandbox", "O3000004", "Solutions", "S-3000041").to_string();
-        w.moto.send(&w.queues, "", &[body]).await;
+        w.send("O3000004", "S-3000041").await;
         w.pump_until("dead-lettered", |w| !w.outcomes("dead_lettered").is_empty()).await;
         let letters = w.moto.drain(&w.queues.dlq_url).await;
         assert_eq!(letters.len(), 1, "{name}");
@@ -157,8 +162,7 @@ async fn a_request_on_a_rejected_opportunity_is_dead_lettered_at_its_first_recei
 async fn a_request_held_past_the_bound_is_dead_lettered_still_under_review() {
     let mut w =
         world("holds-bound", ReviewErrorCode::ActionNotPermitted, &[("WORK_QUEUE_RETENTION_SECONDS", "6")]).await;
-    let body = request("Sandbox", "O3000002", "Solutions", "S-3000021").to_string();
-    w.moto.send(&w.queues, "", &[body]).await;
+    w.send("O3000002", "S-3000021").await;
     w.pump_until("dead-lettered past the bound", |w| !w.outcomes("dead_lettered").is_empty()).await;
     let letters = w.moto.drain(&w.queues.dlq_url).await;
     assert_eq!(letters.len(), 1);
