@@ -294,6 +294,12 @@ async fn a_fifo_message_is_held_by_its_visibility_and_holds_its_group_back() {
     assert_eq!(failures(&answer), ["m1", "m2"], "the group waits behind it, in order");
     assert_eq!(w.holds.invisible.lock().unwrap().clone(), [("rh-m1".to_owned(), 60)]);
     assert!(w.holds.requeued.lock().unwrap().is_empty(), "a FIFO message is never sent again");
+    assert_eq!((w.service.writes().len(), w.service.reads()), (1, 1), "refused, and the read said why");
+    // Its hold carries nothing, so its next receive reads first: still under review, no write.
+    let again = with_time(received(fifo(record("m1", &body), "g"), 2));
+    let answer = w.worker.handle(event(sqs(vec![again]))).await.unwrap();
+    assert_eq!(failures(&answer), ["m1"], "held again");
+    assert_eq!((w.service.writes().len(), w.service.reads()), (1, 2), "a read, no write");
     // At its last receive a FIFO hold would be redriven without a reason: dead-lettered with it.
     let last = with_time(received(fifo(record("m1", &body), "g"), 3));
     w.worker.handle(event(sqs(vec![last]))).await.unwrap();
