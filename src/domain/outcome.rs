@@ -192,6 +192,14 @@ impl HeldFor {
     pub fn parse(text: &str) -> Option<Self> {
         [HeldFor::Budget, HeldFor::UnderReview].into_iter().find(|cause| cause.as_str() == text)
     }
+
+    /// The `ErrorCode` of a record held for this cause that could not be held (or no longer).
+    pub fn code(self) -> &'static str {
+        match self {
+            HeldFor::Budget => codes::HELD_FOR_BUDGET,
+            HeldFor::UnderReview => codes::UNDER_REVIEW,
+        }
+    }
 }
 
 /// How a held record was kept (docs/holds.md).

@@ -14,7 +14,7 @@ use serde_json::json;
 use tracing::info;
 
 use super::calls::{Failed, Write, WriteError, settle_by_read};
-use super::inbound::{Group, Record, Trigger};
+use super::inbound::{Record, Trigger};
 use super::{Invocation, Worker};
 use crate::aws::dead_letters::DeadLetters;
 use crate::aws::partner_central::{ApiError, ErrorClass, PartnerCentral};
@@ -67,8 +67,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             (Ok(request), false) => {
                 // A review's recheck reads before it writes. A FIFO hold carries no attribute (it is
                 // kept by its visibility alone), so any redelivery of a FIFO message may be one.
-                let fifo_redelivery =
-                    matches!(record.group, Group::Known(_)) && record.receive_count.is_some_and(|count| count > 1);
+                let fifo_redelivery = carried.fifo && record.receive_count.is_some_and(|count| count > 1);
                 let recheck = record.trigger == Trigger::Sqs
                     && (carried.held_for == Some(HeldFor::UnderReview) || fifo_redelivery);
                 self.try_request(invocation, request, first_receive, recheck).await

@@ -125,7 +125,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// past the age bound or for a FIFO message at its last receive.
     pub(super) fn rule_hold(&self, record: &Record, hold: Hold, held_back: bool) -> Result<Outcome, Verdict> {
         let now = now_ms();
-        let waiting = || Failure::new(codes_for(hold.cause), hold.reason.clone());
+        let waiting = || Failure::new(hold.cause.code(), hold.reason.clone());
         if self.holds.is_none() {
             return Err(Verdict::Transient(
                 waiting().noted("no WORK_QUEUE_URL to hold it in: retried as a transient failure"),
@@ -154,7 +154,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
                 }
             };
             let failure = Failure::new(
-                codes_for(hold.cause),
+                hold.cause.code(),
                 format!(
                     "{reason}: past the bound on holding, the work queue's retention less MAX_HOLD_SECONDS ({}); {}",
                     in_words(Duration::from_millis(bound)),
@@ -179,7 +179,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// it fails, and is delivered again as any failure is: never lost.
     pub(super) async fn keep(&self, invocation: &Invocation, record: &Record, hold: Hold) -> Outcome {
         let Some(holds) = &self.holds else {
-            return Outcome::Failed(Failure::new(codes_for(hold.cause), hold.reason));
+            return Outcome::Failed(Failure::new(hold.cause.code(), hold.reason));
         };
         let now = now_ms();
         let carried = &record.carried;
@@ -187,7 +187,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
         let first_receive = record.receive_count.unwrap_or(1) <= 1;
         let failed = |hold: &Hold, why: String| {
             Outcome::Failed(
-                Failure::new(codes_for(hold.cause), hold.reason.clone())
+                Failure::new(hold.cause.code(), hold.reason.clone())
                     .noted(format_args!("not held, delivered again: {why}")),
             )
         };
@@ -233,14 +233,6 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             Some(Err(e)) => failed(&hold, e),
             None => failed(&hold, "the invocation's deadline came first".to_owned()),
         }
-    }
-}
-
-/// The code of a hold's failure or dead letter.
-fn codes_for(cause: HeldFor) -> &'static str {
-    match cause {
-        HeldFor::Budget => crate::domain::outcome::codes::HELD_FOR_BUDGET,
-        HeldFor::UnderReview => crate::domain::outcome::codes::UNDER_REVIEW,
     }
 }
 
