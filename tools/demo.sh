@@ -22,6 +22,7 @@ describe() {
     marketplace-offer.json) echo "direct: remove a Marketplace offer (ARN identifier) from O1234567" ;;
     sqs-eventbridge-record.json) echo "SQS record carrying an EventBridge event (rule -> queue -> function)" ;;
     sqs-mixed-batch.json) echo "SQS batch: 1 valid, 2 malformed, 1 production-catalog request (not allowed here), 1 unknown opportunity; the bad ones go to the dead-letter queue with their reason" ;;
+    sqs-rejected.json) echo "SQS: replace the legacy solution of O3000004, which AWS's review rejected: the read before the writes shows it read-only, so nothing is written and the request is dead-lettered at once (OpportunityRejected)" ;;
     sqs-fifo-batch.json) echo "FIFO batch, one message group, in order; the middle one breaks a business rule (last solution of a submitted opportunity) and is dead-lettered" ;;
     webhook-*) echo "signed CRM webhook, to the webhook function (its Function URL): re-signed now with the documented demo secret, queued to the work queue" ;;
     *) echo "sample event" ;;

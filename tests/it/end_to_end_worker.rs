@@ -494,15 +494,22 @@ async fn every_sample_event_does_what_the_demo_says() {
             "sqs-eventbridge-record.json" => "failures [], dead letters 0",
             "sqs-mixed-batch.json" => "failures [], dead letters 4",
             "sqs-fifo-batch.json" => "failures [], dead letters 1",
+            // Rejected by AWS's review: read-only, dead-lettered without a write.
+            "sqs-rejected.json" => "failures [], dead letters 1",
             other => panic!("events/{other} has no expectation here: add one"),
         };
         assert_eq!(summary, expected, "events/{name}: {answer:?}");
     }
-    assert_eq!(dead_letters, 6);
+    assert_eq!(dead_letters, 7);
     let state = emulator.state();
     let marketplace = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Solution/sol-abc";
     let o = &state.opportunity("Sandbox", "O4000001").unwrap().related_entity_identifiers;
     assert_eq!((o.solutions.len(), o.aws_marketplace_solutions.as_slice()), (0, [marketplace.to_owned()].as_slice()));
+    let rejected = &state.opportunity("Sandbox", "O3000004").unwrap().related_entity_identifiers;
+    assert_eq!(
+        (rejected.solutions.as_slice(), rejected.aws_marketplace_solutions.len()),
+        (["S-3000004".to_owned()].as_slice(), 0)
+    );
     let new_offer = "arn:aws:aws-marketplace:us-east-1:123456789012:AWSMarketplace/Offer/offer-ghi789";
     let o = &state.opportunity("Sandbox", "O4000002").unwrap().related_entity_identifiers;
     assert_eq!(o.aws_marketplace_offers, [new_offer]);
