@@ -235,6 +235,11 @@ impl Hold {
         Self { cause, until_ms, reason: reason.into(), since_ms: None, kept: Kept::Pending, continued: false }
     }
 
+    /// The hold as a failure, when it cannot be kept: its cause's code, its reason.
+    pub fn failure(&self) -> Failure {
+        Failure::new(self.cause.code(), self.reason.clone())
+    }
+
     /// A record held for `cause` until `until_ms`, received before then: it waits on, untried.
     pub fn continued(cause: HeldFor, until_ms: u64) -> Self {
         let reason = format!("waits on, until its HoldUntil, {}", crate::time::rfc3339(until_ms));

@@ -125,10 +125,9 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// past the age bound or for a FIFO message at its last receive.
     pub(super) fn rule_hold(&self, record: &Record, hold: Hold, held_back: bool) -> Result<Outcome, Verdict> {
         let now = now_ms();
-        let waiting = || Failure::new(hold.cause.code(), hold.reason.clone());
         if self.holds.is_none() {
             return Err(Verdict::Transient(
-                waiting().noted("no WORK_QUEUE_URL to hold it in: retried as a transient failure"),
+                hold.failure().noted("no WORK_QUEUE_URL to hold it in: retried as a transient failure"),
             ));
         }
         let carried = &record.carried;
@@ -167,7 +166,7 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
             && count >= max
             && !held_back
         {
-            let failure = waiting().noted(format_args!(
+            let failure = hold.failure().noted(format_args!(
                 "held at receive {count} of the queue's maxReceiveCount {max}, its last before the redrive: a FIFO queue holds by visibility, which spends receives"
             ));
             return Err(Verdict::Permanent(failure));
@@ -179,17 +178,14 @@ impl<P: PartnerCentral, D: DeadLetters> Worker<P, D> {
     /// it fails, and is delivered again as any failure is: never lost.
     pub(super) async fn keep(&self, invocation: &Invocation, record: &Record, hold: Hold) -> Outcome {
         let Some(holds) = &self.holds else {
-            return Outcome::Failed(Failure::new(hold.cause.code(), hold.reason));
+            return Outcome::Failed(hold.failure());
         };
         let now = now_ms();
         let carried = &record.carried;
         let continuation = carried.hold_until_ms == Some(hold.until_ms);
         let first_receive = record.receive_count.unwrap_or(1) <= 1;
         let failed = |hold: &Hold, why: String| {
-            Outcome::Failed(
-                Failure::new(hold.cause.code(), hold.reason.clone())
-                    .noted(format_args!("not held, delivered again: {why}")),
-            )
+            Outcome::Failed(hold.failure().noted(format_args!("not held, delivered again: {why}")))
         };
         let (kept, sent) = if record.trigger == Trigger::Sqs && (carried.fifo || (continuation && first_receive)) {
             let Some(handle) = &carried.receipt_handle else {
