@@ -237,6 +237,54 @@ mod tests {
         assert_eq!(lines[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "OldestHeldAgeSeconds");
     }
 
+    /// The names the template's alarms and dashboard read in the stack's namespace (`MetricsNamespace`):
+    /// an alarm's `MetricName` under `Namespace: !Ref MetricsNamespace`, and a dashboard row
+    /// `["${MetricsNamespace}", "Name", ...]` or `[".", "Name", ...]` after one of those.
+    fn read_by_the_template(template: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        let (mut ours, mut alarm_in_ours) = (false, false);
+        let quoted = |rest: &str| rest.split('"').next().unwrap_or_default().to_owned();
+        for line in template.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix("MetricName: ").filter(|_| alarm_in_ours) {
+                names.insert(name.to_owned());
+            }
+            alarm_in_ours = line == "Namespace: !Ref MetricsNamespace";
+            if let Some((_, rest)) = line.split_once(r#"["${MetricsNamespace}", ""#) {
+                ours = true;
+                names.insert(quoted(rest));
+            } else if line.contains(r#"["AWS/"#) {
+                ours = false;
+            } else if let Some(rest) = line.strip_prefix(r#"[".", ""#).filter(|_| ours) {
+                names.insert(quoted(rest));
+            }
+        }
+        names
+    }
+
+    /// A metric renamed or dropped on one side would leave a graph empty and an alarm silent.
+    #[test]
+    fn the_template_reads_only_metrics_the_worker_writes() {
+        let metrics = InvocationMetrics::default();
+        for outcome in Outcome::every_kind() {
+            metrics.count(Some(Catalog::Sandbox), &outcome);
+        }
+        metrics.count(Some(Catalog::Sandbox), &Outcome::Held(Hold { since_ms: Some(1), ..Hold::budget(0) }));
+        metrics.read(Catalog::Sandbox);
+        metrics.latency(Catalog::Sandbox, 1.0);
+        let mut lines = metrics.emf_lines("Ns", "svc", 1, 100_000);
+        lines.extend(repairs_line("Ns", "svc", 1, 100_000));
+        lines.push(budget_line("Ns", "svc", (1, 1), 100_000));
+        let written: std::collections::BTreeSet<String> = lines
+            .iter()
+            .flat_map(|line| line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().clone())
+            .map(|metric| metric["Name"].as_str().unwrap().to_owned())
+            .collect();
+        let read = read_by_the_template(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")));
+        assert!(read.contains("StillHeld") && read.contains("OldestHeldAgeSeconds") && read.len() > 15, "{read:?}");
+        let unwritten: Vec<&String> = read.difference(&written).collect();
+        assert!(unwritten.is_empty(), "the template reads {unwritten:?}, which the worker never writes");
+    }
+
     #[test]
     fn an_idle_invocation_writes_nothing() {
         assert!(InvocationMetrics::default().emf_lines("Ns", "svc", 0, 0).is_empty());
