@@ -20,10 +20,13 @@
 //! An opportunity under review (`Submitted`, `In review`) is planned, since the stack holds its
 //! request until the review ends, and counted apart.
 //!
-//! Every read, a page or an opportunity, waits for its turn in one [`Pacer`] at `--reads-per-second`,
-//! and is one attempt: a throttled or failed read is tried again in a later turn, never by the SDK
-//! outside the pacing. After each page of opportunities the [`State`] is written (beside, then renamed
-//! into place), so a scan stopped anywhere reads at most the page it was on again.
+//! Every page of `ListOpportunities` is listed before any opportunity is read, so the number of
+//! opportunities to read, and with it the progress bar's ETA, is known for the whole scan once the
+//! listing (one read in a hundred) is done. Every read, a page or an opportunity, waits for its turn in
+//! one [`Pacer`] at `--reads-per-second`, and is one attempt: a throttled or failed read is tried again
+//! in a later turn, never by the SDK outside the pacing. The [`State`] is saved after each list page
+//! and after each [`PAGE_SIZE`] opportunities read, so a scan stopped anywhere lists at most one page,
+//! or reads at most that many opportunities, again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -46,14 +49,15 @@ use opportunity_disassociator::domain::request::{
     Catalog, DisassociationRequest, EntityType, OpportunityId, RelatedEntity,
 };
 use opportunity_disassociator::pacing::Pacer;
+use opportunity_disassociator::time::in_words;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{self, Summary};
 
 /// The reads a second by default: half the account's read quota, which the worker shares.
 pub const READS_PER_SECOND: f64 = 5.0;
-/// The largest page both list operations take.
-const PAGE_SIZE: i32 = 100;
+/// The largest page both list operations take, and the opportunities read between two saves of the state.
+pub const PAGE_SIZE: usize = 100;
 /// Attempts of one read before the scan stops (its state kept, so a rerun goes on from there).
 const ATTEMPTS: u32 = 8;
 /// Partner Central exists in this region only.
@@ -125,7 +129,7 @@ pub async fn command(args: Args, log: &mut impl Write) -> u8 {
     let reads = SdkReads::new(&sdk);
     let settings = Settings { catalog: args.catalog, include_closed: args.include_closed };
     let mut scan = Scan::new(reads, settings, args.reads_per_second, state, state_path.clone());
-    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let mut progress = Progress::new(std::io::stderr().is_terminal(), args.reads_per_second);
     if let Err(message) = scan.run(&mut progress, log).await {
         progress.finish();
         let _ = writeln!(
@@ -156,13 +160,20 @@ pub async fn command(args: Args, log: &mut impl Write) -> u8 {
 }
 
 /// One opportunity as `ListOpportunities` lists it: all the scan needs before reading it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listed {
+    #[serde(deserialize_with = "opportunity_id")]
     pub id: OpportunityId,
     pub closed_lost: bool,
     pub under_review: bool,
     /// `Rejected` is read-only: every write to it is refused.
     pub rejected: bool,
+}
+
+fn opportunity_id<'de, D: serde::Deserializer<'de>>(from: D) -> Result<OpportunityId, D::Error> {
+    let id = String::deserialize(from)?;
+    OpportunityId::parse(&id)
+        .ok_or_else(|| serde::de::Error::custom(format!("{id:?} is not an opportunity identifier")))
 }
 
 /// One legacy solution as `ListSolutions` lists it.
@@ -224,7 +235,7 @@ impl Reads for SdkReads {
             .client
             .list_solutions()
             .catalog(catalog.as_str())
-            .max_results(PAGE_SIZE)
+            .max_results(PAGE_SIZE as i32)
             .set_next_token(token.map(str::to_owned))
             .send()
             .await
@@ -255,7 +266,7 @@ impl Reads for SdkReads {
             .client
             .list_opportunities()
             .catalog(catalog.as_str())
-            .max_results(PAGE_SIZE)
+            .max_results(PAGE_SIZE as i32)
             .sort(by_identifier)
             .set_next_token(token.map(str::to_owned))
             .send()
@@ -431,6 +442,10 @@ pub struct State {
     pub solutions: Listing,
     pub mapping: Mapping,
     pub opportunities: Listing,
+    /// Every opportunity listed so far, in the order listed.
+    pub listed: Vec<Listed>,
+    /// Of the listed opportunities to read, how many are read (in the order listed).
+    pub read: usize,
     pub tally: Tally,
     /// The requests planned so far, as plan lines.
     pub requests: Vec<String>,
@@ -444,6 +459,8 @@ impl State {
             solutions: Listing::default(),
             mapping: Mapping::new(),
             opportunities: Listing::default(),
+            listed: Vec::new(),
+            read: 0,
             tally: Tally::default(),
             requests: Vec::new(),
         }
@@ -502,6 +519,14 @@ pub struct Settings {
     pub include_closed: bool,
 }
 
+impl Settings {
+    /// Whether a listed opportunity is read: not when it is `Closed Lost` (unless `--include-closed`)
+    /// or `Rejected`.
+    fn reads(&self, listed: &Listed) -> bool {
+        (self.include_closed || !listed.closed_lost) && !listed.rejected
+    }
+}
+
 /// A scan under way.
 pub struct Scan<R> {
     reads: R,
@@ -532,7 +557,8 @@ impl<R: Reads> Scan<R> {
         }
     }
 
-    /// Reads what is left to read, saving the state after every page.
+    /// Reads what is left to read: every list page first, then each opportunity to read, saving the
+    /// state after each list page and after each [`PAGE_SIZE`] opportunities read.
     pub async fn run(&mut self, progress: &mut Progress, log: &mut impl Write) -> Result<(), String> {
         let catalog = self.settings.catalog;
         while !self.state.solutions.done {
@@ -546,27 +572,35 @@ impl<R: Reads> Scan<R> {
             self.state.solutions.next_token = page.next;
             self.state.save(&self.state_path)?;
         }
-        progress.resumed(self.state.tally.listed, self.state.tally.listed);
         while !self.state.opportunities.done {
             let token = self.state.opportunities.next_token.clone();
             let page =
                 self.meter.read("ListOpportunities", || self.reads.opportunities(catalog, token.as_deref())).await?;
-            progress.listed(page.items.len() as u64);
+            for listed in page.items {
+                self.state.tally.listed += 1;
+                if listed.closed_lost && !self.settings.include_closed {
+                    self.state.tally.closed_lost += 1;
+                } else if listed.rejected {
+                    self.state.tally.rejected += 1;
+                }
+                self.state.listed.push(listed);
+            }
+            self.state.opportunities.pages += 1;
+            if let Some(last) = self.state.listed.last() {
+                self.state.opportunities.last_identifier = Some(last.id.to_string());
+            }
+            self.state.opportunities.done = page.next.is_none();
+            self.state.opportunities.next_token = page.next;
+            self.state.save(&self.state_path)?;
+            progress.listed(&self.state, log);
+        }
+        let to_read: Vec<Listed> = self.state.listed.iter().filter(|l| self.settings.reads(l)).cloned().collect();
+        progress.reading(to_read.len(), self.state.read);
+        let counterparts: BTreeSet<&str> = self.state.mapping.values().flatten().map(String::as_str).collect();
+        for chunk in to_read[self.state.read.min(to_read.len())..].chunks(PAGE_SIZE) {
             let mut tally = self.state.tally.clone();
             let mut lines = Vec::new();
-            let counterparts: BTreeSet<&str> = self.state.mapping.values().flatten().map(String::as_str).collect();
-            for listed in &page.items {
-                tally.listed += 1;
-                if listed.closed_lost && !self.settings.include_closed {
-                    tally.closed_lost += 1;
-                    progress.read_one();
-                    continue;
-                }
-                if listed.rejected {
-                    tally.rejected += 1;
-                    progress.read_one();
-                    continue;
-                }
+            for listed in chunk {
                 let holdings =
                     self.meter.read("GetOpportunity", || self.reads.opportunity(catalog, &listed.id)).await?;
                 progress.read_one();
@@ -578,17 +612,12 @@ impl<R: Reads> Scan<R> {
                     plan_opportunity(catalog, listed, &holdings, &self.state.mapping, &counterparts, &mut tally);
                 lines.extend(requests.iter().map(message_body));
             }
-            // The page counts only once every opportunity on it is read: a stop before this rereads it.
+            // The chunk counts only once every opportunity in it is read: a stop before this rereads it.
             self.state.tally = tally;
             self.state.requests.extend(lines);
-            self.state.opportunities.pages += 1;
-            if let Some(last) = page.items.last() {
-                self.state.opportunities.last_identifier = Some(last.id.to_string());
-            }
-            self.state.opportunities.done = page.next.is_none();
-            self.state.opportunities.next_token = page.next;
+            self.state.read += chunk.len();
             self.state.save(&self.state_path)?;
-            progress.page_done(&self.state, self.meter.made, self.started.elapsed(), log);
+            progress.saved(&self.state, to_read.len(), self.meter.made, self.started.elapsed(), log);
         }
         Ok(())
     }
@@ -674,39 +703,52 @@ impl Meter {
     }
 }
 
-/// Progress on standard error: a bar with an ETA on a terminal, a line a page otherwise.
+/// Progress on standard error: a bar with an ETA on a terminal, a line a save otherwise.
 pub enum Progress {
     Bar(ProgressBar),
-    Lines,
+    Lines { reads_per_second: f64 },
     Silent,
 }
 
 impl Progress {
-    pub fn new(terminal: bool) -> Self {
+    pub fn new(terminal: bool, reads_per_second: f64) -> Self {
         if !terminal {
-            return Self::Lines;
+            return Self::Lines { reads_per_second };
         }
-        let bar = ProgressBar::new(0);
-        let style = ProgressStyle::with_template(
-            "{spinner} {pos}/{len} opportunities read (more listed as pages come) [{elapsed_precise}] ETA {eta} {msg}",
-        );
-        if let Ok(style) = style {
-            bar.set_style(style);
-        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_message("listing opportunities");
         Self::Bar(bar)
     }
 
-    fn resumed(&mut self, listed: u64, read: u64) {
-        if let Self::Bar(bar) = self {
-            bar.set_length(listed);
-            bar.set_position(read);
-            bar.reset_eta();
+    /// A list page of opportunities is saved.
+    fn listed(&mut self, state: &State, log: &mut impl Write) {
+        match self {
+            Self::Bar(bar) => bar.set_message(format!("listing: {} listed", opportunities(state.tally.listed))),
+            Self::Lines { .. } => {
+                let _ = writeln!(
+                    log,
+                    "listing: page {}, {} listed",
+                    state.opportunities.pages,
+                    opportunities(state.tally.listed)
+                );
+            }
+            Self::Silent => {}
         }
     }
 
-    fn listed(&mut self, count: u64) {
+    /// The listing is done: `total` opportunities to read, `read` of them read already.
+    fn reading(&mut self, total: usize, read: usize) {
         if let Self::Bar(bar) = self {
-            bar.inc_length(count);
+            let style = ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} opportunities read [{elapsed_precise}] ETA {eta} {msg}",
+            );
+            if let Ok(style) = style {
+                bar.set_style(style);
+            }
+            bar.set_message("");
+            bar.set_length(total as u64);
+            bar.set_position(read as u64);
+            bar.reset_eta();
         }
     }
 
@@ -716,20 +758,20 @@ impl Progress {
         }
     }
 
-    fn page_done(&mut self, state: &State, made: u64, elapsed: Duration, log: &mut impl Write) {
-        let planned = state.requests.len();
+    /// The opportunities read so far are saved.
+    fn saved(&mut self, state: &State, total: usize, made: u64, elapsed: Duration, log: &mut impl Write) {
+        let planned = counted(state.requests.len() as u64, "replacement", "replacements");
         match self {
-            Self::Bar(bar) => {
-                bar.set_message(format!("{} planned", counted(planned as u64, "replacement", "replacements")))
-            }
-            Self::Lines => {
+            Self::Bar(bar) => bar.set_message(format!("{planned} planned")),
+            Self::Lines { reads_per_second } => {
                 let rate = made as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
+                // The reads left go at the asked rate at most: the least time they take.
+                let left = Duration::from_secs_f64(total.saturating_sub(state.read) as f64 / *reads_per_second);
                 let _ = writeln!(
                     log,
-                    "page {}: {} listed, {} planned, {made} reads at {rate:.2}/s",
-                    state.opportunities.pages,
-                    opportunities(state.tally.listed),
-                    counted(planned as u64, "replacement", "replacements")
+                    "read {} of {total} opportunities, {planned} planned, {made} reads at {rate:.2}/s, about {} left",
+                    state.read,
+                    in_words(left)
                 );
             }
             Self::Silent => {}
@@ -897,8 +939,62 @@ mod tests {
         Scan::new(account, settings, 1000.0, state, path.to_owned())
     }
 
+    /// The opportunities a scan of `account` reads, in the order it reads them.
+    fn to_read(account: &Account) -> Vec<OpportunityId> {
+        let settings = Settings { catalog: Catalog::Sandbox, include_closed: false };
+        account.opportunities.iter().filter(|(l, _)| settings.reads(l)).map(|(l, _)| l.id.clone()).collect()
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_scan_stopped_on_a_page_reads_only_that_page_again() {
+    async fn every_page_is_listed_before_any_opportunity_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let account = Account::new(45, 10);
+        let mut run = scan(&account, State::new(Catalog::Sandbox, false), &dir.path().join("s.json"));
+        run.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+        let calls = account.calls.borrow();
+        let last_list = calls.iter().rposition(|c| c.starts_with("ListOpportunities")).unwrap();
+        let first_get = calls.iter().position(|c| c.starts_with("GetOpportunity")).unwrap();
+        assert_eq!((last_list, first_get), (2 + 4, 2 + 5), "{calls:?}");
+        assert_eq!(run.state.read, to_read(&account).len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scan_stopped_while_reading_reads_only_the_opportunities_since_the_last_save_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let whole = Account::new(250, 100);
+        let mut once = scan(&whole, State::new(Catalog::Sandbox, false), &dir.path().join("once.json"));
+        once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+
+        let account = Account::new(250, 100);
+        *account.broken.borrow_mut() = Some("GetOpportunity O150".to_owned());
+        let mut stopped = scan(&account, State::new(Catalog::Sandbox, false), &path);
+        let error = stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
+        assert!(error.contains("GetOpportunity failed after 1 attempt(s)"), "{error}");
+        let kept = State::load(&path, Catalog::Sandbox, false).unwrap();
+        assert!(kept.opportunities.done);
+        assert_eq!(kept.read, PAGE_SIZE);
+
+        *account.broken.borrow_mut() = None;
+        let mut resumed = scan(&account, kept, &path);
+        resumed.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+        assert_eq!(resumed.state.requests, once.state.requests);
+        assert_eq!(resumed.state.tally, once.state.tally);
+        // Read again: the opportunities after the last save up to O150, O150's failed read included.
+        let o150 = to_read(&account).iter().position(|id| id.as_str() == "O150").unwrap();
+        let again = o150 + 1 - PAGE_SIZE;
+        assert!(again <= PAGE_SIZE);
+        assert_eq!(account.count("GetOpportunity"), whole.count("GetOpportunity") + again);
+        assert_eq!(
+            account.count("ListOpportunities"),
+            whole.count("ListOpportunities"),
+            "the listing is not read again"
+        );
+        assert_eq!(account.count("ListSolutions"), 2, "the mapping is read once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scan_stopped_while_listing_lists_only_that_page_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let whole = Account::new(45, 10);
@@ -906,23 +1002,21 @@ mod tests {
         once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
 
         let account = Account::new(45, 10);
-        *account.broken.borrow_mut() = Some("GetOpportunity O25".to_owned());
+        *account.broken.borrow_mut() = Some("ListOpportunities Some(\"20\")".to_owned());
         let mut stopped = scan(&account, State::new(Catalog::Sandbox, false), &path);
         let error = stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
-        assert!(error.contains("GetOpportunity failed after 1 attempt(s)"), "{error}");
+        assert!(error.contains("ListOpportunities failed after 1 attempt(s)"), "{error}");
         let kept = State::load(&path, Catalog::Sandbox, false).unwrap();
         assert_eq!((kept.opportunities.pages, kept.opportunities.last_identifier.as_deref()), (2, Some("O20")));
+        assert_eq!((kept.listed.len(), kept.read), (20, 0));
 
         *account.broken.borrow_mut() = None;
         let mut resumed = scan(&account, kept, &path);
         resumed.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
         assert_eq!(resumed.state.requests, once.state.requests);
         assert_eq!(resumed.state.tally, once.state.tally);
-        // The third page (O21..O30) was listed twice and its opportunities before O25 read twice.
         assert_eq!(account.count("ListOpportunities"), whole.count("ListOpportunities") + 1);
-        let closed_before_o25 = [21].len();
-        assert_eq!(account.count("GetOpportunity"), whole.count("GetOpportunity") + 5 - closed_before_o25);
-        assert_eq!(account.count("ListSolutions"), 2, "the mapping is read once");
+        assert_eq!(account.count("GetOpportunity"), whole.count("GetOpportunity"));
     }
 
     #[tokio::test(start_paused = true)]
