@@ -24,13 +24,15 @@
 //! opportunities to read, and with it the progress bar's ETA, is known for the whole scan once the
 //! listing (one read in a hundred) is done. Every read, a page or an opportunity, waits for its turn in
 //! one [`Pacer`] at `--reads-per-second`, and is one attempt: a throttled or failed read is tried again
-//! in a later turn, never by the SDK outside the pacing. The [`State`] is saved after each list page
-//! and after each [`PAGE_SIZE`] opportunities read, so a scan stopped anywhere lists at most one page,
-//! or reads at most that many opportunities, again.
+//! in a later turn, never by the SDK outside the pacing. After each list page and after each
+//! [`PAGE_SIZE`] opportunities read, what is new is appended to the [`Journal`] and the small [`State`]
+//! saved, so a scan stopped anywhere lists at most one page, or reads at most that many opportunities,
+//! again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
 use std::future::Future;
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -115,20 +117,26 @@ pub fn state_path_for(out: &Path) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// The journal beside a state file.
+pub fn journal_path_for(state: &Path) -> PathBuf {
+    let mut path = state.as_os_str().to_owned();
+    path.push(".journal");
+    PathBuf::from(path)
+}
+
 /// Runs the command: exit status 0 when the plan is written, 2 for AWS or I/O errors.
 pub async fn command(args: Args, log: &mut impl Write) -> u8 {
     let state_path = args.state.clone().unwrap_or_else(|| state_path_for(&args.out));
-    let state = match State::load(&state_path, args.catalog, args.include_closed) {
-        Ok(state) => state,
+    let sdk = opportunity_disassociator::aws::sdk_config(|name| std::env::var(name).ok(), 1).await;
+    let reads = SdkReads::new(&sdk);
+    let settings = Settings { catalog: args.catalog, include_closed: args.include_closed };
+    let mut scan = match Scan::open(reads, settings, args.reads_per_second, state_path.clone()) {
+        Ok(scan) => scan,
         Err(message) => {
             let _ = writeln!(log, "error: {message}");
             return 2;
         }
     };
-    let sdk = opportunity_disassociator::aws::sdk_config(|name| std::env::var(name).ok(), 1).await;
-    let reads = SdkReads::new(&sdk);
-    let settings = Settings { catalog: args.catalog, include_closed: args.include_closed };
-    let mut scan = Scan::new(reads, settings, args.reads_per_second, state, state_path.clone());
     let mut progress = Progress::new(std::io::stderr().is_terminal(), args.reads_per_second);
     if let Err(message) = scan.run(&mut progress, log).await {
         progress.finish();
@@ -140,7 +148,7 @@ pub async fn command(args: Args, log: &mut impl Write) -> u8 {
         return 2;
     }
     progress.finish();
-    let requests = match scan.state.decoded_requests() {
+    let requests = match scan.found.decoded_requests() {
         Ok(requests) => requests,
         Err(message) => {
             let _ = writeln!(log, "error: {message}");
@@ -156,6 +164,7 @@ pub async fn command(args: Args, log: &mut impl Write) -> u8 {
     let _ = writeln!(log, "plan: {}: {summary}; {}", args.out.display(), summary.duration(args.writes_per_day));
     // The scan is over: a rerun scans again rather than rewriting this plan from old reads.
     let _ = std::fs::remove_file(&state_path);
+    let _ = std::fs::remove_file(journal_path_for(&state_path));
     0
 }
 
@@ -177,7 +186,7 @@ fn opportunity_id<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Opportuni
 }
 
 /// One legacy solution as `ListSolutions` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Solution {
     pub id: String,
     pub counterpart: Option<String>,
@@ -434,21 +443,19 @@ pub struct Listing {
     pub last_identifier: Option<String>,
 }
 
-/// An unfinished scan, written after every page.
+/// An unfinished scan: its cursors and tallies, and how much of the [`Journal`] they cover. Small
+/// whatever the account: saved after each list page and each [`PAGE_SIZE`] opportunities read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub catalog: String,
     pub include_closed: bool,
     pub solutions: Listing,
-    pub mapping: Mapping,
     pub opportunities: Listing,
-    /// Every opportunity listed so far, in the order listed.
-    pub listed: Vec<Listed>,
     /// Of the listed opportunities to read, how many are read (in the order listed).
     pub read: usize,
     pub tally: Tally,
-    /// The requests planned so far, as plan lines.
-    pub requests: Vec<String>,
+    /// The bytes of the journal this state covers: anything past them is from a save cut short.
+    pub journal: u64,
 }
 
 impl State {
@@ -457,12 +464,10 @@ impl State {
             catalog: catalog.as_str().to_owned(),
             include_closed,
             solutions: Listing::default(),
-            mapping: Mapping::new(),
             opportunities: Listing::default(),
-            listed: Vec::new(),
             read: 0,
             tally: Tally::default(),
-            requests: Vec::new(),
+            journal: 0,
         }
     }
 
@@ -497,8 +502,39 @@ impl State {
             .and_then(|()| std::fs::rename(&partial, path))
             .map_err(|e| format!("writing the state {} failed: {e}", path.display()))
     }
+}
 
-    /// The requests planned so far, decoded by the rules of every request.
+/// One thing a scan found: a line of its [`Journal`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Entry {
+    Solution(Solution),
+    Listed(Listed),
+    /// A planned request, as its plan line.
+    Planned(String),
+}
+
+/// Everything a scan found so far, as its journal holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    pub mapping: Mapping,
+    /// Every opportunity listed, in the order listed.
+    pub listed: Vec<Listed>,
+    /// The requests planned, as plan lines.
+    pub requests: Vec<String>,
+}
+
+impl Found {
+    fn add(&mut self, entry: Entry) {
+        match entry {
+            Entry::Solution(solution) => {
+                self.mapping.insert(solution.id, solution.counterpart);
+            }
+            Entry::Listed(listed) => self.listed.push(listed),
+            Entry::Planned(line) => self.requests.push(line),
+        }
+    }
+
+    /// The requests planned, decoded by the rules of every request.
     pub fn decoded_requests(&self) -> Result<Vec<DisassociationRequest>, String> {
         self.requests
             .iter()
@@ -506,9 +542,68 @@ impl State {
                 serde_json::from_str(line)
                     .map_err(|e| e.to_string())
                     .and_then(|doc| DisassociationRequest::from_document(&doc).map_err(|e| e.to_string()))
-                    .map_err(|e| format!("the state holds a request that is not valid ({e}): remove it to scan again"))
+                    .map_err(|e| {
+                        format!("the journal holds a request that is not valid ({e}): remove it to scan again")
+                    })
             })
             .collect()
+    }
+}
+
+/// What a scan found, one [`Entry`] a line, only ever appended: each save appends what is new, then
+/// saves the state with the journal's length, so the cost of a save does not grow with the plan.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl Journal {
+    /// The journal at `path` cut to the `covered` bytes its state counts (a save cut short may have
+    /// appended more), and what it holds.
+    pub fn open(path: &Path, covered: u64) -> Result<(Self, Found), String> {
+        let failed = |e: std::io::Error| format!("reading the journal {} failed: {e}", path.display());
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(failed)?;
+        let len = file.metadata().map_err(failed)?.len();
+        if len < covered {
+            return Err(format!(
+                "the journal {} holds {len} bytes, its state counts {covered}: remove both to scan again",
+                path.display()
+            ));
+        }
+        file.set_len(covered).map_err(failed)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(failed)?;
+        let mut found = Found::default();
+        for line in text.lines() {
+            let entry = serde_json::from_str(line).map_err(|e| {
+                format!(
+                    "the journal {} holds a line that is not an entry ({e}): remove it to scan again",
+                    path.display()
+                )
+            })?;
+            found.add(entry);
+        }
+        Ok((Self { file, path: path.to_owned(), len: covered }, found))
+    }
+
+    /// Appends the entries in one write; the journal's length after them.
+    fn append(&mut self, entries: &[Entry]) -> Result<u64, String> {
+        let mut text = String::new();
+        for entry in entries {
+            let line = serde_json::to_string(entry).map_err(|e| format!("encoding the journal failed: {e}"))?;
+            text.push_str(&line);
+            text.push('\n');
+        }
+        // From the length counted, so that an append that failed halfway is written over.
+        self.file
+            .seek(SeekFrom::Start(self.len))
+            .and_then(|_| self.file.write_all(text.as_bytes()))
+            .and_then(|()| self.file.flush())
+            .map_err(|e| format!("writing the journal {} failed: {e}", self.path.display()))?;
+        self.len += text.len() as u64;
+        Ok(self.len)
     }
 }
 
@@ -533,6 +628,8 @@ pub struct Scan<R> {
     settings: Settings,
     meter: Meter,
     pub state: State,
+    pub found: Found,
+    journal: Journal,
     state_path: PathBuf,
     started: Instant,
 }
@@ -546,15 +643,29 @@ pub struct Meter {
 }
 
 impl<R: Reads> Scan<R> {
-    pub fn new(reads: R, settings: Settings, reads_per_second: f64, state: State, state_path: PathBuf) -> Self {
-        Self {
+    /// The scan left at `state_path` (its state and its journal), or a new one.
+    pub fn open(reads: R, settings: Settings, reads_per_second: f64, state_path: PathBuf) -> Result<Self, String> {
+        let state = State::load(&state_path, settings.catalog, settings.include_closed)?;
+        let (journal, found) = Journal::open(&journal_path_for(&state_path), state.journal)?;
+        Ok(Self {
             reads,
             settings,
             meter: Meter { pacer: Pacer::local(reads_per_second), made: 0, throttled: 0 },
             state,
+            found,
+            journal,
             state_path,
             started: Instant::now(),
+        })
+    }
+
+    /// Appends what is new to the journal, then saves the state that covers it.
+    fn save(&mut self, new: Vec<Entry>) -> Result<(), String> {
+        self.state.journal = self.journal.append(&new)?;
+        for entry in new {
+            self.found.add(entry);
         }
+        self.state.save(&self.state_path)
     }
 
     /// Reads what is left to read: every list page first, then each opportunity to read, saving the
@@ -564,42 +675,39 @@ impl<R: Reads> Scan<R> {
         while !self.state.solutions.done {
             let token = self.state.solutions.next_token.clone();
             let page = self.meter.read("ListSolutions", || self.reads.solutions(catalog, token.as_deref())).await?;
-            for solution in page.items {
-                self.state.mapping.insert(solution.id, solution.counterpart);
-            }
             self.state.solutions.pages += 1;
             self.state.solutions.done = page.next.is_none();
             self.state.solutions.next_token = page.next;
-            self.state.save(&self.state_path)?;
+            self.save(page.items.into_iter().map(Entry::Solution).collect())?;
         }
         while !self.state.opportunities.done {
             let token = self.state.opportunities.next_token.clone();
             let page =
                 self.meter.read("ListOpportunities", || self.reads.opportunities(catalog, token.as_deref())).await?;
-            for listed in page.items {
+            for listed in &page.items {
                 self.state.tally.listed += 1;
                 if listed.closed_lost && !self.settings.include_closed {
                     self.state.tally.closed_lost += 1;
                 } else if listed.rejected {
                     self.state.tally.rejected += 1;
                 }
-                self.state.listed.push(listed);
             }
             self.state.opportunities.pages += 1;
-            if let Some(last) = self.state.listed.last() {
+            if let Some(last) = page.items.last() {
                 self.state.opportunities.last_identifier = Some(last.id.to_string());
             }
             self.state.opportunities.done = page.next.is_none();
             self.state.opportunities.next_token = page.next;
-            self.state.save(&self.state_path)?;
+            self.save(page.items.into_iter().map(Entry::Listed).collect())?;
             progress.listed(&self.state, log);
         }
-        let to_read: Vec<Listed> = self.state.listed.iter().filter(|l| self.settings.reads(l)).cloned().collect();
+        let to_read: Vec<Listed> = self.found.listed.iter().filter(|l| self.settings.reads(l)).cloned().collect();
         progress.reading(to_read.len(), self.state.read);
-        let counterparts: BTreeSet<&str> = self.state.mapping.values().flatten().map(String::as_str).collect();
+        let mapping = self.found.mapping.clone();
+        let counterparts: BTreeSet<&str> = mapping.values().flatten().map(String::as_str).collect();
         for chunk in to_read[self.state.read.min(to_read.len())..].chunks(PAGE_SIZE) {
             let mut tally = self.state.tally.clone();
-            let mut lines = Vec::new();
+            let mut planned = Vec::new();
             for listed in chunk {
                 let holdings =
                     self.meter.read("GetOpportunity", || self.reads.opportunity(catalog, &listed.id)).await?;
@@ -608,16 +716,21 @@ impl<R: Reads> Scan<R> {
                     tally.gone += 1;
                     continue;
                 };
-                let requests =
-                    plan_opportunity(catalog, listed, &holdings, &self.state.mapping, &counterparts, &mut tally);
-                lines.extend(requests.iter().map(message_body));
+                let requests = plan_opportunity(catalog, listed, &holdings, &mapping, &counterparts, &mut tally);
+                planned.extend(requests.iter().map(|r| Entry::Planned(message_body(r))));
             }
             // The chunk counts only once every opportunity in it is read: a stop before this rereads it.
             self.state.tally = tally;
-            self.state.requests.extend(lines);
             self.state.read += chunk.len();
-            self.state.save(&self.state_path)?;
-            progress.saved(&self.state, to_read.len(), self.meter.made, self.started.elapsed(), log);
+            self.save(planned)?;
+            progress.saved(
+                &self.state,
+                to_read.len(),
+                self.found.requests.len(),
+                self.meter.made,
+                self.started.elapsed(),
+                log,
+            );
         }
         Ok(())
     }
@@ -633,11 +746,11 @@ impl<R: Reads> Scan<R> {
         let mut out = format!(
             "marketplace-solutions: {}: {} listed ({} with a counterpart); {} listed\n",
             self.state.catalog,
-            counted(self.state.mapping.len() as u64, "legacy solution", "legacy solutions"),
-            self.state.mapping.values().flatten().count(),
+            counted(self.found.mapping.len() as u64, "legacy solution", "legacy solutions"),
+            self.found.mapping.values().flatten().count(),
             opportunities(t.listed)
         );
-        let requests = self.state.requests.len();
+        let requests = self.found.requests.len();
         out.push_str(&format!(
             "  planned: {} on {}; {} of them under review (the stack holds their requests until the review ends); {} the counterpart already on (only the removal is left)\n",
             counted(requests as u64, "replacement", "replacements"),
@@ -759,8 +872,16 @@ impl Progress {
     }
 
     /// The opportunities read so far are saved.
-    fn saved(&mut self, state: &State, total: usize, made: u64, elapsed: Duration, log: &mut impl Write) {
-        let planned = counted(state.requests.len() as u64, "replacement", "replacements");
+    fn saved(
+        &mut self,
+        state: &State,
+        total: usize,
+        planned: usize,
+        made: u64,
+        elapsed: Duration,
+        log: &mut impl Write,
+    ) {
+        let planned = counted(planned as u64, "replacement", "replacements");
         match self {
             Self::Bar(bar) => bar.set_message(format!("{planned} planned")),
             Self::Lines { reads_per_second } => {
@@ -934,9 +1055,10 @@ mod tests {
         }
     }
 
-    fn scan<'a>(account: &'a Account, state: State, path: &Path) -> Scan<&'a Account> {
+    /// The scan whose state is at `path`: a new one, or the one left there.
+    fn scan<'a>(account: &'a Account, path: &Path) -> Scan<&'a Account> {
         let settings = Settings { catalog: Catalog::Sandbox, include_closed: false };
-        Scan::new(account, settings, 1000.0, state, path.to_owned())
+        Scan::open(account, settings, 1000.0, path.to_owned()).unwrap()
     }
 
     /// The opportunities a scan of `account` reads, in the order it reads them.
@@ -949,7 +1071,7 @@ mod tests {
     async fn every_page_is_listed_before_any_opportunity_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let account = Account::new(45, 10);
-        let mut run = scan(&account, State::new(Catalog::Sandbox, false), &dir.path().join("s.json"));
+        let mut run = scan(&account, &dir.path().join("s.json"));
         run.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
         let calls = account.calls.borrow();
         let last_list = calls.iter().rposition(|c| c.starts_with("ListOpportunities")).unwrap();
@@ -963,12 +1085,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let whole = Account::new(250, 100);
-        let mut once = scan(&whole, State::new(Catalog::Sandbox, false), &dir.path().join("once.json"));
+        let mut once = scan(&whole, &dir.path().join("once.json"));
         once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
 
         let account = Account::new(250, 100);
         *account.broken.borrow_mut() = Some("GetOpportunity O150".to_owned());
-        let mut stopped = scan(&account, State::new(Catalog::Sandbox, false), &path);
+        let mut stopped = scan(&account, &path);
         let error = stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
         assert!(error.contains("GetOpportunity failed after 1 attempt(s)"), "{error}");
         let kept = State::load(&path, Catalog::Sandbox, false).unwrap();
@@ -976,9 +1098,9 @@ mod tests {
         assert_eq!(kept.read, PAGE_SIZE);
 
         *account.broken.borrow_mut() = None;
-        let mut resumed = scan(&account, kept, &path);
+        let mut resumed = scan(&account, &path);
         resumed.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
-        assert_eq!(resumed.state.requests, once.state.requests);
+        assert_eq!(resumed.found.requests, once.found.requests);
         assert_eq!(resumed.state.tally, once.state.tally);
         // Read again: the opportunities after the last save up to O150, O150's failed read included.
         let o150 = to_read(&account).iter().position(|id| id.as_str() == "O150").unwrap();
@@ -994,26 +1116,60 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn each_save_appends_to_the_journal_and_keeps_the_state_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let whole = Account::new(250, 100);
+        let mut once = scan(&whole, &dir.path().join("once.json"));
+        once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+
+        let account = Account::new(250, 100);
+        *account.broken.borrow_mut() = Some("GetOpportunity O250".to_owned());
+        let mut stopped = scan(&account, &path);
+        stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
+        let kept = State::load(&path, Catalog::Sandbox, false).unwrap();
+        assert_eq!(kept.read, 2 * PAGE_SIZE);
+        assert_eq!(stopped.found.requests.len(), 2 * PAGE_SIZE, "one replacement on each opportunity read");
+        // The state holds cursors and tallies only: no opportunity listed, no request planned.
+        let state = std::fs::read_to_string(&path).unwrap();
+        assert!(state.len() < 600, "{} bytes: {state}", state.len());
+        let journal = journal_path_for(&path);
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), kept.journal);
+
+        // A save cut short: the journal holds more than its state counts, which the resume cuts off.
+        let mut file = OpenOptions::new().append(true).open(&journal).unwrap();
+        file.write_all(b"{\"Planned\":\"{\\\"Catalog\\\":\"").unwrap();
+        *account.broken.borrow_mut() = None;
+        let mut resumed = scan(&account, &path);
+        resumed.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+        assert_eq!(resumed.found, once.found);
+        assert_eq!(resumed.state.tally, once.state.tally);
+        let (_, found) = Journal::open(&journal, resumed.state.journal).unwrap();
+        assert_eq!(found, once.found);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_scan_stopped_while_listing_lists_only_that_page_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let whole = Account::new(45, 10);
-        let mut once = scan(&whole, State::new(Catalog::Sandbox, false), &dir.path().join("once.json"));
+        let mut once = scan(&whole, &dir.path().join("once.json"));
         once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
 
         let account = Account::new(45, 10);
         *account.broken.borrow_mut() = Some("ListOpportunities Some(\"20\")".to_owned());
-        let mut stopped = scan(&account, State::new(Catalog::Sandbox, false), &path);
+        let mut stopped = scan(&account, &path);
         let error = stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
         assert!(error.contains("ListOpportunities failed after 1 attempt(s)"), "{error}");
         let kept = State::load(&path, Catalog::Sandbox, false).unwrap();
         assert_eq!((kept.opportunities.pages, kept.opportunities.last_identifier.as_deref()), (2, Some("O20")));
-        assert_eq!((kept.listed.len(), kept.read), (20, 0));
+        assert_eq!(kept.read, 0);
 
         *account.broken.borrow_mut() = None;
-        let mut resumed = scan(&account, kept, &path);
+        let mut resumed = scan(&account, &path);
+        assert_eq!(resumed.found.listed.len(), 20);
         resumed.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
-        assert_eq!(resumed.state.requests, once.state.requests);
+        assert_eq!(resumed.found.requests, once.found.requests);
         assert_eq!(resumed.state.tally, once.state.tally);
         assert_eq!(account.count("ListOpportunities"), whole.count("ListOpportunities") + 1);
         assert_eq!(account.count("GetOpportunity"), whole.count("GetOpportunity"));
@@ -1023,7 +1179,7 @@ mod tests {
     async fn closed_lost_opportunities_are_not_read_and_the_tally_says_why() {
         let dir = tempfile::tempdir().unwrap();
         let account = Account::new(21, 10);
-        let mut run = scan(&account, State::new(Catalog::Sandbox, false), &dir.path().join("s.json"));
+        let mut run = scan(&account, &dir.path().join("s.json"));
         run.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
         let t = &run.state.tally;
         assert_eq!((t.listed, t.closed_lost, t.rejected), (21, 3, 1));
@@ -1031,7 +1187,7 @@ mod tests {
         assert!(!account.calls.borrow().contains(&"GetOpportunity O7".to_owned()));
         assert!(!account.calls.borrow().contains(&"GetOpportunity O10".to_owned()));
         // Every opportunity holds S-2 or S-1 (both with counterparts), and S-3 on every third one.
-        assert_eq!(run.state.requests.len(), 17);
+        assert_eq!(run.found.requests.len(), 17);
         assert_eq!(t.left_out[&Reason::NoCounterpart]["S-3"], 6);
         let report = run.report(1000.0);
         assert!(
@@ -1047,11 +1203,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let account = Account::new(3, 10);
         account.throttle.set(2);
-        let mut run = scan(&account, State::new(Catalog::Sandbox, false), &dir.path().join("s.json"));
+        let mut run = scan(&account, &dir.path().join("s.json"));
         run.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
         assert_eq!(run.reads(), (2 + 2 + 1 + 3, 2));
         assert_eq!(account.calls.borrow()[..3], ["ListSolutions None", "ListSolutions None", "ListSolutions None"]);
-        assert_eq!(run.state.requests.len(), 3);
+        assert_eq!(run.found.requests.len(), 3);
     }
 
     #[test]

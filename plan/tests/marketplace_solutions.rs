@@ -125,6 +125,7 @@ async fn the_seeds_migration_is_planned_exactly_resumed_after_a_kill_and_carried
     let report = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{report}");
     assert!(!state.exists(), "the state of a finished scan is removed");
+    assert!(!dir.path().join("plan.jsonl.scan-state.json.journal").exists(), "and its journal");
 
     let got = planned(&plan);
     assert_eq!(got.len(), expected.len(), "one request per replacement, none twice\n{report}");
