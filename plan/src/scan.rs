@@ -29,7 +29,7 @@
 //! saved, so a scan stopped anywhere lists at most one page, or reads at most that many opportunities,
 //! again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
@@ -439,8 +439,6 @@ pub struct Listing {
     pub next_token: Option<String>,
     pub pages: u64,
     pub done: bool,
-    /// The last identifier of the last page fully processed.
-    pub last_identifier: Option<String>,
 }
 
 /// An unfinished scan: its cursors and tallies, and how much of the [`Journal`] they cover. Small
@@ -672,18 +670,51 @@ impl<R: Reads> Scan<R> {
     /// state after each list page and after each [`PAGE_SIZE`] opportunities read.
     pub async fn run(&mut self, progress: &mut Progress, log: &mut impl Write) -> Result<(), String> {
         let catalog = self.settings.catalog;
+        let mut relisted = false;
         while !self.state.solutions.done {
             let token = self.state.solutions.next_token.clone();
-            let page = self.meter.read("ListSolutions", || self.reads.solutions(catalog, token.as_deref())).await?;
+            let page = match self.meter.read("ListSolutions", || self.reads.solutions(catalog, token.as_deref())).await
+            {
+                Ok(page) => page,
+                Err(failed) if failed.refuses_token(token.as_deref(), &mut relisted) => {
+                    let _ = writeln!(
+                        log,
+                        "{failed}\nthe NextToken saved is refused: listing solutions again from the first page, skipping the {} listed already",
+                        counted(self.found.mapping.len() as u64, "solution", "solutions"),
+                    );
+                    self.state.solutions.next_token = None;
+                    continue;
+                }
+                Err(failed) => return Err(failed.to_string()),
+            };
             self.state.solutions.pages += 1;
             self.state.solutions.done = page.next.is_none();
             self.state.solutions.next_token = page.next;
-            self.save(page.items.into_iter().map(Entry::Solution).collect())?;
+            let new = page.items.into_iter().filter(|s| !self.found.mapping.contains_key(&s.id));
+            let new = new.map(Entry::Solution).collect();
+            self.save(new)?;
         }
+        let mut relisted = false;
+        let mut known: HashSet<OpportunityId> = self.found.listed.iter().map(|l| l.id.clone()).collect();
         while !self.state.opportunities.done {
             let token = self.state.opportunities.next_token.clone();
-            let page =
-                self.meter.read("ListOpportunities", || self.reads.opportunities(catalog, token.as_deref())).await?;
+            let read = self.meter.read("ListOpportunities", || self.reads.opportunities(catalog, token.as_deref()));
+            let mut page = match read.await {
+                Ok(page) => page,
+                Err(failed) if failed.refuses_token(token.as_deref(), &mut relisted) => {
+                    let last = self.found.listed.last().map_or_else(String::new, |l| format!(" (up to {})", l.id));
+                    let _ = writeln!(
+                        log,
+                        "{failed}\nthe NextToken saved is refused: listing opportunities again from the first page, skipping the {} listed already{last}",
+                        opportunities(known.len() as u64),
+                    );
+                    self.state.opportunities.next_token = None;
+                    continue;
+                }
+                Err(failed) => return Err(failed.to_string()),
+            };
+            // Those listed already, when the list is read again from its first page, are skipped.
+            page.items.retain(|l| known.insert(l.id.clone()));
             for listed in &page.items {
                 self.state.tally.listed += 1;
                 if listed.closed_lost && !self.settings.include_closed {
@@ -693,14 +724,12 @@ impl<R: Reads> Scan<R> {
                 }
             }
             self.state.opportunities.pages += 1;
-            if let Some(last) = page.items.last() {
-                self.state.opportunities.last_identifier = Some(last.id.to_string());
-            }
             self.state.opportunities.done = page.next.is_none();
             self.state.opportunities.next_token = page.next;
             self.save(page.items.into_iter().map(Entry::Listed).collect())?;
             progress.listed(&self.state, log);
         }
+        drop(known);
         let to_read: Vec<Listed> = self.found.listed.iter().filter(|l| self.settings.reads(l)).cloned().collect();
         progress.reading(to_read.len(), self.state.read);
         let mapping = self.found.mapping.clone();
@@ -709,8 +738,11 @@ impl<R: Reads> Scan<R> {
             let mut tally = self.state.tally.clone();
             let mut planned = Vec::new();
             for listed in chunk {
-                let holdings =
-                    self.meter.read("GetOpportunity", || self.reads.opportunity(catalog, &listed.id)).await?;
+                let holdings = self
+                    .meter
+                    .read("GetOpportunity", || self.reads.opportunity(catalog, &listed.id))
+                    .await
+                    .map_err(|f| f.to_string())?;
                 progress.read_one();
                 let Some(holdings) = holdings else {
                     tally.gone += 1;
@@ -789,9 +821,33 @@ impl<R: Reads> Scan<R> {
     }
 }
 
+/// A read that failed for good: what it was, after how many attempts, and the last answer.
+#[derive(Debug)]
+pub struct Failed {
+    what: &'static str,
+    attempts: u32,
+    error: ApiError,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed after {} attempt(s): {}", self.what, self.attempts, self.error)
+    }
+}
+
+impl Failed {
+    /// Whether the service refused the `NextToken` of a list read (a saved one may have expired):
+    /// the list is then read again from its first page, once a run, which `relisted` keeps.
+    fn refuses_token(&self, token: Option<&str>, relisted: &mut bool) -> bool {
+        let refused = token.is_some() && !*relisted && self.error.code == "ValidationException";
+        *relisted |= refused;
+        refused
+    }
+}
+
 impl Meter {
     /// One read, in its paced turn; a throttled or passing failure is tried again in a later turn.
-    async fn read<T, F, Fut>(&mut self, what: &str, call: F) -> Result<T, String>
+    async fn read<T, F, Fut>(&mut self, what: &'static str, call: F) -> Result<T, Failed>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
@@ -810,7 +866,7 @@ impl Meter {
                         self.pacer.throttled(slot).await;
                     }
                 }
-                Err(e) => return Err(format!("{what} failed after {attempt} attempt(s): {e}")),
+                Err(error) => return Err(Failed { what, attempts: attempt, error }),
             }
         }
     }
@@ -994,6 +1050,8 @@ mod tests {
         broken: RefCell<Option<String>>,
         /// The next calls answered with throttling.
         throttle: Cell<u32>,
+        /// `NextToken`s of `ListOpportunities` refused as expired.
+        expired: RefCell<BTreeSet<String>>,
     }
 
     impl Account {
@@ -1007,7 +1065,14 @@ mod tests {
                     (l, solutions(&held))
                 })
                 .collect();
-            Self { opportunities, page, calls: RefCell::default(), broken: RefCell::default(), throttle: Cell::new(0) }
+            Self {
+                opportunities,
+                page,
+                calls: RefCell::default(),
+                broken: RefCell::default(),
+                throttle: Cell::new(0),
+                expired: RefCell::default(),
+            }
         }
 
         fn answer(&self, call: String) -> Result<(), ApiError> {
@@ -1043,7 +1108,16 @@ mod tests {
 
         async fn opportunities(&self, _: Catalog, token: Option<&str>) -> Result<Page<Listed>, ApiError> {
             self.answer(format!("ListOpportunities {token:?}"))?;
-            let start: usize = token.map_or(0, |t| t.parse().unwrap());
+            let expired = token.is_some_and(|t| self.expired.borrow().contains(t));
+            let (Ok(start), false) = (token.map_or(Ok(0), str::parse::<usize>), expired) else {
+                let message = format!("NextToken {token:?} is invalid");
+                return Err(ApiError {
+                    code: "ValidationException".into(),
+                    message,
+                    request_id: None,
+                    class: ErrorClass::Permanent,
+                });
+            };
             let end = (start + self.page).min(self.opportunities.len());
             let items = self.opportunities[start..end].iter().map(|(l, _)| l.clone()).collect();
             Ok(Page { items, next: (end < self.opportunities.len()).then(|| end.to_string()) })
@@ -1162,17 +1236,63 @@ mod tests {
         let error = stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
         assert!(error.contains("ListOpportunities failed after 1 attempt(s)"), "{error}");
         let kept = State::load(&path, Catalog::Sandbox, false).unwrap();
-        assert_eq!((kept.opportunities.pages, kept.opportunities.last_identifier.as_deref()), (2, Some("O20")));
+        assert_eq!(kept.opportunities.pages, 2);
         assert_eq!(kept.read, 0);
 
         *account.broken.borrow_mut() = None;
         let mut resumed = scan(&account, &path);
-        assert_eq!(resumed.found.listed.len(), 20);
+        assert_eq!(resumed.found.listed.last().map(|l| l.id.as_str()), Some("O20"));
         resumed.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
         assert_eq!(resumed.found.requests, once.found.requests);
         assert_eq!(resumed.state.tally, once.state.tally);
         assert_eq!(account.count("ListOpportunities"), whole.count("ListOpportunities") + 1);
         assert_eq!(account.count("GetOpportunity"), whole.count("GetOpportunity"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_refused_on_resuming_lists_again_from_the_first_page_skipping_those_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let whole = Account::new(45, 10);
+        let mut once = scan(&whole, &dir.path().join("once.json"));
+        once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+
+        let account = Account::new(45, 10);
+        *account.broken.borrow_mut() = Some("ListOpportunities Some(\"20\")".to_owned());
+        scan(&account, &path).run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
+        let mut kept = State::load(&path, Catalog::Sandbox, false).unwrap();
+        kept.opportunities.next_token = Some("expired".to_owned());
+        kept.save(&path).unwrap();
+
+        *account.broken.borrow_mut() = None;
+        let mut resumed = scan(&account, &path);
+        let mut log = Vec::new();
+        resumed.run(&mut Progress::Silent, &mut log).await.unwrap();
+        let log = String::from_utf8(log).unwrap();
+        assert!(
+            log.contains("the NextToken saved is refused: listing opportunities again from the first page, skipping the 20 opportunities listed already (up to O20)"),
+            "{log}"
+        );
+        assert_eq!(resumed.found, once.found);
+        assert_eq!(resumed.state.tally, once.state.tally);
+        // Two pages, the broken third, then the refused token and every page again.
+        assert_eq!(account.count("ListOpportunities"), 2 + 1 + 1 + 5);
+        assert_eq!(account.count("GetOpportunity"), whole.count("GetOpportunity"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_refused_again_after_listing_again_stops_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let account = Account::new(45, 10);
+        let mut state = State::new(Catalog::Sandbox, false);
+        state.opportunities.next_token = Some("expired".to_owned());
+        state.save(&path).unwrap();
+        // The first page, listed again, answers a token the account refuses too.
+        account.expired.borrow_mut().insert("10".to_owned());
+        let error = scan(&account, &path).run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
+        assert!(error.contains("ListOpportunities failed after 1 attempt(s): ValidationException"), "{error}");
+        assert_eq!(account.count("ListOpportunities"), 3);
     }
 
     #[tokio::test(start_paused = true)]
