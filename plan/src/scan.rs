@@ -10,10 +10,11 @@
 //! - a legacy solution without a counterpart, or one `ListSolutions` does not list;
 //! - an opportunity whose stage is `Closed Lost` (unless `--include-closed`), or whose review status is
 //!   `Rejected` (read-only: every write would be refused): not read at all;
-//! - an opportunity **already replaced**: it holds the counterpart of a legacy solution and no longer
-//!   that legacy solution, so there is nothing to do for it. An opportunity that holds both (a
-//!   replacement cut short after its association) is planned: the worker sees the counterpart already
-//!   there and only disassociates the legacy solution. Those are counted apart;
+//! - a replacement **already done**: a counterpart on an opportunity that no longer holds any legacy
+//!   solution it replaces, counted for each such counterpart whatever else is planned on the
+//!   opportunity. An opportunity that holds both (a replacement cut short after its association) is
+//!   planned: the worker sees the counterpart already there and only disassociates the legacy
+//!   solution. Those are counted apart;
 //! - a legacy solution whose counterpart would be one Marketplace solution too many for the
 //!   opportunity (the limit on associations): the worker would refuse it.
 //!
@@ -350,7 +351,8 @@ pub struct Tally {
     pub under_review: u64,
     /// Replacements planned whose counterpart the opportunity already holds (only the removal is left).
     pub counterpart_already_on: u64,
-    /// Opportunities already replaced: they hold a counterpart and none of its legacy solutions.
+    /// Replacements already done: counterparts found on an opportunity that holds none of the legacy
+    /// solutions they replace.
     pub already_replaced: u64,
     /// Legacy solutions left out, by reason: each solution with the number of opportunities it is on.
     pub left_out: BTreeMap<Reason, BTreeMap<String, u64>>,
@@ -413,18 +415,15 @@ pub fn plan_opportunity(
             replace_with: Some(replacement),
         });
     }
-    if requests.is_empty() {
-        let legacy_held: BTreeSet<&str> = holdings.of(EntityType::Solutions).iter().map(String::as_str).collect();
-        let replaced = held.iter().any(|arn| {
-            counterparts.contains(arn.as_str())
-                && !mapping
-                    .iter()
-                    .any(|(legacy, c)| c.as_deref() == Some(arn.as_str()) && legacy_held.contains(legacy.as_str()))
-        });
-        if replaced {
-            tally.already_replaced += 1;
-        }
-    } else {
+    let legacy_held: BTreeSet<&str> = holdings.of(EntityType::Solutions).iter().map(String::as_str).collect();
+    let replaced = held.iter().filter(|arn| {
+        counterparts.contains(arn.as_str())
+            && !mapping
+                .iter()
+                .any(|(legacy, c)| c.as_deref() == Some(arn.as_str()) && legacy_held.contains(legacy.as_str()))
+    });
+    tally.already_replaced += replaced.count() as u64;
+    if !requests.is_empty() {
         tally.planned += 1;
         if listed.under_review {
             tally.under_review += 1;
@@ -799,8 +798,8 @@ impl<R: Reads> Scan<R> {
         }
         if t.already_replaced > 0 {
             out.push_str(&format!(
-                "  left out: {} already replaced (they hold the counterpart and not its legacy solution)\n",
-                opportunities(t.already_replaced)
+                "  left out: {} already done (a counterpart on an opportunity that no longer holds its legacy solution)\n",
+                counted(t.already_replaced, "replacement", "replacements")
             ));
         }
         if t.gone > 0 {
@@ -1006,11 +1005,35 @@ mod tests {
     }
 
     #[test]
-    fn an_opportunity_holding_the_counterpart_and_not_the_legacy_solution_is_already_replaced() {
+    fn a_counterpart_without_its_legacy_solution_is_a_replacement_already_done() {
         let mut tally = Tally::default();
         let holdings = solutions(&["S-3"]).with(EntityType::AwsMarketplaceSolutions, [ARN_A]);
         assert!(plan_one(&listed("O1"), &holdings, &mut tally).is_empty());
         assert_eq!((tally.already_replaced, tally.planned), (1, 0));
+    }
+
+    #[test]
+    fn each_replacement_already_done_is_counted_whatever_else_is_planned_on_the_opportunity() {
+        let mut tally = Tally::default();
+        // S-2 replaced by ARN_B already; S-1 still there, planned: ARN_A is not a replacement done.
+        let holdings = solutions(&["S-1"]).with(EntityType::AwsMarketplaceSolutions, [ARN_B]);
+        assert_eq!(plan_one(&listed("O1"), &holdings, &mut tally), [("S-1".to_owned(), ARN_A.to_owned())]);
+        assert_eq!((tally.already_replaced, tally.planned), (1, 1));
+        // Both counterparts on, neither legacy solution: two replacements done on one opportunity.
+        let holdings = Holdings::default().with(EntityType::AwsMarketplaceSolutions, [ARN_A, ARN_B]);
+        assert!(plan_one(&listed("O2"), &holdings, &mut tally).is_empty());
+        assert_eq!((tally.already_replaced, tally.planned), (3, 1));
+        let dir = tempfile::tempdir().unwrap();
+        let account = Account::new(0, 10);
+        let mut run = scan(&account, &dir.path().join("s.json"));
+        run.state.tally = tally;
+        let report = run.report(1.0);
+        assert!(
+            report.contains(
+                "left out: 3 replacements already done (a counterpart on an opportunity that no longer holds its legacy solution)"
+            ),
+            "{report}"
+        );
     }
 
     #[test]
