@@ -1342,6 +1342,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn closed_lost_opportunities_are_planned_with_include_closed_and_left_out_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let planned_on =
+            |found: &Found, id: &str| found.requests.iter().filter(|r| r.contains(&format!("\"{id}\""))).count();
+        let account = Account::new(21, 10);
+        let settings = Settings { catalog: Catalog::Sandbox, include_closed: true };
+        let mut with = Scan::open(&account, settings, 1000.0, dir.path().join("with.json")).unwrap();
+        with.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+        assert!(account.calls.borrow().contains(&"GetOpportunity O7".to_owned()));
+        assert_eq!((planned_on(&with.found, "O7"), planned_on(&with.found, "O14")), (1, 1));
+        assert_eq!((with.state.tally.closed_lost, with.found.requests.len()), (0, 20));
+        assert!(!with.report(1000.0).contains("Closed Lost"));
+
+        let account = Account::new(21, 10);
+        let mut without = scan(&account, &dir.path().join("without.json"));
+        without.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+        assert!(!account.calls.borrow().contains(&"GetOpportunity O7".to_owned()));
+        assert_eq!((planned_on(&without.found, "O7"), planned_on(&without.found, "O14")), (0, 0));
+        assert_eq!((without.state.tally.closed_lost, without.found.requests.len()), (3, 17));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_throttled_read_is_tried_again_in_a_later_turn() {
         let dir = tempfile::tempdir().unwrap();
         let account = Account::new(3, 10);
