@@ -143,7 +143,8 @@ pub async fn command(args: Args, log: &mut impl Write) -> u8 {
         progress.finish();
         let _ = writeln!(
             log,
-            "error: {message}\nrun the same command again to go on from there (state: {})",
+            "error: {message}\n{}run the same command again to go on from there (state: {})",
+            scan.reads_line(args.reads_per_second),
             state_path.display()
         );
         return 2;
@@ -810,13 +811,18 @@ impl<R: Reads> Scan<R> {
                 out.push_str(&format!("  left out: {solution} {} (on {})\n", reason.describe(), opportunities(*on)));
             }
         }
+        out.push_str(&self.reads_line(reads_per_second));
+        out
+    }
+
+    /// The report's line on the reads this run made: how many, at what rate, how many throttled.
+    pub fn reads_line(&self, reads_per_second: f64) -> String {
         let elapsed = self.started.elapsed().as_secs_f64();
         let rate = if elapsed > 0.0 { self.meter.made as f64 / elapsed } else { 0.0 };
-        out.push_str(&format!(
+        format!(
             "  reads: {} in {elapsed:.1} s, {rate:.2} reads/s (--reads-per-second {reads_per_second}), {} throttled\n",
             self.meter.made, self.meter.throttled
-        ));
-        out
+        )
     }
 }
 
@@ -857,15 +863,19 @@ impl Meter {
             // Without a latest start (and a budget) the pacer always gives a turn.
             let slot = self.pacer.acquire(None).await.unwrap_or_default();
             self.made += 1;
-            match call().await {
+            let error = match call().await {
                 Ok(value) => return Ok(value),
-                Err(e) if e.class == ErrorClass::Transient && attempt < ATTEMPTS => {
-                    if e.is_throttling() {
-                        self.throttled += 1;
-                        self.pacer.throttled(slot).await;
-                    }
-                }
-                Err(error) => return Err(Failed { what, attempts: attempt, error }),
+                Err(error) => error,
+            };
+            // Counted on every attempt, the last one included, so that the report misses none.
+            if error.is_throttling() {
+                self.throttled += 1;
+            }
+            if error.class != ErrorClass::Transient || attempt == ATTEMPTS {
+                return Err(Failed { what, attempts: attempt, error });
+            }
+            if error.is_throttling() {
+                self.pacer.throttled(slot).await;
             }
         }
     }
@@ -1373,6 +1383,21 @@ mod tests {
         assert_eq!(run.reads(), (2 + 2 + 1 + 3, 2));
         assert_eq!(account.calls.borrow()[..3], ["ListSolutions None", "ListSolutions None", "ListSolutions None"]);
         assert_eq!(run.found.requests.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_throttled_on_every_attempt_stops_the_scan_with_every_throttle_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let account = Account::new(3, 10);
+        account.throttle.set(ATTEMPTS);
+        let mut run = scan(&account, &dir.path().join("s.json"));
+        let error = run.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
+        assert!(
+            error.contains(&format!("ListSolutions failed after {ATTEMPTS} attempt(s): ThrottlingException")),
+            "{error}"
+        );
+        assert_eq!(run.reads(), (u64::from(ATTEMPTS), u64::from(ATTEMPTS)));
+        assert!(run.reads_line(1000.0).ends_with(&format!("{ATTEMPTS} throttled\n")));
     }
 
     #[test]
