@@ -441,6 +441,15 @@ pub struct Listing {
     pub done: bool,
 }
 
+impl Listing {
+    /// A page is read: `next` is the token of the one after it, if any.
+    fn advance(&mut self, next: Option<String>) {
+        self.pages += 1;
+        self.done = next.is_none();
+        self.next_token = next;
+    }
+}
+
 /// An unfinished scan: its cursors and tallies, and how much of the [`Journal`] they cover. Small
 /// whatever the account: saved after each list page and each [`PAGE_SIZE`] opportunities read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -673,23 +682,16 @@ impl<R: Reads> Scan<R> {
         let mut relisted = false;
         while !self.state.solutions.done {
             let token = self.state.solutions.next_token.clone();
-            let page = match self.meter.read("ListSolutions", || self.reads.solutions(catalog, token.as_deref())).await
-            {
-                Ok(page) => page,
-                Err(failed) if failed.refuses_token(token.as_deref(), &mut relisted) => {
-                    let _ = writeln!(
-                        log,
-                        "{failed}\nthe NextToken saved is refused: listing solutions again from the first page, skipping the {} listed already",
-                        counted(self.found.mapping.len() as u64, "solution", "solutions"),
-                    );
-                    self.state.solutions.next_token = None;
-                    continue;
-                }
-                Err(failed) => return Err(failed.to_string()),
+            let skipped =
+                format!("the {} listed already", counted(self.found.mapping.len() as u64, "solution", "solutions"));
+            let read = || self.reads.solutions(catalog, token.as_deref());
+            let Some(page) =
+                self.meter.page("ListSolutions", token.as_deref(), &mut relisted, &skipped, log, read).await?
+            else {
+                self.state.solutions.next_token = None;
+                continue;
             };
-            self.state.solutions.pages += 1;
-            self.state.solutions.done = page.next.is_none();
-            self.state.solutions.next_token = page.next;
+            self.state.solutions.advance(page.next);
             let new = page.items.into_iter().filter(|s| !self.found.mapping.contains_key(&s.id));
             let new = new.map(Entry::Solution).collect();
             self.save(new)?;
@@ -698,20 +700,14 @@ impl<R: Reads> Scan<R> {
         let mut known: HashSet<OpportunityId> = self.found.listed.iter().map(|l| l.id.clone()).collect();
         while !self.state.opportunities.done {
             let token = self.state.opportunities.next_token.clone();
-            let read = self.meter.read("ListOpportunities", || self.reads.opportunities(catalog, token.as_deref()));
-            let mut page = match read.await {
-                Ok(page) => page,
-                Err(failed) if failed.refuses_token(token.as_deref(), &mut relisted) => {
-                    let last = self.found.listed.last().map_or_else(String::new, |l| format!(" (up to {})", l.id));
-                    let _ = writeln!(
-                        log,
-                        "{failed}\nthe NextToken saved is refused: listing opportunities again from the first page, skipping the {} listed already{last}",
-                        opportunities(known.len() as u64),
-                    );
-                    self.state.opportunities.next_token = None;
-                    continue;
-                }
-                Err(failed) => return Err(failed.to_string()),
+            let last = self.found.listed.last().map_or_else(String::new, |l| format!(" (up to {})", l.id));
+            let skipped = format!("the {} listed already{last}", opportunities(known.len() as u64));
+            let read = || self.reads.opportunities(catalog, token.as_deref());
+            let Some(mut page) =
+                self.meter.page("ListOpportunities", token.as_deref(), &mut relisted, &skipped, log, read).await?
+            else {
+                self.state.opportunities.next_token = None;
+                continue;
             };
             // Those listed already, when the list is read again from its first page, are skipped.
             page.items.retain(|l| known.insert(l.id.clone()));
@@ -723,9 +719,7 @@ impl<R: Reads> Scan<R> {
                     self.state.tally.rejected += 1;
                 }
             }
-            self.state.opportunities.pages += 1;
-            self.state.opportunities.done = page.next.is_none();
-            self.state.opportunities.next_token = page.next;
+            self.state.opportunities.advance(page.next);
             self.save(page.items.into_iter().map(Entry::Listed).collect())?;
             progress.listed(&self.state, log);
         }
@@ -840,17 +834,37 @@ impl std::fmt::Display for Failed {
     }
 }
 
-impl Failed {
-    /// Whether the service refused the `NextToken` of a list read (a saved one may have expired):
-    /// the list is then read again from its first page, once a run, which `relisted` keeps.
-    fn refuses_token(&self, token: Option<&str>, relisted: &mut bool) -> bool {
-        let refused = token.is_some() && !*relisted && self.error.code == "ValidationException";
-        *relisted |= refused;
-        refused
-    }
-}
-
 impl Meter {
+    /// The page of a list at `token`; `None` when the service refused the token (a saved one may have
+    /// expired): the list is then read again from its first page, once a run (`relisted`), and the
+    /// log says so, and what is `skipped` as listed already.
+    async fn page<T, F, Fut>(
+        &mut self,
+        what: &'static str,
+        token: Option<&str>,
+        relisted: &mut bool,
+        skipped: &str,
+        log: &mut impl Write,
+        call: F,
+    ) -> Result<Option<Page<T>>, String>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Page<T>, ApiError>>,
+    {
+        match self.read(what, call).await {
+            Ok(page) => Ok(Some(page)),
+            Err(failed) if token.is_some() && !*relisted && failed.error.code == "ValidationException" => {
+                *relisted = true;
+                let _ = writeln!(
+                    log,
+                    "{failed}\nthe NextToken saved is refused: listing again from the first page, skipping {skipped}"
+                );
+                Ok(None)
+            }
+            Err(failed) => Err(failed.to_string()),
+        }
+    }
+
     /// One read, in its paced turn; a throttled or passing failure is tried again in a later turn.
     async fn read<T, F, Fut>(&mut self, what: &'static str, call: F) -> Result<T, Failed>
     where
@@ -1303,7 +1317,7 @@ mod tests {
         resumed.run(&mut Progress::Silent, &mut log).await.unwrap();
         let log = String::from_utf8(log).unwrap();
         assert!(
-            log.contains("the NextToken saved is refused: listing opportunities again from the first page, skipping the 20 opportunities listed already (up to O20)"),
+            log.contains("ListOpportunities failed after 1 attempt(s): ValidationException: NextToken Some(\"expired\") is invalid\nthe NextToken saved is refused: listing again from the first page, skipping the 20 opportunities listed already (up to O20)"),
             "{log}"
         );
         assert_eq!(resumed.found, once.found);

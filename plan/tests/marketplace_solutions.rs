@@ -336,7 +336,7 @@ async fn a_saved_token_the_service_refuses_is_listed_again_from_the_first_page()
     assert!(resumed.status.success(), "{report}");
     assert!(report.contains("ListOpportunities failed after 1 attempt(s): ValidationException"), "{report}");
     assert!(
-        report.contains("the NextToken saved is refused: listing opportunities again from the first page, skipping the 200 opportunities listed already"),
+        report.contains("the NextToken saved is refused: listing again from the first page, skipping the 200 opportunities listed already"),
         "{report}"
     );
     let got = planned(&plan);
