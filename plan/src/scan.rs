@@ -1029,22 +1029,15 @@ mod tests {
     }
 
     #[test]
-    fn a_counterpart_without_its_legacy_solution_is_a_replacement_already_done() {
-        let mut tally = Tally::default();
-        let holdings = solutions(&["S-3"]).with(EntityType::AwsMarketplaceSolutions, [ARN_A]);
-        assert!(plan_one(&listed("O1"), &holdings, &mut tally).is_empty());
-        assert_eq!((tally.already_replaced, tally.planned), (1, 0));
-    }
-
-    #[test]
     fn each_replacement_already_done_is_counted_whatever_else_is_planned_on_the_opportunity() {
         let mut tally = Tally::default();
         // S-2 replaced by ARN_B already; S-1 still there, planned: ARN_A is not a replacement done.
         let holdings = solutions(&["S-1"]).with(EntityType::AwsMarketplaceSolutions, [ARN_B]);
         assert_eq!(plan_one(&listed("O1"), &holdings, &mut tally), [("S-1".to_owned(), ARN_A.to_owned())]);
         assert_eq!((tally.already_replaced, tally.planned), (1, 1));
-        // Both counterparts on, neither legacy solution: two replacements done on one opportunity.
-        let holdings = Holdings::default().with(EntityType::AwsMarketplaceSolutions, [ARN_A, ARN_B]);
+        // Both counterparts on, neither legacy solution (S-3 has no counterpart): two replacements
+        // done on one opportunity, nothing planned.
+        let holdings = solutions(&["S-3"]).with(EntityType::AwsMarketplaceSolutions, [ARN_A, ARN_B]);
         assert!(plan_one(&listed("O2"), &holdings, &mut tally).is_empty());
         assert_eq!((tally.already_replaced, tally.planned), (3, 1));
         let dir = tempfile::tempdir().unwrap();
@@ -1201,56 +1194,71 @@ mod tests {
         assert_eq!(run.state.read, to_read(&account).len());
     }
 
+    /// A scan of an account run to its end, and one of an equal account stopped where its `broken`
+    /// call fails, its state kept at `path` for the test to resume.
+    struct Stopped {
+        /// The whole scan's account, what the scan found and its tally.
+        whole: Account,
+        found: Found,
+        tally: Tally,
+        /// The stopped scan's account (its call no longer broken), its error and what it found.
+        account: Account,
+        error: String,
+        stopped_found: Found,
+    }
+
+    async fn stopped(count: usize, page: usize, broken: &str, path: &Path) -> Stopped {
+        let whole = Account::new(count, page);
+        let mut once = scan(&whole, &path.with_extension("whole.json"));
+        once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
+        let (found, tally) = (once.found, once.state.tally);
+        let account = Account::new(count, page);
+        *account.broken.borrow_mut() = Some(broken.to_owned());
+        let mut stopped = scan(&account, path);
+        let error = stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
+        let stopped_found = stopped.found;
+        *account.broken.borrow_mut() = None;
+        Stopped { whole, found, tally, account, error, stopped_found }
+    }
+
+    /// The scan at `path` resumed to its end: it found what the whole scan found.
+    async fn resumed<'a>(stopped: &'a Stopped, path: &Path, log: &mut Vec<u8>) -> Scan<&'a Account> {
+        let mut resumed = scan(&stopped.account, path);
+        resumed.run(&mut Progress::Silent, log).await.unwrap();
+        assert_eq!(resumed.found, stopped.found);
+        assert_eq!(resumed.state.tally, stopped.tally);
+        resumed
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_scan_stopped_while_reading_reads_only_the_opportunities_since_the_last_save_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let whole = Account::new(250, 100);
-        let mut once = scan(&whole, &dir.path().join("once.json"));
-        once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
-
-        let account = Account::new(250, 100);
-        *account.broken.borrow_mut() = Some("GetOpportunity O150".to_owned());
-        let mut stopped = scan(&account, &path);
-        let error = stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
-        assert!(error.contains("GetOpportunity failed after 1 attempt(s)"), "{error}");
+        let s = stopped(250, 100, "GetOpportunity O150", &path).await;
+        assert!(s.error.contains("GetOpportunity failed after 1 attempt(s)"), "{}", s.error);
         let kept = State::load(&path, Catalog::Sandbox, false).unwrap();
         assert!(kept.opportunities.done);
         assert_eq!(kept.read, PAGE_SIZE);
 
-        *account.broken.borrow_mut() = None;
-        let mut resumed = scan(&account, &path);
-        resumed.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
-        assert_eq!(resumed.found.requests, once.found.requests);
-        assert_eq!(resumed.state.tally, once.state.tally);
+        resumed(&s, &path, &mut Vec::new()).await;
         // Read again: the opportunities after the last save up to O150, O150's failed read included.
-        let o150 = to_read(&account).iter().position(|id| id.as_str() == "O150").unwrap();
+        let o150 = to_read(&s.account).iter().position(|id| id.as_str() == "O150").unwrap();
         let again = o150 + 1 - PAGE_SIZE;
         assert!(again <= PAGE_SIZE);
-        assert_eq!(account.count("GetOpportunity"), whole.count("GetOpportunity") + again);
-        assert_eq!(
-            account.count("ListOpportunities"),
-            whole.count("ListOpportunities"),
-            "the listing is not read again"
-        );
-        assert_eq!(account.count("ListSolutions"), 2, "the mapping is read once");
+        assert_eq!(s.account.count("GetOpportunity"), s.whole.count("GetOpportunity") + again);
+        let listed = s.account.count("ListOpportunities");
+        assert_eq!(listed, s.whole.count("ListOpportunities"), "the listing is not read again");
+        assert_eq!(s.account.count("ListSolutions"), 2, "the mapping is read once");
     }
 
     #[tokio::test(start_paused = true)]
     async fn each_save_appends_to_the_journal_and_keeps_the_state_small() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let whole = Account::new(250, 100);
-        let mut once = scan(&whole, &dir.path().join("once.json"));
-        once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
-
-        let account = Account::new(250, 100);
-        *account.broken.borrow_mut() = Some("GetOpportunity O250".to_owned());
-        let mut stopped = scan(&account, &path);
-        stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
+        let s = stopped(250, 100, "GetOpportunity O250", &path).await;
         let kept = State::load(&path, Catalog::Sandbox, false).unwrap();
         assert_eq!(kept.read, 2 * PAGE_SIZE);
-        assert_eq!(stopped.found.requests.len(), 2 * PAGE_SIZE, "one replacement on each opportunity read");
+        assert_eq!(s.stopped_found.requests.len(), 2 * PAGE_SIZE, "one replacement on each opportunity read");
         // The state holds cursors and tallies only: no opportunity listed, no request planned.
         let state = std::fs::read_to_string(&path).unwrap();
         assert!(state.len() < 600, "{} bytes: {state}", state.len());
@@ -1260,71 +1268,45 @@ mod tests {
         // A save cut short: the journal holds more than its state counts, which the resume cuts off.
         let mut file = OpenOptions::new().append(true).open(&journal).unwrap();
         file.write_all(b"{\"Planned\":\"{\\\"Catalog\\\":\"").unwrap();
-        *account.broken.borrow_mut() = None;
-        let mut resumed = scan(&account, &path);
-        resumed.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
-        assert_eq!(resumed.found, once.found);
-        assert_eq!(resumed.state.tally, once.state.tally);
+        let resumed = resumed(&s, &path, &mut Vec::new()).await;
         let (_, found) = Journal::open(&journal, resumed.state.journal).unwrap();
-        assert_eq!(found, once.found);
+        assert_eq!(found, s.found);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_scan_stopped_while_listing_lists_only_that_page_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let whole = Account::new(45, 10);
-        let mut once = scan(&whole, &dir.path().join("once.json"));
-        once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
-
-        let account = Account::new(45, 10);
-        *account.broken.borrow_mut() = Some("ListOpportunities Some(\"20\")".to_owned());
-        let mut stopped = scan(&account, &path);
-        let error = stopped.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
-        assert!(error.contains("ListOpportunities failed after 1 attempt(s)"), "{error}");
+        let s = stopped(45, 10, "ListOpportunities Some(\"20\")", &path).await;
+        assert!(s.error.contains("ListOpportunities failed after 1 attempt(s)"), "{}", s.error);
         let kept = State::load(&path, Catalog::Sandbox, false).unwrap();
-        assert_eq!(kept.opportunities.pages, 2);
-        assert_eq!(kept.read, 0);
+        assert_eq!((kept.opportunities.pages, kept.read), (2, 0));
+        assert_eq!(s.stopped_found.listed.last().map(|l| l.id.as_str()), Some("O20"));
 
-        *account.broken.borrow_mut() = None;
-        let mut resumed = scan(&account, &path);
-        assert_eq!(resumed.found.listed.last().map(|l| l.id.as_str()), Some("O20"));
-        resumed.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
-        assert_eq!(resumed.found.requests, once.found.requests);
-        assert_eq!(resumed.state.tally, once.state.tally);
-        assert_eq!(account.count("ListOpportunities"), whole.count("ListOpportunities") + 1);
-        assert_eq!(account.count("GetOpportunity"), whole.count("GetOpportunity"));
+        resumed(&s, &path, &mut Vec::new()).await;
+        assert_eq!(s.account.count("ListOpportunities"), s.whole.count("ListOpportunities") + 1);
+        assert_eq!(s.account.count("GetOpportunity"), s.whole.count("GetOpportunity"));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_token_refused_on_resuming_lists_again_from_the_first_page_skipping_those_listed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        let whole = Account::new(45, 10);
-        let mut once = scan(&whole, &dir.path().join("once.json"));
-        once.run(&mut Progress::Silent, &mut Vec::new()).await.unwrap();
-
-        let account = Account::new(45, 10);
-        *account.broken.borrow_mut() = Some("ListOpportunities Some(\"20\")".to_owned());
-        scan(&account, &path).run(&mut Progress::Silent, &mut Vec::new()).await.unwrap_err();
+        let s = stopped(45, 10, "ListOpportunities Some(\"20\")", &path).await;
         let mut kept = State::load(&path, Catalog::Sandbox, false).unwrap();
         kept.opportunities.next_token = Some("expired".to_owned());
         kept.save(&path).unwrap();
 
-        *account.broken.borrow_mut() = None;
-        let mut resumed = scan(&account, &path);
         let mut log = Vec::new();
-        resumed.run(&mut Progress::Silent, &mut log).await.unwrap();
+        resumed(&s, &path, &mut log).await;
         let log = String::from_utf8(log).unwrap();
         assert!(
             log.contains("ListOpportunities failed after 1 attempt(s): ValidationException: NextToken Some(\"expired\") is invalid\nthe NextToken saved is refused: listing again from the first page, skipping the 20 opportunities listed already (up to O20)"),
             "{log}"
         );
-        assert_eq!(resumed.found, once.found);
-        assert_eq!(resumed.state.tally, once.state.tally);
         // Two pages, the broken third, then the refused token and every page again.
-        assert_eq!(account.count("ListOpportunities"), 2 + 1 + 1 + 5);
-        assert_eq!(account.count("GetOpportunity"), whole.count("GetOpportunity"));
+        assert_eq!(s.account.count("ListOpportunities"), 2 + 1 + 1 + 5);
+        assert_eq!(s.account.count("GetOpportunity"), s.whole.count("GetOpportunity"));
     }
 
     #[tokio::test(start_paused = true)]
