@@ -138,7 +138,7 @@ pub async fn command(args: Args, log: &mut impl Write) -> u8 {
             return 2;
         }
     };
-    let mut progress = Progress::new(std::io::stderr().is_terminal(), args.reads_per_second);
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
     if let Err(message) = scan.run(&mut progress, log).await {
         progress.finish();
         let _ = writeln!(
@@ -898,14 +898,15 @@ impl Meter {
 /// Progress on standard error: a bar with an ETA on a terminal, a line a save otherwise.
 pub enum Progress {
     Bar(ProgressBar),
-    Lines { reads_per_second: f64 },
+    /// Lines, with when this run began reading opportunities and how many were read then.
+    Lines(Option<(tokio::time::Instant, usize)>),
     Silent,
 }
 
 impl Progress {
-    pub fn new(terminal: bool, reads_per_second: f64) -> Self {
+    pub fn new(terminal: bool) -> Self {
         if !terminal {
-            return Self::Lines { reads_per_second };
+            return Self::Lines(None);
         }
         let bar = ProgressBar::new_spinner();
         bar.set_message("listing opportunities");
@@ -916,7 +917,7 @@ impl Progress {
     fn listed(&mut self, state: &State, log: &mut impl Write) {
         match self {
             Self::Bar(bar) => bar.set_message(format!("listing: {} listed", opportunities(state.tally.listed))),
-            Self::Lines { .. } => {
+            Self::Lines(_) => {
                 let _ = writeln!(
                     log,
                     "listing: page {}, {} listed",
@@ -930,17 +931,20 @@ impl Progress {
 
     /// The listing is done: `total` opportunities to read, `read` of them read already.
     fn reading(&mut self, total: usize, read: usize) {
-        if let Self::Bar(bar) = self {
-            let style = ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} opportunities read [{elapsed_precise}] ETA {eta} {msg}",
-            );
-            if let Ok(style) = style {
-                bar.set_style(style);
+        match self {
+            Self::Bar(bar) => {
+                bar.set_length(total as u64);
+                bar.set_position(read as u64);
+                bar.reset_eta();
+                bar.set_message("0 planned");
+                // Within 80 columns, so that a terminal of that width does not wrap it.
+                let style = ProgressStyle::with_template("{bar:20} {pos}/{len} opportunities read, ETA {eta}, {msg}");
+                if let Ok(style) = style {
+                    bar.set_style(style);
+                }
             }
-            bar.set_message("");
-            bar.set_length(total as u64);
-            bar.set_position(read as u64);
-            bar.reset_eta();
+            Self::Lines(since) => *since = Some((tokio::time::Instant::now(), read)),
+            Self::Silent => {}
         }
     }
 
@@ -960,13 +964,16 @@ impl Progress {
         elapsed: Duration,
         log: &mut impl Write,
     ) {
-        let planned = counted(planned as u64, "replacement", "replacements");
         match self {
             Self::Bar(bar) => bar.set_message(format!("{planned} planned")),
-            Self::Lines { reads_per_second } => {
+            Self::Lines(since) => {
+                let planned = counted(planned as u64, "replacement", "replacements");
                 let rate = made as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
-                // The reads left go at the asked rate at most: the least time they take.
-                let left = Duration::from_secs_f64(total.saturating_sub(state.read) as f64 / *reads_per_second);
+                // The opportunities left at the pace this run has read them: the pacing's, or less
+                // when the service throttles.
+                let (began, read_then) = since.unwrap_or((tokio::time::Instant::now(), 0));
+                let read_now = state.read.saturating_sub(read_then).max(1) as f64;
+                let left = began.elapsed().mul_f64(total.saturating_sub(state.read) as f64 / read_now);
                 let _ = writeln!(
                     log,
                     "read {} of {total} opportunities, {planned} planned, {made} reads at {rate:.2}/s, about {} left",
@@ -1092,6 +1099,8 @@ mod tests {
         throttle: Cell<u32>,
         /// `NextToken`s of `ListOpportunities` refused as expired.
         expired: RefCell<BTreeSet<String>>,
+        /// How long each `GetOpportunity` takes.
+        latency: Cell<Duration>,
     }
 
     impl Account {
@@ -1112,6 +1121,7 @@ mod tests {
                 broken: RefCell::default(),
                 throttle: Cell::new(0),
                 expired: RefCell::default(),
+                latency: Cell::default(),
             }
         }
 
@@ -1164,6 +1174,7 @@ mod tests {
         }
 
         async fn opportunity(&self, _: Catalog, id: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
+            tokio::time::sleep(self.latency.get()).await;
             self.answer(format!("GetOpportunity {id}"))?;
             Ok(self.opportunities.iter().find(|(l, _)| &l.id == id).map(|(_, h)| h.clone()))
         }
@@ -1228,6 +1239,31 @@ mod tests {
         assert_eq!(resumed.found, stopped.found);
         assert_eq!(resumed.state.tally, stopped.tally);
         resumed
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lines_give_the_time_left_at_the_pace_of_the_reads_so_far() {
+        let dir = tempfile::tempdir().unwrap();
+        let account = Account::new(250, 100);
+        let settings = Settings { catalog: Catalog::Sandbox, include_closed: false };
+        let mut run = Scan::open(&account, settings, 10.0, dir.path().join("s.json")).unwrap();
+        let mut log = Vec::new();
+        run.run(&mut Progress::Lines(None), &mut log).await.unwrap();
+        let log = String::from_utf8(log).unwrap();
+        assert!(log.contains("listing: page 3, 250 opportunities listed\n"), "{log}");
+        // 100 reads at 10/s took 10 s (the first in the turn after the last list page): 114 left.
+        assert_eq!(to_read(&account).len(), 214);
+        assert!(log.contains("read 100 of 214 opportunities, 100 replacements planned, 105 reads at "), "{log}");
+        assert!(log.contains("/s, about 12 s left\nread 200 of 214"), "{log}");
+
+        // Each read taking 300 ms, the pace is not the asked 10/s: the time left is 114 at 300 ms.
+        let account = Account::new(250, 100);
+        account.latency.set(Duration::from_millis(300));
+        let mut run = Scan::open(&account, settings, 10.0, dir.path().join("slow.json")).unwrap();
+        let mut log = Vec::new();
+        run.run(&mut Progress::Lines(None), &mut log).await.unwrap();
+        let log = String::from_utf8(log).unwrap();
+        assert!(log.contains("/s, about 35 s left\nread 200 of 214"), "{log}");
     }
 
     #[tokio::test(start_paused = true)]
