@@ -10,6 +10,8 @@ Reads are counted twice, by the scan's own report and by the emulator (its calls
 answers of ListSolutions, ListOpportunities and GetOpportunity). The wall time is the process's,
 start to exit; its peak resident memory and CPU time are the kernel's (wait4's rusage) for that
 process alone. A row fails unless the plan holds exactly the replacements the account implies.
+A row whose rate is above the asked one, or that saw a throttled read, is marked (`marks` in the
+JSON, `<-` and the reason on its line): a report to read, not a pass or a fail.
 """
 import argparse
 import json
@@ -108,12 +110,18 @@ def row(args, rate):
         raise SystemExit(f"the plan holds {result['plan_rows']} replacements, the account implies {expected}")
     if calls != result["scan_reads"]:
         raise SystemExit(f"the scan reports {result['scan_reads']} reads, the emulator counted {calls}")
+    marks = []
+    if result["reads_per_second"] > rate:
+        marks.append(f"above the asked {rate}/s")
+    if throttled or result["scan_throttled"]:
+        marks.append(f"{max(throttled, result['scan_throttled'])} throttled")
     result.update(asked=rate, quota=quota, reads=calls, throttled=throttled, expected_rows=expected,
-                  opportunities=args.opportunities,
+                  opportunities=args.opportunities, marks=marks,
                   calls={name: operations.get(name, {}).get("Calls", 0) for name in READS})
+    flagged = f"  <- {'; '.join(marks)}" if marks else ""
     print(f"    {rate:>4}/s asked (quota {quota}/s): {result['reads_per_second']:.2f} reads/s, {calls} reads, "
           f"{throttled} throttled, wall {result['wall_s']} s, CPU {result['cpu_s']} s, "
-          f"peak RSS {result['peak_rss_mib']} MiB, {result['plan_rows']} plan rows")
+          f"peak RSS {result['peak_rss_mib']} MiB, {result['plan_rows']} plan rows{flagged}")
     return result
 
 

@@ -14,7 +14,8 @@ plan_program
 export AWS_ENDPOINT_URL_PARTNERCENTRAL_SELLING="$EMULATOR"
 PLAN="$WORK/legacy.jsonl"
 AFTER="$WORK/legacy-after.jsonl"
-rm -f "$PLAN" "$PLAN.sent" "$PLAN.scan-state.json" "$AFTER" "$AFTER.scan-state.json"
+rm -f "$PLAN" "$PLAN.sent" "$PLAN.scan-state.json" "$PLAN.scan-state.json.journal" "$AFTER" "$AFTER.scan-state.json" \
+  "$AFTER.scan-state.json.journal"
 
 bold "==> the emulator holds, before anything runs:"
 show_state

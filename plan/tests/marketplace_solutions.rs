@@ -1,26 +1,31 @@
 //! `marketplace-solutions` as a person runs it, against the Partner Central emulator holding a
 //! generated account of 1,000 opportunities (reads scaled to 100/s, the scan at half of it): the plan
 //! holds exactly the replacements the seed implies, no read is throttled, a scan killed halfway reads
-//! at most one page again, and `send` followed by the worker leaves no legacy solution that had a
+//! at most one page's worth of opportunities again, and `send` followed by the worker leaves no legacy solution that had a
 //! counterpart on an opportunity the plan covers.
 
 mod moto;
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_config::SdkConfig;
 use aws_sdk_partnercentralselling::config::{Credentials, Region, SharedCredentialsProvider};
 use lambda_runtime::{Context, LambdaEvent};
 use moto::Moto;
 use opportunity_disassociator::aws::dead_letters::SqsDeadLetters;
-use opportunity_disassociator::aws::partner_central::{SdkPartnerCentral, ThrottleCount};
+use opportunity_disassociator::aws::partner_central::{ApiError, ErrorClass, SdkPartnerCentral, ThrottleCount};
 use opportunity_disassociator::config::WorkerConfig;
+use opportunity_disassociator::domain::opportunity::Holdings;
+use opportunity_disassociator::domain::request::{Catalog, OpportunityId};
 use opportunity_disassociator::pacing::Pacer;
 use opportunity_disassociator::worker::Worker;
 use opportunity_disassociator::worker::inbound::Payload;
+use opportunity_disassociator_plan::scan::{Listed, Page, Progress, Reads, Scan, SdkReads, Settings, Solution};
 use partner_central_emulator::{
     Emulator, EmulatorConfig, LifeCycleChange, QuotaConfig, ReviewStatus, RunningEmulator, Seed, Stage,
     TokenBucketConfig,
@@ -89,12 +94,12 @@ fn scan(emulator: &RunningEmulator, plan: &Path) -> tokio::process::Command {
     command
 }
 
-/// Pages of opportunities the state records as fully processed (0 while there is no state).
-fn pages_done(state: &Path) -> u64 {
+/// Opportunities the state records as read (0 while there is no state).
+fn read_so_far(state: &Path) -> u64 {
     std::fs::read_to_string(state)
         .ok()
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-        .and_then(|state| state["opportunities"]["pages"].as_u64())
+        .and_then(|state| state["read"].as_u64())
         .unwrap_or(0)
 }
 
@@ -110,11 +115,11 @@ async fn the_seeds_migration_is_planned_exactly_resumed_after_a_kill_and_carried
     let plan = dir.path().join("plan.jsonl");
     let state = dir.path().join("plan.jsonl.scan-state.json");
 
-    // A scan killed (SIGKILL) once it has processed three pages of opportunities.
+    // A scan killed (SIGKILL) once it has listed every page and saved three pages' worth of reads.
     let mut first = scan(&emulator, &plan).spawn().unwrap();
     let started = Instant::now();
-    while pages_done(&state) < 3 {
-        assert!(started.elapsed() < Duration::from_secs(120), "the scan processed no three pages within 120 s");
+    while read_so_far(&state) < 3 * PAGE as u64 {
+        assert!(started.elapsed() < Duration::from_secs(120), "the scan read no three pages' worth within 120 s");
         assert!(first.try_wait().unwrap().is_none(), "the scan ended before it was killed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -125,12 +130,14 @@ async fn the_seeds_migration_is_planned_exactly_resumed_after_a_kill_and_carried
     let report = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{report}");
     assert!(!state.exists(), "the state of a finished scan is removed");
+    assert!(!dir.path().join("plan.jsonl.scan-state.json.journal").exists(), "and its journal");
 
     let got = planned(&plan);
     assert_eq!(got.len(), expected.len(), "one request per replacement, none twice\n{report}");
     assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), expected, "{report}");
 
-    // Every read of both runs, counted by the emulator: none throttled, at most one page read twice.
+    // Every read of both runs, counted by the emulator: none throttled, the listing (done before the
+    // kill) not read again, at most one page's worth of opportunities read twice.
     let reads = emulator.state();
     let read_once = seed
         .opportunities
@@ -143,7 +150,7 @@ async fn the_seeds_migration_is_planned_exactly_resumed_after_a_kill_and_carried
     assert_eq!(reads.operation("ListSolutions").calls, 1, "the mapping is read once");
     let pages = (OPPORTUNITIES / PAGE) as u64;
     let list_calls = reads.operation("ListOpportunities").calls;
-    assert!((pages..=pages + 1).contains(&list_calls), "ListOpportunities called {list_calls} times");
+    assert_eq!(list_calls, pages, "ListOpportunities called {list_calls} times");
     let get_calls = reads.operation("GetOpportunity").calls;
     assert!(
         (read_once..=read_once + PAGE as u64).contains(&get_calls),
@@ -237,6 +244,18 @@ async fn the_seeds_migration_is_planned_exactly_resumed_after_a_kill_and_carried
     }
 }
 
+/// The SDK's settings of the stack, against the emulator with test credentials.
+async fn sdk(emulator: &RunningEmulator, lookup: impl Fn(&str) -> Option<String>, attempts: u32) -> SdkConfig {
+    let credentials = Credentials::new("test", "test", None, None, "test");
+    opportunity_disassociator::aws::sdk_config(lookup, attempts)
+        .await
+        .into_builder()
+        .endpoint_url(emulator.endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .build()
+}
+
 /// The worker as the stack runs it, but for the Lambda runtime around it: its settings from the
 /// same names, the SDK against the emulator, writes paced well above the test's needs.
 async fn worker(emulator: &RunningEmulator) -> Worker<SdkPartnerCentral, SqsDeadLetters> {
@@ -246,14 +265,7 @@ async fn worker(emulator: &RunningEmulator) -> Worker<SdkPartnerCentral, SqsDead
         _ => None,
     };
     let config = WorkerConfig::from_lookup(lookup).expect("the worker's settings");
-    let sdk = opportunity_disassociator::aws::sdk_config(lookup, config.max_attempts).await;
-    let credentials = Credentials::new("test", "test", None, None, "test");
-    let sdk = sdk
-        .into_builder()
-        .endpoint_url(emulator.endpoint())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .build();
+    let sdk = sdk(emulator, lookup, config.max_attempts).await;
     let throttles = Arc::new(ThrottleCount::default());
     let partner_central = SdkPartnerCentral::new(&sdk, &config, throttles.clone());
     let pacer = Arc::new(Pacer::local(config.writes_per_second));
@@ -262,4 +274,74 @@ async fn worker(emulator: &RunningEmulator) -> Worker<SdkPartnerCentral, SqsDead
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// The scan's reads over the SDK, but for the third page of opportunities, refused for good: a scan
+/// that stops while listing, the emulator's own `NextToken` saved.
+struct StoppedOnThirdPage {
+    sdk: SdkReads,
+    pages: Cell<u32>,
+}
+
+impl Reads for StoppedOnThirdPage {
+    async fn solutions(&self, catalog: Catalog, token: Option<&str>) -> Result<Page<Solution>, ApiError> {
+        self.sdk.solutions(catalog, token).await
+    }
+
+    async fn opportunities(&self, catalog: Catalog, token: Option<&str>) -> Result<Page<Listed>, ApiError> {
+        self.pages.set(self.pages.get() + 1);
+        if self.pages.get() == 3 {
+            let message = "the test stops the scan here".to_owned();
+            return Err(ApiError {
+                code: "AccessDeniedException".into(),
+                message,
+                request_id: None,
+                class: ErrorClass::Permanent,
+            });
+        }
+        self.sdk.opportunities(catalog, token).await
+    }
+
+    async fn opportunity(&self, catalog: Catalog, id: &OpportunityId) -> Result<Option<Holdings>, ApiError> {
+        self.sdk.opportunity(catalog, id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_token_the_service_refuses_is_listed_again_from_the_first_page() {
+    let seed = Seed::generate(350, 29);
+    let expected = implied(&seed);
+    let config = EmulatorConfig {
+        seed: seed.clone(),
+        quotas: QuotaConfig { read: None, write: None },
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(config).await.expect("the emulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.jsonl");
+    let state = dir.path().join("plan.jsonl.scan-state.json");
+
+    let reads = StoppedOnThirdPage { sdk: SdkReads::new(&sdk(&emulator, |_| None, 1).await), pages: Cell::new(0) };
+    let settings = Settings { catalog: Catalog::Sandbox, include_closed: false };
+    let mut stopped = Scan::open(reads, settings, 1000.0, state.clone()).unwrap();
+    stopped.run(&mut Progress::Silent, &mut Vec::new()).await.expect_err("stopped on the third page");
+    // The emulator's token, corrupted: the service refuses an expired one the same way.
+    let mut saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let token = saved["opportunities"]["next_token"].as_str().expect("a token saved").to_owned();
+    saved["opportunities"]["next_token"] = json!(format!("{token}0"));
+    std::fs::write(&state, saved.to_string()).unwrap();
+
+    let resumed = scan(&emulator, &plan).output().await.unwrap();
+    let report = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{report}");
+    assert!(report.contains("ListOpportunities failed after 1 attempt(s): ValidationException"), "{report}");
+    assert!(
+        report.contains("the NextToken saved is refused: listing again from the first page, skipping the 200 opportunities listed already"),
+        "{report}"
+    );
+    let got = planned(&plan);
+    assert_eq!(got.len(), expected.len(), "one request per replacement, none twice\n{report}");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected, "{report}");
+    // Two pages, the refused token, then the four pages from the first.
+    assert_eq!(emulator.state().operation("ListOpportunities").calls, 2 + 1 + 4);
 }

@@ -1,24 +1,30 @@
 //! The AWS CLI against the emulator: `aws partnercentral-selling list-solutions` and
 //! `list-opportunities` with `--endpoint-url`, its own paging included. The CLI is the pinned one
-//! of the tool venv (`AWS_CLI`, which the Makefile sets); without it the test says so and passes.
+//! of the tool venv: `AWS_CLI` (which the Makefile sets), or the checkout's `.venv/bin/aws`; without
+//! either the test fails, naming `make venv`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::common::start;
 
-/// The CLI to run, or `None` (with the reason printed) when none is given. Only `AWS_CLI`: an `aws`
-/// found on PATH may be a shim of a version manager with no CLI behind it, or another version.
-fn aws_cli() -> Option<PathBuf> {
-    let Some(path) = std::env::var_os("AWS_CLI") else {
-        eprintln!("SKIPPED: no AWS CLI given (AWS_CLI, which `make test` sets to the tool venv's)");
-        return None;
-    };
-    let path = PathBuf::from(path);
-    assert!(path.is_file(), "AWS_CLI={} does not exist: run `make venv` (tools/venv.sh)", path.display());
-    Some(path)
+/// The CLI to run: `AWS_CLI`, or the venv's of the checkout (from the emulator package or the
+/// checkout beneath it), as `tests/it/moto_server.rs` finds moto. Never an `aws` found on PATH: it
+/// may be a shim of a version manager with no CLI behind it, or another version.
+fn aws_cli() -> PathBuf {
+    let path = std::env::var_os("AWS_CLI").map(PathBuf::from).unwrap_or_else(|| {
+        let venv = |root: &Path| root.join(".venv/bin/aws");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        [venv(root), venv(&root.join(".."))].into_iter().find(|p| p.is_file()).unwrap_or_else(|| venv(&root.join("..")))
+    });
+    assert!(
+        path.is_file(),
+        "the AWS CLI is not at {}: run `make venv` (it installs the pinned tools in .venv/), or set AWS_CLI",
+        path.display()
+    );
+    path
 }
 
 /// Runs `aws partnercentral-selling ARGS --endpoint-url ENDPOINT --output json` with test
@@ -54,7 +60,7 @@ fn ids(page: &Value, member: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn the_aws_cli_lists_solutions_and_opportunities() {
-    let Some(cli) = aws_cli() else { return };
+    let cli = aws_cli();
     let emulator = start().await;
     let ep = emulator.endpoint();
 
