@@ -34,6 +34,11 @@ case "$kind" in
     exit 2
     ;;
 esac
+# VENV_DIR may be relative (to the checkout) or absolute (the Makefile's VENV).
+case "$venv" in
+  /*) ;;
+  *) venv="$root/$venv" ;;
+esac
 
 # Never build a venv with a project venv's own interpreter (make puts .venv/bin first on PATH, and
 # that venv may be the one about to be removed): drop the project's venvs, and this one wherever it
@@ -85,7 +90,7 @@ PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
   --requirement "$requirements" --constraint "$constraints"
 
 # Check that what was installed runs, with the venv first on PATH as make puts it.
-export PATH="$root/$venv/bin:$PATH"
+export PATH="$venv/bin:$PATH"
 case "$kind" in
   main)
     cargo lambda --version >/dev/null
