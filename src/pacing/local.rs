@@ -112,12 +112,20 @@ impl LocalPacer {
     }
 }
 
+/// Pacing alone, an instance's writes collide with its peers' (each paces at its share with no way to
+/// stagger: a bucket of 1 refuses whichever comes second), so it sees runs of throttled answers that
+/// the per-second quota explains, a write in two refused. Such a run is taken for a budget spent
+/// elsewhere only when it lasts this many of the longest spacings at the account's quota: ten or
+/// so writes refused in a row, which collisions alone make vanishingly rare.
+const ALONE_SPENT_RUN_LONGEST_SPACINGS: u64 = 8;
+
 /// An instance's own count of its writes against its share of the day's budget, while it paces
-/// alone, by the same buckets and the same rule for a budget spent elsewhere as the shared slots.
+/// alone, by the same buckets as the shared slots, and the same rule for a budget spent elsewhere
+/// over a longer run (its peers' collisions).
 #[derive(Debug)]
 pub struct LocalBudget {
     budget: Budget,
-    /// A run of throttled answers longer than this is no per-second quota's doing.
+    /// A run of throttled answers longer than this is no per-second quota's, nor its peers', doing.
     explained_ms: u64,
     /// The account's per-second spacing: how far apart turns go as the room frees.
     spacing_ms: u64,
@@ -146,7 +154,7 @@ impl LocalBudget {
         let spacing_ms = (1000.0 / account_per_second).ceil().max(1.0) as u64;
         Self {
             budget,
-            explained_ms: SlowDown::new(spacing_ms).half_life_ms(),
+            explained_ms: SlowDown::new(spacing_ms).longest_ms() * ALONE_SPENT_RUN_LONGEST_SPACINGS,
             spacing_ms,
             turns_ahead_ms: turns_ahead.as_millis() as u64,
             clock: Clock::now(),

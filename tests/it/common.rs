@@ -512,6 +512,21 @@ pub async fn pump_once(moto: &Moto, queues: &Queues, runtime: &RuntimeApi, batch
     pump(moto, queues, runtime, batch, timeout, None, true).await
 }
 
+/// [`pump_once`] until the work queue is empty, or fails after `within`; other pollers may feed the
+/// same queue. moto counts a queue's visible and its in-flight messages one after the other, so a
+/// message that becomes visible between the two (a failed record released by another poller) is in
+/// neither: the queue is taken as empty when it reads empty and a receive after that finds nothing.
+pub async fn pump_until_drained(moto: &Moto, queues: &Queues, runtime: &RuntimeApi, within: Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        assert!(started.elapsed() < within, "the queue did not drain within {within:?}");
+        let empty = moto.depth(&queues.work_url).await == 0;
+        if pump_once(moto, queues, runtime, 10, within).await.received == 0 && empty {
+            return;
+        }
+    }
+}
+
 /// [`pump_once`] as Lambda's mapping does it: a failed record is left alone, to come back when its
 /// visibility runs out (the queue's timeout, or the function's own `ChangeMessageVisibility`).
 pub async fn pump_as_lambda(moto: &Moto, queues: &Queues, runtime: &RuntimeApi, timeout: Duration) -> PumpPass {

@@ -7,13 +7,12 @@
 use std::time::Duration;
 
 use crate::common::{
-    Function, Moto, Queues, RuntimeApi, TEST_KEYS, emulator_config, function_env, pump_once, start_emulator,
+    Function, Moto, Queues, RuntimeApi, TEST_KEYS, emulator_config, function_env, pump_until_drained, start_emulator,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use opportunity_disassociator::aws::write_slots::ITEM_KEY;
 use partner_central_emulator::{EmulatorConfig, QuotaConfig, RunningEmulator, TokenBucketConfig};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
 const MESSAGES: usize = 20;
 
 /// `MESSAGES` opportunities, each holding one solution; writes at 10 per second, no burst.
@@ -55,31 +54,23 @@ async fn backlog(moto: &Moto, name: &str) -> Queues {
     queues
 }
 
-/// One poller feeding one instance until the queue is empty.
-async fn poll(moto: &Moto, queues: &Queues, runtime: &RuntimeApi) {
-    let started = tokio::time::Instant::now();
-    while moto.depth(&queues.work_url).await > 0 {
-        assert!(started.elapsed() < Duration::from_secs(120), "the queue did not drain");
-        pump_once(moto, queues, runtime, 10, TIMEOUT).await;
-    }
-}
-
 /// Two instances, each fed by its own poller, at once.
 async fn drain(moto: &Moto, queues: &Queues, [a, b]: [&RuntimeApi; 2]) {
-    tokio::join!(poll(moto, queues, a), poll(moto, queues, b));
+    let within = Duration::from_secs(120);
+    tokio::join!(pump_until_drained(moto, queues, a, within), pump_until_drained(moto, queues, b, within));
 }
 
-fn disassociated(emulator: &RunningEmulator) -> usize {
+/// The requests that did not land exactly once, with how many times each did (empty: all did).
+fn not_landed_once(emulator: &RunningEmulator) -> Vec<(String, u64)> {
+    let state = emulator.state();
     (0..MESSAGES)
-        .filter(|i| {
-            emulator.state().disassociation_count(
-                "Sandbox",
-                &format!("O50000{i:02}"),
-                "Solutions",
-                &format!("S-50000{i:02}"),
-            ) == 1
+        .map(|i| {
+            let id = format!("O50000{i:02}");
+            let count = state.disassociation_count("Sandbox", &id, "Solutions", &format!("S-50000{i:02}"));
+            (id, count)
         })
-        .count()
+        .filter(|(_, count)| *count != 1)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +85,7 @@ async fn two_instances_claim_their_slots_in_one_table_and_every_request_lands() 
     let before = crate::common::now_ms();
     drain(&moto, &queues, [&a, &b]).await;
 
-    assert_eq!(disassociated(&emulator), MESSAGES, "every request landed once");
+    assert_eq!(not_landed_once(&emulator), [], "every request landed once");
     assert!(moto.drain(&queues.dlq_url).await.is_empty(), "nothing dead-lettered");
     let item = moto
         .dynamodb()
@@ -128,10 +119,10 @@ async fn a_table_that_cannot_be_reached_leaves_each_instance_pacing_alone() {
     let mut fb = Function::start(&b, &env(&emulator, &moto, &queues, &closed, "write-slots"));
     drain(&moto, &queues, [&a, &b]).await;
 
-    assert_eq!(disassociated(&emulator), MESSAGES, "every request landed once");
+    let logs = [fa.all_lines().await.join("\n"), fb.all_lines().await.join("\n")];
+    assert_eq!(not_landed_once(&emulator), [], "every request landed once\n{}", logs.join("\n"));
     assert!(moto.drain(&queues.dlq_url).await.is_empty(), "nothing dead-lettered");
-    for function in [&mut fa, &mut fb] {
-        let lines = function.all_lines().await.join("\n");
+    for lines in logs {
         assert!(lines.contains("paces alone at its share"), "each instance said it fell back: {lines}");
     }
 }

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::common::{
-    Function, Moto, RuntimeApi, TEST_KEYS, function_env, now_ms, pump_once, solutions_backlog, solutions_emulator,
+    Function, Moto, RuntimeApi, TEST_KEYS, function_env, now_ms, pump_until_drained, solutions_backlog,
+    solutions_emulator,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use opportunity_disassociator::aws::write_slots::ITEM_KEY;
 use partner_central_emulator::DailyQuotaConfig;
 
 const MESSAGES: usize = 20;
-const TIMEOUT: Duration = Duration::from_secs(60);
 const HOUR_MS: u64 = 3_600_000;
 
 fn opportunity(i: usize) -> (String, String) {
@@ -59,17 +59,8 @@ async fn two_instances_drain_through_a_table_whose_every_number_is_poisoned() {
     let env = function_env(&TEST_KEYS, &emulator, Some(&moto), &settings);
     let (a, b) = (RuntimeApi::start().await, RuntimeApi::start().await);
     let functions = [Function::start(&a, &env), Function::start(&b, &env)];
-    let poll = |runtime| {
-        let (moto, queues) = (&moto, &queues);
-        async move {
-            let started = tokio::time::Instant::now();
-            while moto.depth(&queues.work_url).await > 0 {
-                assert!(started.elapsed() < Duration::from_secs(120), "the queue did not drain");
-                pump_once(moto, queues, runtime, 10, TIMEOUT).await;
-            }
-        }
-    };
-    tokio::join!(poll(&a), poll(&b));
+    let within = Duration::from_secs(120);
+    tokio::join!(pump_until_drained(&moto, &queues, &a, within), pump_until_drained(&moto, &queues, &b, within));
 
     let landed = (0..MESSAGES)
         .filter(|&i| {
