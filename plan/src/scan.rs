@@ -621,11 +621,28 @@ pub struct Settings {
     pub include_closed: bool,
 }
 
+/// Why a listed opportunity is not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unread {
+    ClosedLost,
+    Rejected,
+}
+
 impl Settings {
-    /// Whether a listed opportunity is read: not when it is `Closed Lost` (unless `--include-closed`)
-    /// or `Rejected`.
+    /// Why a listed opportunity is left unread: `Closed Lost` (unless `--include-closed`), or
+    /// `Rejected`. `None`: it is read.
+    fn unread(&self, listed: &Listed) -> Option<Unread> {
+        if listed.closed_lost && !self.include_closed {
+            Some(Unread::ClosedLost)
+        } else if listed.rejected {
+            Some(Unread::Rejected)
+        } else {
+            None
+        }
+    }
+
     fn reads(&self, listed: &Listed) -> bool {
-        (self.include_closed || !listed.closed_lost) && !listed.rejected
+        self.unread(listed).is_none()
     }
 }
 
@@ -713,10 +730,10 @@ impl<R: Reads> Scan<R> {
             page.items.retain(|l| known.insert(l.id.clone()));
             for listed in &page.items {
                 self.state.tally.listed += 1;
-                if listed.closed_lost && !self.settings.include_closed {
-                    self.state.tally.closed_lost += 1;
-                } else if listed.rejected {
-                    self.state.tally.rejected += 1;
+                match self.settings.unread(listed) {
+                    Some(Unread::ClosedLost) => self.state.tally.closed_lost += 1,
+                    Some(Unread::Rejected) => self.state.tally.rejected += 1,
+                    None => {}
                 }
             }
             self.state.opportunities.advance(page.next);
